@@ -1,0 +1,36 @@
+# make demo  - asyncio workers riding an Aurora failover on a simulated cluster, with and without aurora_async
+# make test  - everything CI runs: set-up, ruff, mypy, the whole pytest suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SOURCES := aurora_async tests examples benchmarks
+
+.PHONY: test demo lint typecheck servers bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+servers:
+	@scripts/ensure-servers
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) servers lint typecheck
+	$(BIN)/pytest
+
+demo: $(STAMP) servers
+	$(BIN)/python examples/demo.py
+
+bench: $(STAMP) servers
+	$(BIN)/python benchmarks/bench_simulator.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,35 @@
+"""Test tools: a local Aurora-like cluster of real database servers with fault injection.
+
+``AuroraSimulator`` starts real PostgreSQL servers (a writer and streaming replicas) on loopback
+addresses, each behind a fault proxy, with Aurora's catalog functions faked so that the real Aurora SQL
+runs unchanged. It can fail over, switch over, crash, black-hole, slow down, reboot, add and remove
+instances, and it reproduces stale cluster-endpoint DNS. The pytest plugin (installed with the package)
+provides an ``aurora_postgres`` fixture; ``python -m aurora_async.testing up`` starts a cluster from
+the shell.
+"""
+
+from __future__ import annotations
+
+from ._control_plane import FailoverDelays, InstanceState
+from ._errors import SimulatorError
+from ._pg_catalog import TopologyMode
+from ._simulator import AuroraSimulator
+from ._timeline import FailoverReport, TimelineEvent
+
+__all__ = [
+    "AuroraSimulator",
+    "FailoverDelays",
+    "FailoverReport",
+    "InstanceState",
+    "SimulatorError",
+    "TimelineEvent",
+    "TopologyMode",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if hasattr(_obj, "__module__"):
+        try:
+            _obj.__module__ = __name__
+        except (AttributeError, TypeError):
+            pass

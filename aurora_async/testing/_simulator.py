@@ -1,0 +1,391 @@
+"""``AuroraSimulator``: a local Aurora-like cluster of real database servers behind fault proxies."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from ._control_plane import MAX_INSTANCES, ControlPlane, FailoverDelays, Instance, InstanceState
+from ._errors import SimulatorError
+from ._network import (
+    FIRST_INSTANCE_OCTET,
+    READER_ENDPOINT_OCTET,
+    WRITER_ENDPOINT_OCTET,
+    check_prefix,
+    pick_port,
+)
+from ._pg_catalog import TOPOLOGY_MODES, TopologyMode
+from ._pg_cluster import PostgresCluster
+from ._pg_server import PgBinaries
+from ._process import OsUser, run_to_completion
+from ._proxy_client import ProxyProcess
+from ._tempdirs import choose_base_dir, make_root, sweep_stale_dirs
+from ._timeline import FailoverReport, Timeline, TimelineEvent
+
+
+class AuroraSimulator:
+    """A local, Aurora-like cluster: one writer and N-1 streaming replicas of real PostgreSQL servers,
+    each behind a fault proxy on its own loopback address, plus writer and reader cluster endpoints.
+
+    Use it as an async context manager; everything it started is stopped and deleted on exit, also on
+    errors and cancellation::
+
+        async with AuroraSimulator(engine="postgresql", instances=3) as sim:
+            conn = await asyncpg.connect(sim.dsn("cluster"))
+            report = await sim.failover()
+            print(report.format())
+
+    :param engine: ``"postgresql"`` (``"mysql"`` is planned).
+    :param instances: number of instances, 1 to 32; the first is the writer.
+    :param topology: which catalog the servers expose: ``"aurora"`` (``aurora_replica_status()`` and
+        friends), ``"multi-az"`` (``rds_tools.*`` of RDS Multi-AZ DB clusters) or ``"none"`` (plain).
+    :param dns_delay: seconds after a promotion before the writer and reader cluster endpoints follow
+        the new topology (stale DNS, as clients of Aurora see it).
+    :param delays: pauses between the other failover steps.
+    :param address_prefix: three loopback octets; instance ``"11"`` listens on ``<prefix>11``, the writer
+        endpoint on ``<prefix>1`` and the reader endpoint on ``<prefix>2``.
+    :param port: the client-facing port of every endpoint (default: a free one).
+    :param user: database user in :meth:`dsn` (created, without superuser rights, unless ``postgres``).
+    :param password: its password, if any (authentication is ``trust`` on the simulator's loopback).
+    :param database: database in :meth:`dsn` (created unless ``postgres``).
+    :param max_connections: per server.
+    :param pg_bin_dir: directory with ``initdb``, ``postgres``, ``pg_basebackup`` and ``pg_rewind``
+        (default: ``$AURORA_SIM_PG_BIN``, then ``/usr/lib/postgresql/*/bin``, then ``PATH``).
+    :param server_user: OS user that runs the servers when the simulator runs as root (default
+        ``postgres``, else ``nobody``).
+    :param base_dir: where the temporary directory is created (default: ``$AURORA_SIM_BASE_DIR``, else
+        ``/dev/shm`` when it is a writable memory file system with room to spare, else the system temp
+        dir; on a memory file system start-up is several times faster).
+    """
+
+    def __init__(
+        self,
+        engine: str = "postgresql",
+        instances: int = 3,
+        *,
+        topology: TopologyMode = "aurora",
+        dns_delay: float = 3.0,
+        delays: FailoverDelays | None = None,
+        address_prefix: str = "127.0.42.",
+        port: int | None = None,
+        user: str = "postgres",
+        password: str | None = None,
+        database: str = "postgres",
+        max_connections: int = 300,
+        pg_bin_dir: str | os.PathLike[str] | None = None,
+        server_user: str | None = None,
+        base_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if engine == "mysql":
+            raise SimulatorError("engine 'mysql' is not available in the simulator yet; use 'postgresql'")
+        if engine not in ("postgresql", "postgres"):
+            raise ValueError(f"unknown engine {engine!r}: expected 'postgresql'")
+        if (
+            isinstance(instances, bool)
+            or not isinstance(instances, int)
+            or not 1 <= instances <= MAX_INSTANCES
+        ):
+            raise ValueError(f"instances must be an integer from 1 to {MAX_INSTANCES}, not {instances!r}")
+        if topology not in TOPOLOGY_MODES:
+            raise ValueError(f"topology must be one of {', '.join(TOPOLOGY_MODES)}, not {topology!r}")
+        if dns_delay < 0:
+            raise ValueError("dns_delay must be >= 0")
+        if max_connections < 10:
+            raise ValueError("max_connections must be at least 10")
+        for name, value in (("user", user), ("database", database)):
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", value):
+                raise ValueError(f"{name} must be a plain SQL identifier, not {value!r}")
+        self.engine = "postgresql"
+        self.topology: TopologyMode = topology
+        self.dns_delay = float(dns_delay)
+        self.delays = delays or FailoverDelays()
+        self._size = instances
+        self._prefix = check_prefix(address_prefix)
+        self._requested_port = port
+        self._user, self._password, self._database = user, password, database
+        self._max_connections = max_connections
+        self._pg_bin_dir = pg_bin_dir
+        self._server_user = server_user
+        self._base_dir = choose_base_dir(base_dir)
+        self._lock = asyncio.Lock()
+        self._cluster: PostgresCluster | None = None
+        self._proxy: ProxyProcess | None = None
+        self._control: ControlPlane | None = None
+        self._root: Path | None = None
+        self._timeline = Timeline()
+        self._state: Literal["new", "running", "closed"] = "new"
+
+    def __repr__(self) -> str:
+        if self._control is None or self._state != "running":
+            return f"<AuroraSimulator {self.engine} {self._state}>"
+        control = self._control
+        return (
+            f"<AuroraSimulator {self.engine} writer={control.writer_id} readers={control.reader_ids} "
+            f"cluster={self.cluster_endpoint}>"
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> AuroraSimulator:
+        if self._state != "new":
+            raise SimulatorError("an AuroraSimulator can be started only once")
+        self._state = "running"
+        try:
+            await self._start()
+        except BaseException:
+            await run_to_completion(self._cleanup())
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await run_to_completion(self._cleanup())
+
+    async def _start(self) -> None:
+        started = time.monotonic()
+        binaries = PgBinaries.find(self._pg_bin_dir)
+        server_user = OsUser.for_servers(self._server_user)
+        sweep_stale_dirs(self._base_dir)
+        self._root = make_root(self._base_dir, server_user)
+
+        ids = [str(FIRST_INSTANCE_OCTET + k) for k in range(self._size)]
+        instances = {
+            instance_id: Instance(instance_id, self._prefix + instance_id, "writer" if k == 0 else "reader")
+            for k, instance_id in enumerate(ids)
+        }
+        instance_hosts = [i.address for i in instances.values()]
+        endpoint_hosts = [self._address(WRITER_ENDPOINT_OCTET), self._address(READER_ENDPOINT_OCTET)]
+        port = pick_port(endpoint_hosts + instance_hosts, self._requested_port)
+        backend_port = pick_port(instance_hosts, None, avoid={port})
+
+        self._proxy = ProxyProcess(self._root / "proxy.log")
+        self._cluster = PostgresCluster(
+            root=self._root,
+            binaries=binaries,
+            user=server_user,
+            topology=self.topology,
+            cluster_tag=uuid.uuid4().hex[:8],
+            backend_port=backend_port,
+            max_connections=self._max_connections,
+            database=self._database,
+            db_user=self._user,
+            password=self._password,
+        )
+        control = ControlPlane(
+            cluster=self._cluster,
+            proxy=self._proxy,
+            timeline=self._timeline,
+            instances=instances,
+            prefix=self._prefix,
+            port=port,
+            tag=self._cluster.cluster_tag,
+            dns_delay=self.dns_delay,
+            delays=self.delays,
+        )
+        writer = (ids[0], instances[ids[0]].address)
+        replicas = [(i, instances[i].address) for i in ids[1:]]
+        await asyncio.gather(self._proxy.start(), self._cluster.create(writer, replicas, control.rows()))
+        for inst in instances.values():
+            await self._proxy.call("backend", name=inst.instance_id, host=inst.address, port=backend_port)
+            await self._proxy.call(
+                "listen", name=inst.instance_id, host=inst.address, port=port, targets=[inst.instance_id]
+            )
+        await self._proxy.call("listen", name="cluster", host=endpoint_hosts[0], port=port, targets=ids[:1])
+        await self._proxy.call(
+            "listen", name="reader", host=endpoint_hosts[1], port=port, targets=ids[1:] or ids[:1]
+        )
+        self._control = control
+        self._timeline.record(
+            "cluster started",
+            f"{self._size} instance(s), writer {ids[0]}, in {time.monotonic() - started:.2f} s",
+        )
+
+    async def _cleanup(self) -> None:
+        self._state = "closed"
+        if self._proxy is not None:
+            await self._proxy.close()
+        if self._cluster is not None:
+            await self._cluster.close()
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+
+    def _running(self) -> ControlPlane:
+        if self._state != "running" or self._control is None:
+            raise SimulatorError("the simulator is not running; use `async with AuroraSimulator(...) as sim`")
+        return self._control
+
+    @asynccontextmanager
+    async def _operation(self) -> AsyncIterator[ControlPlane]:
+        """One operation at a time: each one leaves the cluster consistent for the next."""
+        async with self._lock:
+            yield self._running()
+
+    # -- what tests read -------------------------------------------------------------------------
+
+    def _address(self, octet: int) -> str:
+        return f"{self._prefix}{octet}"
+
+    @property
+    def instance_ids(self) -> list[str]:
+        """Instance identifiers, such as ``["11", "12", "13"]`` (they are also the last address octet)."""
+        return self._running().instance_ids
+
+    @property
+    def writer_id(self) -> str:
+        return self._running().writer_id
+
+    @property
+    def reader_ids(self) -> list[str]:
+        return self._running().reader_ids
+
+    @property
+    def port(self) -> int:
+        """The port every endpoint listens on."""
+        return self._running().port
+
+    @property
+    def cluster_endpoint(self) -> str:
+        """``host:port`` of the writer cluster endpoint (follows a failover after ``dns_delay``)."""
+        return f"{self._address(WRITER_ENDPOINT_OCTET)}:{self.port}"
+
+    @property
+    def reader_endpoint(self) -> str:
+        """``host:port`` of the reader cluster endpoint (spreads new connections over replicas)."""
+        return f"{self._address(READER_ENDPOINT_OCTET)}:{self.port}"
+
+    @property
+    def instance_host_pattern(self) -> str:
+        """Value for ``cluster_instance_host_pattern``: ``?`` stands for an instance id."""
+        return f"{self._prefix}?:{self.port}"
+
+    def endpoint(self, instance_id: str | int) -> str:
+        """``host:port`` of one instance's own endpoint."""
+        return f"{self._running().get(instance_id).address}:{self.port}"
+
+    def server_endpoint(self, instance_id: str | int) -> str:
+        """``host:port`` of the instance's database server itself, bypassing its fault proxy.
+
+        Faults do not apply there; benchmarks use it to measure what the proxy costs."""
+        control = self._running()
+        return f"{control.get(instance_id).address}:{control.cluster.backend_port}"
+
+    def dsn(self, target: str | int = "cluster") -> str:
+        """A ``postgresql://`` DSN for ``"cluster"``, ``"reader"`` or an instance id."""
+        control = self._running()
+        if target == "cluster":
+            host = self._address(WRITER_ENDPOINT_OCTET)
+        elif target == "reader":
+            host = self._address(READER_ENDPOINT_OCTET)
+        else:
+            host = control.get(target).address
+        return control.cluster.dsn(host, control.port)
+
+    @property
+    def instances(self) -> dict[str, InstanceState]:
+        """A snapshot of every instance: role, whether its server runs, its network fault, latency."""
+        return self._running().snapshot()
+
+    @property
+    def timeline(self) -> list[TimelineEvent]:
+        """Everything the simulator did, oldest first (``at`` is a ``time.monotonic()`` timestamp)."""
+        return list(self._timeline.events)
+
+    @property
+    def root(self) -> Path:
+        """The temporary directory holding data directories and logs (deleted on exit)."""
+        self._running()
+        assert self._root is not None
+        return self._root
+
+    @property
+    def process_ids(self) -> list[int]:
+        """PIDs of the running postmasters and of the fault proxy process."""
+        pids = self._cluster.pids() if self._cluster is not None else []
+        if self._proxy is not None and self._proxy.pid is not None:
+            pids.append(self._proxy.pid)
+        return pids
+
+    async def proxy_status(self) -> dict[str, Any]:
+        """Backends (mode, delay, open connections) and listeners of the fault proxy."""
+        return await self._running().proxy.call("status")
+
+    async def wait_dns_settled(self, timeout: float | None = None) -> None:
+        """Wait until the endpoints follow the current topology (after a failover's ``dns_delay``)."""
+        await self._running().wait_dns_settled(timeout)
+
+    # -- operations ------------------------------------------------------------------------------
+
+    async def failover(self, target: str | int | None = None) -> FailoverReport:
+        """Aurora's unplanned failover: the writer is lost (its server killed), a replica is promoted,
+        the topology is updated, the other replicas are re-pointed (their connections dropped), the old
+        writer rejoins as a replica; the cluster endpoints follow ``dns_delay`` after the promotion.
+
+        With no running replica the writer is restarted in place, as Aurora does.
+
+        :param target: the replica to promote (default: the one that received the most WAL; a target
+            that lags first catches up from it, so no acknowledged commit is lost).
+        :returns: a report with the timeline of the steps.
+        """
+        async with self._operation() as control:
+            return await control.fail_over("failover", target)
+
+    async def switchover(self, target: str | int | None = None) -> FailoverReport:
+        """A planned failover: the writer is shut down cleanly first (sessions are terminated with
+        SQLSTATE 57P01, all WAL reaches the replicas), then the same steps as :meth:`failover`."""
+        async with self._operation() as control:
+            return await control.fail_over("switchover", target)
+
+    async def crash(self, instance_id: str | int) -> None:
+        """Kill the instance's server: its connections are reset, new connects are refused.
+
+        A crashed writer stays down (no failover) until :meth:`restore` or :meth:`failover`."""
+        async with self._operation() as control:
+            await control.crash(instance_id)
+
+    async def blackhole(self, instance_id: str | int) -> None:
+        """Silence the instance's network: bytes stop both ways, sockets stay open, new connects hang."""
+        async with self._operation() as control:
+            await control.blackhole(instance_id)
+
+    async def latency(self, instance_id: str | int, seconds: float) -> None:
+        """Add ``seconds`` to every round trip to the instance (half each way); 0 removes it."""
+        async with self._operation() as control:
+            await control.latency(instance_id, seconds)
+
+    async def drop_after_commit(self, instance_id: str | int) -> None:
+        """The next COMMIT sent through this instance's proxy is executed by the server, but the
+        client's connection is reset before the reply reaches it: the transaction commits and the
+        client cannot know. One-shot; plain-text connections only."""
+        async with self._operation() as control:
+            await control.drop_after_commit(instance_id)
+
+    async def restore(self, instance_id: str | int) -> None:
+        """Undo crash, black hole and latency: the instance runs and is reachable again (a replica that
+        crashed before a failover rejoins the new writer)."""
+        async with self._operation() as control:
+            await control.restore(instance_id)
+
+    async def reboot(self, instance_id: str | int) -> None:
+        """Restart the instance's server cleanly: connections are dropped, the role stays."""
+        async with self._operation() as control:
+            await control.reboot(instance_id)
+
+    async def add_instance(self) -> str:
+        """Add a replica (a hot base backup of the writer); returns its id."""
+        async with self._operation() as control:
+            return await control.add_instance()
+
+    async def remove_instance(self, instance_id: str | int) -> None:
+        """Delete an instance. Deleting the writer first fails over to a replica, as Aurora does."""
+        async with self._operation() as control:
+            await control.remove_instance(instance_id)

@@ -1,0 +1,177 @@
+"""Test helpers: every wait has a deadline, every simulator is checked for leftovers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from aurora_async.testing import AuroraSimulator
+
+CONNECT_TIMEOUT = 5.0
+
+
+async def connect(dsn: str, timeout: float = CONNECT_TIMEOUT) -> asyncpg.Connection:
+    return await asyncpg.connect(dsn, timeout=timeout)
+
+
+async def fetchval(dsn: str, query: str) -> object:
+    conn = await connect(dsn)
+    try:
+        return await conn.fetchval(query, timeout=CONNECT_TIMEOUT)
+    finally:
+        await conn.close(timeout=CONNECT_TIMEOUT)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, what: str = "condition"
+) -> None:
+    """Wait for ``check`` to hold, polling, with a deadline (never a bare sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await check():
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """PIDs whose command line contains ``text`` (a simulator's temp directory, for instance)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+async def refused(endpoint: str) -> bool:
+    host, port = endpoint.rsplit(":", 1)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2)
+    except ConnectionRefusedError:
+        return True
+    writer.close()
+    return False
+
+
+class Leftovers:
+    """What a running simulator owns, captured so that it can be checked after it stopped."""
+
+    def __init__(self, sim: AuroraSimulator) -> None:
+        self.root = sim.root
+        self.pids = sim.process_ids
+        self.endpoints = [sim.cluster_endpoint, sim.reader_endpoint] + [
+            sim.endpoint(i) for i in sim.instance_ids
+        ]
+
+    async def assert_none(self) -> None:
+        assert not self.root.exists(), f"{self.root} was left behind"
+        alive = [pid for pid in self.pids if process_exists(pid)]
+        assert not alive, f"processes left running: {alive}"
+        assert processes_mentioning(str(self.root)) == []
+        for endpoint in self.endpoints:
+            assert await refused(endpoint), f"{endpoint} still accepts connections"
+
+
+# What asyncpg raises when the server side of a connection vanishes. InternalClientError: asyncpg 0.32
+# raises it ("cannot switch to state 15; another operation (2) is in progress") for a query issued just
+# as the server's FATAL "terminating connection due to administrator command" arrives.
+CONNECTION_LOST = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
+
+# The incumbent's Aurora PostgreSQL SQL, verbatim (reference/aws-wrapper-facts.md section 4.3).
+AURORA_TOPOLOGY_SQL = (
+    "SELECT SERVER_ID, CASE WHEN SESSION_ID OPERATOR(pg_catalog.=) 'MASTER_SESSION_ID' THEN TRUE ELSE "
+    "FALSE END, CPU, COALESCE(REPLICA_LAG_IN_MSEC, 0), LAST_UPDATE_TIMESTAMP FROM "
+    "pg_catalog.aurora_replica_status() WHERE EXTRACT(EPOCH FROM(pg_catalog.NOW() OPERATOR(pg_catalog.-) "
+    "LAST_UPDATE_TIMESTAMP)) OPERATOR(pg_catalog.<=) 300 OR SESSION_ID OPERATOR(pg_catalog.=) "
+    "'MASTER_SESSION_ID' OR LAST_UPDATE_TIMESTAMP IS NULL"
+)
+AURORA_REPLICA_STATUS_COLUMNS = [
+    "server_id", "session_id", "durable_lsn", "highest_lsn_rcvd", "current_read_lsn",
+    "cur_replay_latency_in_usec", "active_txns", "is_current", "last_transport_error",
+    "last_error_timestamp", "last_update_timestamp", "feedback_xmin", "feedback_epoch",
+    "replica_lag_in_msec", "log_stream_speed_in_kib_per_second", "log_buffer_sequence_number",
+    "oldest_read_view_trx_id", "oldest_read_view_lsn", "pending_read_ios", "read_ios", "iops", "cpu",
+]  # fmt: skip
+AURORA_HOST_ID_SQL = (
+    "SELECT pg_catalog.aurora_db_instance_identifier(), pg_catalog.aurora_db_instance_identifier()"
+)
+AURORA_WRITER_ID_SQL = (
+    "SELECT SERVER_ID FROM pg_catalog.aurora_replica_status() WHERE SESSION_ID OPERATOR(pg_catalog.=) "
+    "'MASTER_SESSION_ID' AND SERVER_ID OPERATOR(pg_catalog.=) pg_catalog.aurora_db_instance_identifier()"
+)
+AURORA_DETECT_SQL = (
+    "SELECT (setting LIKE '%aurora_stat_utils%') AS aurora_stat_utils FROM pg_catalog.pg_settings "
+    "WHERE name OPERATOR(pg_catalog.=) 'rds.extensions'"
+)
+RDS_DETECT_SQL = (
+    "SELECT (setting LIKE '%rds_tools%') AS rds_tools, (setting LIKE '%aurora_stat_utils%') AS "
+    "aurora_stat_utils FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'rds.extensions'"
+)
+IS_READER_SQL = "SELECT pg_catalog.pg_is_in_recovery()"
+MULTI_AZ_DETECT_SQL = (
+    "SELECT multi_az_db_cluster_source_dbi_resource_id FROM "
+    "rds_tools.multi_az_db_cluster_source_dbi_resource_id()"
+)
+MULTI_AZ_TOPOLOGY_SQL = "SELECT id, endpoint, port FROM rds_tools.show_topology('aws_python_driver-3.1.0')"
+MULTI_AZ_HOST_ID_SQL = (
+    "SELECT id, SUBSTRING(endpoint FROM 0 FOR POSITION('.' IN endpoint)) FROM rds_tools.show_topology() "
+    "WHERE id OPERATOR(pg_catalog.=) rds_tools.dbi_resource_id()"
+)
+# JDBC's writer query: a row on a reader, none on the writer.
+MULTI_AZ_WRITER_SQL = (
+    "SELECT multi_az_db_cluster_source_dbi_resource_id FROM "
+    "rds_tools.multi_az_db_cluster_source_dbi_resource_id() WHERE "
+    "multi_az_db_cluster_source_dbi_resource_id OPERATOR(pg_catalog.!=) "
+    "(SELECT dbi_resource_id FROM rds_tools.dbi_resource_id())"
+)
+
+
+async def execute(dsn: str, *statements: str) -> None:
+    conn = await connect(dsn)
+    try:
+        for statement in statements:
+            await conn.execute(statement, timeout=CONNECT_TIMEOUT)
+    finally:
+        await conn.close(timeout=CONNECT_TIMEOUT)
+
+
+async def has_table(dsn: str, table: str) -> bool:
+    return await fetchval(dsn, f"SELECT to_regclass('{table}') IS NOT NULL") is True
+
+
+async def wait_for_table(dsn: str, table: str, *, timeout: float = 10.0) -> None:
+    """Wait until ``table`` has replicated to the server behind ``dsn``."""
+    await eventually(lambda: has_table(dsn, table), timeout=timeout, what=f"{table} at {dsn}")
+
+
+async def assert_writer_replicates(sim: AuroraSimulator, table: str = "replication_probe") -> None:
+    """Create ``table`` on the writer; every replica must receive it."""
+    await execute(sim.dsn(sim.writer_id), f"CREATE TABLE {table}(x int)")
+    for reader in sim.reader_ids:
+        await wait_for_table(sim.dsn(reader), table)
