@@ -1,0 +1,47 @@
+"""aurora_async: keep asyncio applications on Amazon Aurora and RDS Multi-AZ clusters running through
+failovers, switchovers and network faults, on top of asyncpg and aiomysql.
+
+The local Aurora simulator used by the test suite lives in :mod:`aurora_async.testing`.
+"""
+
+from __future__ import annotations
+
+from ._cluster import registry as _registry
+from ._config import FailoverMode, Options
+from ._connect import connect, connect_raw
+from ._connection import AuroraConnection, AuroraTransaction
+from ._exceptions import (
+    AuroraError,
+    ConfigurationError,
+    FailoverError,
+    FailoverFailedError,
+    FailoverSuccessError,
+    TransactionResolutionUnknownError,
+)
+from ._topology import Instance, Role, Topology
+from ._version import __version__
+
+__all__ = [
+    "AuroraConnection",
+    "AuroraError",
+    "AuroraTransaction",
+    "ConfigurationError",
+    "FailoverError",
+    "FailoverFailedError",
+    "FailoverMode",
+    "FailoverSuccessError",
+    "Instance",
+    "Options",
+    "Role",
+    "Topology",
+    "TransactionResolutionUnknownError",
+    "__version__",
+    "connect",
+    "connect_raw",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj, _registry

@@ -1,0 +1,375 @@
+"""One ``Cluster`` per cluster identity and event loop: topology, writer search, monitor, tracker.
+
+A process holds one ``Cluster`` per cluster it talks to, however many connections it has: the
+connections share its topology, its single background monitor task and its single-flight writer
+search. The registry of clusters is the only module-level state of aurora_async; a cluster is removed
+from it, and its task stopped, when the last connection using it closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+import weakref
+from collections import Counter
+from collections.abc import Hashable
+from typing import Any
+
+import asyncpg
+
+from ._concurrency import race_first
+from ._config import Config
+from ._dialects import DIALECTS, Dialect, HostBuilder, detect_dialect, host_builder
+from ._exceptions import ConfigurationError
+from ._pg_driver import discard, is_connection_error, open_connection
+from ._rds_hosts import classify_host
+from ._topology import Instance, Role, Topology
+from ._tracker import Tracker
+
+topology_log = logging.getLogger("aurora_async.topology")
+
+_RETRY_PAUSES = (0.02, 0.05, 0.1, 0.2, 0.5)
+
+
+def cluster_key(config: Config) -> Hashable:
+    """What identifies a cluster: ``cluster_id``, else the instance pattern, else the RDS cluster name
+    and domain, else the host itself; plus the credentials its monitoring connection uses."""
+    options = config.options
+    rds = classify_host(config.host)
+    identity: Hashable
+    if options.cluster_id is not None:
+        identity = ("id", options.cluster_id)
+    elif options.cluster_instance_host_pattern is not None:
+        identity = ("pattern", options.cluster_instance_host_pattern)
+    elif rds.url_type.is_rds_cluster:
+        identity = ("rds", rds.name, rds.domain, config.port)
+    else:
+        identity = ("host", config.host.lower(), config.port)
+    return (identity, config.user, config.database, options.wrapper_dialect)
+
+
+class Cluster:
+    """Shared knowledge about one cluster (see the module docstring)."""
+
+    def __init__(self, key: Hashable, config: Config, forget: Any) -> None:
+        self.key = key
+        self.config = config
+        self.options = config.options
+        self.dialect: Dialect | None = None
+        self.topology: Topology | None = None
+        self.tracker = Tracker()
+        self.stats: Counter[str] = Counter()
+        self.refs = 0
+        self._forget = forget
+        self._prepared = asyncio.Lock()
+        self._build: HostBuilder | None = None
+        self._monitor: asyncio.Task[None] | None = None
+        self._monitor_conn: asyncpg.Connection | None = None
+        self._search: asyncio.Task[Topology] | None = None
+        self._wakeup = asyncio.Event()
+        self._fast_until = 0.0
+        self._closed = False
+
+    def __repr__(self) -> str:
+        dialect = self.dialect.code if self.dialect else "?"
+        return f"<Cluster {self.config.host}:{self.config.port} {dialect} refs={self.refs} {self.topology!r}>"
+
+    # -- first contact -----------------------------------------------------------------------------
+
+    async def prepare(self, conn: asyncpg.Connection) -> None:
+        """On the first connection: detect the dialect and read the topology, once for all."""
+        if self.dialect is not None and self.topology is not None:
+            return
+        async with self._prepared:
+            if self.dialect is None:
+                forced = self.options.wrapper_dialect
+                timeout = self.options.auxiliary_query_timeout
+                self.dialect = DIALECTS[forced]() if forced else await detect_dialect(conn, timeout)
+                self._build = self._host_builder()
+                topology_log.debug(
+                    "cluster %s:%s uses dialect %s", self.config.host, self.config.port, self.dialect.code
+                )
+            if self.topology is None:
+                instances = await self._read(conn)
+                if instances is None:
+                    instances = [Instance("initial", self.config.host, self.config.port, Role.WRITER)]
+                self._publish(instances, verified=False)
+        self._start_monitor()
+
+    def _host_builder(self) -> HostBuilder:
+        assert self.dialect is not None
+        pattern = self.options.cluster_instance_host_pattern
+        unreachable = pattern is None and classify_host(self.config.host).instance_template is None
+        if self.dialect.code == "aurora-pg" and unreachable:
+            raise ConfigurationError(
+                f"cluster_instance_host_pattern is required to reach the instances of an Aurora cluster "
+                f"through {self.config.host!r} (an IP address or custom domain); for example "
+                "'?.abcdefgh.us-east-1.rds.amazonaws.com' or '10.0.0.?:5432'"
+            )
+        return host_builder(pattern, self.config.host, self.config.port)
+
+    async def _read(self, conn: asyncpg.Connection) -> list[Instance] | None:
+        assert self.dialect is not None and self._build is not None
+        if not self.dialect.has_topology:
+            return None
+        return await self.dialect.topology(conn, self.options.auxiliary_query_timeout, self._build)
+
+    def _publish(self, instances: list[Instance], *, verified: bool) -> Topology:
+        old = self.topology
+        now = time.monotonic()
+        version = (old.version if old is not None else 0) + 1
+        new = Topology(version, tuple(sorted(instances, key=lambda i: i.instance_id)), now)
+        if old is not None and new.same_layout(old):
+            new = Topology(old.version, new.instances, now if verified else old.verified_at)
+        elif not verified and old is not None:
+            new = Topology(version, new.instances, old.verified_at)
+        self.topology = new
+        self.stats["topology_reads"] += 1
+        old_writer = old.writer if old is not None else None
+        if (
+            new.writer is not None
+            and old_writer is not None
+            and new.writer.instance_id != old_writer.instance_id
+        ):
+            topology_log.info("writer changed: %s -> %s", old_writer.instance_id, new.writer.instance_id)
+            if self.options.has("aurora_connection_tracker"):
+                self.tracker.close_all_on(old_writer.instance_id)
+        elif new.version != (old.version if old else 0):
+            topology_log.debug("topology %r", new)
+        return new
+
+    async def identify(self, conn: asyncpg.Connection, host: str, port: int) -> Instance:
+        """Which instance ``conn`` reached, with the role it really has now."""
+        assert self.dialect is not None
+        timeout = self.options.auxiliary_query_timeout
+        is_reader = await self.dialect.is_reader(conn, timeout)
+        instance_id = await self.dialect.instance_id(conn, timeout)
+        known = self.topology.get(instance_id) if self.topology is not None else None
+        role = Role.READER if is_reader else Role.WRITER
+        if known is not None:
+            return Instance(known.instance_id, known.host, known.port, role, known.last_update)
+        return Instance(instance_id, host, port, role)
+
+    # -- the writer search (single flight) ---------------------------------------------------------
+
+    async def find_writer(self, not_before: float, deadline: float) -> Topology:
+        """A topology whose writer was verified at or after ``not_before``; every caller shares one
+        search. Raises ``TimeoutError`` at ``deadline``."""
+        loop = asyncio.get_running_loop()
+        while True:
+            topology = self.topology
+            if topology is not None and topology.writer is not None and topology.verified_at >= not_before:
+                return topology
+            if self._search is None or self._search.done():
+                self._search = asyncio.ensure_future(self._search_writer(deadline))
+                self._search.add_done_callback(_retrieve)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError("no writer found before the failover deadline")
+            try:
+                return await asyncio.wait_for(asyncio.shield(self._search), remaining)
+            except TimeoutError:
+                if loop.time() >= deadline:
+                    raise
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if self._closed and current is not None and not current.cancelling():
+                    raise TimeoutError("the cluster was closed") from None  # the search was, not us
+                raise
+
+    async def _search_writer(self, deadline: float) -> Topology:
+        """Ask every known instance "are you the writer?" at once until one proves it."""
+        self.stats["writer_searches"] += 1
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        attempt = 0
+        while True:
+            candidates = self._candidates()
+            won = await race_first(
+                [functools.partial(self._probe, i, deadline) for i in candidates], discard=_discard_pair
+            )
+            if won is not None:
+                conn, instances = won
+                self._replace_monitor_conn(conn)
+                topology = self._publish(instances, verified=True)
+                self._fast_until = loop.time() + self.options.topology_high_refresh_period
+                topology_log.info(
+                    "writer %s verified after %.0f ms (%d instances probed per round)",
+                    topology.writer.instance_id if topology.writer else "?",
+                    (loop.time() - started) * 1000,
+                    len(candidates),
+                )
+                return topology
+            pause = _RETRY_PAUSES[min(attempt, len(_RETRY_PAUSES) - 1)]
+            attempt += 1
+            if loop.time() + pause >= deadline:
+                raise TimeoutError("no writer found before the failover deadline")
+            await asyncio.sleep(pause)
+
+    def _candidates(self) -> list[Instance]:
+        known = list(self.topology.instances) if self.topology is not None else []
+        initial = Instance("initial", self.config.host, self.config.port, Role.WRITER)
+        if all(i.endpoint != initial.endpoint for i in known):
+            known.append(initial)
+        return known
+
+    async def _probe(
+        self, instance: Instance, deadline: float
+    ) -> tuple[asyncpg.Connection, list[Instance]] | None:
+        assert self.dialect is not None
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            return None
+        timeout = min(self.options.connect_timeout, remaining)
+        aux = self.options.auxiliary_query_timeout
+        try:
+            conn = await open_connection(self.config, instance.host, instance.port, timeout)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            return None
+        try:
+            if await self.dialect.is_writer(conn, aux):
+                instances = await self._read(conn)
+                if instances is None:
+                    instance_id = await self.dialect.instance_id(conn, aux)
+                    instances = [Instance(instance_id, instance.host, instance.port, Role.WRITER)]
+                if any(i.role is Role.WRITER for i in instances):
+                    return conn, instances
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            pass
+        except BaseException:
+            discard(conn)
+            raise
+        discard(conn)
+        return None
+
+    # -- the monitor task --------------------------------------------------------------------------
+
+    def _start_monitor(self) -> None:
+        if (
+            self._monitor is None
+            and not self._closed
+            and self.dialect is not None
+            and self.dialect.has_topology
+        ):
+            self._monitor = asyncio.ensure_future(self._run_monitor())
+
+    def request_refresh(self) -> None:
+        self._fast_until = max(self._fast_until, time.monotonic() + self.options.topology_high_refresh_period)
+        self._wakeup.set()
+
+    async def _run_monitor(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            fast = loop.time() < self._fast_until
+            interval = self.options.topology_high_refresh if fast else self.options.topology_refresh
+            try:
+                async with asyncio.timeout(interval):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                pass
+            self._wakeup.clear()
+            try:
+                await self._refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a broken monitor must not die: log and find the writer again
+                if not is_connection_error(exc, self._monitor_conn) and not isinstance(exc, TimeoutError):
+                    topology_log.warning("topology refresh failed: %r", exc)
+                self._replace_monitor_conn(None)
+                try:
+                    await self.find_writer(time.monotonic(), loop.time() + self.options.failover_timeout)
+                except TimeoutError:
+                    topology_log.warning("no writer found within failover_timeout; will keep trying")
+
+    async def _refresh(self) -> None:
+        conn = self._monitor_conn
+        if conn is None or conn.is_closed():
+            writer = self.topology.writer if self.topology is not None else None
+            if writer is None:
+                raise TimeoutError("no known writer")
+            conn = await open_connection(self.config, writer.host, writer.port, self.options.connect_timeout)
+            self._replace_monitor_conn(conn)
+        assert self.dialect is not None
+        if not await self.dialect.is_writer(conn, self.options.auxiliary_query_timeout):
+            raise TimeoutError("the monitoring connection is no longer on the writer")
+        instances = await self._read(conn)
+        if instances is None:
+            raise TimeoutError("the topology has no writer")
+        self._publish(instances, verified=True)
+
+    def _replace_monitor_conn(self, conn: asyncpg.Connection | None) -> None:
+        old, self._monitor_conn = self._monitor_conn, conn
+        if old is not None and old is not conn:
+            discard(old)
+
+    # -- lifetime ----------------------------------------------------------------------------------
+
+    def acquire(self) -> Cluster:
+        self.refs += 1
+        return self
+
+    def release(self) -> None:
+        self.refs -= 1
+        if self.refs <= 0:
+            self._stop()
+
+    def _stop(self) -> None:
+        """Stop the background work (synchronous, so that it also works from ``terminate()``)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._forget(self)
+        for task in (self._monitor, self._search):
+            if task is not None:
+                task.cancel()
+        self._replace_monitor_conn(None)
+
+    async def wait_closed(self) -> None:
+        tasks = [t for t in (self._monitor, self._search) if t is not None]
+        if tasks:
+            await asyncio.wait(tasks)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # a search nobody waits for any more must not warn "never retrieved"
+
+
+def _discard_pair(pair: tuple[asyncpg.Connection, list[Instance]]) -> None:
+    discard(pair[0])
+
+
+class ClusterRegistry:
+    """The clusters of this process, per event loop (tasks and connections belong to one loop)."""
+
+    def __init__(self) -> None:
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Cluster]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def acquire(self, config: Config) -> Cluster:
+        clusters = self._by_loop.setdefault(asyncio.get_running_loop(), {})
+        key = cluster_key(config)
+        cluster = clusters.get(key)
+        if cluster is None or cluster.closed:
+            cluster = Cluster(key, config, self._forget)
+            clusters[key] = cluster
+        return cluster.acquire()
+
+    def _forget(self, cluster: Cluster) -> None:
+        for clusters in self._by_loop.values():
+            if clusters.get(cluster.key) is cluster:
+                del clusters[cluster.key]
+
+    def clusters(self) -> list[Cluster]:
+        """Clusters alive on the running loop (for tests and diagnostics)."""
+        return list(self._by_loop.get(asyncio.get_running_loop(), {}).values())
+
+
+registry = ClusterRegistry()

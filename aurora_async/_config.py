@@ -1,0 +1,279 @@
+"""Connection options: parsed once from the DSN and keyword arguments into a frozen ``Config``."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Literal, cast
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+import asyncpg
+
+from ._exceptions import ConfigurationError
+from ._rds_hosts import HostPattern, RdsUrlType, classify_host
+
+FailoverMode = Literal["strict_writer", "strict_reader", "reader_or_writer"]
+FAILOVER_MODES: tuple[FailoverMode, ...] = ("strict_writer", "strict_reader", "reader_or_writer")
+DIALECT_CODES = ("aurora-pg", "multi-az-pg", "rds-pg", "pg")
+SELECTOR_STRATEGIES = ("random", "round_robin")
+KNOWN_PLUGINS = (
+    "initial_connection",
+    "aurora_connection_tracker",
+    "failover",
+    "host_monitoring",
+    "iam",
+    "aws_secrets_manager",
+    "read_write_splitting",
+)
+IMPLEMENTED_PLUGINS = frozenset({"initial_connection", "aurora_connection_tracker", "failover"})
+DEFAULT_PLUGINS = ("initial_connection", "aurora_connection_tracker", "failover")
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+_ADDRESS_KEYWORDS = frozenset({"host", "port", "user", "password", "database", "timeout"})
+# asyncpg.connect() keywords we accept and pass on (host, port, ... are handled separately)
+_DRIVER_KEYWORDS = frozenset(inspect.signature(asyncpg.connect).parameters) - {
+    "dsn",
+    "host",
+    "port",
+    "user",
+    "password",
+    "database",
+    "loop",
+    "timeout",
+    "target_session_attrs",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """aurora_async's own options; durations in seconds."""
+
+    plugins: tuple[str, ...] = DEFAULT_PLUGINS
+    failover_mode: FailoverMode = "strict_writer"
+    failover_timeout: float = 60.0
+    topology_refresh: float = 30.0
+    topology_high_refresh: float = 0.1
+    topology_high_refresh_period: float = 30.0
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    auxiliary_query_timeout: float = 5.0
+    cluster_instance_host_pattern: HostPattern | None = None
+    cluster_id: str | None = None
+    wrapper_dialect: str | None = None
+    reader_host_selector_strategy: str = "random"
+
+    def has(self, plugin: str) -> bool:
+        return plugin in self.plugins
+
+
+_SECONDS = (
+    "failover_timeout",
+    "topology_refresh",
+    "topology_high_refresh",
+    "topology_high_refresh_period",
+    "connect_timeout",
+    "auxiliary_query_timeout",
+)
+OPTION_NAMES = frozenset(
+    {*_SECONDS, "plugins", "failover_mode", "cluster_instance_host_pattern", "cluster_id"}
+    | {"wrapper_dialect", "reader_host_selector_strategy"}
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything needed to open a physical connection to any instance of the cluster."""
+
+    host: str
+    port: int
+    user: str | None
+    password: str | None = field(repr=False)
+    database: str | None
+    options: Options
+    driver_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    dsn: str | None = field(default=None, repr=False)  # the caller's DSN minus our options
+
+    @property
+    def url_type(self) -> RdsUrlType:
+        return classify_host(self.host).url_type
+
+    def connect_kwargs(self, host: str, port: int, timeout: float) -> dict[str, Any]:
+        """Keyword arguments for ``asyncpg.connect`` to reach ``host:port``."""
+        kwargs: dict[str, Any] = dict(self.driver_kwargs)
+        kwargs.update(host=host, port=port, timeout=timeout)
+        if self.dsn is not None:
+            kwargs["dsn"] = self.dsn
+        for name in ("user", "password", "database"):
+            value = getattr(self, name)
+            if value is not None:
+                kwargs[name] = value
+        return kwargs
+
+
+def parse(dsn: str | None = None, **kwargs: Any) -> Config:
+    """Validate the DSN and keyword arguments; raise :class:`ConfigurationError` naming what is wrong."""
+    ours = {name: kwargs.pop(name) for name in list(kwargs) if name in OPTION_NAMES}
+    host, port = kwargs.pop("host", None), kwargs.pop("port", None)
+    user, password = kwargs.pop("user", None), kwargs.pop("password", None)
+    database = kwargs.pop("database", None)
+    timeout = kwargs.pop("timeout", None)
+    unknown = sorted(set(kwargs) - _DRIVER_KEYWORDS)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown option {unknown[0]!r}: accepted are aurora_async options "
+            f"({', '.join(sorted(OPTION_NAMES))}) and asyncpg.connect() arguments "
+            f"({', '.join(sorted(_DRIVER_KEYWORDS | _ADDRESS_KEYWORDS))})"
+        )
+    stripped = None
+    if dsn is not None:
+        stripped, from_dsn = _split_dsn(dsn)
+        for name, value in from_dsn.pop("_address", {}).items():
+            if name == "host" and host is None:
+                host = value
+            elif name == "port" and port is None:
+                port = value
+            elif name == "user" and user is None:
+                user = value
+            elif name == "password" and password is None:
+                password = value
+            elif name == "database" and database is None:
+                database = value
+        for name, value in from_dsn.items():
+            ours.setdefault(name, value)
+    if not host:
+        raise ConfigurationError("no host given: pass a postgresql:// DSN or host=")
+    if not isinstance(host, str) or "," in host or "/" in host:
+        raise ConfigurationError(
+            f"host must be one host name or address, not {host!r}: aurora_async finds the cluster's "
+            "instances itself (multi-host lists and Unix sockets are not supported)"
+        )
+    options = _options(ours, host)
+    if timeout is not None:
+        options = _replace_timeout(options, timeout)
+    return Config(
+        host=host,
+        port=_port(port),
+        user=user,
+        password=password,
+        database=database,
+        options=options,
+        driver_kwargs=MappingProxyType(kwargs),
+        dsn=stripped,
+    )
+
+
+def _split_dsn(dsn: str) -> tuple[str | None, dict[str, Any]]:
+    """Take host, port, credentials and our options out of a DSN; return the rest for asyncpg."""
+    parts = urlsplit(dsn)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigurationError(f"DSN scheme must be postgresql:// or postgres://, not {parts.scheme!r}://")
+    found: dict[str, Any] = {}
+    address: dict[str, Any] = {}
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, netloc = netloc.rsplit("@", 1)
+        user, _, password = userinfo.partition(":")
+        address["user"] = unquote(user) or None
+        if password:
+            address["password"] = unquote(password)
+    if "," in netloc:
+        raise ConfigurationError(
+            f"DSN names several hosts ({netloc}): give the cluster endpoint; aurora_async finds the instances"
+        )
+    if netloc.startswith("["):
+        raise ConfigurationError("IPv6 literal hosts are not supported; use a host name")
+    host, _, port = netloc.partition(":")
+    if host:
+        address["host"] = unquote(host)
+    if port:
+        address["port"] = port
+    if parts.path.strip("/"):
+        address["database"] = unquote(parts.path.lstrip("/"))
+    rest = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in OPTION_NAMES:
+            found[key] = value
+        else:
+            rest.append((key, value))
+    found["_address"] = address
+    stripped = f"{parts.scheme}:///?{urlencode(rest)}" if rest else None
+    return stripped, found
+
+
+def _port(value: Any) -> int:
+    if value is None:
+        return 5432
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"port must be an integer from 1 to 65535, not {value!r}") from None
+    if not 0 < port < 65536:
+        raise ConfigurationError(f"port must be an integer from 1 to 65535, not {value!r}")
+    return port
+
+
+def _seconds(name: str, value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigurationError(f"{name} must be a positive, finite number of seconds, not {value!r}")
+    return seconds
+
+
+def _choice(name: str, value: Any, accepted: tuple[str, ...]) -> str:
+    text = str(value).strip().lower()
+    if text not in accepted:
+        raise ConfigurationError(f"{name} must be one of {', '.join(accepted)}, not {value!r}")
+    return text
+
+
+def _plugins(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        codes = [c.strip() for c in value.split(",") if c.strip()]
+    elif isinstance(value, (list, tuple)):
+        codes = [str(c).strip() for c in value]
+    else:
+        raise ConfigurationError(
+            f"plugins must be a tuple of plugin codes or a comma-separated string, not {value!r}"
+        )
+    for code in codes:
+        if code not in KNOWN_PLUGINS:
+            raise ConfigurationError(f"unknown plugin code {code!r}: accepted are {', '.join(KNOWN_PLUGINS)}")
+        if code not in IMPLEMENTED_PLUGINS:
+            raise ConfigurationError(
+                f"plugin {code!r} is not available in this version of aurora_async; "
+                f"available are {', '.join(sorted(IMPLEMENTED_PLUGINS))}"
+            )
+    return tuple(dict.fromkeys(codes))
+
+
+def _options(values: dict[str, Any], host: str) -> Options:
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in _SECONDS:
+            kwargs[name] = _seconds(name, value)
+        elif name == "plugins":
+            kwargs[name] = _plugins(value)
+        elif name == "failover_mode":
+            kwargs[name] = _choice(name, str(value).replace("-", "_"), FAILOVER_MODES)
+        elif name == "wrapper_dialect":
+            kwargs[name] = _choice(name, value, DIALECT_CODES)
+        elif name == "reader_host_selector_strategy":
+            kwargs[name] = _choice(name, value, SELECTOR_STRATEGIES)
+        elif name == "cluster_instance_host_pattern":
+            kwargs[name] = value if isinstance(value, HostPattern) else HostPattern.parse(str(value))
+        elif name == "cluster_id":
+            kwargs[name] = str(value)
+    if "failover_mode" not in kwargs:
+        reader_endpoint = classify_host(host).url_type is RdsUrlType.RDS_READER_CLUSTER
+        kwargs["failover_mode"] = "reader_or_writer" if reader_endpoint else "strict_writer"
+    kwargs["failover_mode"] = cast(FailoverMode, kwargs["failover_mode"])
+    return Options(**kwargs)
+
+
+def _replace_timeout(options: Options, timeout: Any) -> Options:
+    return replace(options, connect_timeout=_seconds("timeout", timeout))

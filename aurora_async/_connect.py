@@ -1,0 +1,149 @@
+"""``connect()`` and ``connect_raw()``: the first connection, checked to be on the right instance."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+
+from ._cluster import Cluster, registry
+from ._config import Config, parse
+from ._connection import AuroraConnection
+from ._dialects import Dialect
+from ._exceptions import FailoverFailedError
+from ._failover import connect_to_reader, connect_to_writer
+from ._pg_driver import discard, open_connection
+from ._rds_hosts import RdsUrlType
+from ._topology import Instance, Role
+
+
+async def _open(config: Config) -> tuple[Cluster, asyncpg.Connection, Instance]:
+    cluster = registry.acquire(config)
+    try:
+        raw = await open_connection(config, config.host, config.port, config.options.connect_timeout)
+        try:
+            if not config.options.plugins:  # a plain connection: no dialect, no topology, no task
+                is_reader = await Dialect().is_reader(raw, config.options.auxiliary_query_timeout)
+                role = Role.READER if is_reader else Role.WRITER
+                return cluster, raw, Instance(f"{config.host}:{config.port}", config.host, config.port, role)
+            await cluster.prepare(raw)
+            instance = await cluster.identify(raw, config.host, config.port)
+        except BaseException:
+            discard(raw)
+            raise
+        if config.options.has("initial_connection"):
+            raw, instance = await _right_instance(cluster, config, raw, instance)
+        return cluster, raw, instance
+    except BaseException:
+        cluster.release()
+        if cluster.closed:
+            await cluster.wait_closed()
+        raise
+
+
+async def _right_instance(
+    cluster: Cluster, config: Config, raw: asyncpg.Connection, instance: Instance
+) -> tuple[asyncpg.Connection, Instance]:
+    """Stale DNS can land a writer-endpoint connection on a replica (and the reader endpoint on the
+    writer): move to an instance in the role the caller asked for."""
+    mode = config.options.failover_mode
+    topology = cluster.topology
+    wants_reader = mode == "strict_reader" or (
+        mode == "reader_or_writer" and config.url_type is RdsUrlType.RDS_READER_CLUSTER
+    )
+    if mode == "strict_writer" and instance.role is Role.READER:
+        wrong = "a replica"
+    elif wants_reader and instance.role is Role.WRITER and topology is not None and topology.readers:
+        wrong = "the writer"
+    else:
+        return raw, instance
+    discard(raw)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + config.options.failover_timeout
+    try:
+        if mode == "strict_writer":
+            raw, found = await connect_to_writer(cluster, 0.0, deadline)
+            return raw, found
+        raw, found = await connect_to_reader(cluster, mode, None, deadline)
+        return raw, await cluster.identify(raw, found.host, found.port)
+    except TimeoutError:
+        raise FailoverFailedError(
+            f"{config.host}:{config.port} led to {wrong} ({instance.instance_id}) and no instance in the "
+            f"role failover_mode={mode} asks for was reachable within {config.options.failover_timeout:g} s"
+        ) from None
+
+
+class _Connecting:
+    """What :func:`connect` returns: await it, or use it as an async context manager."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._conn: AuroraConnection | None = None
+
+    async def _connect(self) -> AuroraConnection:
+        cluster, raw, instance = await _open(self._config)
+        return AuroraConnection(cluster, self._config, raw, instance)
+
+    def __await__(self) -> Generator[Any, None, AuroraConnection]:
+        return self._connect().__await__()
+
+    async def __aenter__(self) -> AuroraConnection:
+        self._conn = await self._connect()
+        return self._conn
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+
+def connect(dsn: str | None = None, **options: Any) -> _Connecting:
+    """Connect to an Aurora / RDS PostgreSQL cluster; returns an :class:`AuroraConnection`.
+
+    ``await aurora_async.connect(dsn, ...)`` or ``async with aurora_async.connect(dsn, ...) as conn``.
+
+    :param dsn: a ``postgresql://`` DSN; aurora_async options may also be given as query parameters.
+    :param options: ``plugins`` (default ``("initial_connection", "aurora_connection_tracker",
+        "failover")``; ``()`` for a plain connection with no background work), ``failover_mode``
+        (``strict_writer``, ``strict_reader``, ``reader_or_writer``), ``failover_timeout``,
+        ``topology_refresh``, ``topology_high_refresh``, ``topology_high_refresh_period``,
+        ``auxiliary_query_timeout`` (seconds), ``cluster_instance_host_pattern``, ``cluster_id``,
+        ``wrapper_dialect`` (``aurora-pg``, ``multi-az-pg``, ``rds-pg``, ``pg``),
+        ``reader_host_selector_strategy`` (``random``, ``round_robin``); every ``asyncpg.connect()``
+        argument is passed on (``timeout`` is the per-connect deadline, default 10 s).
+    :raises ConfigurationError: a bad DSN, option or value (before any network I/O).
+    """
+    return _Connecting(parse(dsn, **options))
+
+
+async def connect_raw(dsn: str | None = None, **options: Any) -> asyncpg.Connection:
+    """A genuine ``asyncpg.Connection`` to the right instance (stale DNS checked), for code that needs
+    the driver's own class: SQLAlchemy's ``async_creator``, ``asyncpg.create_pool(connect=...)``.
+
+    It does not fail over by itself (its owner reconnects through ``connect_raw`` again), but the
+    cluster keeps monitoring the topology and, with ``aurora_connection_tracker``, terminates it when
+    its instance stops being the writer, so the owner's next use fails fast.
+    """
+    config = parse(dsn, **options)
+    cluster, raw, instance = await _open(config)
+    tracked = (
+        config.options.has("aurora_connection_tracker") and config.options.failover_mode == "strict_writer"
+    )
+    if tracked:
+        cluster.tracker.add(instance.instance_id, raw)
+    released = False
+
+    def on_close(conn: Any) -> None:
+        nonlocal released
+        if not released:
+            released = True
+            if tracked:
+                cluster.tracker.remove(instance.instance_id, conn)
+            cluster.release()
+
+    raw.add_termination_listener(on_close)
+    return raw

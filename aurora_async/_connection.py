@@ -1,0 +1,329 @@
+"""``AuroraConnection``: the asyncpg Connection API over a physical connection that survives failover.
+
+A call goes straight to asyncpg. Only when asyncpg raises does the facade look at the error: a
+connection-level failure (or, in ``strict_writer`` mode, a read-only error) starts a failover, which
+swaps in a connection to the right instance and raises ``FailoverSuccessError`` or
+``TransactionResolutionUnknownError``; any other error passes through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+
+from ._cluster import Cluster
+from ._config import Config
+from ._exceptions import FailoverFailedError, FailoverSuccessError, TransactionResolutionUnknownError
+from ._failover import connect_to_reader, connect_to_writer
+from ._pg_driver import discard, is_connection_error, is_read_only_error, may_have_taken_effect
+from ._topology import Instance, Role
+
+failover_log = logging.getLogger("aurora_async.failover")
+
+Listener = Callable[..., Any]
+
+
+class AuroraConnection:
+    """A connection to an Aurora / RDS cluster with the asyncpg ``Connection`` API.
+
+    Methods not listed here are forwarded to the current asyncpg connection (``conn.raw``) as they are.
+    After a failover, objects obtained from the previous physical connection (prepared statements,
+    cursors, ``conn.raw`` itself) belong to a closed connection: get new ones. ``server_settings`` and
+    the other connect arguments apply to every new physical connection; state changed with a raw
+    ``SET`` is the application's to restore after ``FailoverSuccessError``. ``LISTEN`` channels added
+    with :meth:`add_listener` are listened to again on the new connection.
+    """
+
+    def __init__(self, cluster: Cluster, config: Config, raw: asyncpg.Connection, instance: Instance) -> None:
+        self._cluster = cluster
+        self._config = config
+        self._raw = raw
+        self._instance = instance
+        self._mode = config.options.failover_mode
+        self._failover = config.options.has("failover")
+        self._track = config.options.has("aurora_connection_tracker") and self._mode == "strict_writer"
+        self._listeners: list[tuple[str, Listener]] = []
+        self._closed = False
+        self._failed_from = ""
+        self._failover_lock = asyncio.Lock()
+        if self._track:
+            cluster.tracker.add(instance.instance_id, raw)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"on {self._instance.instance_id} ({self._instance.role.value})"
+        return f"<AuroraConnection {state} {self._instance.endpoint}>"
+
+    # -- what the application may ask --------------------------------------------------------------
+
+    @property
+    def raw(self) -> asyncpg.Connection:
+        """The current asyncpg connection (it changes at failover)."""
+        return self._raw
+
+    @property
+    def instance(self) -> Instance:
+        """The instance this connection is on now."""
+        return self._instance
+
+    @property
+    def role(self) -> Role:
+        return self._instance.role
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_raw", "_cluster"):
+            raise AttributeError(name)
+        return getattr(self._raw, name)
+
+    # -- the asyncpg API, with failover -------------------------------------------------------------
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        try:
+            return await self._raw.execute(query, *args, timeout=timeout)
+        except Exception as exc:
+            await self._failed(exc)
+            raise
+
+    async def executemany(self, command: str, args: Iterable[Any], *, timeout: float | None = None) -> None:
+        try:
+            return await self._raw.executemany(command, args, timeout=timeout)
+        except Exception as exc:
+            await self._failed(exc)
+            raise
+
+    async def fetch(
+        self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None
+    ) -> list[Any]:
+        try:
+            rows: list[Any] = await self._raw.fetch(query, *args, timeout=timeout, record_class=record_class)
+            return rows
+        except Exception as exc:
+            await self._failed(exc)
+            raise
+
+    async def fetchrow(
+        self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None
+    ) -> Any:
+        try:
+            return await self._raw.fetchrow(query, *args, timeout=timeout, record_class=record_class)
+        except Exception as exc:
+            await self._failed(exc)
+            raise
+
+    async def fetchval(self, query: str, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
+        try:
+            return await self._raw.fetchval(query, *args, column=column, timeout=timeout)
+        except Exception as exc:
+            await self._failed(exc)
+            raise
+
+    async def fetchmany(
+        self, query: str, args: Iterable[Any], *, timeout: float | None = None, record_class: Any = None
+    ) -> list[Any]:
+        rows: list[Any] = await self._guard(
+            self._raw.fetchmany, query, args, timeout=timeout, record_class=record_class
+        )
+        return rows
+
+    async def prepare(self, query: str, **kwargs: Any) -> Any:
+        """A prepared statement on the current physical connection (invalid after a failover)."""
+        return await self._guard(self._raw.prepare, query, **kwargs)
+
+    async def copy_from_table(self, table_name: str, **kwargs: Any) -> str:
+        return await self._guard(self._raw.copy_from_table, table_name, **kwargs)  # type: ignore[no-any-return]
+
+    async def copy_from_query(self, query: str, *args: Any, **kwargs: Any) -> str:
+        return await self._guard(self._raw.copy_from_query, query, *args, **kwargs)  # type: ignore[no-any-return]
+
+    async def copy_to_table(self, table_name: str, **kwargs: Any) -> str:
+        return await self._guard(self._raw.copy_to_table, table_name, **kwargs)  # type: ignore[no-any-return]
+
+    async def copy_records_to_table(self, table_name: str, **kwargs: Any) -> str:
+        return await self._guard(self._raw.copy_records_to_table, table_name, **kwargs)  # type: ignore[no-any-return]
+
+    def cursor(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        """asyncpg's cursor factory on the current connection (inside a transaction, as in asyncpg)."""
+        return self._raw.cursor(query, *args, **kwargs)
+
+    def transaction(
+        self, *, isolation: str | None = None, readonly: bool = False, deferrable: bool = False
+    ) -> AuroraTransaction:
+        return AuroraTransaction(self, isolation=isolation, readonly=readonly, deferrable=deferrable)
+
+    def is_in_transaction(self) -> bool:
+        return bool(self._raw.is_in_transaction())
+
+    async def add_listener(self, channel: str, callback: Listener) -> None:
+        await self._guard(self._raw.add_listener, channel, callback)
+        self._listeners.append((channel, callback))
+
+    async def remove_listener(self, channel: str, callback: Listener) -> None:
+        if (channel, callback) in self._listeners:
+            self._listeners.remove((channel, callback))
+        await self._guard(self._raw.remove_listener, channel, callback)
+
+    def is_closed(self) -> bool:
+        return self._closed or (self._raw.is_closed() and not self._failover)
+
+    async def close(self, *, timeout: float | None = None) -> None:
+        """Close the connection; the cluster's background work stops with its last connection."""
+        if self._closed:
+            return
+        self._closed = True
+        self._untrack()
+        try:
+            await self._raw.close(timeout=timeout)
+        except (OSError, asyncpg.InterfaceError, TimeoutError):
+            self._raw.terminate()
+        finally:
+            self._cluster.release()
+            if self._cluster.closed:
+                await self._cluster.wait_closed()
+
+    def terminate(self) -> None:
+        """Close at once, without a goodbye to the server."""
+        if not self._closed:
+            self._closed = True
+            self._untrack()
+            self._raw.terminate()
+            self._cluster.release()
+
+    async def __aenter__(self) -> AuroraConnection:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- failover ----------------------------------------------------------------------------------
+
+    async def _guard(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(*args, **kwargs)
+        except Exception as exc:
+            await self._failed(exc)
+            raise
+
+    async def _failed(self, exc: Exception) -> None:
+        """Fail over if ``exc`` calls for it (raising the outcome); return to let ``exc`` propagate."""
+        raw = self._raw
+        if not self._failover or self._closed:
+            return
+        if not is_connection_error(exc, raw) and not (
+            self._mode == "strict_writer" and is_read_only_error(exc)
+        ):
+            return
+        async with self._failover_lock:
+            if self._raw is not raw:  # another call on this connection already failed over
+                raise FailoverSuccessError(
+                    "the connection has changed instance; re-run the statement",
+                    may_have_run=may_have_taken_effect(exc),
+                ) from exc
+            in_transaction = raw.is_in_transaction()
+            await self._fail_over(exc)
+        if in_transaction:
+            raise TransactionResolutionUnknownError(
+                f"the connection to {self._failed_from} failed inside a transaction (or during its COMMIT), "
+                f"so its outcome is unknown; it is now on {self._instance.instance_id}: re-run the whole "
+                "transaction"
+            ) from exc
+        raise FailoverSuccessError(
+            f"the connection to {self._failed_from} failed and is now on {self._instance.instance_id} "
+            f"({self._instance.role.value}); re-apply session state and re-run the statement",
+            may_have_run=may_have_taken_effect(exc),
+        ) from exc
+
+    async def _fail_over(self, cause: Exception) -> None:
+        old = self._instance
+        self._failed_from = old.instance_id
+        self._untrack()
+        discard(self._raw)
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        deadline = loop.time() + self._config.options.failover_timeout
+        try:
+            if self._mode == "strict_writer":
+                raw, instance = await connect_to_writer(self._cluster, started, deadline)
+            else:
+                raw, instance = await connect_to_reader(self._cluster, self._mode, old.instance_id, deadline)
+                instance = await self._cluster.identify(raw, instance.host, instance.port)
+        except TimeoutError:
+            self._closed = True
+            self._cluster.release()
+            failover_log.warning(
+                "failover from %s failed: no %s within %.1f s",
+                old.instance_id,
+                "writer" if self._mode == "strict_writer" else "instance",
+                self._config.options.failover_timeout,
+            )
+            raise FailoverFailedError(
+                f"no {'writer' if self._mode == 'strict_writer' else 'reader'} could be reached within "
+                f"failover_timeout={self._config.options.failover_timeout:g} s; the connection is closed"
+            ) from cause
+        self._raw, self._instance = raw, instance
+        if self._track:
+            self._cluster.tracker.add(instance.instance_id, raw)
+        for channel, callback in self._listeners:
+            await raw.add_listener(channel, callback)
+        failover_log.info(
+            "failed over from %s to %s (%s) in %.0f ms",
+            old.instance_id,
+            instance.instance_id,
+            instance.role.value,
+            (time.monotonic() - started) * 1000,
+        )
+
+    def _untrack(self) -> None:
+        if self._track:
+            self._cluster.tracker.remove(self._instance.instance_id, self._raw)
+
+
+class AuroraTransaction:
+    """``conn.transaction()``: asyncpg's transaction, aware that its connection can fail over.
+
+    A failure inside the block, or at COMMIT, raises ``TransactionResolutionUnknownError``; the block
+    then exits without touching the (new) connection, since the transaction lived on the old one.
+    """
+
+    def __init__(self, conn: AuroraConnection, **options: Any) -> None:
+        self._conn = conn
+        self._options = options
+        self._raw: asyncpg.Connection | None = None
+        self._tx: Any = None
+
+    async def start(self) -> None:
+        self._raw = self._conn.raw
+        self._tx = self._raw.transaction(**self._options)
+        await self._conn._guard(self._tx.start)
+
+    def _still_on_its_connection(self) -> bool:
+        return self._raw is not None and self._raw is self._conn.raw
+
+    async def commit(self) -> None:
+        if not self._still_on_its_connection():
+            raise asyncpg.InterfaceError("cannot commit: the transaction's connection failed over")
+        await self._conn._guard(self._tx.commit)
+
+    async def rollback(self) -> None:
+        if self._still_on_its_connection():
+            await self._conn._guard(self._tx.rollback)
+
+    async def __aenter__(self) -> AuroraTransaction:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self._still_on_its_connection():
+            return  # the transaction died with its connection; the error in flight says so
+        if exc is None:
+            await self.commit()
+        else:
+            await self.rollback()

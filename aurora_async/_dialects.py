@@ -1,0 +1,232 @@
+"""Database dialects: how to ask each kind of PostgreSQL cluster who is who.
+
+The SQL is what the AWS drivers send to Aurora and RDS (verbatim where they have it), so it runs the
+same against real clusters and against ``aurora_async.testing``'s simulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from ._rds_hosts import HostPattern, classify_host
+from ._topology import Instance, Role
+from ._version import __version__
+
+# (instance id, host from the catalog or None) -> (host, port) clients should use
+HostBuilder = Callable[[str, str | None, int | None], tuple[str, int]]
+
+IS_READER_SQL = "SELECT pg_catalog.pg_is_in_recovery()"
+
+
+class Dialect:
+    """Plain PostgreSQL: no topology; the instance is identified by its address."""
+
+    code = "pg"
+    has_topology = False
+
+    async def detect(self, conn: asyncpg.Connection, timeout: float) -> bool:
+        return await _probe(conn, "SELECT 1 FROM pg_catalog.pg_proc LIMIT 1", timeout) is not None
+
+    async def is_reader(self, conn: asyncpg.Connection, timeout: float) -> bool:
+        return bool(await conn.fetchval(IS_READER_SQL, timeout=timeout))
+
+    async def is_writer(self, conn: asyncpg.Connection, timeout: float) -> bool:
+        """Ask the instance itself whether it is the cluster's writer."""
+        return not await self.is_reader(conn, timeout)
+
+    async def instance_id(self, conn: asyncpg.Connection, timeout: float) -> str:
+        row = await conn.fetchrow(
+            "SELECT pg_catalog.inet_server_addr()::text, pg_catalog.inet_server_port()", timeout=timeout
+        )
+        return f"{row[0]}:{row[1]}" if row is not None and row[0] is not None else "local"
+
+    async def topology(
+        self, conn: asyncpg.Connection, timeout: float, build: HostBuilder
+    ) -> list[Instance] | None:
+        """Every instance with its role, or None when the answer is unusable (no writer)."""
+        return None
+
+
+class RdsPgDialect(Dialect):
+    """A single RDS for PostgreSQL instance (rds_tools present, not Aurora)."""
+
+    code = "rds-pg"
+
+    async def detect(self, conn: asyncpg.Connection, timeout: float) -> bool:
+        row = await _probe(
+            conn,
+            "SELECT (setting LIKE '%rds_tools%') AS rds_tools, (setting LIKE '%aurora_stat_utils%') AS "
+            "aurora_stat_utils FROM pg_catalog.pg_settings "
+            "WHERE name OPERATOR(pg_catalog.=) 'rds.extensions'",
+            timeout,
+        )
+        return row is not None and bool(row[0]) and not row[1]
+
+
+class AuroraPgDialect(Dialect):
+    code = "aurora-pg"
+    has_topology = True
+    TOPOLOGY_SQL = (
+        "SELECT SERVER_ID, CASE WHEN SESSION_ID OPERATOR(pg_catalog.=) 'MASTER_SESSION_ID' THEN TRUE ELSE "
+        "FALSE END, CPU, COALESCE(REPLICA_LAG_IN_MSEC, 0), LAST_UPDATE_TIMESTAMP FROM "
+        "pg_catalog.aurora_replica_status() WHERE EXTRACT(EPOCH FROM(pg_catalog.NOW() OPERATOR(pg_catalog.-) "
+        "LAST_UPDATE_TIMESTAMP)) OPERATOR(pg_catalog.<=) 300 OR SESSION_ID OPERATOR(pg_catalog.=) "
+        "'MASTER_SESSION_ID' OR LAST_UPDATE_TIMESTAMP IS NULL"
+    )
+    INSTANCE_ID_SQL = "SELECT pg_catalog.aurora_db_instance_identifier()"
+    WRITER_ID_SQL = (
+        "SELECT SERVER_ID FROM pg_catalog.aurora_replica_status() WHERE SESSION_ID OPERATOR(pg_catalog.=) "
+        "'MASTER_SESSION_ID' AND SERVER_ID OPERATOR(pg_catalog.=) pg_catalog.aurora_db_instance_identifier()"
+    )
+
+    async def detect(self, conn: asyncpg.Connection, timeout: float) -> bool:
+        row = await _probe(
+            conn,
+            "SELECT (setting LIKE '%aurora_stat_utils%') AS aurora_stat_utils FROM pg_catalog.pg_settings "
+            "WHERE name OPERATOR(pg_catalog.=) 'rds.extensions'",
+            timeout,
+        )
+        if row is None or not row[0]:
+            return False
+        return (
+            await _probe(conn, "SELECT 1 FROM pg_catalog.aurora_replica_status() LIMIT 1", timeout)
+            is not None
+        )
+
+    async def instance_id(self, conn: asyncpg.Connection, timeout: float) -> str:
+        return str(await conn.fetchval(self.INSTANCE_ID_SQL, timeout=timeout))
+
+    async def is_writer(self, conn: asyncpg.Connection, timeout: float) -> bool:
+        # the catalog must name this instance as the writer, and the instance must accept writes
+        named = await conn.fetchval(self.WRITER_ID_SQL, timeout=timeout)
+        return named is not None and not await self.is_reader(conn, timeout)
+
+    async def topology(
+        self, conn: asyncpg.Connection, timeout: float, build: HostBuilder
+    ) -> list[Instance] | None:
+        rows = await conn.fetch(self.TOPOLOGY_SQL, timeout=timeout)
+        return aurora_instances([tuple(r) for r in rows], build)
+
+
+class MultiAzPgDialect(Dialect):
+    """RDS Multi-AZ DB clusters (one writer, two readable standbys) through ``rds_tools``.
+
+    The writer is the instance for which ``multi_az_db_cluster_source_dbi_resource_id()`` names itself;
+    a reader names the writer it replicates from. (The AWS Python wrapper reads this the wrong way
+    round; this follows the JDBC wrapper.)
+    """
+
+    code = "multi-az-pg"
+    has_topology = True
+    SOURCE_SQL = (
+        "SELECT multi_az_db_cluster_source_dbi_resource_id FROM "
+        "rds_tools.multi_az_db_cluster_source_dbi_resource_id()"
+    )
+    SELF_SQL = "SELECT dbi_resource_id FROM rds_tools.dbi_resource_id()"
+    TOPOLOGY_SQL = f"SELECT id, endpoint, port FROM rds_tools.show_topology('aurora_async-{__version__}')"
+
+    async def detect(self, conn: asyncpg.Connection, timeout: float) -> bool:
+        row = await _probe(conn, self.SOURCE_SQL, timeout)
+        return row is not None and bool(row[0])
+
+    async def instance_id(self, conn: asyncpg.Connection, timeout: float) -> str:
+        row = await conn.fetchrow(
+            "SELECT endpoint FROM rds_tools.show_topology() WHERE id OPERATOR(pg_catalog.=) "
+            "rds_tools.dbi_resource_id()",
+            timeout=timeout,
+        )
+        return _first_label(str(row[0])) if row is not None else str(await conn.fetchval(self.SELF_SQL))
+
+    async def is_writer(self, conn: asyncpg.Connection, timeout: float) -> bool:
+        source = await conn.fetchval(self.SOURCE_SQL, timeout=timeout)
+        me = await conn.fetchval(self.SELF_SQL, timeout=timeout)
+        return source is not None and source == me and not await self.is_reader(conn, timeout)
+
+    async def topology(
+        self, conn: asyncpg.Connection, timeout: float, build: HostBuilder
+    ) -> list[Instance] | None:
+        source = await conn.fetchval(self.SOURCE_SQL, timeout=timeout)
+        rows = await conn.fetch(self.TOPOLOGY_SQL, timeout=timeout)
+        instances = []
+        for dbi, endpoint, port in rows:
+            name = _first_label(str(endpoint))
+            host, real_port = build(name, str(endpoint), int(port) if port is not None else None)
+            role = Role.WRITER if dbi == source else Role.READER
+            instances.append(Instance(name, host, real_port, role))
+        return instances if any(i.role is Role.WRITER for i in instances) else None
+
+
+DIALECTS: dict[str, type[Dialect]] = {
+    "aurora-pg": AuroraPgDialect,
+    "multi-az-pg": MultiAzPgDialect,
+    "rds-pg": RdsPgDialect,
+    "pg": Dialect,
+}
+
+
+async def detect_dialect(conn: asyncpg.Connection, timeout: float) -> Dialect:
+    """Probe the most specific dialect first; plain PostgreSQL is the fallback."""
+    for dialect in (AuroraPgDialect(), MultiAzPgDialect(), RdsPgDialect()):
+        if await dialect.detect(conn, timeout):
+            return dialect
+    return Dialect()
+
+
+def aurora_instances(rows: list[tuple[Any, ...]], build: HostBuilder) -> list[Instance] | None:
+    """Aurora's status rows as instances; None when no row is the writer (the answer is unusable).
+
+    Of several rows claiming to be the writer, the most recently updated one wins.
+    """
+    by_id: dict[str, Instance] = {}
+    writers: list[tuple[datetime | None, str]] = []
+    for server_id, is_writer, _cpu, lag, updated in rows:
+        if server_id is None:
+            continue
+        instance_id = str(server_id)
+        host, port = build(instance_id, None, None)
+        role = Role.WRITER if is_writer else Role.READER
+        by_id[instance_id] = Instance(
+            instance_id, host, port, role, updated, float(lag) if lag is not None else None
+        )
+        if is_writer:
+            writers.append((updated, instance_id))
+    if not writers:
+        return None
+    latest = max(writers, key=lambda w: (w[0] is not None, w[0] or datetime.min))[1]
+    for _, instance_id in writers:
+        if instance_id != latest:
+            old = by_id[instance_id]
+            by_id[instance_id] = Instance(old.instance_id, old.host, old.port, Role.READER, old.last_update)
+    return list(by_id.values())
+
+
+def host_builder(pattern: HostPattern | None, initial_host: str, initial_port: int) -> HostBuilder:
+    """How instance ids become addresses: the configured pattern, else the RDS cluster's domain, else
+    (Multi-AZ only) the endpoint the catalog reports; ``LookupError`` when none of them applies."""
+    template = pattern.template if pattern is not None else classify_host(initial_host).instance_template
+    port = pattern.port if pattern is not None and pattern.port is not None else initial_port
+
+    def build(instance_id: str, endpoint: str | None, row_port: int | None) -> tuple[str, int]:
+        if template is not None:
+            return template.replace("?", instance_id), port
+        if endpoint is not None:
+            return endpoint, row_port or initial_port
+        raise LookupError(instance_id)
+
+    return build
+
+
+def _first_label(endpoint: str) -> str:
+    return endpoint.split(".", 1)[0]
+
+
+async def _probe(conn: asyncpg.Connection, query: str, timeout: float) -> asyncpg.Record | None:
+    """Run a detection query; any SQL error means "not this dialect"."""
+    try:
+        return await conn.fetchrow(query, timeout=timeout)
+    except asyncpg.PostgresError:
+        return None

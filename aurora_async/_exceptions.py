@@ -1,0 +1,54 @@
+"""The exceptions aurora_async raises. SQL errors from the driver are never wrapped.
+
+::
+
+    AuroraError
+    ├── ConfigurationError(AuroraError, ValueError)   bad DSN, option or value; names it
+    └── FailoverError
+        ├── FailoverSuccessError                      now on the new instance: re-run the statement
+        ├── TransactionResolutionUnknownError         failed inside a transaction or its COMMIT
+        └── FailoverFailedError                       no instance reachable in time: unusable
+
+A failover error's ``__cause__`` is the driver error that triggered it.
+"""
+
+from __future__ import annotations
+
+
+class AuroraError(Exception):
+    """Base class of every error raised by aurora_async itself."""
+
+
+class ConfigurationError(AuroraError, ValueError):
+    """A DSN, option or value is not acceptable. Raised by ``connect()`` before any network I/O where
+    possible; the message names the option and what it accepts."""
+
+
+class FailoverError(AuroraError):
+    """The connection lost its instance and a failover ran. See the subclasses for what to do."""
+
+
+class FailoverSuccessError(FailoverError):
+    """The failover succeeded: the same connection object now talks to another instance (see
+    ``conn.instance``). Session state set with raw ``SET`` is gone; re-apply it and re-run the
+    statement that raised this.
+
+    ``may_have_run`` tells whether the statement had reached the old instance when the connection
+    failed. When it is True, an autocommit write may have committed there before the connection was
+    lost (the server cannot tell the client once its socket is gone): make such writes idempotent, or
+    check for their effect before re-running them. When it is False the statement was never sent.
+    """
+
+    def __init__(self, message: str, *, may_have_run: bool = True) -> None:
+        super().__init__(message)
+        self.may_have_run = may_have_run
+
+
+class TransactionResolutionUnknownError(FailoverError):
+    """The failure hit an open transaction or its COMMIT, so whether it committed is unknown. The
+    connection is usable again (on another instance); re-run the whole transaction, idempotently."""
+
+
+class FailoverFailedError(FailoverError):
+    """No suitable instance could be reached before ``failover_timeout``. The connection is closed and
+    cannot be used again."""

@@ -1,0 +1,119 @@
+"""Finding a new physical connection for a failed one: to the writer, or to a reader.
+
+Writer failover waits for the cluster's single-flight writer search (one search however many
+connections broke), then connects to the writer it found and checks the role again. Reader failover
+races connects to the known readers and takes the first that answers in the right role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import random
+import time
+
+import asyncpg
+
+from ._cluster import Cluster
+from ._concurrency import race_first
+from ._config import FailoverMode
+from ._pg_driver import discard, open_connection
+from ._topology import Instance, Role
+
+_CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+_round_robin = itertools.count()
+
+
+async def connect_to_writer(
+    cluster: Cluster, not_before: float, deadline: float
+) -> tuple[asyncpg.Connection, Instance]:
+    """A connection to the instance that is the writer now. Raises ``TimeoutError`` at ``deadline``."""
+    loop = asyncio.get_running_loop()
+    while True:
+        topology = await cluster.find_writer(not_before, deadline)
+        writer = topology.writer
+        assert writer is not None
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError("the failover deadline passed")
+        conn = await _connect_in_role(cluster, writer, Role.WRITER, remaining)
+        if conn is not None:
+            return conn, writer
+        not_before = time.monotonic()  # that writer is gone too: look again
+
+
+async def connect_to_reader(
+    cluster: Cluster, mode: FailoverMode, avoid: str | None, deadline: float
+) -> tuple[asyncpg.Connection, Instance]:
+    """A connection to a reader (or, in ``reader_or_writer`` mode, the writer as a last resort)."""
+    loop = asyncio.get_running_loop()
+    cluster.request_refresh()
+    pause = 0.02
+    while True:
+        topology = cluster.topology
+        readers = list(topology.readers) if topology is not None else []
+        candidates = order_readers([r for r in readers if r.instance_id != avoid] or readers, cluster)
+        writer = topology.writer if topology is not None else None
+        if writer is not None and (mode == "reader_or_writer" or not readers):
+            candidates.append(writer)
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError("no reader reachable before the failover deadline")
+
+        async def attempt(
+            instance: Instance, remaining: float = remaining
+        ) -> tuple[asyncpg.Connection, Instance] | None:
+            wanted = Role.READER if instance.role is Role.READER and mode == "strict_reader" else None
+            conn = await _connect_in_role(cluster, instance, wanted, remaining)
+            return (conn, instance) if conn is not None else None
+
+        won = await race_first([functools.partial(attempt, i) for i in candidates], discard=_discard_pair)
+        if won is not None:
+            return won
+        await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
+        pause = min(pause * 2, 0.5)
+
+
+def _discard_pair(pair: tuple[asyncpg.Connection, Instance]) -> None:
+    discard(pair[0])
+
+
+def order_readers(readers: list[Instance], cluster: Cluster) -> list[Instance]:
+    """Readers in the order the ``reader_host_selector_strategy`` prefers them."""
+    if cluster.options.reader_host_selector_strategy == "round_robin" and readers:
+        start = next(_round_robin) % len(readers)
+        return readers[start:] + readers[:start]
+    shuffled = list(readers)
+    random.shuffle(shuffled)
+    return shuffled
+
+
+async def _connect_in_role(
+    cluster: Cluster, instance: Instance, role: Role | None, timeout: float
+) -> asyncpg.Connection | None:
+    """Connect to ``instance`` and check it is in ``role`` (None: any role); None if not reachable."""
+    assert cluster.dialect is not None
+    options = cluster.options
+    try:
+        conn = await open_connection(
+            cluster.config, instance.host, instance.port, min(options.connect_timeout, timeout)
+        )
+    except _CONNECT_ERRORS:
+        return None
+    try:
+        if role is Role.WRITER:
+            ok = await cluster.dialect.is_writer(conn, options.auxiliary_query_timeout)
+        elif role is Role.READER:
+            ok = await cluster.dialect.is_reader(conn, options.auxiliary_query_timeout)
+        else:
+            ok = True
+    except _CONNECT_ERRORS:
+        ok = False
+    except BaseException:
+        discard(conn)
+        raise
+    if not ok:
+        discard(conn)
+        return None
+    return conn

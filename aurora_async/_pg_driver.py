@@ -1,0 +1,70 @@
+"""The asyncpg boundary: open physical connections with a deadline, classify the driver's errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+from asyncpg.exceptions import InternalClientError
+
+from ._config import Config
+
+# SQLSTATE classes and codes that mean "this connection or its server is gone" (prefix match):
+# 08 connection exception, 53 insufficient resources, 57P01-03 admin/crash shutdown and
+# cannot-connect-now (a restarting or promoting instance), 58 system error.
+_CONNECTION_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "58")
+_LOGIN_SQLSTATES = ("28000", "28P01")
+READ_ONLY_SQLSTATE = "25006"
+
+
+async def open_connection(config: Config, host: str, port: int, timeout: float) -> asyncpg.Connection:
+    """An asyncpg connection to ``host:port`` with the caller's settings, within ``timeout`` seconds
+    (asyncpg applies ``timeout`` to the TCP connect and the start-up handshake together)."""
+    async with asyncio.timeout(timeout + 1.0):  # belt and braces around asyncpg's own deadline
+        return await asyncpg.connect(**config.connect_kwargs(host, port, timeout))
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    state = getattr(exc, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def is_connection_error(exc: BaseException, conn: asyncpg.Connection | None) -> bool:
+    """True when ``exc`` means the physical connection is unusable (so failover should run).
+
+    Query timeouts and SQL errors are not: the connection still works.
+    """
+    if isinstance(exc, (asyncpg.ConnectionDoesNotExistError, asyncpg.PostgresConnectionError, OSError)):
+        return not isinstance(exc, TimeoutError)
+    state = _sqlstate(exc)
+    if state is not None:
+        return state.startswith(_CONNECTION_SQLSTATES)
+    if isinstance(exc, (asyncpg.InterfaceError, InternalClientError)):
+        # "connection is closed", or asyncpg's InternalClientError for a query issued just as the
+        # server's FATAL arrived: both only count when the connection really is closed
+        return conn is not None and conn.is_closed()
+    return False
+
+
+def may_have_taken_effect(exc: BaseException) -> bool:
+    """Whether the statement that failed with ``exc`` may have changed data. False only when it surely
+    did not: asyncpg refused to send it because the connection was already closed ("connection is
+    closed", or its protocol refusing a new query), or a read-only instance rejected it."""
+    if isinstance(exc, InternalClientError) or is_read_only_error(exc):
+        return False
+    return type(exc) is not asyncpg.InterfaceError
+
+
+def is_read_only_error(exc: BaseException) -> bool:
+    return _sqlstate(exc) == READ_ONLY_SQLSTATE
+
+
+def is_login_error(exc: BaseException) -> bool:
+    state = _sqlstate(exc)
+    return state is not None and state.startswith(_LOGIN_SQLSTATES)
+
+
+def discard(conn: asyncpg.Connection | None) -> None:
+    """Drop a connection we no longer want, without waiting on a server that may be gone."""
+    if conn is not None and not conn.is_closed():
+        conn.terminate()

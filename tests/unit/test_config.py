@@ -1,0 +1,160 @@
+"""Options parsing, error classification, dialect row handling and exports: no sockets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+import aurora_async
+from aurora_async import ConfigurationError
+from aurora_async._config import DEFAULT_PLUGINS, parse
+from aurora_async._dialects import aurora_instances, host_builder
+from aurora_async._pg_driver import is_connection_error, is_read_only_error
+from aurora_async._rds_hosts import HostPattern
+from aurora_async._topology import Role
+
+CLUSTER = "mydb.cluster-abc123.us-east-1.rds.amazonaws.com"
+
+
+def test_dsn_and_keywords_are_parsed_once() -> None:
+    config = parse(
+        f"postgresql://app:s%40cret@{CLUSTER}:5433/shop?plugins=failover,initial_connection"
+        "&failover_timeout=12.5&sslmode=require",
+        server_settings={"application_name": "x"},
+        command_timeout=3,
+    )
+    assert (config.host, config.port, config.user, config.database) == (CLUSTER, 5433, "app", "shop")
+    assert config.password == "s@cret"
+    assert config.options.plugins == ("failover", "initial_connection")
+    assert config.options.failover_timeout == 12.5
+    assert config.options.failover_mode == "strict_writer"
+    assert config.dsn == "postgresql:///?sslmode=require"  # the rest goes to asyncpg
+    kwargs = config.connect_kwargs("10.0.0.5", 5433, 3.0)
+    assert kwargs["host"] == "10.0.0.5" and kwargs["server_settings"] == {"application_name": "x"}
+    assert kwargs["password"] == "s@cret" and kwargs["timeout"] == 3.0
+    assert "s@cret" not in repr(config) and "s%40cret" not in repr(config)
+
+
+def test_defaults() -> None:
+    config = parse(host=CLUSTER, user="app")
+    assert config.options.plugins == DEFAULT_PLUGINS
+    assert config.port == 5432
+    reader = parse(host=CLUSTER.replace("cluster-", "cluster-ro-"))
+    assert reader.options.failover_mode == "reader_or_writer"
+    assert parse(host=CLUSTER, plugins=()).options.plugins == ()
+    assert parse(host=CLUSTER, failover_mode="strict-reader").options.failover_mode == "strict_reader"
+    assert parse(host=CLUSTER, timeout=3).options.connect_timeout == 3.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"failover_timout": 3}, "unknown option 'failover_timout'"),
+        ({"plugins": ("failover", "nope")}, "unknown plugin code 'nope'"),
+        ({"plugins": ("iam",)}, "plugin 'iam' is not available in this version"),
+        ({"plugins": 3}, "plugins must be a tuple"),
+        ({"failover_mode": "writer"}, "failover_mode must be one of strict_writer, strict_reader"),
+        ({"failover_timeout": 0}, "failover_timeout must be a positive, finite number"),
+        ({"failover_timeout": "soon"}, "failover_timeout must be a number of seconds"),
+        ({"topology_refresh": float("inf")}, "topology_refresh must be a positive, finite"),
+        ({"wrapper_dialect": "oracle"}, "wrapper_dialect must be one of aurora-pg"),
+        ({"reader_host_selector_strategy": "fastest"}, "must be one of random, round_robin"),
+        ({"cluster_instance_host_pattern": "10.0.0.1"}, "has no '\\?'"),
+        ({"cluster_instance_host_pattern": "?.proxy-abc.us-east-1.rds.amazonaws.com"}, "RDS Proxy"),
+        ({"cluster_instance_host_pattern": "[::1]?"}, "IPv6"),
+        ({"port": "x"}, "port must be an integer"),
+        ({"host": "a,b"}, "host must be one host name"),
+    ],
+)
+def test_bad_options_are_named(kwargs: dict[str, Any], message: str) -> None:
+    kwargs.setdefault("host", CLUSTER)
+    with pytest.raises(ConfigurationError, match=message):
+        parse(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("dsn", "message"),
+    [
+        ("mysql://a@b/c", "scheme must be postgresql://"),
+        ("postgresql://u@h1,h2/db", "several hosts"),
+        ("postgresql://u@[::1]:5432/db", "IPv6"),
+        ("postgresql:///db", "no host given"),
+    ],
+)
+def test_bad_dsns_are_named(dsn: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        parse(dsn)
+
+
+def test_configuration_error_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        aurora_async.connect(host=CLUSTER, failover_mode="nope")
+
+
+def test_public_surface() -> None:
+    assert set(aurora_async.__all__) == {
+        "AuroraConnection", "AuroraError", "AuroraTransaction", "ConfigurationError", "FailoverError",
+        "FailoverFailedError", "FailoverMode", "FailoverSuccessError", "Instance", "Options", "Role",
+        "Topology", "TransactionResolutionUnknownError", "__version__", "connect", "connect_raw",
+    }  # fmt: skip
+    assert aurora_async.FailoverSuccessError.__module__ == "aurora_async"
+    assert issubclass(aurora_async.FailoverSuccessError, aurora_async.FailoverError)
+    assert issubclass(aurora_async.FailoverError, aurora_async.AuroraError)
+
+
+class _Closed:
+    def is_closed(self) -> bool:
+        return True
+
+
+class _Open:
+    def is_closed(self) -> bool:
+        return False
+
+
+def _pg_error(cls: type[asyncpg.PostgresError]) -> asyncpg.PostgresError:
+    return cls.new({"M": "x", "C": cls.sqlstate})  # type: ignore[attr-defined,no-any-return]
+
+
+def test_error_classification() -> None:
+    assert is_connection_error(ConnectionResetError(), None)
+    assert is_connection_error(asyncpg.ConnectionDoesNotExistError("gone"), None)
+    assert is_connection_error(_pg_error(asyncpg.AdminShutdownError), None)
+    assert is_connection_error(_pg_error(asyncpg.CannotConnectNowError), None)
+    assert is_connection_error(_pg_error(asyncpg.TooManyConnectionsError), None)
+    assert is_connection_error(asyncpg.InterfaceError("connection is closed"), _Closed())  # type: ignore[arg-type]
+    assert not is_connection_error(asyncpg.InterfaceError("misuse"), _Open())  # type: ignore[arg-type]
+    assert not is_connection_error(TimeoutError(), None)  # a slow query is not a dead connection
+    assert not is_connection_error(_pg_error(asyncpg.UniqueViolationError), None)
+    assert not is_connection_error(_pg_error(asyncpg.ReadOnlySQLTransactionError), None)
+    assert is_read_only_error(_pg_error(asyncpg.ReadOnlySQLTransactionError))
+
+
+def test_aurora_rows_become_instances() -> None:
+    build = host_builder(HostPattern.parse("10.1.2.?:6000"), "ignored", 5432)
+    now = datetime.now(UTC)
+    rows = [
+        ("11", True, 1.0, 0.0, now - timedelta(seconds=5)),
+        ("12", False, 1.0, 12.0, now),
+        ("13", True, 1.0, 0.0, now),  # two writers: the most recently updated wins
+        (None, False, 0.0, 0.0, now),  # garbage is skipped
+    ]
+    instances = aurora_instances(rows, build)
+    assert instances is not None
+    by_id = {i.instance_id: i for i in instances}
+    assert set(by_id) == {"11", "12", "13"}
+    assert by_id["13"].role is Role.WRITER and by_id["11"].role is Role.READER
+    assert by_id["12"].endpoint == "10.1.2.12:6000" and by_id["12"].replica_lag_ms == 12.0
+    assert aurora_instances([("12", False, 1.0, 0.0, now)], build) is None  # no writer: unusable
+
+
+def test_instance_hosts_come_from_the_cluster_domain() -> None:
+    build = host_builder(None, CLUSTER, 5432)
+    assert build("db-1", None, None) == ("db-1.abc123.us-east-1.rds.amazonaws.com", 5432)
+    plain = host_builder(None, "10.0.0.1", 5432)
+    assert plain("x", "x.example.com", 6000) == ("x.example.com", 6000)
+    with pytest.raises(LookupError):
+        plain("x", None, None)
