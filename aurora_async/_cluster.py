@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import time
 import weakref
@@ -30,7 +31,8 @@ from ._tracker import Tracker
 
 topology_log = logging.getLogger("aurora_async.topology")
 
-_RETRY_PAUSES = (0.02, 0.05, 0.1, 0.2, 0.5)
+_POLL = 0.02  # how often the writer search asks an instance again (and its first reconnect back-off)
+_PROBE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 def cluster_key(config: Config) -> Hashable:
@@ -62,6 +64,7 @@ class Cluster:
         self.tracker = Tracker()
         self.stats: Counter[str] = Counter()
         self.refs = 0
+        self.reader_turns = itertools.count()  # round_robin reader selection, per cluster
         self._forget = forget
         self._prepared = asyncio.Lock()
         self._build: HostBuilder | None = None
@@ -180,33 +183,32 @@ class Cluster:
                 raise
 
     async def _search_writer(self, deadline: float) -> Topology:
-        """Ask every known instance "are you the writer?" at once until one proves it."""
+        """Watch every known instance at once until one proves it is the writer.
+
+        Each instance has its own watcher, so an unreachable or black-holed instance never delays the
+        others: a reachable one is asked again every ``_POLL`` seconds on the connection already open,
+        an unreachable one is reconnected to with a short back-off (up to ``topology_high_refresh``).
+        """
         self.stats["writer_searches"] += 1
         loop = asyncio.get_running_loop()
         started = loop.time()
-        attempt = 0
-        while True:
-            candidates = self._candidates()
-            won = await race_first(
-                [functools.partial(self._probe, i, deadline) for i in candidates], discard=_discard_pair
-            )
-            if won is not None:
-                conn, instances = won
-                self._replace_monitor_conn(conn)
-                topology = self._publish(instances, verified=True)
-                self._fast_until = loop.time() + self.options.topology_high_refresh_period
-                topology_log.info(
-                    "writer %s verified after %.0f ms (%d instances probed per round)",
-                    topology.writer.instance_id if topology.writer else "?",
-                    (loop.time() - started) * 1000,
-                    len(candidates),
-                )
-                return topology
-            pause = _RETRY_PAUSES[min(attempt, len(_RETRY_PAUSES) - 1)]
-            attempt += 1
-            if loop.time() + pause >= deadline:
-                raise TimeoutError("no writer found before the failover deadline")
-            await asyncio.sleep(pause)
+        candidates = self._candidates()
+        won = await race_first(
+            [functools.partial(self._watch, i, deadline) for i in candidates], discard=_discard_pair
+        )
+        if won is None:
+            raise TimeoutError("no writer found before the failover deadline")
+        conn, instances = won
+        self._replace_monitor_conn(conn)
+        topology = self._publish(instances, verified=True)
+        self._fast_until = loop.time() + self.options.topology_high_refresh_period
+        topology_log.info(
+            "writer %s verified after %.0f ms (%d instances watched)",
+            topology.writer.instance_id if topology.writer else "?",
+            (loop.time() - started) * 1000,
+            len(candidates),
+        )
+        return topology
 
     def _candidates(self) -> list[Instance]:
         known = list(self.topology.instances) if self.topology is not None else []
@@ -215,34 +217,48 @@ class Cluster:
             known.append(initial)
         return known
 
-    async def _probe(
+    async def _watch(
         self, instance: Instance, deadline: float
     ) -> tuple[asyncpg.Connection, list[Instance]] | None:
+        """Ask ``instance`` "are you the writer?" until it says yes (its connection and the topology
+        it reports) or ``deadline`` passes (None)."""
         assert self.dialect is not None
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            return None
-        timeout = min(self.options.connect_timeout, remaining)
+        loop = asyncio.get_running_loop()
         aux = self.options.auxiliary_query_timeout
+        conn: asyncpg.Connection | None = None
+        backoff = _POLL
         try:
-            conn = await open_connection(self.config, instance.host, instance.port, timeout)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            while (remaining := deadline - loop.time()) > 0:
+                if conn is None:
+                    try:
+                        timeout = min(self.options.connect_timeout, remaining)
+                        conn = await open_connection(self.config, instance.host, instance.port, timeout)
+                    except _PROBE_ERRORS as exc:
+                        topology_log.debug(
+                            "probe %s: unreachable (%s)", instance.endpoint, type(exc).__name__
+                        )
+                        await asyncio.sleep(min(backoff, max(0.0, deadline - loop.time())))
+                        backoff = min(backoff * 2, max(_POLL, self.options.topology_high_refresh))
+                        continue
+                    backoff = _POLL
+                try:
+                    if await self.dialect.is_writer(conn, min(aux, remaining)):
+                        instances = await self._read(conn)
+                        if instances is None:
+                            instance_id = await self.dialect.instance_id(conn, aux)
+                            instances = [Instance(instance_id, instance.host, instance.port, Role.WRITER)]
+                        if any(i.role is Role.WRITER for i in instances):
+                            topology_log.debug("probe %s: the writer", instance.endpoint)
+                            found, conn = conn, None
+                            return found, instances
+                except _PROBE_ERRORS as exc:
+                    topology_log.debug("probe %s: failed (%s)", instance.endpoint, type(exc).__name__)
+                    discard(conn)
+                    conn = None
+                await asyncio.sleep(min(_POLL, max(0.0, deadline - loop.time())))
             return None
-        try:
-            if await self.dialect.is_writer(conn, aux):
-                instances = await self._read(conn)
-                if instances is None:
-                    instance_id = await self.dialect.instance_id(conn, aux)
-                    instances = [Instance(instance_id, instance.host, instance.port, Role.WRITER)]
-                if any(i.role is Role.WRITER for i in instances):
-                    return conn, instances
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-            pass
-        except BaseException:
+        finally:
             discard(conn)
-            raise
-        discard(conn)
-        return None
 
     # -- the monitor task --------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import random
 import time
 
@@ -22,7 +21,6 @@ from ._pg_driver import discard, open_connection
 from ._topology import Instance, Role
 
 _CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
-_round_robin = itertools.count()
 
 
 async def connect_to_writer(
@@ -82,7 +80,7 @@ def _discard_pair(pair: tuple[asyncpg.Connection, Instance]) -> None:
 def order_readers(readers: list[Instance], cluster: Cluster) -> list[Instance]:
     """Readers in the order the ``reader_host_selector_strategy`` prefers them."""
     if cluster.options.reader_host_selector_strategy == "round_robin" and readers:
-        start = next(_round_robin) % len(readers)
+        start = next(cluster.reader_turns) % len(readers)
         return readers[start:] + readers[:start]
     shuffled = list(readers)
     random.shuffle(shuffled)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -140,6 +142,19 @@ async def test_failover_mid_transaction(aurora_postgres: AuroraSimulator, conn: 
     assert await conn.fetchval("SELECT count(*) FROM ledger") == 2
 
 
+async def test_connection_lost_during_commit(aurora_postgres: AuroraSimulator, conn: AuroraConnection) -> None:
+    sim = aurora_postgres
+    await conn.execute("CREATE TABLE ledger(id int PRIMARY KEY)")
+    await sim.drop_after_commit("11")  # the server commits; the client never hears so
+    with pytest.raises(TransactionResolutionUnknownError) as caught:
+        async with conn.transaction():
+            await conn.execute("INSERT INTO ledger VALUES (1)")
+    assert caught.value.__cause__ is not None
+    assert not conn.is_in_transaction()
+    assert await conn.fetchval("SELECT count(*) FROM ledger") == 1  # it had committed: don't blindly retry
+    assert conn.instance.instance_id == "11" and conn.role is Role.WRITER  # same writer, new connection
+
+
 async def test_read_only_error_fails_over_in_strict_writer_mode(aurora_postgres: AuroraSimulator) -> None:
     sim = aurora_postgres
     # a connection made straight to an instance that later becomes a replica
@@ -245,3 +260,37 @@ async def test_multi_az_cluster_fails_over(aurora_postgres: AuroraSimulator) -> 
         await _fails_over(conn, lambda: conn.fetchval("SELECT 1"))
         assert conn.instance.instance_id == report.new_writer
         assert await conn.fetchval(IS_READER_SQL) is False
+
+
+async def test_reader_or_writer_falls_back_to_the_writer(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    async with aurora_async.connect(
+        sim.dsn("reader"), **options(sim, failover_mode="reader_or_writer")
+    ) as conn:
+        assert conn.role is Role.READER
+        for reader in sim.reader_ids:
+            await sim.crash(reader)
+        await _fails_over(conn, lambda: conn.fetchval("SELECT 1"))
+        assert conn.instance.instance_id == sim.writer_id and conn.role is Role.WRITER
+
+
+SECRET = "hunter2-not-for-logs"
+
+
+@pytest.mark.aurora_simulator(user="app", password=SECRET)
+async def test_failover_is_logged_without_the_password(
+    aurora_postgres: AuroraSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim = aurora_postgres
+    dsn = sim.dsn("cluster")
+    assert f"app:{SECRET}@" in dsn
+    caplog.set_level(logging.DEBUG, logger="aurora_async")
+    async with aurora_async.connect(dsn, **options(sim)) as conn:
+        report = await sim.failover()
+        await _fails_over(conn, lambda: conn.fetchval("SELECT 1"))
+        shown = [repr(conn), str(conn), repr(registry.clusters()[0])]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(f"-> {report.new_writer}" in m for m in messages if "writer changed" in m), messages
+    assert any(re.search(rf"failed over from 11 to {report.new_writer} \(writer\) in \d+ ms", m) for m in messages)
+    assert any(m.startswith("probe ") for m in messages)  # DEBUG: the writer search's probes
+    assert all(SECRET not in text for text in messages + shown + [caplog.text])

@@ -122,6 +122,30 @@ async def test_latency_slows_every_round_trip(aurora_postgres: AuroraSimulator) 
         await sim.latency("13", -1)
 
 
+async def test_drop_after_commit_commits_but_never_tells_the_client(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    await execute(sim.dsn("cluster"), "CREATE TABLE paid(id int PRIMARY KEY)")
+    conn = await connect(sim.dsn("11"))
+    try:
+        await sim.drop_after_commit("11")
+        await conn.execute("BEGIN")
+        await conn.execute("INSERT INTO paid VALUES (1)")
+        assert await conn.fetchval("SELECT count(*) FROM paid") == 1  # not a COMMIT: passes through
+        with pytest.raises(CONNECTION_LOST):
+            await conn.execute("COMMIT")
+    finally:
+        conn.terminate()
+    assert await fetchval(sim.dsn("11"), "SELECT count(*) FROM paid") == 1  # it did commit
+    # one-shot: the next COMMIT is answered
+    conn = await connect(sim.dsn("11"))
+    try:
+        async with conn.transaction():
+            await conn.execute("INSERT INTO paid VALUES (2)")
+    finally:
+        await conn.close()
+    assert await fetchval(sim.dsn("11"), "SELECT count(*) FROM paid") == 2
+
+
 async def test_reboot_drops_connections_and_keeps_roles(aurora_postgres: AuroraSimulator) -> None:
     sim = aurora_postgres
     for instance_id in ("12", "11"):
