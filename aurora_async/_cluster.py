@@ -46,7 +46,7 @@ def cluster_key(config: Config) -> Hashable:
     elif options.cluster_instance_host_pattern is not None:
         identity = ("pattern", options.cluster_instance_host_pattern)
     elif rds.url_type.is_rds_cluster:
-        identity = ("rds", rds.name, rds.domain, config.port)
+        identity = ("rds", (rds.name or "").lower(), (rds.domain or "").lower(), config.port)
     else:
         identity = ("host", config.host.lower(), config.port)
     return (identity, config.user, config.database, options.wrapper_dialect)

@@ -89,15 +89,19 @@ class RdsHost:
 @functools.lru_cache(maxsize=1024)
 def classify_host(host: str) -> RdsHost:
     """What kind of endpoint ``host`` is (cluster writer / reader / custom, proxy, instance, ...)."""
-    text = host.strip().strip("[]")
-    if not text:
-        return RdsHost(host, RdsUrlType.OTHER)
+    text = host.strip()
+    bracketed = text.startswith("[") and text.endswith("]")  # only an IPv6 literal may be
+    if bracketed:
+        text = text[1:-1]
     try:
         ipaddress.ip_address(text)
     except ValueError:
         pass
     else:
         return RdsHost(host, RdsUrlType.IP_ADDRESS)
+    text = text.removesuffix(".")  # a fully qualified name: "db.example.com."
+    if bracketed or not text:
+        return RdsHost(host, RdsUrlType.OTHER)
     for pattern in _PATTERNS:
         match = pattern.match(text)
         if match:
@@ -134,7 +138,7 @@ class HostPattern:
         template, port = text, None
         if ":" in text:
             template, _, port_text = text.rpartition(":")
-            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
                 raise bad(f"has a bad port {port_text!r}")
             port = int(port_text)
         if "?" not in template:

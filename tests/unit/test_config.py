@@ -10,6 +10,7 @@ import pytest
 
 import aurora_async
 from aurora_async import ConfigurationError
+from aurora_async._cluster import cluster_key
 from aurora_async._config import DEFAULT_PLUGINS, parse
 from aurora_async._dialects import aurora_instances, host_builder
 from aurora_async._pg_driver import is_connection_error, is_read_only_error
@@ -158,3 +159,12 @@ def test_instance_hosts_come_from_the_cluster_domain() -> None:
     assert plain("x", "x.example.com", 6000) == ("x.example.com", 6000)
     with pytest.raises(LookupError):
         plain("x", None, None)
+
+
+def test_cluster_identity_ignores_host_case_and_endpoint_kind() -> None:
+    writer = parse(f"postgresql://app@{CLUSTER}/db")
+    shouting = parse(f"postgresql://app@{CLUSTER.upper()}/db")
+    reader = parse(f"postgresql://app@{CLUSTER.replace('.cluster-', '.cluster-ro-')}/db")
+    other_user = parse(f"postgresql://admin@{CLUSTER}/db")
+    assert cluster_key(writer) == cluster_key(shouting) == cluster_key(reader)
+    assert cluster_key(other_user) != cluster_key(writer)
