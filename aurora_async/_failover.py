@@ -100,12 +100,13 @@ async def _connect_in_role(
     except _CONNECT_ERRORS:
         return None
     try:
-        if role is Role.WRITER:
-            ok = await cluster.dialect.is_writer(conn, options.auxiliary_query_timeout)
-        elif role is Role.READER:
-            ok = await cluster.dialect.is_reader(conn, options.auxiliary_query_timeout)
-        else:
+        # the cheap role check (is it in recovery?), as the incumbent does: the writer itself was
+        # verified with the dialect's full "am I the writer?" query by the cluster's writer search
+        if role is None:
             ok = True
+        else:
+            is_reader = await cluster.dialect.is_reader(conn, options.auxiliary_query_timeout)
+            ok = is_reader == (role is Role.READER)
     except _CONNECT_ERRORS:
         ok = False
     except BaseException:

@@ -12,33 +12,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
-import shlex
 import statistics
-import subprocess
 import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import asyncpg
+from _common import command, commit, header, machine, summary, write
 
 from aurora_async.testing import AuroraSimulator, FailoverDelays
 
-RESULTS = Path(__file__).resolve().parent / "results"
 NO_DELAYS = FailoverDelays(promotion=0, topology=0, replica_restart=0, rejoin=0)
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {
-        "median": statistics.median(ordered),
-        "min": ordered[0],
-        "max": ordered[-1],
-        "n": len(ordered),
-    }
 
 
 async def select_one_latencies(dsn: str, count: int) -> list[float]:
@@ -84,25 +68,6 @@ async def one_run(metrics: dict[str, list[float]]) -> None:
         metrics["tear-down"].append(time.perf_counter() - stopping)
 
 
-def machine() -> dict[str, str]:
-    pg = subprocess.run(
-        ["sh", "-c", "ls -d /usr/lib/postgresql/*/bin | tail -1"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    version = subprocess.run([f"{pg}/postgres", "--version"], capture_output=True, text=True, check=False)
-    return {
-        "platform": platform.platform(),
-        "cpus": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "postgres": version.stdout.strip(),
-        "asyncpg": asyncpg.__version__,
-    }
-
-
-def commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
-    return out.stdout.strip() or "unknown"
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
@@ -113,19 +78,13 @@ async def main() -> None:
         print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
     result = {
         "benchmark": "simulator",
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "command": command(),
         "commit": commit(),
         "machine": machine(),
         "metrics_seconds": {name: summary(values) for name, values in metrics.items()},
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "simulator.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
-        "# Simulator timings",
-        "",
-        f"`{result['command']}` at commit `{result['commit']}`, {result['machine']['cpus']} CPUs, "
-        f"{result['machine']['postgres']}, Python {result['machine']['python']}.",
-        "",
+        *header("Simulator timings", result),
         "| metric | median | min | max | runs |",
         "|---|---:|---:|---:|---:|",
     ]
@@ -135,8 +94,7 @@ async def main() -> None:
             f"| {name} | {stats['median'] * scale:.1f} {unit} | {stats['min'] * scale:.1f} | "
             f"{stats['max'] * scale:.1f} | {stats['n']} |"
         )
-    (RESULTS / "simulator.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write("simulator", result, lines)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,76 @@
+"""What every benchmark here shares: statistics, the machine and commit it ran on, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """Median, spread and count of ``values``."""
+    ordered = sorted(values)
+    return {"median": statistics.median(ordered), "min": ordered[0], "max": ordered[-1], "n": len(ordered)}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile (``fraction`` in 0..1) of ``values``."""
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def machine() -> dict[str, str]:
+    pg = subprocess.run(
+        ["sh", "-c", "ls -d /usr/lib/postgresql/*/bin | tail -1"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    version = subprocess.run([f"{pg}/postgres", "--version"], capture_output=True, text=True, check=False)
+    return {
+        "platform": platform.platform(),
+        "cpus": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "postgres": version.stdout.strip(),
+        "asyncpg": asyncpg.__version__,
+    }
+
+
+def commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "aurora_async"], capture_output=True, text=True, check=False
+    )
+    return (out.stdout.strip() or "unknown") + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def command() -> str:
+    return shlex.join([Path(sys.executable).name, *sys.argv])
+
+
+def header(title: str, result: dict[str, Any]) -> list[str]:
+    """The first lines of a results page: what ran, where, at which commit."""
+    info = result["machine"]
+    return [
+        f"# {title}",
+        "",
+        f"`{result['command']}` at commit `{result['commit']}`; {info['cpus']} CPUs, {info['postgres']}, "
+        f"Python {info['python']}, asyncpg {info['asyncpg']}.",
+        "",
+    ]
+
+
+def write(name: str, result: dict[str, Any], lines: list[str]) -> None:
+    """``results/<name>.json`` and ``results/<name>.md``; the page is printed too."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
