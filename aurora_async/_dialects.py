@@ -101,9 +101,11 @@ class AuroraPgDialect(Dialect):
         return str(await conn.fetchval(self.INSTANCE_ID_SQL, timeout=timeout))
 
     async def is_writer(self, conn: asyncpg.Connection, timeout: float) -> bool:
-        # the catalog must name this instance as the writer, and the instance must accept writes
-        named = await conn.fetchval(self.WRITER_ID_SQL, timeout=timeout)
-        return named is not None and not await self.is_reader(conn, timeout)
+        # the instance must accept writes and the catalog must name it as the writer; the cheap
+        # recovery check first, since a failover's writer search asks replicas this many times
+        if await self.is_reader(conn, timeout):
+            return False
+        return await conn.fetchval(self.WRITER_ID_SQL, timeout=timeout) is not None
 
     async def topology(
         self, conn: asyncpg.Connection, timeout: float, build: HostBuilder
@@ -142,9 +144,11 @@ class MultiAzPgDialect(Dialect):
         return _first_label(str(row[0])) if row is not None else str(await conn.fetchval(self.SELF_SQL))
 
     async def is_writer(self, conn: asyncpg.Connection, timeout: float) -> bool:
+        if await self.is_reader(conn, timeout):
+            return False
         source = await conn.fetchval(self.SOURCE_SQL, timeout=timeout)
         me = await conn.fetchval(self.SELF_SQL, timeout=timeout)
-        return source is not None and source == me and not await self.is_reader(conn, timeout)
+        return source is not None and source == me
 
     async def topology(
         self, conn: asyncpg.Connection, timeout: float, build: HostBuilder
