@@ -24,6 +24,7 @@ from ._concurrency import race_first
 from ._config import Config
 from ._dialects import DIALECTS, Dialect, HostBuilder, detect_dialect, host_builder
 from ._exceptions import ConfigurationError
+from ._host_monitor import HostMonitor
 from ._pg_driver import discard, is_connection_error, open_connection
 from ._rds_hosts import classify_host
 from ._topology import Instance, Role, Topology
@@ -65,6 +66,8 @@ class Cluster:
         self.stats: Counter[str] = Counter()
         self.refs = 0
         self.reader_turns = itertools.count()  # round_robin reader selection, per cluster
+        self.down: set[str] = set()  # instance ids a host monitor declared dead (until they answer)
+        self.host_monitors: dict[str, HostMonitor] = {}
         self._forget = forget
         self._prepared = asyncio.Lock()
         self._build: HostBuilder | None = None
@@ -271,6 +274,22 @@ class Cluster:
         ):
             self._monitor = asyncio.ensure_future(self._run_monitor())
 
+    # -- host monitoring ---------------------------------------------------------------------------
+
+    def host_monitor(self, instance: Instance) -> HostMonitor:
+        """The one monitor of ``instance``'s host in this cluster (created on first use)."""
+        monitor = self.host_monitors.get(instance.endpoint)
+        if monitor is None:
+            monitor = self.host_monitors[instance.endpoint] = HostMonitor(self, instance)
+        return monitor
+
+    def mark_down(self, instance_id: str) -> None:
+        self.down.add(instance_id)
+        self.request_refresh()
+
+    def mark_up(self, instance_id: str) -> None:
+        self.down.discard(instance_id)
+
     def request_refresh(self) -> None:
         self._fast_until = max(self._fast_until, time.monotonic() + self.options.topology_high_refresh_period)
         self._wakeup.set()
@@ -340,12 +359,16 @@ class Cluster:
         for task in (self._monitor, self._search):
             if task is not None:
                 task.cancel()
+        for monitor in self.host_monitors.values():
+            monitor.stop()
         self._replace_monitor_conn(None)
 
     async def wait_closed(self) -> None:
         tasks = [t for t in (self._monitor, self._search) if t is not None]
         if tasks:
             await asyncio.wait(tasks)
+        for monitor in self.host_monitors.values():
+            await monitor.wait_stopped()
 
     @property
     def closed(self) -> bool:

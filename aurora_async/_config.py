@@ -28,8 +28,10 @@ KNOWN_PLUGINS = (
     "aws_secrets_manager",
     "read_write_splitting",
 )
-IMPLEMENTED_PLUGINS = frozenset({"initial_connection", "aurora_connection_tracker", "failover"})
-DEFAULT_PLUGINS = ("initial_connection", "aurora_connection_tracker", "failover")
+IMPLEMENTED_PLUGINS = frozenset(
+    {"initial_connection", "aurora_connection_tracker", "failover", "host_monitoring"}
+)
+DEFAULT_PLUGINS = ("initial_connection", "aurora_connection_tracker", "failover", "host_monitoring")
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
 _ADDRESS_KEYWORDS = frozenset({"host", "port", "user", "password", "database", "timeout"})
@@ -63,6 +65,12 @@ class Options:
     cluster_id: str | None = None
     wrapper_dialect: str | None = None
     reader_host_selector_strategy: str = "random"
+    # host_monitoring: a host is dead after `count` probes in a row got no answer within `interval`
+    # (detection 1.2-1.6 s); calls younger than `failure_detection_time` are left running
+    failure_detection_time: float = 0.0
+    failure_detection_interval: float = 0.4
+    failure_detection_count: int = 3
+    monitor_disposal_time: float = 60.0
 
     def has(self, plugin: str) -> bool:
         return plugin in self.plugins
@@ -75,9 +83,12 @@ _SECONDS = (
     "topology_high_refresh_period",
     "connect_timeout",
     "auxiliary_query_timeout",
+    "failure_detection_interval",
+    "monitor_disposal_time",
 )
 OPTION_NAMES = frozenset(
     {*_SECONDS, "plugins", "failover_mode", "cluster_instance_host_pattern", "cluster_id"}
+    | {"failure_detection_time", "failure_detection_count"}
     | {"wrapper_dialect", "reader_host_selector_strategy"}
 )
 
@@ -214,14 +225,25 @@ def _port(value: Any) -> int:
     return port
 
 
-def _seconds(name: str, value: Any) -> float:
+def _seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
         raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigurationError(f"{name} must be a positive, finite number of seconds, not {value!r}")
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ConfigurationError(f"{name} must be a {kind}, finite number of seconds, not {value!r}")
     return seconds
+
+
+def _count(name: str, value: Any) -> int:
+    try:
+        count = int(str(value).strip())
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number of at least 1, not {value!r}") from None
+    if count < 1 or isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be a whole number of at least 1, not {value!r}")
+    return count
 
 
 def _choice(name: str, value: Any, accepted: tuple[str, ...]) -> str:
@@ -268,6 +290,10 @@ def _options(values: dict[str, Any], host: str) -> Options:
             kwargs[name] = value if isinstance(value, HostPattern) else HostPattern.parse(str(value))
         elif name == "cluster_id":
             kwargs[name] = str(value)
+        elif name == "failure_detection_time":
+            kwargs[name] = _seconds(name, value, allow_zero=True)
+        elif name == "failure_detection_count":
+            kwargs[name] = _count(name, value)
     if "failover_mode" not in kwargs:
         reader_endpoint = classify_host(host).url_type is RdsUrlType.RDS_READER_CLUSTER
         kwargs["failover_mode"] = "reader_or_writer" if reader_endpoint else "strict_writer"

@@ -24,6 +24,8 @@ from ._failover import connect_to_reader, connect_to_writer
 from ._pg_driver import discard, is_connection_error, is_read_only_error, may_have_taken_effect
 from ._topology import Instance, Role
 
+monotonic = time.monotonic
+
 failover_log = logging.getLogger("aurora_async.failover")
 
 Listener = Callable[..., Any]
@@ -52,8 +54,12 @@ class AuroraConnection:
         self._closed = False
         self._failed_from = ""
         self._failover_lock = asyncio.Lock()
+        self._busy_since: float | None = None  # when the call in flight started (host monitoring)
+        self._aborted_in_transaction: tuple[asyncpg.Connection, bool] | None = None
+        self._monitored = config.options.has("host_monitoring") and cluster.dialect is not None
         if self._track:
             cluster.tracker.add(instance.instance_id, raw)
+        self._watch()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"on {self._instance.instance_id} ({self._instance.role.value})"
@@ -83,44 +89,59 @@ class AuroraConnection:
     # -- the asyncpg API, with failover -------------------------------------------------------------
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        self._busy_since = monotonic()
         try:
             return await self._raw.execute(query, *args, timeout=timeout)
         except Exception as exc:
             await self._failed(exc)
             raise
+        finally:
+            self._busy_since = None
 
     async def executemany(self, command: str, args: Iterable[Any], *, timeout: float | None = None) -> None:
+        self._busy_since = monotonic()
         try:
             return await self._raw.executemany(command, args, timeout=timeout)
         except Exception as exc:
             await self._failed(exc)
             raise
+        finally:
+            self._busy_since = None
 
     async def fetch(
         self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None
     ) -> list[Any]:
+        self._busy_since = monotonic()
         try:
             rows: list[Any] = await self._raw.fetch(query, *args, timeout=timeout, record_class=record_class)
             return rows
         except Exception as exc:
             await self._failed(exc)
             raise
+        finally:
+            self._busy_since = None
 
     async def fetchrow(
         self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None
     ) -> Any:
+        self._busy_since = monotonic()
         try:
             return await self._raw.fetchrow(query, *args, timeout=timeout, record_class=record_class)
         except Exception as exc:
             await self._failed(exc)
             raise
+        finally:
+            self._busy_since = None
 
     async def fetchval(self, query: str, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
+        self._busy_since = monotonic()
         try:
             return await self._raw.fetchval(query, *args, column=column, timeout=timeout)
         except Exception as exc:
             await self._failed(exc)
             raise
+        finally:
+            self._busy_since = None
 
     async def fetchmany(
         self, query: str, args: Iterable[Any], *, timeout: float | None = None, record_class: Any = None
@@ -156,7 +177,7 @@ class AuroraConnection:
         return AuroraTransaction(self, isolation=isolation, readonly=readonly, deferrable=deferrable)
 
     def is_in_transaction(self) -> bool:
-        return bool(self._raw.is_in_transaction())
+        return not self._raw.is_closed() and bool(self._raw.is_in_transaction())
 
     async def add_listener(self, channel: str, callback: Listener) -> None:
         await self._guard(self._raw.add_listener, channel, callback)
@@ -204,11 +225,14 @@ class AuroraConnection:
     # -- failover ----------------------------------------------------------------------------------
 
     async def _guard(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        self._busy_since = monotonic()
         try:
             return await method(*args, **kwargs)
         except Exception as exc:
             await self._failed(exc)
             raise
+        finally:
+            self._busy_since = None
 
     async def _failed(self, exc: Exception) -> None:
         """Fail over if ``exc`` calls for it (raising the outcome); return to let ``exc`` propagate."""
@@ -225,7 +249,7 @@ class AuroraConnection:
                     "the connection has changed instance; re-run the statement",
                     may_have_run=may_have_taken_effect(exc),
                 ) from exc
-            in_transaction = raw.is_in_transaction()
+            in_transaction = self._in_transaction(raw)
             await self._fail_over(exc)
         if in_transaction:
             raise TransactionResolutionUnknownError(
@@ -269,6 +293,7 @@ class AuroraConnection:
         self._raw, self._instance = raw, instance
         if self._track:
             self._cluster.tracker.add(instance.instance_id, raw)
+        self._watch()
         for channel, callback in self._listeners:
             await raw.add_listener(channel, callback)
         failover_log.info(
@@ -282,6 +307,37 @@ class AuroraConnection:
     def _untrack(self) -> None:
         if self._track:
             self._cluster.tracker.remove(self._instance.instance_id, self._raw)
+        if self._monitored:
+            self._cluster.host_monitor(self._instance).remove(self)
+
+    def _watch(self) -> None:
+        if self._monitored:
+            self._cluster.host_monitor(self._instance).add(self)
+
+    # -- what the host monitor asks ------------------------------------------------------------------
+
+    def busy_for(self, now: float) -> float | None:
+        """Seconds the call in flight has run (None when idle)."""
+        return None if self._busy_since is None else now - self._busy_since
+
+    def abort_physical(self) -> None:
+        """The host is dead: drop the physical connection, so a call in flight raises a connection
+        error (and the next call finds it closed) and failover takes over."""
+        raw = self._raw
+        if not raw.is_closed():
+            self._aborted_in_transaction = (raw, bool(raw.is_in_transaction()))
+            raw.terminate()
+
+    def _in_transaction(self, raw: asyncpg.Connection) -> bool:
+        """Whether ``raw`` was inside a transaction when it failed (asyncpg forgets once it is
+        terminated: then what we saw when aborting it, or "yes" when unknown, the cautious answer)."""
+        aborted = self._aborted_in_transaction
+        if aborted is not None and aborted[0] is raw:
+            return aborted[1]
+        try:
+            return bool(raw.is_in_transaction())
+        except AttributeError:
+            return True
 
 
 class AuroraTransaction:

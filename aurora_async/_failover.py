@@ -50,7 +50,8 @@ async def connect_to_reader(
     pause = 0.02
     while True:
         topology = cluster.topology
-        readers = list(topology.readers) if topology is not None else []
+        known = list(topology.readers) if topology is not None else []
+        readers = [r for r in known if r.instance_id not in cluster.down] or known  # skip dead hosts
         candidates = order_readers([r for r in readers if r.instance_id != avoid] or readers, cluster)
         writer = topology.writer if topology is not None else None
         if writer is not None and (mode == "reader_or_writer" or not readers):

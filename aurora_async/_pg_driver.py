@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import asyncpg
 from asyncpg.exceptions import InternalClientError
@@ -21,7 +22,31 @@ async def open_connection(config: Config, host: str, port: int, timeout: float) 
     """An asyncpg connection to ``host:port`` with the caller's settings, within ``timeout`` seconds
     (asyncpg applies ``timeout`` to the TCP connect and the start-up handshake together)."""
     async with asyncio.timeout(timeout + 1.0):  # belt and braces around asyncpg's own deadline
-        return await asyncpg.connect(**config.connect_kwargs(host, port, timeout))
+        conn: asyncpg.Connection = await asyncpg.connect(**config.connect_kwargs(host, port, timeout))
+    set_keepalive(conn)
+    return conn
+
+
+# TCP keepalive: the second line of defence behind host monitoring, for a peer that vanished while
+# the connection was idle or waiting on a long query: probe after 30 s of silence, every 5 s, give up
+# after 3 misses; and never wait more than 30 s for sent data to be acknowledged.
+_KEEPALIVE = (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3), ("TCP_USER_TIMEOUT", 30_000))
+
+
+def set_keepalive(conn: asyncpg.Connection) -> None:
+    """Turn on TCP keepalive (and a user timeout) on ``conn``'s socket, where the platform has them."""
+    transport = getattr(conn, "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return  # a Unix socket, or a driver that hides its transport
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in _KEEPALIVE:
+            option = getattr(socket, name, None)
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    except OSError:
+        pass  # best effort: monitoring does not depend on it
 
 
 def _sqlstate(exc: BaseException) -> str | None:

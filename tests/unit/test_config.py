@@ -48,6 +48,12 @@ def test_defaults() -> None:
     assert parse(host=CLUSTER, plugins=()).options.plugins == ()
     assert parse(host=CLUSTER, failover_mode="strict-reader").options.failover_mode == "strict_reader"
     assert parse(host=CLUSTER, timeout=3).options.connect_timeout == 3.0
+    monitoring = parse(
+        f"postgresql://app@{CLUSTER}/db?failure_detection_count=5&failure_detection_time=0"
+    ).options
+    assert (monitoring.failure_detection_count, monitoring.failure_detection_time) == (5, 0.0)
+    assert (config.options.failure_detection_interval, config.options.failure_detection_count) == (0.4, 3)
+    assert "host_monitoring" in DEFAULT_PLUGINS
 
 
 @pytest.mark.parametrize(
@@ -68,6 +74,12 @@ def test_defaults() -> None:
         ({"cluster_instance_host_pattern": "[::1]?"}, "IPv6"),
         ({"port": "x"}, "port must be an integer"),
         ({"host": "a,b"}, "host must be one host name"),
+        ({"failure_detection_count": 0}, "failure_detection_count must be a whole number of at least 1"),
+        ({"failure_detection_count": "2.5"}, "failure_detection_count must be a whole number"),
+        ({"failure_detection_count": True}, "failure_detection_count must be a whole number"),
+        ({"failure_detection_time": -1}, "failure_detection_time must be a non-negative, finite"),
+        ({"failure_detection_interval": 0}, "failure_detection_interval must be a positive"),
+        ({"monitor_disposal_time": "later"}, "monitor_disposal_time must be a number of seconds"),
     ],
 )
 def test_bad_options_are_named(kwargs: dict[str, Any], message: str) -> None:

@@ -1,0 +1,203 @@
+"""The ``host_monitoring`` plugin: one probe task per host cuts through black-holed connections.
+
+A query on an instance whose network silently died (no RST, no FIN) would hang until TCP gives up,
+minutes later. Each monitored host gets one :class:`HostMonitor`, shared by every connection of the
+cluster to that host: a task that probes the host on its own connection every
+``failure_detection_interval`` seconds, each ``SELECT 1`` bounded by that interval (opening the probe
+connection takes several round trips, so it may use the rest of the detection window,
+``failure_detection_interval * failure_detection_count``). After ``failure_detection_count`` failed
+probes in a row, or a streak of failures as long as the window, the host is declared dead: the
+cluster marks it down, and every connection on it is aborted (calls that have run for at least
+``failure_detection_time``, and idle ones), so the stuck call raises a connection error and failover
+takes over.
+
+Probes that time out only because the event loop itself was blocked (the timeout fired far later than
+asked) are not counted. The task ends ``monitor_disposal_time`` seconds after the host's last
+monitored connection went away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections import Counter
+from typing import TYPE_CHECKING, Protocol
+
+import asyncpg
+
+from ._pg_driver import discard, open_connection
+from ._topology import Instance
+
+if TYPE_CHECKING:
+    from ._cluster import Cluster
+
+log = logging.getLogger("aurora_async.host_monitoring")
+
+_PROBE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+_LATE = 2.0  # a probe whose timeout fired this many times later than asked: the loop was blocked
+
+
+class Monitored(Protocol):
+    """What a monitor needs of a connection: how long its current call has run, and a way to abort."""
+
+    def busy_for(self, now: float) -> float | None: ...
+
+    def abort_physical(self) -> None: ...
+
+
+class HostMonitor:
+    """Probes one host while connections to it are monitored; aborts them when it stops answering."""
+
+    def __init__(self, cluster: Cluster, instance: Instance) -> None:
+        self.cluster = cluster
+        self.instance = instance
+        self.options = cluster.options
+        self.connections: weakref.WeakSet[Monitored] = weakref.WeakSet()
+        self.dead = False
+        self.stats: Counter[str] = Counter()
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        self._probe_conn: asyncpg.Connection | None = None
+
+    def __repr__(self) -> str:
+        state = "dead" if self.dead else "alive"
+        return f"<HostMonitor {self.instance.instance_id} {state} watching {len(self.connections)}>"
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def add(self, conn: Monitored) -> None:
+        self.connections.add(conn)
+        if not self.running and not self.cluster.closed:
+            self._task = asyncio.ensure_future(self._run())
+        self._wakeup.set()
+
+    def remove(self, conn: Monitored) -> None:
+        self.connections.discard(conn)
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        discard(self._probe_conn)
+        self._probe_conn = None
+
+    async def wait_stopped(self) -> None:
+        if self._task is not None:
+            await asyncio.wait([self._task])
+
+    # -- the task ----------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.options.failure_detection_interval
+        window = interval * self.options.failure_detection_count
+        failing_since: float | None = None  # start of the first failed probe of the current streak
+        failures = 0
+        try:
+            while True:
+                if not self.connections and not await self._wait_for_connections():
+                    return
+                started = loop.time()
+                # a query probe gets one interval; opening the probe connection takes several round
+                # trips, so it may use what is left of the window
+                deadline = (failing_since if failing_since is not None else started) + window
+                outcome = await self._probe(interval, max(interval, deadline - started))
+                if outcome is True:
+                    if self.dead:
+                        self._revive()
+                    failing_since, failures = None, 0
+                elif outcome is False:
+                    failures += 1
+                    if failing_since is None:
+                        failing_since = started
+                    if (
+                        failures >= self.options.failure_detection_count
+                        or loop.time() - failing_since >= window
+                    ):
+                        self._declare_dead(failures)
+                pause = started + interval - loop.time()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+        finally:
+            discard(self._probe_conn)
+            self._probe_conn = None
+
+    async def _wait_for_connections(self) -> bool:
+        """Idle: wait up to the disposal time for a connection to watch (False: time to stop)."""
+        self._wakeup.clear()
+        try:
+            async with asyncio.timeout(self.options.monitor_disposal_time):
+                while not self.connections:
+                    await self._wakeup.wait()
+                    self._wakeup.clear()
+        except TimeoutError:
+            log.debug("monitor of %s stops: no connection to watch", self.instance.instance_id)
+            return False
+        return True
+
+    async def _probe(self, query_timeout: float, connect_timeout: float) -> bool | None:
+        """True: the host answered; False: it did not in time; None: no verdict (blocked loop)."""
+        loop = asyncio.get_running_loop()
+        self.stats["probes"] += 1
+        started = loop.time()
+        connecting = self._probe_conn is None or self._probe_conn.is_closed()
+        timeout = connect_timeout if connecting else query_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                if connecting:
+                    self._probe_conn = None
+                    self._probe_conn = await open_connection(
+                        self.cluster.config, self.instance.host, self.instance.port, timeout
+                    )
+                else:
+                    assert self._probe_conn is not None
+                    await self._probe_conn.execute("SELECT 1")  # simple protocol: one round trip
+            return True
+        except _PROBE_ERRORS as exc:
+            discard(self._probe_conn)  # a timed-out probe leaves its connection mid-protocol
+            self._probe_conn = None
+            late = isinstance(exc, TimeoutError) and loop.time() - started > timeout * _LATE
+            log.debug(
+                "%s probe of %s failed after %.0f ms (%s)%s",
+                "connect" if connecting else "query",
+                self.instance.instance_id,
+                (loop.time() - started) * 1000,
+                type(exc).__name__,
+                "; the event loop was blocked, not counted" if late else "",
+            )
+            if late:
+                return None
+            self.stats["failed_probes"] += 1
+            return False
+
+    def _declare_dead(self, failures: int) -> None:
+        now = time.monotonic()
+        grace = self.options.failure_detection_time
+        aborted = 0
+        for conn in list(self.connections):
+            busy = conn.busy_for(now)
+            if busy is None or busy >= grace:
+                conn.abort_physical()
+                aborted += 1
+        self.stats["aborted"] += aborted
+        if not self.dead:
+            self.dead = True
+            self.cluster.mark_down(self.instance.instance_id)
+            log.warning(
+                "host %s failed %d probes in a row (window %.1f s): declared dead, %d connection(s) aborted",
+                self.instance.instance_id,
+                failures,
+                self.options.failure_detection_interval * self.options.failure_detection_count,
+                aborted,
+            )
+        elif aborted:
+            log.info("host %s still dead: %d more connection(s) aborted", self.instance.instance_id, aborted)
+
+    def _revive(self) -> None:
+        self.dead = False
+        self.cluster.mark_up(self.instance.instance_id)
+        log.info("host %s answers again", self.instance.instance_id)

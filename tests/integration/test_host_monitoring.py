@@ -1,0 +1,143 @@
+"""The host_monitoring plugin on the simulator: black holes cut short, no false alarms, shared monitors."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import Any
+
+import pytest
+
+import aurora_async
+from aurora_async import AuroraConnection, FailoverSuccessError
+from aurora_async._cluster import Cluster, registry
+from aurora_async.testing import AuroraSimulator
+from tests.helpers import eventually, fetchval
+
+INTERVAL, COUNT = 0.4, 3  # the defaults: a dead host is detected within 1.2-1.6 s
+WINDOW = INTERVAL * COUNT
+NO_MONITORING = ("initial_connection", "aurora_connection_tracker", "failover")
+
+
+def options(sim: AuroraSimulator, **extra: Any) -> dict[str, Any]:
+    return {"cluster_instance_host_pattern": sim.instance_host_pattern, "failover_timeout": 20, **extra}
+
+
+def cluster() -> Cluster:
+    [only] = registry.clusters()
+    return only
+
+
+async def _sleeping(sim: AuroraSimulator, count: int) -> bool:
+    query = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'"
+    return bool(await fetchval(sim.dsn("11"), query) == count)
+
+
+async def test_black_holed_writer_is_cut_short_and_fails_over(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    monitored = await aurora_async.connect(sim.dsn("cluster"), **options(sim))
+    unmonitored = await aurora_async.connect(sim.dsn("cluster"), **options(sim, plugins=NO_MONITORING))
+    try:
+        ours = asyncio.ensure_future(monitored.fetchval("SELECT pg_sleep(60)"))
+        theirs = asyncio.ensure_future(unmonitored.fetchval("SELECT pg_sleep(60)"))
+        await eventually(lambda: _sleeping(sim, 2), timeout=5, what="both queries to run")
+        black_holed = time.monotonic()
+        await sim.blackhole("11")  # no RST, no FIN: the sockets just go silent
+        failover = asyncio.ensure_future(sim.failover())
+        with pytest.raises(FailoverSuccessError) as caught:
+            await asyncio.wait_for(ours, 3 * WINDOW + 10)
+        cut_short = time.monotonic() - black_holed
+        report = await failover
+        assert caught.value.may_have_run is True
+        assert monitored.instance.instance_id == report.new_writer
+        assert await monitored.fetchval("SELECT 1") == 1
+        monitor = cluster().host_monitors[sim.endpoint("11")]
+        assert monitor.dead and monitor.stats["aborted"] >= 1 and "11" in cluster().down
+        # detection needs the window; a generous bound on the whole (detection + failover)
+        assert WINDOW <= cut_short < 3 * WINDOW + 5, cut_short
+        assert not theirs.done()  # without the monitor the query still hangs on the silent socket
+    finally:
+        theirs.cancel()
+        unmonitored.terminate()
+        await monitored.close()
+    await asyncio.gather(ours, theirs, return_exceptions=True)
+
+
+async def test_latency_below_the_window_and_long_queries_are_left_alone(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+    sim = aurora_postgres
+    async with aurora_async.connect(sim.dsn("cluster"), **options(sim)) as conn:
+        monitor = cluster().host_monitors[sim.endpoint("11")]
+        await sim.latency("11", INTERVAL / 2)  # each round trip slow, but within a probe's time
+        assert await conn.fetchval("SELECT pg_sleep(2.5)::text || 'done'") == "done"
+        assert monitor.stats["probes"] >= 3  # probing went on the whole time
+        assert monitor.stats["failed_probes"] == 0 and not monitor.dead
+        assert monitor.stats["aborted"] == 0
+
+
+async def test_a_blocked_event_loop_is_not_a_dead_host(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    async with aurora_async.connect(sim.dsn("cluster"), **options(sim)) as conn:
+        monitor = cluster().host_monitors[sim.endpoint("11")]
+        await eventually(lambda: _probed(monitor, 2), timeout=5, what="the monitor to probe")
+        blocked_until = time.monotonic() + 3 * WINDOW
+        while time.monotonic() < blocked_until:  # the application hogs the loop (a fault, not a wait)
+            pass
+        probes = monitor.stats["probes"]
+        await eventually(lambda: _probed(monitor, probes + 3), timeout=5, what="more probes")
+        assert not monitor.dead and monitor.stats["aborted"] == 0
+        assert await conn.fetchval("SELECT 1") == 1
+
+
+async def _probed(monitor: Any, count: int) -> bool:
+    return bool(monitor.stats["probes"] >= count)
+
+
+async def test_one_monitor_per_host_shared_by_every_connection(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    writers = [await aurora_async.connect(sim.dsn("cluster"), **options(sim)) for _ in range(200)]
+    readers = [
+        await aurora_async.connect(
+            sim.dsn("reader"),
+            **options(sim, failover_mode="strict_reader", reader_host_selector_strategy="round_robin"),
+        )
+        for _ in range(10)
+    ]
+    try:
+        hosts = {c.instance.endpoint for c in writers + readers}
+        running = [m for m in cluster().host_monitors.values() if m.running]
+        assert {m.instance.endpoint for m in running} == hosts and len(running) == len(hosts)
+        monitoring_tasks = [t for t in asyncio.all_tasks() if "HostMonitor._run" in repr(t.get_coro())]
+        assert len(monitoring_tasks) == len(hosts)
+        await eventually(lambda: _probed(running[0], 2), timeout=5, what="a probe")
+        sock = writers[0].raw._transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+    finally:
+        await asyncio.gather(*(c.close() for c in writers + readers))
+    assert registry.clusters() == []  # and with the cluster, every monitor and probe connection
+
+
+async def test_a_monitor_stops_when_its_host_has_no_connection_left(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    kwargs = options(sim, monitor_disposal_time=0.3)
+    writer: AuroraConnection = await aurora_async.connect(sim.dsn("cluster"), **kwargs)
+    reader = await aurora_async.connect(sim.dsn("reader"), **kwargs, failover_mode="strict_reader")
+    try:
+        monitors = cluster().host_monitors
+        on_reader = monitors[reader.instance.endpoint]
+        assert on_reader.running and monitors[writer.instance.endpoint].running
+        await reader.close()
+
+        async def stopped() -> bool:
+            return not on_reader.running
+
+        await eventually(stopped, timeout=5, what="the reader's monitor to stop")
+        assert monitors[writer.instance.endpoint].running  # the writer's is still needed
+        query = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+        assert await fetchval(sim.dsn(reader.instance.instance_id), query) == 1  # just this one
+    finally:
+        await reader.close()
+        await writer.close()
