@@ -33,6 +33,7 @@ bench: $(STAMP) servers
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_overhead.py
 	$(BIN)/python benchmarks/bench_failover.py
+	$(BIN)/python benchmarks/bench_host_monitoring.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -39,3 +39,10 @@ async def test_demo_shows_aurora_workers_recovering_before_plain_ones() -> None:
 async def test_simulator_tour() -> None:
     text = await _run("simulator_tour.py")
     assert "replica promoted" in text and "Cluster stopped and removed." in text
+
+
+async def test_host_monitoring_example_cuts_the_silent_query_short() -> None:
+    text = await _run("host_monitoring.py")
+    seconds = float(re.search(r"aurora_async: cut short after ([\d.]+) s", text).group(1))  # type: ignore[union-attr]
+    assert seconds < 5, text
+    assert "aurora_async: report done on 1" in text and "still waiting on the silent socket" in text, text

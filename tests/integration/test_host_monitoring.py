@@ -64,6 +64,30 @@ async def test_black_holed_writer_is_cut_short_and_fails_over(aurora_postgres: A
     await asyncio.gather(ours, theirs, return_exceptions=True)
 
 
+async def test_a_crash_fails_at_once_and_the_monitor_follows_the_connection(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+    sim = aurora_postgres
+    async with aurora_async.connect(sim.dsn("cluster"), **options(sim, monitor_disposal_time=0.5)) as conn:
+        query = asyncio.ensure_future(conn.fetchval("SELECT pg_sleep(60)"))
+        await eventually(lambda: _sleeping(sim, 1), timeout=5, what="the query to run")
+        crashed = time.monotonic()
+        report = await sim.failover()  # the writer's server is killed: its sockets are reset
+        with pytest.raises(FailoverSuccessError):
+            await query
+        # a reset needs no detection window: the error arrives with the crash, failover does the rest
+        assert time.monotonic() - crashed < 10
+        assert conn.instance.instance_id == report.new_writer
+        monitor = cluster().host_monitors[sim.endpoint("11")]
+
+        async def stopped() -> bool:
+            return not monitor.running
+
+        # the old writer's monitor has no connection left to watch: it stops after the disposal time
+        await eventually(stopped, timeout=5, what="the old writer's monitor to stop")
+        assert cluster().host_monitors[sim.endpoint(report.new_writer)].running
+
+
 async def test_latency_below_the_window_and_long_queries_are_left_alone(
     aurora_postgres: AuroraSimulator,
 ) -> None:
