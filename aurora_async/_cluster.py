@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from ._auth import Authenticator
 from ._concurrency import race_first
 from ._config import Config
 from ._dialects import DIALECTS, Dialect, HostBuilder, detect_dialect, host_builder
@@ -63,6 +64,7 @@ class Cluster:
         self.dialect: Dialect | None = None
         self.topology: Topology | None = None
         self.tracker = Tracker()
+        self.auth = Authenticator(config) if Authenticator.wanted(config) else None
         self.stats: Counter[str] = Counter()
         self.refs = 0
         self.reader_turns = itertools.count()  # round_robin reader selection, per cluster
@@ -235,7 +237,9 @@ class Cluster:
                 if conn is None:
                     try:
                         timeout = min(self.options.connect_timeout, remaining)
-                        conn = await open_connection(self.config, instance.host, instance.port, timeout)
+                        conn = await open_connection(
+                            self.config, instance.host, instance.port, timeout, self.auth
+                        )
                     except _PROBE_ERRORS as exc:
                         topology_log.debug(
                             "probe %s: unreachable (%s)", instance.endpoint, type(exc).__name__
@@ -324,7 +328,9 @@ class Cluster:
             writer = self.topology.writer if self.topology is not None else None
             if writer is None:
                 raise TimeoutError("no known writer")
-            conn = await open_connection(self.config, writer.host, writer.port, self.options.connect_timeout)
+            conn = await open_connection(
+                self.config, writer.host, writer.port, self.options.connect_timeout, self.auth
+            )
             self._replace_monitor_conn(conn)
         assert self.dialect is not None
         if not await self.dialect.is_writer(conn, self.options.auxiliary_query_timeout):
@@ -361,6 +367,8 @@ class Cluster:
                 task.cancel()
         for monitor in self.host_monitors.values():
             monitor.stop()
+        if self.auth is not None:
+            self.auth.close()
         self._replace_monitor_conn(None)
 
     async def wait_closed(self) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -30,6 +32,7 @@ KNOWN_PLUGINS = (
 )
 IMPLEMENTED_PLUGINS = frozenset(
     {"initial_connection", "aurora_connection_tracker", "failover", "host_monitoring"}
+    | {"iam", "aws_secrets_manager"}
 )
 DEFAULT_PLUGINS = ("initial_connection", "aurora_connection_tracker", "failover", "host_monitoring")
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -71,6 +74,20 @@ class Options:
     failure_detection_interval: float = 0.4
     failure_detection_count: int = 3
     monitor_disposal_time: float = 60.0
+    # iam: a token for (region, iam_host or host, iam_port or port, user), reused for iam_expiration
+    iam_region: str | None = None
+    iam_host: str | None = None
+    iam_port: int | None = None
+    iam_expiration: float = 840.0  # tokens live 900 s: renew a minute early
+    iam_allow_plaintext: bool = False
+    # aws_secrets_manager: user and password from a JSON secret, reused for secrets_manager_expiration
+    secrets_manager_secret_id: str | None = None
+    secrets_manager_region: str | None = None
+    secrets_manager_endpoint: str | None = None
+    secrets_manager_secret_username_key: str = "username"
+    secrets_manager_secret_password_key: str = "password"
+    secrets_manager_expiration: float = 1800.0
+    aws_session: Any = field(default=None, repr=False, compare=False)  # an aioboto3.Session, or None
 
     def has(self, plugin: str) -> bool:
         return plugin in self.plugins
@@ -85,10 +102,22 @@ _SECONDS = (
     "auxiliary_query_timeout",
     "failure_detection_interval",
     "monitor_disposal_time",
+    "iam_expiration",
+    "secrets_manager_expiration",
+)
+_STRINGS = (
+    "iam_region",
+    "iam_host",
+    "secrets_manager_secret_id",
+    "secrets_manager_region",
+    "secrets_manager_endpoint",
+    "secrets_manager_secret_username_key",
+    "secrets_manager_secret_password_key",
 )
 OPTION_NAMES = frozenset(
     {*_SECONDS, "plugins", "failover_mode", "cluster_instance_host_pattern", "cluster_id"}
     | {"failure_detection_time", "failure_detection_count"}
+    | {*_STRINGS, "iam_port", "iam_allow_plaintext", "aws_session"}
     | {"wrapper_dialect", "reader_host_selector_strategy"}
 )
 
@@ -163,6 +192,7 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
     options = _options(ours, host)
     if timeout is not None:
         options = _replace_timeout(options, timeout)
+    check_credentials_options(options, host, user, password, kwargs.get("ssl"))
     return Config(
         host=host,
         port=_port(port),
@@ -213,16 +243,27 @@ def _split_dsn(dsn: str) -> tuple[str | None, dict[str, Any]]:
     return stripped, found
 
 
-def _port(value: Any) -> int:
+def _port(value: Any, name: str = "port") -> int:
     if value is None:
         return 5432
     try:
         port = int(value)
     except (TypeError, ValueError):
-        raise ConfigurationError(f"port must be an integer from 1 to 65535, not {value!r}") from None
+        raise ConfigurationError(f"{name} must be an integer from 1 to 65535, not {value!r}") from None
     if not 0 < port < 65536:
-        raise ConfigurationError(f"port must be an integer from 1 to 65535, not {value!r}")
+        raise ConfigurationError(f"{name} must be an integer from 1 to 65535, not {value!r}")
     return port
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, not {value!r}")
 
 
 def _seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
@@ -294,6 +335,16 @@ def _options(values: dict[str, Any], host: str) -> Options:
             kwargs[name] = _seconds(name, value, allow_zero=True)
         elif name == "failure_detection_count":
             kwargs[name] = _count(name, value)
+        elif name in _STRINGS:
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigurationError(f"{name} must be a non-empty string, not {value!r}")
+            kwargs[name] = value.strip()
+        elif name == "iam_port":
+            kwargs[name] = _port(value, name)
+        elif name == "iam_allow_plaintext":
+            kwargs[name] = _flag(name, value)
+        elif name == "aws_session":
+            kwargs[name] = value
     if "failover_mode" not in kwargs:
         reader_endpoint = classify_host(host).url_type is RdsUrlType.RDS_READER_CLUSTER
         kwargs["failover_mode"] = "reader_or_writer" if reader_endpoint else "strict_writer"
@@ -303,3 +354,60 @@ def _options(values: dict[str, Any], host: str) -> Options:
 
 def _replace_timeout(options: Options, timeout: Any) -> Options:
     return replace(options, connect_timeout=_seconds("timeout", timeout))
+
+
+_ARN_REGION = re.compile(r"^arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):")
+_PLAINTEXT_SSL = (None, False, "disable", "allow", "prefer")
+
+
+def iam_region(options: Options, host: str) -> str | None:
+    """The region IAM tokens are signed for: ``iam_region``, else the one in the RDS host name."""
+    return options.iam_region or classify_host(options.iam_host or host).region
+
+
+def secret_region(options: Options) -> str | None:
+    """The secret's region: ``secrets_manager_region``, else the one in its ARN."""
+    if options.secrets_manager_region:
+        return options.secrets_manager_region
+    match = _ARN_REGION.match(options.secrets_manager_secret_id or "")
+    return match.group("region") if match else None
+
+
+def check_credentials_options(options: Options, host: str, user: Any, password: Any, ssl: Any) -> None:
+    """The ``iam`` and ``aws_secrets_manager`` plugins' requirements, checked before any I/O."""
+    iam, secrets = options.has("iam"), options.has("aws_secrets_manager")
+    if not (iam or secrets):
+        return
+    if iam and secrets:
+        raise ConfigurationError(
+            "plugins 'iam' and 'aws_secrets_manager' both supply the password: choose one"
+        )
+    plugin = "iam" if iam else "aws_secrets_manager"
+    if importlib.util.find_spec("aioboto3") is None:
+        raise ConfigurationError(f"plugin {plugin!r} needs aioboto3: pip install 'aurora_async[aws]'")
+    if password is not None:
+        raise ConfigurationError(f"password given together with plugin {plugin!r}, which supplies it")
+    if iam:
+        if not user:
+            raise ConfigurationError("plugin 'iam' needs the database user (user= or in the DSN)")
+        if iam_region(options, host) is None:
+            raise ConfigurationError(
+                f"plugin 'iam' needs a region: {options.iam_host or host!r} is not an RDS host name, so set "
+                "iam_region (e.g. 'us-east-1')"
+            )
+        if (ssl in _PLAINTEXT_SSL) and not options.iam_allow_plaintext:
+            raise ConfigurationError(
+                "plugin 'iam' sends its token as the password, so it requires TLS: pass ssl='require' (or "
+                "'verify-full', or an SSLContext); iam_allow_plaintext=True turns this check off for local "
+                "testing only"
+            )
+    if secrets:
+        if not options.secrets_manager_secret_id:
+            raise ConfigurationError(
+                "plugin 'aws_secrets_manager' needs secrets_manager_secret_id (name or ARN)"
+            )
+        if secret_region(options) is None:
+            raise ConfigurationError(
+                "plugin 'aws_secrets_manager' needs a region: set secrets_manager_region, or give the "
+                "secret's ARN as secrets_manager_secret_id"
+            )

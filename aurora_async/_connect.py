@@ -23,7 +23,9 @@ from ._topology import Instance, Role
 async def _open(config: Config) -> tuple[Cluster, asyncpg.Connection, Instance]:
     cluster = registry.acquire(config)
     try:
-        raw = await open_connection(config, config.host, config.port, config.options.connect_timeout)
+        raw = await open_connection(
+            config, config.host, config.port, config.options.connect_timeout, cluster.auth
+        )
         try:
             if not config.options.plugins:  # a plain connection: no dialect, no topology, no task
                 is_reader = await Dialect().is_reader(raw, config.options.auxiliary_query_timeout)

@@ -4,6 +4,9 @@
 
     AuroraError
     ├── ConfigurationError(AuroraError, ValueError)   bad DSN, option or value; names it
+    ├── CredentialsError                              no credentials could be obtained
+    │   ├── IamAuthError                              an IAM token could not be generated
+    │   └── SecretsManagerError                       the secret could not be fetched or read
     └── FailoverError
         ├── FailoverSuccessError                      now on the new instance: re-run the statement
         ├── TransactionResolutionUnknownError         failed inside a transaction or its COMMIT
@@ -22,6 +25,24 @@ class AuroraError(Exception):
 class ConfigurationError(AuroraError, ValueError):
     """A DSN, option or value is not acceptable. Raised by ``connect()`` before any network I/O where
     possible; the message names the option and what it accepts."""
+
+
+class CredentialsError(AuroraError):
+    """Credentials for a connection could not be obtained. ``code`` is the AWS error code when AWS gave
+    one (``ResourceNotFoundException``, ``AccessDeniedException``, ...); messages never contain a
+    password, token or secret value."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class IamAuthError(CredentialsError):
+    """An IAM database authentication token could not be generated (no AWS credentials, no region)."""
+
+
+class SecretsManagerError(CredentialsError):
+    """The Secrets Manager secret could not be fetched, or is not JSON with the expected keys."""
 
 
 class FailoverError(AuroraError):

@@ -96,7 +96,7 @@ async def _connect_in_role(
     options = cluster.options
     try:
         conn = await open_connection(
-            cluster.config, instance.host, instance.port, min(options.connect_timeout, timeout)
+            cluster.config, instance.host, instance.port, min(options.connect_timeout, timeout), cluster.auth
         )
     except _CONNECT_ERRORS:
         return None

@@ -151,7 +151,11 @@ class HostMonitor:
                 if connecting:
                     self._probe_conn = None
                     self._probe_conn = await open_connection(
-                        self.cluster.config, self.instance.host, self.instance.port, timeout
+                        self.cluster.config,
+                        self.instance.host,
+                        self.instance.port,
+                        timeout,
+                        self.cluster.auth,
                     )
                 else:
                     assert self._probe_conn is not None

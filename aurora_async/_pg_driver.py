@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 import asyncpg
 from asyncpg.exceptions import InternalClientError
 
+from ._auth import Authenticator, Credentials
 from ._config import Config
 
 # SQLSTATE classes and codes that mean "this connection or its server is gone" (prefix match):
@@ -18,11 +20,28 @@ _LOGIN_SQLSTATES = ("28000", "28P01")
 READ_ONLY_SQLSTATE = "25006"
 
 
-async def open_connection(config: Config, host: str, port: int, timeout: float) -> asyncpg.Connection:
+async def open_connection(
+    config: Config, host: str, port: int, timeout: float, auth: Authenticator | None = None
+) -> asyncpg.Connection:
     """An asyncpg connection to ``host:port`` with the caller's settings, within ``timeout`` seconds
-    (asyncpg applies ``timeout`` to the TCP connect and the start-up handshake together)."""
+    (asyncpg applies ``timeout`` to the TCP connect and the start-up handshake together). With ``auth``
+    the user and password come from it (IAM token or secret), refreshed once on a login failure."""
+    if auth is None:
+        return await _connect(config.connect_kwargs(host, port, timeout), timeout)
+
+    async def open_with(credentials: Credentials) -> asyncpg.Connection:
+        kwargs = config.connect_kwargs(host, port, timeout)
+        if credentials.user:
+            kwargs["user"] = credentials.user
+        kwargs["password"] = credentials.password
+        return await _connect(kwargs, timeout)
+
+    return await auth.connect(host, port, open_with, is_login_error)
+
+
+async def _connect(kwargs: dict[str, Any], timeout: float) -> asyncpg.Connection:
     async with asyncio.timeout(timeout + 1.0):  # belt and braces around asyncpg's own deadline
-        conn: asyncpg.Connection = await asyncpg.connect(**config.connect_kwargs(host, port, timeout))
+        conn: asyncpg.Connection = await asyncpg.connect(**kwargs)
     set_keepalive(conn)
     return conn
 

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+pytest_plugins = ["tests.aws"]  # the moto_endpoint fixture
+
 
 @pytest.fixture(autouse=True)
 async def no_task_left_behind() -> AsyncIterator[None]:

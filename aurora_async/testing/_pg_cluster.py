@@ -33,6 +33,9 @@ def dbi_resource_id(cluster_tag: str, instance_id: str) -> str:
     return "db-" + digest[:26]
 
 
+PASSWORD_LOGIN_ROLE = "password_login"
+
+
 class PostgresCluster:
     """Owns the PostgreSQL servers of one simulated cluster and performs the database-side steps."""
 
@@ -119,7 +122,8 @@ class PostgresCluster:
         await asyncio.gather(*(self.wait_streaming(writer[0], r[0]) for r in replicas))
 
     async def _install(self, primary: PgServer, rows: Sequence[TopologyRow]) -> None:
-        statements: list[str] = []
+        # members of this role must log in with their password (pg_hba.conf); everyone else is trusted
+        statements: list[str] = [f"CREATE ROLE {PASSWORD_LOGIN_ROLE} NOLOGIN"]
         if self.topology != "none":
             statements += cluster_setup_sql(rows)
         if self.db_user != "postgres":
@@ -139,6 +143,21 @@ class PostgresCluster:
                     await conn.close()
         if self.database != "postgres":
             await primary.execute(f'CREATE DATABASE "{self.database}" OWNER "{self.db_user}"')
+
+    async def set_password(self, writer_id: str, user: str, password: str) -> None:
+        """Create or update a login role that must authenticate with ``password`` (SCRAM)."""
+        server = self.servers[writer_id]
+        conn = await server.connect()
+        try:
+            role = '"' + user.replace('"', '""') + '"'
+            exists = await conn.fetchval("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", user)
+            if not exists:
+                await conn.execute(f"CREATE ROLE {role} LOGIN")
+            escaped = password.replace("'", "''")
+            await conn.execute(f"ALTER ROLE {role} LOGIN PASSWORD '{escaped}'")
+            await conn.execute(f"GRANT {PASSWORD_LOGIN_ROLE} TO {role}")
+        finally:
+            await conn.close()
 
     # -- replication management --------------------------------------------------------------------
 

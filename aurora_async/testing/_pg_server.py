@@ -24,6 +24,8 @@ _CONTROL_TIMEOUT = 10.0
 
 # Written to pg_hba.conf: the simulator's servers only ever listen on loopback addresses.
 _HBA = """\
+local   all          +password_login        scram-sha-256
+host    all          +password_login 127.0.0.0/8 scram-sha-256
 local   all          all                    trust
 host    all          all    127.0.0.0/8     trust
 local   replication  all                    trust

@@ -380,6 +380,13 @@ class AuroraSimulator:
         async with self._operation() as control:
             await control.reboot(instance_id)
 
+    async def set_password(self, user: str, password: str) -> None:
+        """Create (or update) database user ``user``, who must log in with ``password``: password
+        authentication (SCRAM) for this user on every instance, where everyone else is trusted. Use it
+        to rehearse IAM tokens (set the expected token as the password) or a rotated secret."""
+        async with self._operation() as control:
+            await control.cluster.set_password(control.writer_id, user, password)
+
     async def add_instance(self) -> str:
         """Add a replica (a hot base backup of the writer); returns its id."""
         async with self._operation() as control:

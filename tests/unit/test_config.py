@@ -61,7 +61,18 @@ def test_defaults() -> None:
     [
         ({"failover_timout": 3}, "unknown option 'failover_timout'"),
         ({"plugins": ("failover", "nope")}, "unknown plugin code 'nope'"),
-        ({"plugins": ("iam",)}, "plugin 'iam' is not available in this version"),
+        ({"plugins": ("read_write_splitting",)}, "plugin 'read_write_splitting' is not available"),
+        ({"plugins": ("iam", "aws_secrets_manager"), "user": "u"}, "both supply the password"),
+        ({"plugins": ("iam",)}, "plugin 'iam' needs the database user"),
+        ({"plugins": ("iam",), "user": "u", "host": "db.example.com"}, "needs a region: 'db.example.com'"),
+        ({"plugins": ("iam",), "user": "u"}, "requires TLS: pass ssl='require'"),
+        ({"plugins": ("iam",), "user": "u", "ssl": "prefer"}, "requires TLS"),
+        ({"plugins": ("iam",), "user": "u", "ssl": "require", "password": "x"}, "password given together"),
+        ({"plugins": ("iam",), "iam_port": 0}, "iam_port must be an integer"),
+        ({"plugins": ("iam",), "iam_allow_plaintext": "maybe"}, "iam_allow_plaintext must be true or false"),
+        ({"plugins": ("aws_secrets_manager",)}, "needs secrets_manager_secret_id"),
+        ({"plugins": ("aws_secrets_manager",), "secrets_manager_secret_id": "app"}, "needs a region"),
+        ({"secrets_manager_secret_id": ""}, "secrets_manager_secret_id must be a non-empty string"),
         ({"plugins": 3}, "plugins must be a tuple"),
         ({"failover_mode": "writer"}, "failover_mode must be one of strict_writer, strict_reader"),
         ({"failover_timeout": 0}, "failover_timeout must be a positive, finite number"),
@@ -112,7 +123,11 @@ def test_public_surface() -> None:
         "AuroraConnection", "AuroraError", "AuroraTransaction", "ConfigurationError", "FailoverError",
         "FailoverFailedError", "FailoverMode", "FailoverSuccessError", "Instance", "Options", "Role",
         "Topology", "TransactionResolutionUnknownError", "__version__", "connect", "connect_raw",
+        "CredentialsError", "IamAuthError", "SecretsManagerError",
     }  # fmt: skip
+    assert issubclass(aurora_async.IamAuthError, aurora_async.CredentialsError)
+    assert issubclass(aurora_async.SecretsManagerError, aurora_async.CredentialsError)
+    assert issubclass(aurora_async.CredentialsError, aurora_async.AuroraError)
     assert aurora_async.FailoverSuccessError.__module__ == "aurora_async"
     assert issubclass(aurora_async.FailoverSuccessError, aurora_async.FailoverError)
     assert issubclass(aurora_async.FailoverError, aurora_async.AuroraError)
@@ -180,3 +195,26 @@ def test_cluster_identity_ignores_host_case_and_endpoint_kind() -> None:
     other_user = parse(f"postgresql://admin@{CLUSTER}/db")
     assert cluster_key(writer) == cluster_key(shouting) == cluster_key(reader)
     assert cluster_key(other_user) != cluster_key(writer)
+
+
+def test_credentials_options() -> None:
+    iam = parse(host=CLUSTER, user="app", plugins=("iam",), ssl="require").options
+    assert iam.iam_expiration == 840.0 and iam.iam_allow_plaintext is False
+    local = parse(
+        "postgresql://app@127.0.0.1:5432/db?plugins=iam&iam_region=eu-west-1&iam_allow_plaintext=true"
+        "&iam_host=db.internal&iam_port=6543"
+    ).options
+    assert (local.iam_region, local.iam_host, local.iam_port, local.iam_allow_plaintext) == (
+        "eu-west-1",
+        "db.internal",
+        6543,
+        True,
+    )
+    arn = "arn:aws:secretsmanager:ap-south-1:123456789012:secret:app-AbCdEf"
+    secret = parse(host=CLUSTER, plugins=("aws_secrets_manager",), secrets_manager_secret_id=arn).options
+    from aurora_async._config import secret_region
+
+    assert secret_region(secret) == "ap-south-1"
+    assert secret.secrets_manager_secret_username_key == "username"
+    config = parse(host=CLUSTER, user="app", plugins=("iam",), ssl="require", aws_session=object())
+    assert "aws_session" not in repr(config)

@@ -1,0 +1,245 @@
+"""The iam and aws_secrets_manager plugins against real servers (simulator) and moto's server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import aioboto3
+import pytest
+
+import aurora_async
+from aurora_async import FailoverSuccessError, SecretsManagerError
+from aurora_async._auth import Authenticator
+from aurora_async._cluster import registry
+from aurora_async._config import parse
+from aurora_async._pg_driver import open_connection
+from aurora_async.testing import AuroraSimulator
+from tests.aws import CountingSession
+
+pytestmark = pytest.mark.usefixtures("moto_endpoint")
+
+IAM_USER = "iam_user"
+APP_USER = "app_user"
+MANY = pytest.mark.aurora_simulator(max_connections=700)
+
+
+def _host(sim: AuroraSimulator) -> str:
+    return sim.cluster_endpoint.rsplit(":", 1)[0]
+
+
+def iam_options(sim: AuroraSimulator, session: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        "host": _host(sim),
+        "port": sim.port,
+        "user": IAM_USER,
+        "database": "postgres",
+        "plugins": ("initial_connection", "aurora_connection_tracker", "failover", "host_monitoring", "iam"),
+        "iam_region": "us-east-1",
+        "iam_host": "db.test.internal",  # one token for every instance (as through a tunnel)
+        "iam_allow_plaintext": True,  # the simulator's servers speak no TLS
+        "aws_session": session,
+        "cluster_instance_host_pattern": sim.instance_host_pattern,
+        "failover_timeout": 20,
+        **extra,
+    }
+
+
+def token_becomes_password(sim: AuroraSimulator) -> CountingSession:
+    """A session whose every generated token is at once made the IAM user's database password."""
+
+    async def on_token(token: str) -> None:
+        await sim.set_password(IAM_USER, token)
+
+    return CountingSession(on_token)
+
+
+@MANY
+async def test_iam_token_logs_in_and_500_connects_generate_one(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    session = token_becomes_password(sim)
+    conns = await asyncio.gather(*(aurora_async.connect(**iam_options(sim, session)) for _ in range(500)))
+    try:
+        assert session.calls["generate_db_auth_token"] == 1
+        users = await asyncio.gather(*(c.fetchval("SELECT current_user") for c in conns[:20]))
+        assert set(users) == {IAM_USER}
+        [cluster] = registry.clusters()
+        assert cluster.auth is not None and cluster.auth.stats["login_retries"] == 0
+    finally:
+        await asyncio.gather(*(c.close() for c in conns))
+
+
+async def test_login_failure_with_a_cached_token_fetches_one_fresh_token(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+    sim = aurora_postgres
+    session = token_becomes_password(sim)
+    async with aurora_async.connect(**iam_options(sim, session)):
+        await sim.set_password(IAM_USER, "not-the-cached-token")  # the cached token stops working
+        async with aurora_async.connect(**iam_options(sim, session)) as second:
+            assert await second.fetchval("SELECT current_user") == IAM_USER
+        assert session.calls["generate_db_auth_token"] == 2
+        [cluster] = registry.clusters()
+        assert cluster.auth is not None and cluster.auth.stats["login_retries"] == 1
+
+
+async def test_tokens_are_reused_until_shortly_before_they_expire(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    session = token_becomes_password(sim)
+    config = parse(**iam_options(sim, session, plugins=("iam",)))
+    now = [1000.0]
+    auth = Authenticator(config, clock=lambda: now[0])
+    host, port = _host(sim), sim.port
+
+    async def login() -> None:
+        conn = await open_connection(config, host, port, 5, auth)
+        assert await conn.fetchval("SELECT current_user") == IAM_USER
+        await conn.close()
+
+    await login()
+    now[0] += config.options.iam_expiration - 1  # still within the reuse period
+    await login()
+    assert session.calls["generate_db_auth_token"] == 1
+    now[0] += 2  # past it: a new token, before the old one (900 s) actually expires
+    await login()
+    assert session.calls["generate_db_auth_token"] == 2
+
+
+async def test_iam_connections_fail_over_with_the_cached_token(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    session = token_becomes_password(sim)
+    async with aurora_async.connect(**iam_options(sim, session)) as conn:
+        report = await sim.failover()
+        with pytest.raises(FailoverSuccessError):
+            await conn.fetchval("SELECT 1")
+        assert conn.instance.instance_id == report.new_writer
+        assert await conn.fetchval("SELECT current_user") == IAM_USER
+    assert session.calls["generate_db_auth_token"] == 1
+
+
+async def _secret(name: str, value: str) -> str:
+    async with aioboto3.Session().client("secretsmanager", region_name="us-east-1") as client:
+        try:
+            created = await client.create_secret(Name=name, SecretString=value)
+        except client.exceptions.ResourceExistsException:
+            await client.put_secret_value(SecretId=name, SecretString=value)
+            return name
+        return str(created["ARN"])
+
+
+def secret_options(sim: AuroraSimulator, session: Any, secret_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "host": _host(sim),
+        "port": sim.port,
+        "database": "postgres",
+        "plugins": (
+            "initial_connection",
+            "aurora_connection_tracker",
+            "failover",
+            "host_monitoring",
+            "aws_secrets_manager",
+        ),
+        "secrets_manager_secret_id": secret_id,
+        "aws_session": session,
+        "cluster_instance_host_pattern": sim.instance_host_pattern,
+        **extra,
+    }
+
+
+@MANY
+async def test_secret_is_fetched_once_for_500_connects_and_survives_rotation(
+    aurora_postgres: AuroraSimulator, moto_endpoint: str
+) -> None:
+    sim = aurora_postgres
+    await sim.set_password(APP_USER, "first-password-1")
+    arn = await _secret("aurora/rotating", json.dumps({"username": APP_USER, "password": "first-password-1"}))
+    session = CountingSession()
+    options = secret_options(sim, session, arn, secrets_manager_endpoint=moto_endpoint)  # region from the ARN
+    conns = await asyncio.gather(*(aurora_async.connect(**options) for _ in range(500)))
+    try:
+        assert session.calls["get_secret_value"] == 1
+        assert await conns[0].fetchval("SELECT current_user") == APP_USER
+        # rotation: the database password and the secret change; the cached secret is now stale
+        await sim.set_password(APP_USER, "second-password-2")
+        await _secret(arn, json.dumps({"username": APP_USER, "password": "second-password-2"}))
+        async with aurora_async.connect(**options) as fresh:
+            assert await fresh.fetchval("SELECT current_user") == APP_USER
+        assert session.calls["get_secret_value"] == 2
+    finally:
+        await asyncio.gather(*(c.close() for c in conns))
+
+
+@pytest.mark.parametrize(
+    ("secret", "keys", "message", "code"),
+    [
+        (
+            None,
+            {},
+            "could not fetch secret 'aurora/missing': ResourceNotFoundException",
+            "ResourceNotFoundException",
+        ),
+        ("{not json", {}, "is not a JSON object", None),
+        ('["a list"]', {}, "is not a JSON object", None),
+        (
+            json.dumps({"user": APP_USER, "pass": "x"}),
+            {},
+            "no string value for key(s) 'username', 'password'",
+            None,
+        ),
+        (
+            json.dumps({"login": APP_USER, "secret": "hunter2-in-secret"}),
+            {"secrets_manager_secret_username_key": "login"},
+            "no string value for key(s) 'password'",
+            None,
+        ),
+    ],
+)
+async def test_bad_secrets_raise_clear_errors(
+    aurora_postgres: AuroraSimulator, secret: str | None, keys: dict[str, str], message: str, code: str | None
+) -> None:
+    sim = aurora_postgres
+    name = "aurora/missing" if secret is None else f"aurora/bad-{abs(hash(secret))}"
+    if secret is not None:
+        await _secret(name, secret)
+    options = secret_options(sim, CountingSession(), name, secrets_manager_region="us-east-1", **keys)
+    with pytest.raises(SecretsManagerError) as caught:
+        await aurora_async.connect(**options)
+    assert message in str(caught.value)
+    assert caught.value.code == code
+    assert "hunter2" not in str(caught.value)
+    assert registry.clusters() == []
+
+
+async def test_no_token_password_or_secret_is_logged_or_shown(
+    aurora_postgres: AuroraSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim = aurora_postgres
+    tokens: list[str] = []
+
+    async def on_token(token: str) -> None:
+        tokens.append(token)
+        await sim.set_password(IAM_USER, token)
+
+    secret_password = "s3cret-value-never-shown"
+    await sim.set_password(APP_USER, secret_password)
+    name = await _secret("aurora/quiet", json.dumps({"username": APP_USER, "password": secret_password}))
+    caplog.set_level(logging.DEBUG)  # everything, botocore included, from here: the connects
+    shown: list[str] = []
+    async with aurora_async.connect(**iam_options(sim, CountingSession(on_token))) as conn:
+        shown += [repr(conn), repr(registry.clusters()[0]), repr(registry.clusters()[0].auth)]
+        async with aurora_async.connect(
+            **secret_options(sim, CountingSession(), name, secrets_manager_region="us-east-1")
+        ) as other:
+            shown += [repr(other)] + [repr(c) for c in registry.clusters()]
+            shown += [repr(c.auth) for c in registry.clusters()]
+            shown += [
+                repr(await c.auth.credentials(_host(sim), sim.port)) for c in registry.clusters() if c.auth
+            ]
+    [token] = tokens
+    signature = token.rsplit("X-Amz-Signature=", 1)[1]
+    text = caplog.text + "\n".join(shown)
+    assert "IAM token generated" in caplog.text and f"secret {name!r} fetched" in caplog.text
+    for needle in (token, signature, secret_password):
+        assert needle not in text
