@@ -34,6 +34,7 @@ bench: $(STAMP) servers
 	$(BIN)/python benchmarks/bench_overhead.py
 	$(BIN)/python benchmarks/bench_failover.py
 	$(BIN)/python benchmarks/bench_host_monitoring.py
+	$(BIN)/python benchmarks/bench_credentials.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -5,11 +5,13 @@ addresses, each behind a fault proxy, with Aurora's catalog functions faked so t
 runs unchanged. It can fail over, switch over, crash, black-hole, slow down, reboot, add and remove
 instances, and it reproduces stale cluster-endpoint DNS. The pytest plugin (installed with the package)
 provides an ``aurora_postgres`` fixture; ``python -m aurora_async.testing up`` starts a cluster from
-the shell.
+the shell. ``MotoServer`` (moto on loopback) and ``RehearsalSession`` (IAM tokens that become the
+simulated database user's password) rehearse the ``iam`` and ``aws_secrets_manager`` plugins.
 """
 
 from __future__ import annotations
 
+from ._aws import DUMMY_AWS_ENV, MotoServer, RehearsalSession
 from ._control_plane import FailoverDelays, InstanceState
 from ._errors import SimulatorError
 from ._pg_catalog import TopologyMode
@@ -17,10 +19,13 @@ from ._simulator import AuroraSimulator
 from ._timeline import FailoverReport, TimelineEvent
 
 __all__ = [
+    "DUMMY_AWS_ENV",
     "AuroraSimulator",
     "FailoverDelays",
     "FailoverReport",
     "InstanceState",
+    "MotoServer",
+    "RehearsalSession",
     "SimulatorError",
     "TimelineEvent",
     "TopologyMode",

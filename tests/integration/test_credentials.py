@@ -16,8 +16,7 @@ from aurora_async._auth import Authenticator
 from aurora_async._cluster import registry
 from aurora_async._config import parse
 from aurora_async._pg_driver import open_connection
-from aurora_async.testing import AuroraSimulator
-from tests.aws import CountingSession
+from aurora_async.testing import AuroraSimulator, RehearsalSession
 
 pytestmark = pytest.mark.usefixtures("moto_endpoint")
 
@@ -47,13 +46,9 @@ def iam_options(sim: AuroraSimulator, session: Any, **extra: Any) -> dict[str, A
     }
 
 
-def token_becomes_password(sim: AuroraSimulator) -> CountingSession:
+def token_becomes_password(sim: AuroraSimulator) -> RehearsalSession:
     """A session whose every generated token is at once made the IAM user's database password."""
-
-    async def on_token(token: str) -> None:
-        await sim.set_password(IAM_USER, token)
-
-    return CountingSession(on_token)
+    return RehearsalSession(sim, IAM_USER)
 
 
 @MANY
@@ -155,7 +150,7 @@ async def test_secret_is_fetched_once_for_500_connects_and_survives_rotation(
     sim = aurora_postgres
     await sim.set_password(APP_USER, "first-password-1")
     arn = await _secret("aurora/rotating", json.dumps({"username": APP_USER, "password": "first-password-1"}))
-    session = CountingSession()
+    session = RehearsalSession()
     options = secret_options(sim, session, arn, secrets_manager_endpoint=moto_endpoint)  # region from the ARN
     conns = await asyncio.gather(*(aurora_async.connect(**options) for _ in range(500)))
     try:
@@ -203,7 +198,7 @@ async def test_bad_secrets_raise_clear_errors(
     name = "aurora/missing" if secret is None else f"aurora/bad-{abs(hash(secret))}"
     if secret is not None:
         await _secret(name, secret)
-    options = secret_options(sim, CountingSession(), name, secrets_manager_region="us-east-1", **keys)
+    options = secret_options(sim, RehearsalSession(), name, secrets_manager_region="us-east-1", **keys)
     with pytest.raises(SecretsManagerError) as caught:
         await aurora_async.connect(**options)
     assert message in str(caught.value)
@@ -216,28 +211,24 @@ async def test_no_token_password_or_secret_is_logged_or_shown(
     aurora_postgres: AuroraSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     sim = aurora_postgres
-    tokens: list[str] = []
-
-    async def on_token(token: str) -> None:
-        tokens.append(token)
-        await sim.set_password(IAM_USER, token)
-
     secret_password = "s3cret-value-never-shown"
     await sim.set_password(APP_USER, secret_password)
     name = await _secret("aurora/quiet", json.dumps({"username": APP_USER, "password": secret_password}))
     caplog.set_level(logging.DEBUG)  # everything, botocore included, from here: the connects
     shown: list[str] = []
-    async with aurora_async.connect(**iam_options(sim, CountingSession(on_token))) as conn:
+    rehearsal = RehearsalSession(sim, IAM_USER)
+    async with aurora_async.connect(**iam_options(sim, rehearsal)) as conn:
+        token = rehearsal.last_token
+        assert token is not None and "X-Amz-Signature=" in token
         shown += [repr(conn), repr(registry.clusters()[0]), repr(registry.clusters()[0].auth)]
         async with aurora_async.connect(
-            **secret_options(sim, CountingSession(), name, secrets_manager_region="us-east-1")
+            **secret_options(sim, RehearsalSession(), name, secrets_manager_region="us-east-1")
         ) as other:
             shown += [repr(other)] + [repr(c) for c in registry.clusters()]
             shown += [repr(c.auth) for c in registry.clusters()]
             shown += [
                 repr(await c.auth.credentials(_host(sim), sim.port)) for c in registry.clusters() if c.auth
             ]
-    [token] = tokens
     signature = token.rsplit("X-Amz-Signature=", 1)[1]
     text = caplog.text + "\n".join(shown)
     assert "IAM token generated" in caplog.text and f"secret {name!r} fetched" in caplog.text

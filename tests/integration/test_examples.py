@@ -46,3 +46,15 @@ async def test_host_monitoring_example_cuts_the_silent_query_short() -> None:
     seconds = float(re.search(r"aurora_async: cut short after ([\d.]+) s", text).group(1))  # type: ignore[union-attr]
     assert seconds < 5, text
     assert "aurora_async: report done on 1" in text and "still waiting on the silent socket" in text, text
+
+
+async def test_iam_example_generates_one_token_through_a_failover() -> None:
+    text = await _run("iam_auth.py")
+    assert "50 connections as app_user: 1 token generated" in text, text
+    assert "authenticated with the cached token" in text and "tokens generated in all: 1" in text, text
+
+
+async def test_secrets_manager_example_survives_rotation_with_one_refetch() -> None:
+    text = await _run("secrets_manager.py")
+    assert "50 connections as shop: 1 GetSecretValue call" in text, text
+    assert "GetSecretValue calls in all: 2" in text, text
