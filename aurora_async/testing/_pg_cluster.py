@@ -23,7 +23,7 @@ from ._pg_catalog import (
     set_topology_sql,
 )
 from ._pg_server import PgBinaries, PgServer
-from ._process import OsUser, wait_until
+from ._process import OsUser, run_command, wait_until
 
 _STREAM_TIMEOUT = 30.0
 
@@ -52,6 +52,7 @@ class PostgresCluster:
         backend_port: int,
         max_connections: int,
         database: str,
+        tls: bool = False,
         db_user: str,
         password: str | None,
     ) -> None:
@@ -62,6 +63,7 @@ class PostgresCluster:
         self.cluster_tag = cluster_tag
         self.backend_port = backend_port
         self.max_connections = max_connections
+        self.tls = tls
         self.database = database
         self.db_user = db_user
         self.password = password
@@ -88,6 +90,12 @@ class PostgresCluster:
             "log_line_prefix": "%m [%p] %q%a ",
             **instance_settings(self.topology, instance_id, dbi_resource_id(self.cluster_tag, instance_id)),
         }
+        if self.tls:
+            settings |= {
+                "ssl": "on",
+                "ssl_cert_file": str(self.root / "tls" / "server.crt"),
+                "ssl_key_file": str(self.root / "tls" / "server.key"),
+            }
         server = PgServer(
             binaries=self.binaries,
             root=self.root / f"instance-{instance_id}",
@@ -100,6 +108,22 @@ class PostgresCluster:
         self.servers[instance_id] = server
         return server
 
+    async def _make_certificate(self) -> None:
+        """A self-signed key pair for every server, owned by the server user (postgres insists)."""
+        directory = self.root / "tls"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        self.user.chown(directory)
+        await run_command(
+            [
+                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                "-subj", "/CN=aurora-simulator", "-keyout", "server.key", "-out", "server.crt",
+            ],
+            user=self.user,
+            timeout=60,
+            cwd=directory,
+        )  # fmt: skip
+        (directory / "server.key").chmod(0o600)
+
     def server(self, instance_id: str) -> PgServer:
         return self.servers[instance_id]
 
@@ -107,6 +131,8 @@ class PostgresCluster:
         self, writer: tuple[str, str], replicas: Sequence[tuple[str, str]], rows: Sequence[TopologyRow]
     ) -> None:
         """initdb the writer, install the catalog fakes, copy it into every replica, start them all."""
+        if self.tls:
+            await self._make_certificate()
         primary = self._server(*writer)
         await primary.initdb()
         primary.configure_primary()

@@ -58,6 +58,9 @@ class AuroraSimulator:
     :param password: its password, if any (authentication is ``trust`` on the simulator's loopback).
     :param database: database in :meth:`dsn` (created unless ``postgres``).
     :param max_connections: per server.
+    :param tls: servers accept TLS (``ssl='require'``) with a throw-away self-signed certificate
+        (clients cannot verify it; plain connections still work). ``drop_after_commit`` only sees
+        plain-text connections.
     :param pg_bin_dir: directory with ``initdb``, ``postgres``, ``pg_basebackup`` and ``pg_rewind``
         (default: ``$AURORA_SIM_PG_BIN``, then ``/usr/lib/postgresql/*/bin``, then ``PATH``).
     :param server_user: OS user that runs the servers when the simulator runs as root (default
@@ -81,6 +84,7 @@ class AuroraSimulator:
         password: str | None = None,
         database: str = "postgres",
         max_connections: int = 300,
+        tls: bool = False,
         pg_bin_dir: str | os.PathLike[str] | None = None,
         server_user: str | None = None,
         base_dir: str | os.PathLike[str] | None = None,
@@ -113,6 +117,7 @@ class AuroraSimulator:
         self._requested_port = port
         self._user, self._password, self._database = user, password, database
         self._max_connections = max_connections
+        self._tls = bool(tls)
         self._pg_bin_dir = pg_bin_dir
         self._server_user = server_user
         self._base_dir = choose_base_dir(base_dir)
@@ -177,6 +182,7 @@ class AuroraSimulator:
             cluster_tag=uuid.uuid4().hex[:8],
             backend_port=backend_port,
             max_connections=self._max_connections,
+            tls=self._tls,
             database=self._database,
             db_user=self._user,
             password=self._password,

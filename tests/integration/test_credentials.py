@@ -66,6 +66,21 @@ async def test_iam_token_logs_in_and_500_connects_generate_one(aurora_postgres: 
         await asyncio.gather(*(c.close() for c in conns))
 
 
+@pytest.mark.aurora_simulator(tls=True)
+async def test_iam_over_tls_needs_no_opt_out(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    options = iam_options(sim, token_becomes_password(sim), ssl="require")
+    del options["iam_allow_plaintext"]
+    async with aurora_async.connect(**options) as conn:
+        ssl_in_use = await conn.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        assert ssl_in_use is True and await conn.fetchval("SELECT current_user") == IAM_USER
+        report = await sim.failover()
+        with pytest.raises(FailoverSuccessError):
+            await conn.fetchval("SELECT 1")
+        assert conn.instance.instance_id == report.new_writer
+        assert await conn.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") is True
+
+
 async def test_login_failure_with_a_cached_token_fetches_one_fresh_token(
     aurora_postgres: AuroraSimulator,
 ) -> None:
