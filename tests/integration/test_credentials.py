@@ -11,7 +11,7 @@ import aioboto3
 import pytest
 
 import aurora_async
-from aurora_async import FailoverSuccessError, SecretsManagerError
+from aurora_async import FailoverSuccessError, IamAuthError, SecretsManagerError
 from aurora_async._auth import Authenticator
 from aurora_async._cluster import registry
 from aurora_async._config import parse
@@ -249,3 +249,35 @@ async def test_no_token_password_or_secret_is_logged_or_shown(
     assert "IAM token generated" in caplog.text and f"secret {name!r} fetched" in caplog.text
     for needle in (token, signature, secret_password):
         assert needle not in text
+
+
+async def test_secret_connections_fail_over_with_the_cached_secret(
+    aurora_postgres: AuroraSimulator, moto_endpoint: str
+) -> None:
+    sim = aurora_postgres
+    await sim.set_password(APP_USER, "failover-password")
+    name = await _secret(
+        "aurora/failover", json.dumps({"username": APP_USER, "password": "failover-password"})
+    )
+    session = RehearsalSession()
+    options = secret_options(sim, session, name, secrets_manager_region="us-east-1", failover_timeout=20)
+    async with aurora_async.connect(**options) as conn:
+        report = await sim.failover()
+        with pytest.raises(FailoverSuccessError):
+            await conn.fetchval("SELECT 1")
+        assert conn.instance.instance_id == report.new_writer
+        assert await conn.fetchval("SELECT current_user") == APP_USER
+    assert session.calls["get_secret_value"] == 1
+
+
+async def test_no_aws_credentials_is_an_iam_auth_error(
+    aurora_postgres: AuroraSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    sim = aurora_postgres
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with pytest.raises(IamAuthError, match="could not generate an IAM token for iam_user@db.test.internal"):
+        await aurora_async.connect(**iam_options(sim, None))
+    assert registry.clusters() == []

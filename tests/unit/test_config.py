@@ -218,3 +218,12 @@ def test_credentials_options() -> None:
     assert secret.secrets_manager_secret_username_key == "username"
     config = parse(host=CLUSTER, user="app", plugins=("iam",), ssl="require", aws_session=object())
     assert "aws_session" not in repr(config)
+
+
+def test_credential_plugins_without_aioboto3_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "aioboto3" else real(name))
+    with pytest.raises(ConfigurationError, match=r"needs aioboto3: pip install 'aurora_async\[aws\]'"):
+        parse(host=CLUSTER, plugins=("aws_secrets_manager",), secrets_manager_secret_id="x")
