@@ -21,12 +21,15 @@ from ._exceptions import (
     SecretsManagerError,
     TransactionResolutionUnknownError,
 )
+from ._pool import AuroraPool, create_pool
+from ._retry import RetryState, attempts_of, retry_on_failover
 from ._topology import Instance, Role, Topology
 from ._version import __version__
 
 __all__ = [
     "AuroraConnection",
     "AuroraError",
+    "AuroraPool",
     "AuroraTransaction",
     "ConfigurationError",
     "CredentialsError",
@@ -37,13 +40,17 @@ __all__ = [
     "IamAuthError",
     "Instance",
     "Options",
+    "RetryState",
     "Role",
     "SecretsManagerError",
     "Topology",
     "TransactionResolutionUnknownError",
     "__version__",
+    "attempts_of",
     "connect",
     "connect_raw",
+    "create_pool",
+    "retry_on_failover",
 ]
 
 for _name in __all__:

@@ -276,6 +276,7 @@ class Cluster:
             and self.dialect is not None
             and self.dialect.has_topology
         ):
+            self._wakeup.set()  # open the monitoring connection at once: its loss is news
             self._monitor = asyncio.ensure_future(self._run_monitor())
 
     # -- host monitoring ---------------------------------------------------------------------------
@@ -342,8 +343,17 @@ class Cluster:
 
     def _replace_monitor_conn(self, conn: asyncpg.Connection | None) -> None:
         old, self._monitor_conn = self._monitor_conn, conn
+        if conn is not None and conn is not old:
+            conn.add_termination_listener(self._monitor_conn_lost)
         if old is not None and old is not conn:
             discard(old)
+
+    def _monitor_conn_lost(self, conn: Any) -> None:
+        """The monitoring connection died (its instance shut down, crashed, was demoted): refresh now
+        rather than at the next tick, so a writer change is seen, and the tracker acts, at once."""
+        if conn is self._monitor_conn and not self._closed:
+            topology_log.debug("monitoring connection lost: refreshing the topology now")
+            self.request_refresh()
 
     # -- lifetime ----------------------------------------------------------------------------------
 

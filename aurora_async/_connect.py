@@ -15,7 +15,7 @@ from ._connection import AuroraConnection
 from ._dialects import Dialect
 from ._exceptions import FailoverFailedError
 from ._failover import connect_to_reader, connect_to_writer
-from ._pg_driver import discard, open_connection
+from ._pg_driver import discard, is_connection_error, open_connection
 from ._rds_hosts import RdsUrlType
 from ._topology import Instance, Role
 
@@ -23,26 +23,46 @@ from ._topology import Instance, Role
 async def _open(config: Config) -> tuple[Cluster, asyncpg.Connection, Instance]:
     cluster = registry.acquire(config)
     try:
-        raw = await open_connection(
-            config, config.host, config.port, config.options.connect_timeout, cluster.auth
-        )
+        known = cluster.dialect is not None  # an earlier connection already learned the topology
         try:
-            if not config.options.plugins:  # a plain connection: no dialect, no topology, no task
-                is_reader = await Dialect().is_reader(raw, config.options.auxiliary_query_timeout)
-                role = Role.READER if is_reader else Role.WRITER
-                return cluster, raw, Instance(f"{config.host}:{config.port}", config.host, config.port, role)
-            await cluster.prepare(raw)
-            instance = await cluster.identify(raw, config.host, config.port)
-        except BaseException:
-            discard(raw)
-            raise
-        if config.options.has("initial_connection"):
+            raw, instance = await _first_contact(cluster, config)
+        except _CONNECT_ERRORS as exc:
+            if not (known and config.options.has("failover") and _unreachable(exc)):
+                raise
+            # the endpoint's instance is failing (a failover is under way): reach one in the right role
+            # through the known topology, as a failover would, rather than failing the connect
+            return cluster, *await _elsewhere(cluster, config, f"{type(exc).__name__} at {config.host}")
+        if config.options.has("initial_connection") and cluster.dialect is not None:
             raw, instance = await _right_instance(cluster, config, raw, instance)
         return cluster, raw, instance
     except BaseException:
         cluster.release()
         if cluster.closed:
             await cluster.wait_closed()
+        raise
+
+
+_CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError) or is_connection_error(exc, None)
+
+
+async def _first_contact(cluster: Cluster, config: Config) -> tuple[asyncpg.Connection, Instance]:
+    """Connect to the address given and find out which instance, in which role, answered."""
+    raw = await open_connection(
+        config, config.host, config.port, config.options.connect_timeout, cluster.auth
+    )
+    try:
+        if not config.options.plugins:  # a plain connection: no dialect, no topology, no task
+            is_reader = await Dialect().is_reader(raw, config.options.auxiliary_query_timeout)
+            role = Role.READER if is_reader else Role.WRITER
+            return raw, Instance(f"{config.host}:{config.port}", config.host, config.port, role)
+        await cluster.prepare(raw)
+        return raw, await cluster.identify(raw, config.host, config.port)
+    except BaseException:
+        discard(raw)
         raise
 
 
@@ -63,6 +83,14 @@ async def _right_instance(
     else:
         return raw, instance
     discard(raw)
+    return await _elsewhere(
+        cluster, config, f"{config.host}:{config.port} led to {wrong} ({instance.instance_id})"
+    )
+
+
+async def _elsewhere(cluster: Cluster, config: Config, why: str) -> tuple[asyncpg.Connection, Instance]:
+    """A connection to an instance in the role ``failover_mode`` asks for, found through the topology."""
+    mode = config.options.failover_mode
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.options.failover_timeout
     try:
@@ -73,8 +101,8 @@ async def _right_instance(
         return raw, await cluster.identify(raw, found.host, found.port)
     except TimeoutError:
         raise FailoverFailedError(
-            f"{config.host}:{config.port} led to {wrong} ({instance.instance_id}) and no instance in the "
-            f"role failover_mode={mode} asks for was reachable within {config.options.failover_timeout:g} s"
+            f"{why}, and no instance in the role failover_mode={mode} asks for was reachable within "
+            f"{config.options.failover_timeout:g} s"
         ) from None
 
 

@@ -179,6 +179,12 @@ class AuroraConnection:
     def is_in_transaction(self) -> bool:
         return not self._raw.is_closed() and bool(self._raw.is_in_transaction())
 
+    async def reset(self, *, timeout: float | None = None) -> None:
+        """asyncpg's ``reset()``: roll back an open transaction, drop session settings, listeners and
+        advisory locks (what a pool does on release). Listeners added here are forgotten too."""
+        self._listeners.clear()
+        await self._guard(self._raw.reset, timeout=timeout)
+
     async def add_listener(self, channel: str, callback: Listener) -> None:
         await self._guard(self._raw.add_listener, channel, callback)
         self._listeners.append((channel, callback))

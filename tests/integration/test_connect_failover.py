@@ -298,3 +298,21 @@ async def test_failover_is_logged_without_the_password(
     assert any(duration.search(m) for m in messages), messages
     assert any(m.startswith("probe ") for m in messages)  # DEBUG: the writer search's probes
     assert all(SECRET not in text for text in messages + shown + [caplog.text])
+
+
+@pytest.mark.aurora_simulator(delays=FailoverDelays(promotion=1.0))
+async def test_connect_while_the_writer_is_down_waits_for_the_new_writer(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+    sim = aurora_postgres
+    async with aurora_async.connect(sim.dsn("cluster"), **options(sim)):  # the cluster knows the topology
+        failover = asyncio.ensure_future(sim.failover())
+
+        async def writer_down() -> bool:
+            return not sim.instances["11"].running
+
+        await eventually(writer_down, timeout=10, what="the writer to die")
+        # the writer endpoint still leads to the dead writer: refused; the topology leads on
+        async with aurora_async.connect(sim.dsn("cluster"), **options(sim)) as late:
+            report = await failover
+            assert late.instance.instance_id == report.new_writer and late.role is Role.WRITER

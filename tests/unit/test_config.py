@@ -123,7 +123,8 @@ def test_public_surface() -> None:
         "AuroraConnection", "AuroraError", "AuroraTransaction", "ConfigurationError", "FailoverError",
         "FailoverFailedError", "FailoverMode", "FailoverSuccessError", "Instance", "Options", "Role",
         "Topology", "TransactionResolutionUnknownError", "__version__", "connect", "connect_raw",
-        "CredentialsError", "IamAuthError", "SecretsManagerError",
+        "CredentialsError", "IamAuthError", "SecretsManagerError", "RetryState", "attempts_of",
+        "retry_on_failover", "AuroraPool", "create_pool",
     }  # fmt: skip
     assert issubclass(aurora_async.IamAuthError, aurora_async.CredentialsError)
     assert issubclass(aurora_async.SecretsManagerError, aurora_async.CredentialsError)

@@ -1,0 +1,247 @@
+"""``create_pool()``: a pool of failover-aware connections with asyncpg's pool API.
+
+Every pooled connection is an :class:`AuroraConnection` of the same cluster, so one topology monitor
+and one writer search serve the whole pool. A connection that raised ``FailoverSuccessError`` is on the
+new instance and goes back to the pool usable. When the cluster sees a new writer, idle connections
+still on the demoted instance (or closed under the pool by the connection tracker) are retired at
+their next checkout and replaced by connections to the new writer; ``stats()`` counts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Generator
+from types import TracebackType
+from typing import Any
+
+from ._cluster import Cluster
+from ._config import Config, parse
+from ._connect import _open
+from ._connection import AuroraConnection
+from ._exceptions import ConfigurationError
+
+log = logging.getLogger("aurora_async.pool")
+
+
+class AuroraPool:
+    """A pool of :class:`AuroraConnection` (create it with :func:`create_pool`).
+
+    ``async with pool.acquire() as conn:`` (or ``conn = await pool.acquire()`` and
+    ``await pool.release(conn)``); ``await pool.close()`` waits for acquired connections to come back,
+    ``pool.terminate()`` closes everything at once.
+    """
+
+    def __init__(
+        self, config: Config, *, min_size: int, max_size: int, acquire_timeout: float | None
+    ) -> None:
+        self._config = config
+        self._min_size = min_size
+        self._max_size = max_size
+        self._acquire_timeout = acquire_timeout
+        self._slots = asyncio.Semaphore(max_size)
+        self._idle: collections.deque[AuroraConnection] = collections.deque()
+        self._in_use: set[AuroraConnection] = set()
+        self._returned = asyncio.Event()
+        self._retired = 0
+        self._opened = 0
+        self._closing = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        stats = self.stats()
+        return (
+            f"<AuroraPool {self._config.host}:{self._config.port} size={stats['size']} idle={stats['idle']} "
+            f"in_use={stats['in_use']}{' closed' if self._closed else ''}>"
+        )
+
+    async def _start(self) -> AuroraPool:
+        try:
+            first = await self._open()  # one first: the cluster's dialect and topology, once
+            rest = await asyncio.gather(*(self._open() for _ in range(self._min_size - 1)))
+        except BaseException:
+            self.terminate()
+            raise
+        self._idle.extend([first, *rest][: self._min_size])
+        if self._min_size == 0:
+            self._idle.append(first)
+        return self
+
+    async def _open(self) -> AuroraConnection:
+        cluster, raw, instance = await _open(self._config)
+        self._opened += 1
+        return AuroraConnection(cluster, self._config, raw, instance)
+
+    # -- checkout ----------------------------------------------------------------------------------
+
+    def acquire(self, *, timeout: float | None = None) -> _Acquire:
+        """A connection: ``await pool.acquire()`` or ``async with pool.acquire() as conn``.
+
+        :param timeout: seconds to wait for a free slot (default: the pool's ``acquire_timeout``;
+            None waits as long as it takes); raises ``TimeoutError``.
+        """
+        return _Acquire(self, self._acquire_timeout if timeout is None else timeout)
+
+    async def _acquire(self, timeout: float | None) -> AuroraConnection:
+        if self._closing:
+            raise RuntimeError("the pool is closing")
+        async with asyncio.timeout(timeout):
+            await self._slots.acquire()
+        try:
+            conn = self._take_idle() or await self._open()
+        except BaseException:
+            self._slots.release()
+            raise
+        self._in_use.add(conn)
+        return conn
+
+    def _take_idle(self) -> AuroraConnection | None:
+        while self._idle:
+            conn = self._idle.popleft()
+            if conn.is_closed() or conn.raw.is_closed() or self._stale(conn):
+                self._retired += 1
+                log.debug("retired %r (its instance is no longer the one it should be on)", conn)
+                conn.terminate()
+                continue
+            return conn
+        return None
+
+    def _stale(self, conn: AuroraConnection) -> bool:
+        """Is an idle connection on an instance that no longer has its role (a demoted writer)?"""
+        cluster: Cluster = conn._cluster
+        topology = cluster.topology
+        if topology is None or topology.writer is None:
+            return False
+        on_writer = conn.instance.instance_id == topology.writer.instance_id
+        mode = self._config.options.failover_mode
+        return (mode == "strict_writer" and not on_writer) or (mode == "strict_reader" and on_writer)
+
+    async def release(self, conn: AuroraConnection) -> None:
+        """Give ``conn`` back: its session is reset (asyncpg's ``reset()``: open transaction rolled
+        back, settings, listeners, advisory locks); a broken connection is dropped."""
+        if conn not in self._in_use:
+            raise ValueError(f"{conn!r} was not acquired from this pool")
+        self._in_use.discard(conn)
+        try:
+            if self._closed or conn.is_closed() or conn.raw.is_closed():
+                conn.terminate()
+            else:
+                try:
+                    await conn.reset()
+                except Exception:  # a connection that cannot be reset is not worth keeping
+                    conn.terminate()
+                else:
+                    self._idle.append(conn)
+        finally:
+            self._slots.release()
+            self._returned.set()
+
+    # -- lifetime ----------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, int]:
+        """Connection counts: ``size`` (idle + in use), ``idle``, ``in_use``, ``retired_by_failover``,
+        ``opened`` (in all), ``min_size``, ``max_size``."""
+        return {
+            "size": len(self._idle) + len(self._in_use),
+            "idle": len(self._idle),
+            "in_use": len(self._in_use),
+            "retired_by_failover": self._retired,
+            "opened": self._opened,
+            "min_size": self._min_size,
+            "max_size": self._max_size,
+        }
+
+    async def close(self) -> None:
+        """Wait for every acquired connection to be released, then close them all."""
+        self._closing = True
+        while self._in_use:
+            self._returned.clear()
+            await self._returned.wait()
+        self._closed = True
+        idle, self._idle = list(self._idle), collections.deque()
+        await asyncio.gather(*(conn.close() for conn in idle))
+
+    def terminate(self) -> None:
+        """Close every connection at once, acquired ones included."""
+        self._closing = self._closed = True
+        for conn in [*self._idle, *self._in_use]:
+            conn.terminate()
+        self._idle.clear()
+        self._in_use.clear()
+
+    async def __aenter__(self) -> AuroraPool:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+class _Acquire:
+    def __init__(self, pool: AuroraPool, timeout: float | None) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._conn: AuroraConnection | None = None
+
+    def __await__(self) -> Generator[Any, None, AuroraConnection]:
+        return self._pool._acquire(self._timeout).__await__()
+
+    async def __aenter__(self) -> AuroraConnection:
+        self._conn = await self._pool._acquire(self._timeout)
+        return self._conn
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._pool.release(conn)
+
+
+class _Creating:
+    def __init__(self, pool: AuroraPool) -> None:
+        self._pool = pool
+
+    def __await__(self) -> Generator[Any, None, AuroraPool]:
+        return self._pool._start().__await__()
+
+    async def __aenter__(self) -> AuroraPool:
+        return await self._pool._start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._pool.close()
+
+
+def create_pool(
+    dsn: str | None = None,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    acquire_timeout: float | None = None,
+    **options: Any,
+) -> _Creating:
+    """A pool of failover-aware connections: ``pool = await create_pool(dsn, ...)`` or
+    ``async with create_pool(dsn, ...) as pool``.
+
+    :param min_size: connections opened at start.
+    :param max_size: at most this many connections at once; ``acquire()`` waits for a free one.
+    :param acquire_timeout: default seconds ``acquire()`` waits (None: no limit).
+    :param options: as for :func:`aurora_async.connect` (DSN options, plugins, asyncpg arguments).
+    :raises ConfigurationError: bad options or sizes, before any network I/O.
+    """
+    if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 0:
+        raise ConfigurationError(f"min_size must be a whole number >= 0, not {min_size!r}")
+    if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < max(1, min_size):
+        raise ConfigurationError(f"max_size must be a whole number >= max(1, min_size), not {max_size!r}")
+    if acquire_timeout is not None and not acquire_timeout > 0:
+        raise ConfigurationError(
+            f"acquire_timeout must be a positive number of seconds, not {acquire_timeout!r}"
+        )
+    config = parse(dsn, **options)
+    return _Creating(
+        AuroraPool(config, min_size=min_size, max_size=max_size, acquire_timeout=acquire_timeout)
+    )

@@ -1,0 +1,143 @@
+"""create_pool() on the simulator: asyncpg's pool API, and failover without special code."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import aurora_async
+from aurora_async import AuroraConnection, ConfigurationError, FailoverSuccessError
+from aurora_async._cluster import registry
+from aurora_async.testing import AuroraSimulator
+from tests.helpers import AURORA_HOST_ID_SQL, eventually, fetchval
+
+TASKS = 100
+
+
+def options(sim: AuroraSimulator, **extra: Any) -> dict[str, Any]:
+    return {"cluster_instance_host_pattern": sim.instance_host_pattern, "failover_timeout": 20, **extra}
+
+
+async def test_pool_has_asyncpgs_api(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    async with aurora_async.create_pool(sim.dsn("cluster"), min_size=2, max_size=3, **options(sim)) as pool:
+        assert pool.stats() == {
+            "size": 2, "idle": 2, "in_use": 0, "retired_by_failover": 0, "opened": 2,
+            "min_size": 2, "max_size": 3,
+        }  # fmt: skip
+        async with pool.acquire() as conn:
+            assert isinstance(conn, AuroraConnection) and await conn.fetchval("SELECT 1") == 1
+            await conn.execute("SET application_name = 'dirty'")
+            await conn.execute("BEGIN")  # left open: release must roll it back
+            assert pool.stats()["in_use"] == 1
+        again = await pool.acquire()
+        assert await again.fetchval("SHOW application_name") != "dirty" and not again.is_in_transaction()
+        others = [await pool.acquire(), await pool.acquire()]
+        with pytest.raises(TimeoutError):
+            await pool.acquire(timeout=0.2)  # all three slots taken
+        await asyncio.gather(*(pool.release(c) for c in [again, *others]))
+        with pytest.raises(ValueError, match="not acquired from this pool"):
+            await pool.release(again)
+        assert len(registry.clusters()) == 1  # one cluster (one monitor) for the whole pool
+    assert pool.stats()["size"] == 0 and registry.clusters() == []
+
+
+async def test_close_waits_for_acquired_connections(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    pool = await aurora_async.create_pool(sim.dsn("cluster"), min_size=1, **options(sim))
+    conn = await pool.acquire()
+    closing = asyncio.ensure_future(pool.close())
+    await asyncio.sleep(0)  # let close() start waiting (a scheduling step, not a timed wait)
+    assert not closing.done()
+    with pytest.raises(RuntimeError, match="closing"):
+        await pool.acquire()
+    await pool.release(conn)
+    await asyncio.wait_for(closing, 10)
+    assert registry.clusters() == []
+
+
+def test_bad_pool_sizes_are_named() -> None:
+    with pytest.raises(ConfigurationError, match="min_size"):
+        aurora_async.create_pool("postgresql://u@h/db", min_size=-1)
+    with pytest.raises(ConfigurationError, match="max_size"):
+        aurora_async.create_pool("postgresql://u@h/db", min_size=5, max_size=2)
+    with pytest.raises(ConfigurationError, match="acquire_timeout"):
+        aurora_async.create_pool("postgresql://u@h/db", acquire_timeout=0)
+
+
+async def test_100_tasks_through_a_failover_each_unit_of_work_exactly_once(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+    sim = aurora_postgres
+    async with aurora_async.create_pool(sim.dsn("cluster"), min_size=10, max_size=20, **options(sim)) as pool:
+        async with pool.acquire() as conn:
+            await conn.execute("CREATE TABLE work(id int PRIMARY KEY, done_on text)")
+        started = asyncio.Event()
+        attempts: dict[int, int] = {}
+
+        @aurora_async.retry_on_failover(attempts=5, deadline=30)
+        async def unit(task_id: int) -> str:
+            attempts[task_id] = attempts.get(task_id, 0) + 1
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "INSERT INTO work VALUES ($1, pg_catalog.aurora_db_instance_identifier()) "
+                    "ON CONFLICT (id) DO NOTHING",  # idempotent: a COMMIT cut off may have landed
+                    task_id,
+                )
+                if task_id % 10 == 0:
+                    started.set()
+                    await conn.execute("SELECT pg_sleep(0.3)")  # some units are in flight at the failover
+                return str(await conn.fetchval(AURORA_HOST_ID_SQL))
+
+        tasks = [asyncio.ensure_future(unit(i)) for i in range(TASKS)]
+        await started.wait()
+        report = await sim.failover()
+        done = await asyncio.wait_for(asyncio.gather(*tasks), 60)  # no task hangs
+        assert len(done) == TASKS
+        rows = await fetchval(sim.dsn(report.new_writer), "SELECT count(DISTINCT id) FROM work")
+        assert rows == TASKS  # every unit of work is there, once (primary key)
+        assert any(n > 1 for n in attempts.values())  # the failover did interrupt some of them
+        # afterwards, every connection the pool hands out is on the new writer
+        conns = [await pool.acquire() for _ in range(pool.stats()["max_size"])]
+        try:
+            ids = set(await asyncio.gather(*(c.fetchval(AURORA_HOST_ID_SQL) for c in conns)))
+        finally:
+            await asyncio.gather(*(pool.release(c) for c in conns))
+        assert ids == {report.new_writer}
+        stats = pool.stats()
+        assert stats["size"] <= stats["max_size"] and stats["in_use"] == 0
+
+
+async def test_idle_connections_on_the_demoted_writer_are_retired(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    async with aurora_async.create_pool(sim.dsn("cluster"), min_size=5, max_size=5, **options(sim)) as pool:
+        report = await sim.switchover()  # the old writer comes back as a replica: idle ones would read there
+        [cluster] = registry.clusters()
+
+        async def learned() -> bool:
+            writer = cluster.topology.writer if cluster.topology else None
+            return writer is not None and writer.instance_id == report.new_writer
+
+        await eventually(learned, timeout=10, what="the cluster to learn the new writer")
+        conns = [await pool.acquire() for _ in range(5)]
+        try:
+            ids = await asyncio.gather(*(c.fetchval(AURORA_HOST_ID_SQL) for c in conns))  # no error at all
+        finally:
+            await asyncio.gather(*(pool.release(c) for c in conns))
+        assert set(ids) == {report.new_writer}
+        assert pool.stats()["retired_by_failover"] == 5 and pool.stats()["opened"] == 10
+
+
+async def test_a_connection_that_failed_over_goes_back_usable(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    async with aurora_async.create_pool(sim.dsn("cluster"), min_size=1, max_size=1, **options(sim)) as pool:
+        conn = await pool.acquire()
+        report = await sim.failover()
+        with pytest.raises(FailoverSuccessError):
+            await conn.fetchval("SELECT 1")
+        await pool.release(conn)
+        async with pool.acquire() as same:
+            assert same is conn and await same.fetchval(AURORA_HOST_ID_SQL) == report.new_writer
+        assert pool.stats()["retired_by_failover"] == 0
