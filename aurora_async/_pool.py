@@ -48,6 +48,7 @@ class AuroraPool:
         self._opened = 0
         self._closing = False
         self._closed = False
+        self._cluster: Cluster | None = None  # held for the pool's life: the topology outlives retirements
 
     def __repr__(self) -> str:
         stats = self.stats()
@@ -59,6 +60,7 @@ class AuroraPool:
     async def _start(self) -> AuroraPool:
         try:
             first = await self._open()  # one first: the cluster's dialect and topology, once
+            self._cluster = first._cluster.acquire()
             rest = await asyncio.gather(*(self._open() for _ in range(self._min_size - 1)))
         except BaseException:
             self.terminate()
@@ -161,6 +163,7 @@ class AuroraPool:
         self._closed = True
         idle, self._idle = list(self._idle), collections.deque()
         await asyncio.gather(*(conn.close() for conn in idle))
+        await self._release_cluster()
 
     def terminate(self) -> None:
         """Close every connection at once, acquired ones included."""
@@ -169,6 +172,16 @@ class AuroraPool:
             conn.terminate()
         self._idle.clear()
         self._in_use.clear()
+        if self._cluster is not None:
+            cluster, self._cluster = self._cluster, None
+            cluster.release()
+
+    async def _release_cluster(self) -> None:
+        if self._cluster is not None:
+            cluster, self._cluster = self._cluster, None
+            cluster.release()
+            if cluster.closed:
+                await cluster.wait_closed()
 
     async def __aenter__(self) -> AuroraPool:
         return self
