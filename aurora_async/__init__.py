@@ -18,6 +18,7 @@ from ._exceptions import (
     FailoverFailedError,
     FailoverSuccessError,
     IamAuthError,
+    ReadWriteSplittingError,
     SecretsManagerError,
     TransactionResolutionUnknownError,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "IamAuthError",
     "Instance",
     "Options",
+    "ReadWriteSplittingError",
     "RetryState",
     "Role",
     "SecretsManagerError",

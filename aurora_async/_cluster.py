@@ -68,6 +68,7 @@ class Cluster:
         self.stats: Counter[str] = Counter()
         self.refs = 0
         self.reader_turns = itertools.count()  # round_robin reader selection, per cluster
+        self.load: Counter[str] = Counter()  # connections of this process per instance id
         self.down: set[str] = set()  # instance ids a host monitor declared dead (until they answer)
         self.host_monitors: dict[str, HostMonitor] = {}
         self._forget = forget

@@ -20,7 +20,7 @@ from ._rds_hosts import HostPattern, RdsUrlType, classify_host
 FailoverMode = Literal["strict_writer", "strict_reader", "reader_or_writer"]
 FAILOVER_MODES: tuple[FailoverMode, ...] = ("strict_writer", "strict_reader", "reader_or_writer")
 DIALECT_CODES = ("aurora-pg", "multi-az-pg", "rds-pg", "pg")
-SELECTOR_STRATEGIES = ("random", "round_robin")
+SELECTOR_STRATEGIES = ("random", "round_robin", "least_connections")
 KNOWN_PLUGINS = (
     "initial_connection",
     "aurora_connection_tracker",
@@ -32,7 +32,7 @@ KNOWN_PLUGINS = (
 )
 IMPLEMENTED_PLUGINS = frozenset(
     {"initial_connection", "aurora_connection_tracker", "failover", "host_monitoring"}
-    | {"iam", "aws_secrets_manager"}
+    | {"iam", "aws_secrets_manager", "read_write_splitting"}
 )
 DEFAULT_PLUGINS = ("initial_connection", "aurora_connection_tracker", "failover", "host_monitoring")
 DEFAULT_CONNECT_TIMEOUT = 10.0

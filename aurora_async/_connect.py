@@ -13,7 +13,7 @@ from ._cluster import Cluster, registry
 from ._config import Config, parse
 from ._connection import AuroraConnection
 from ._dialects import Dialect
-from ._exceptions import FailoverFailedError
+from ._exceptions import ConfigurationError, FailoverFailedError
 from ._failover import connect_to_reader, connect_to_writer
 from ._pg_driver import discard, is_connection_error, open_connection
 from ._rds_hosts import RdsUrlType
@@ -109,13 +109,21 @@ async def _elsewhere(cluster: Cluster, config: Config, why: str) -> tuple[asyncp
 class _Connecting:
     """What :func:`connect` returns: await it, or use it as an async context manager."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, read_only: bool = False) -> None:
         self._config = config
+        self._read_only = read_only
         self._conn: AuroraConnection | None = None
 
     async def _connect(self) -> AuroraConnection:
         cluster, raw, instance = await _open(self._config)
-        return AuroraConnection(cluster, self._config, raw, instance)
+        conn = AuroraConnection(cluster, self._config, raw, instance)
+        if self._read_only:
+            try:
+                await conn.set_read_only(True)
+            except BaseException:
+                conn.terminate()
+                raise
+        return conn
 
     def __await__(self) -> Generator[Any, None, AuroraConnection]:
         return self._connect().__await__()
@@ -131,7 +139,7 @@ class _Connecting:
             await self._conn.close()
 
 
-def connect(dsn: str | None = None, **options: Any) -> _Connecting:
+def connect(dsn: str | None = None, *, read_only: bool = False, **options: Any) -> _Connecting:
     """Connect to an Aurora / RDS PostgreSQL cluster; returns an :class:`AuroraConnection`.
 
     ``await aurora_async.connect(dsn, ...)`` or ``async with aurora_async.connect(dsn, ...) as conn``.
@@ -145,9 +153,14 @@ def connect(dsn: str | None = None, **options: Any) -> _Connecting:
         ``wrapper_dialect`` (``aurora-pg``, ``multi-az-pg``, ``rds-pg``, ``pg``),
         ``reader_host_selector_strategy`` (``random``, ``round_robin``); every ``asyncpg.connect()``
         argument is passed on (``timeout`` is the per-connect deadline, default 10 s).
+    :param read_only: with the ``read_write_splitting`` plugin, start on a reader
+        (:meth:`AuroraConnection.set_read_only`).
     :raises ConfigurationError: a bad DSN, option or value (before any network I/O).
     """
-    return _Connecting(parse(dsn, **options))
+    config = parse(dsn, **options)
+    if read_only and not config.options.has("read_write_splitting"):
+        raise ConfigurationError("read_only=True needs the 'read_write_splitting' plugin")
+    return _Connecting(config, read_only)
 
 
 async def connect_raw(dsn: str | None = None, **options: Any) -> asyncpg.Connection:

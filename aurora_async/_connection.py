@@ -19,8 +19,14 @@ import asyncpg
 
 from ._cluster import Cluster
 from ._config import Config
-from ._exceptions import FailoverFailedError, FailoverSuccessError, TransactionResolutionUnknownError
-from ._failover import connect_to_reader, connect_to_writer
+from ._exceptions import (
+    ConfigurationError,
+    FailoverFailedError,
+    FailoverSuccessError,
+    ReadWriteSplittingError,
+    TransactionResolutionUnknownError,
+)
+from ._failover import connect_in_role, connect_to_reader, connect_to_writer, order_readers
 from ._pg_driver import discard, is_connection_error, is_read_only_error, may_have_taken_effect
 from ._topology import Instance, Role
 
@@ -57,8 +63,8 @@ class AuroraConnection:
         self._busy_since: float | None = None  # when the call in flight started (host monitoring)
         self._aborted_in_transaction: tuple[asyncpg.Connection, bool] | None = None
         self._monitored = config.options.has("host_monitoring") and cluster.dialect is not None
-        if self._track:
-            cluster.tracker.add(instance.instance_id, raw)
+        self._read_only = False
+        self._spare: tuple[asyncpg.Connection, Instance] | None = None  # the other role's connection
         self._watch()
 
     def __repr__(self) -> str:
@@ -179,6 +185,87 @@ class AuroraConnection:
     def is_in_transaction(self) -> bool:
         return not self._raw.is_closed() and bool(self._raw.is_in_transaction())
 
+    # -- read/write splitting ------------------------------------------------------------------------
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the session was moved to a reader with :meth:`set_read_only`."""
+        return self._read_only
+
+    async def set_read_only(self, read_only: bool) -> None:
+        """Move the session to a reader (``True``) or back to the writer (``False``); needs the
+        ``read_write_splitting`` plugin.
+
+        The reader is chosen by ``reader_host_selector_strategy`` (``random``, ``round_robin``,
+        ``least_connections``); the other role's physical connection is kept and reused on the next
+        switch. With no reader reachable the session stays on the writer. Session state set with
+        ``SET`` does not follow (each physical connection has its own).
+
+        :raises ReadWriteSplittingError: inside a transaction (it lives on the current connection).
+        """
+        if not self._config.options.has("read_write_splitting"):
+            raise ConfigurationError("set_read_only() needs the 'read_write_splitting' plugin")
+        if self._closed:
+            raise asyncpg.InterfaceError("connection is closed")
+        read_only = bool(read_only)
+        if read_only == self._read_only:
+            return
+        if self.is_in_transaction():
+            raise ReadWriteSplittingError(
+                f"cannot switch to {'a reader' if read_only else 'the writer'} inside a transaction: "
+                "commit or roll back first"
+            )
+        async with self._failover_lock:
+            wanted = Role.READER if read_only else Role.WRITER
+            target = self._reusable_spare(wanted) or await self._open_in_role(wanted)
+            if target is None:  # no reader reachable: stay on the writer, read-only in name
+                self._read_only = read_only
+                failover_log.info("no reader reachable: the read-only session stays on the writer")
+                return
+            self._untrack()
+            self._spare = (self._raw, self._instance) if self._instance.role is not wanted else None
+            self._raw, self._instance = target
+            self._read_only = read_only
+            self._mode = "reader_or_writer" if read_only else self._config.options.failover_mode
+            self._track = (
+                self._config.options.has("aurora_connection_tracker") and self._mode == "strict_writer"
+            )
+            self._watch()
+
+    def _reusable_spare(self, role: Role) -> tuple[asyncpg.Connection, Instance] | None:
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return None
+        raw, instance = spare
+        topology = self._cluster.topology
+        known = topology.get(instance.instance_id) if topology is not None else None
+        if (
+            raw.is_closed()
+            or known is None
+            or known.role is not role
+            or instance.instance_id in self._cluster.down
+        ):
+            discard(raw)
+            return None
+        return raw, known
+
+    async def _open_in_role(self, role: Role) -> tuple[asyncpg.Connection, Instance] | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.options.failover_timeout
+        if role is Role.WRITER:
+            return await connect_to_writer(self._cluster, 0.0, deadline)
+        topology = self._cluster.topology
+        readers = [
+            r for r in (topology.readers if topology else ()) if r.instance_id not in self._cluster.down
+        ]
+        for reader in order_readers(readers, self._cluster):
+            raw = await connect_in_role(
+                self._cluster, reader, Role.READER, self._config.options.connect_timeout
+            )
+            if raw is not None:
+                return raw, reader
+        return None
+
     async def reset(self, *, timeout: float | None = None) -> None:
         """asyncpg's ``reset()``: roll back an open transaction, drop session settings, listeners and
         advisory locks (what a pool does on release). Listeners added here are forgotten too."""
@@ -203,6 +290,7 @@ class AuroraConnection:
             return
         self._closed = True
         self._untrack()
+        self._drop_spare()
         try:
             await self._raw.close(timeout=timeout)
         except (OSError, asyncpg.InterfaceError, TimeoutError):
@@ -217,6 +305,7 @@ class AuroraConnection:
         if not self._closed:
             self._closed = True
             self._untrack()
+            self._drop_spare()
             self._raw.terminate()
             self._cluster.release()
 
@@ -297,8 +386,6 @@ class AuroraConnection:
                 f"failover_timeout={self._config.options.failover_timeout:g} s; the connection is closed"
             ) from cause
         self._raw, self._instance = raw, instance
-        if self._track:
-            self._cluster.tracker.add(instance.instance_id, raw)
         self._watch()
         for channel, callback in self._listeners:
             await raw.add_listener(channel, callback)
@@ -315,8 +402,17 @@ class AuroraConnection:
             self._cluster.tracker.remove(self._instance.instance_id, self._raw)
         if self._monitored:
             self._cluster.host_monitor(self._instance).remove(self)
+        self._cluster.load[self._instance.instance_id] -= 1
+
+    def _drop_spare(self) -> None:
+        if self._spare is not None:
+            discard(self._spare[0])
+            self._spare = None
 
     def _watch(self) -> None:
+        self._cluster.load[self._instance.instance_id] += 1
+        if self._track:
+            self._cluster.tracker.add(self._instance.instance_id, self._raw)
         if self._monitored:
             self._cluster.host_monitor(self._instance).add(self)
 

@@ -4,6 +4,7 @@
 
     AuroraError
     ├── ConfigurationError(AuroraError, ValueError)   bad DSN, option or value; names it
+    ├── ReadWriteSplittingError                       set_read_only() refused (inside a transaction)
     ├── CredentialsError                              no credentials could be obtained
     │   ├── IamAuthError                              an IAM token could not be generated
     │   └── SecretsManagerError                       the secret could not be fetched or read
@@ -25,6 +26,11 @@ class AuroraError(Exception):
 class ConfigurationError(AuroraError, ValueError):
     """A DSN, option or value is not acceptable. Raised by ``connect()`` before any network I/O where
     possible; the message names the option and what it accepts."""
+
+
+class ReadWriteSplittingError(AuroraError):
+    """``set_read_only()`` cannot switch now: the session is inside a transaction, which lives on the
+    current physical connection. Commit or roll back first."""
 
 
 class CredentialsError(AuroraError):

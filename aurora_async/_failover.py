@@ -35,7 +35,7 @@ async def connect_to_writer(
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise TimeoutError("the failover deadline passed")
-        conn = await _connect_in_role(cluster, writer, Role.WRITER, remaining)
+        conn = await connect_in_role(cluster, writer, Role.WRITER, remaining)
         if conn is not None:
             return conn, writer
         not_before = time.monotonic()  # that writer is gone too: look again
@@ -64,7 +64,7 @@ async def connect_to_reader(
             instance: Instance, remaining: float = remaining
         ) -> tuple[asyncpg.Connection, Instance] | None:
             wanted = Role.READER if instance.role is Role.READER and mode == "strict_reader" else None
-            conn = await _connect_in_role(cluster, instance, wanted, remaining)
+            conn = await connect_in_role(cluster, instance, wanted, remaining)
             return (conn, instance) if conn is not None else None
 
         won = await race_first([functools.partial(attempt, i) for i in candidates], discard=_discard_pair)
@@ -80,15 +80,18 @@ def _discard_pair(pair: tuple[asyncpg.Connection, Instance]) -> None:
 
 def order_readers(readers: list[Instance], cluster: Cluster) -> list[Instance]:
     """Readers in the order the ``reader_host_selector_strategy`` prefers them."""
-    if cluster.options.reader_host_selector_strategy == "round_robin" and readers:
+    strategy = cluster.options.reader_host_selector_strategy
+    if strategy == "round_robin" and readers:
         start = next(cluster.reader_turns) % len(readers)
         return readers[start:] + readers[:start]
+    if strategy == "least_connections":
+        return sorted(readers, key=lambda r: cluster.load[r.instance_id])  # stable: topology order on ties
     shuffled = list(readers)
     random.shuffle(shuffled)
     return shuffled
 
 
-async def _connect_in_role(
+async def connect_in_role(
     cluster: Cluster, instance: Instance, role: Role | None, timeout: float
 ) -> asyncpg.Connection | None:
     """Connect to ``instance`` and check it is in ``role`` (None: any role); None if not reachable."""

@@ -77,15 +77,29 @@ class AuroraPool:
 
     # -- checkout ----------------------------------------------------------------------------------
 
-    def acquire(self, *, timeout: float | None = None) -> _Acquire:
+    def acquire(self, *, timeout: float | None = None, read_only: bool = False) -> _Acquire:
         """A connection: ``await pool.acquire()`` or ``async with pool.acquire() as conn``.
 
         :param timeout: seconds to wait for a free slot (default: the pool's ``acquire_timeout``;
             None waits as long as it takes); raises ``TimeoutError``.
+        :param read_only: with the ``read_write_splitting`` plugin, a connection moved to a reader
+            (it moves back to the writer when released).
         """
-        return _Acquire(self, self._acquire_timeout if timeout is None else timeout)
+        if read_only and not self._config.options.has("read_write_splitting"):
+            raise ConfigurationError("acquire(read_only=True) needs the 'read_write_splitting' plugin")
+        return _Acquire(self, self._acquire_timeout if timeout is None else timeout, read_only)
 
-    async def _acquire(self, timeout: float | None) -> AuroraConnection:
+    async def _acquire(self, timeout: float | None, read_only: bool = False) -> AuroraConnection:
+        conn = await self._checkout(timeout)
+        if read_only:
+            try:
+                await conn.set_read_only(True)
+            except BaseException:
+                await self.release(conn)
+                raise
+        return conn
+
+    async def _checkout(self, timeout: float | None) -> AuroraConnection:
         if self._closing:
             raise RuntimeError("the pool is closing")
         async with asyncio.timeout(timeout):
@@ -130,6 +144,8 @@ class AuroraPool:
                 conn.terminate()
             else:
                 try:
+                    if conn.read_only:
+                        await conn.set_read_only(False)
                     await conn.reset()
                 except Exception:  # a connection that cannot be reset is not worth keeping
                     conn.terminate()
@@ -193,16 +209,17 @@ class AuroraPool:
 
 
 class _Acquire:
-    def __init__(self, pool: AuroraPool, timeout: float | None) -> None:
+    def __init__(self, pool: AuroraPool, timeout: float | None, read_only: bool) -> None:
         self._pool = pool
         self._timeout = timeout
+        self._read_only = read_only
         self._conn: AuroraConnection | None = None
 
     def __await__(self) -> Generator[Any, None, AuroraConnection]:
-        return self._pool._acquire(self._timeout).__await__()
+        return self._pool._acquire(self._timeout, self._read_only).__await__()
 
     async def __aenter__(self) -> AuroraConnection:
-        self._conn = await self._pool._acquire(self._timeout)
+        self._conn = await self._pool._acquire(self._timeout, self._read_only)
         return self._conn
 
     async def __aexit__(

@@ -61,7 +61,6 @@ def test_defaults() -> None:
     [
         ({"failover_timout": 3}, "unknown option 'failover_timout'"),
         ({"plugins": ("failover", "nope")}, "unknown plugin code 'nope'"),
-        ({"plugins": ("read_write_splitting",)}, "plugin 'read_write_splitting' is not available"),
         ({"plugins": ("iam", "aws_secrets_manager"), "user": "u"}, "both supply the password"),
         ({"plugins": ("iam",)}, "plugin 'iam' needs the database user"),
         ({"plugins": ("iam",), "user": "u", "host": "db.example.com"}, "needs a region: 'db.example.com'"),
@@ -124,7 +123,7 @@ def test_public_surface() -> None:
         "FailoverFailedError", "FailoverMode", "FailoverSuccessError", "Instance", "Options", "Role",
         "Topology", "TransactionResolutionUnknownError", "__version__", "connect", "connect_raw",
         "CredentialsError", "IamAuthError", "SecretsManagerError", "RetryState", "attempts_of",
-        "retry_on_failover", "AuroraPool", "create_pool",
+        "retry_on_failover", "AuroraPool", "create_pool", "ReadWriteSplittingError",
     }  # fmt: skip
     assert issubclass(aurora_async.IamAuthError, aurora_async.CredentialsError)
     assert issubclass(aurora_async.SecretsManagerError, aurora_async.CredentialsError)
