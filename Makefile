@@ -35,6 +35,7 @@ bench: $(STAMP) servers
 	$(BIN)/python benchmarks/bench_failover.py
 	$(BIN)/python benchmarks/bench_host_monitoring.py
 	$(BIN)/python benchmarks/bench_credentials.py
+	$(BIN)/python benchmarks/bench_pool.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
