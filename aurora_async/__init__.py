@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ._cluster import registry as _registry
 from ._config import FailoverMode, Options
-from ._connect import connect, connect_raw
+from ._connect import RawConnector, connect, connect_raw, raw_connector
 from ._connection import AuroraConnection, AuroraTransaction
 from ._exceptions import (
     AuroraError,
@@ -41,6 +41,7 @@ __all__ = [
     "IamAuthError",
     "Instance",
     "Options",
+    "RawConnector",
     "ReadWriteSplittingError",
     "RetryState",
     "Role",
@@ -52,6 +53,7 @@ __all__ = [
     "connect",
     "connect_raw",
     "create_pool",
+    "raw_connector",
     "retry_on_failover",
 ]
 

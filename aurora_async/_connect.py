@@ -169,9 +169,14 @@ async def connect_raw(dsn: str | None = None, **options: Any) -> asyncpg.Connect
 
     It does not fail over by itself (its owner reconnects through ``connect_raw`` again), but the
     cluster keeps monitoring the topology and, with ``aurora_connection_tracker``, terminates it when
-    its instance stops being the writer, so the owner's next use fails fast.
+    its instance stops being the writer, so the owner's next use fails fast. For a pool or an engine,
+    prefer :func:`raw_connector`, which keeps the cluster's topology while every connection is gone.
     """
-    config = parse(dsn, **options)
+    cluster, raw = await _connect_raw(parse(dsn, **options))
+    return raw
+
+
+async def _connect_raw(config: Config) -> tuple[Cluster, asyncpg.Connection]:
     cluster, raw, instance = await _open(config)
     tracked = (
         config.options.has("aurora_connection_tracker") and config.options.failover_mode == "strict_writer"
@@ -189,4 +194,56 @@ async def connect_raw(dsn: str | None = None, **options: Any) -> asyncpg.Connect
             cluster.release()
 
     raw.add_termination_listener(on_close)
-    return raw
+    return cluster, raw
+
+
+class RawConnector:
+    """An async callable that makes :func:`connect_raw` connections and holds their cluster open.
+
+    Give it to SQLAlchemy (``create_async_engine("postgresql+asyncpg://", async_creator=connector)``).
+    When the writer dies, every pooled connection closes at once; the connector keeps the cluster, so
+    its topology and monitor survive and the next connection goes to the new writer instead of dialling
+    the dead endpoint. Close it after the engine: ``await engine.dispose(); await connector.aclose()``
+    (or ``async with raw_connector(...) as connector``).
+    """
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._cluster: Cluster | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<RawConnector {self._config.host}:{self._config.port}{' closed' if self._closed else ''}>"
+
+    async def __call__(self) -> asyncpg.Connection:
+        if self._closed:
+            raise asyncpg.InterfaceError("the connector is closed")
+        cluster, raw = await _connect_raw(self._config)
+        if self._cluster is None or self._cluster.closed:
+            self._cluster = cluster.acquire()
+        return raw
+
+    async def aclose(self) -> None:
+        """Let the cluster go (it stops once its last connection is closed too)."""
+        self._closed = True
+        if self._cluster is not None:
+            cluster, self._cluster = self._cluster, None
+            cluster.release()
+            if cluster.closed:
+                await cluster.wait_closed()
+
+    async def __aenter__(self) -> RawConnector:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+def raw_connector(dsn: str | None = None, **options: Any) -> RawConnector:
+    """A :class:`RawConnector`: options as for :func:`connect_raw`, parsed once, here.
+
+    :raises ConfigurationError: a bad DSN, option or value.
+    """
+    return RawConnector(parse(dsn, **options))

@@ -39,18 +39,30 @@ class RetryState:
 
 @overload
 def retry_on_failover(
-    fn: Callable[P, Awaitable[T]], *, attempts: int = ..., deadline: float | None = ...
+    fn: Callable[P, Awaitable[T]],
+    *,
+    attempts: int = ...,
+    deadline: float | None = ...,
+    retry_if: Callable[[BaseException], bool] | None = ...,
 ) -> Callable[P, Awaitable[T]]: ...
 
 
 @overload
 def retry_on_failover(
-    fn: None = None, *, attempts: int = ..., deadline: float | None = ...
+    fn: None = None,
+    *,
+    attempts: int = ...,
+    deadline: float | None = ...,
+    retry_if: Callable[[BaseException], bool] | None = ...,
 ) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]: ...
 
 
 def retry_on_failover(
-    fn: Callable[P, Awaitable[T]] | None = None, *, attempts: int = 3, deadline: float | None = None
+    fn: Callable[P, Awaitable[T]] | None = None,
+    *,
+    attempts: int = 3,
+    deadline: float | None = None,
+    retry_if: Callable[[BaseException], bool] | None = None,
 ) -> Any:
     """Re-run an async unit of work after ``FailoverSuccessError`` / ``TransactionResolutionUnknownError``.
 
@@ -61,6 +73,8 @@ def retry_on_failover(
 
     :param attempts: at most this many runs in all (>= 1); the last error is raised after that.
     :param deadline: seconds from the first attempt after which no new attempt starts.
+    :param retry_if: also retry errors for which this returns True (another library's way of saying
+        "the connection failed over", e.g. SQLAlchemy's ``DBAPIError`` with ``connection_invalidated``).
     """
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, not {attempts!r}")
@@ -70,7 +84,7 @@ def retry_on_failover(
     def decorate(work: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         @functools.wraps(work)
         async def retried(*args: P.args, **kwargs: P.kwargs) -> T:
-            async for attempt in attempts_of(attempts=attempts, deadline=deadline):
+            async for attempt in attempts_of(attempts=attempts, deadline=deadline, retry_if=retry_if):
                 async with attempt:
                     return await work(*args, **kwargs)
             raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
@@ -83,9 +97,12 @@ def retry_on_failover(
 class _Attempt:
     """``async with attempt:`` swallows a retryable failover error unless it is the last chance."""
 
-    def __init__(self, state: RetryState, last: Callable[[], bool]) -> None:
+    def __init__(
+        self, state: RetryState, last: Callable[[], bool], retry_if: Callable[[BaseException], bool] | None
+    ) -> None:
         self._state = state
         self._last = last
+        self._retry_if = retry_if
         self.failed = False
 
     async def __aenter__(self) -> RetryState:
@@ -94,7 +111,10 @@ class _Attempt:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> bool:
-        if exc is None or not isinstance(exc, RETRYABLE) or self._last():
+        retryable = isinstance(exc, RETRYABLE) or (
+            isinstance(exc, Exception) and self._retry_if is not None and self._retry_if(exc)
+        )
+        if exc is None or not retryable or self._last():
             return False
         self.failed = True
         self._state.last_error = exc
@@ -102,7 +122,12 @@ class _Attempt:
         return True
 
 
-async def attempts_of(*, attempts: int = 3, deadline: float | None = None) -> AsyncIterator[_Attempt]:
+async def attempts_of(
+    *,
+    attempts: int = 3,
+    deadline: float | None = None,
+    retry_if: Callable[[BaseException], bool] | None = None,
+) -> AsyncIterator[_Attempt]:
     """The async-iterator form, for a unit of work written inline::
 
         async for attempt in aurora_async.attempts_of(attempts=3):
@@ -122,7 +147,7 @@ async def attempts_of(*, attempts: int = 3, deadline: float | None = None) -> As
 
     while True:
         state.number += 1
-        attempt = _Attempt(state, last)
+        attempt = _Attempt(state, last, retry_if)
         yield attempt
         if not attempt.failed:
             return

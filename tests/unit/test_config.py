@@ -124,6 +124,7 @@ def test_public_surface() -> None:
         "Topology", "TransactionResolutionUnknownError", "__version__", "connect", "connect_raw",
         "CredentialsError", "IamAuthError", "SecretsManagerError", "RetryState", "attempts_of",
         "retry_on_failover", "AuroraPool", "create_pool", "ReadWriteSplittingError",
+        "RawConnector", "raw_connector",
     }  # fmt: skip
     assert issubclass(aurora_async.IamAuthError, aurora_async.CredentialsError)
     assert issubclass(aurora_async.SecretsManagerError, aurora_async.CredentialsError)

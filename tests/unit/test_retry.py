@@ -86,3 +86,28 @@ def test_bad_arguments_are_refused() -> None:
         aurora_async.retry_on_failover(attempts=0)
     with pytest.raises(ValueError, match="deadline"):
         aurora_async.retry_on_failover(deadline=-1)
+
+
+async def test_retry_if_adds_other_libraries_failover_errors() -> None:
+    class Invalidated(Exception):
+        connection_invalidated = True
+
+    calls = 0
+
+    @aurora_async.retry_on_failover(retry_if=lambda e: getattr(e, "connection_invalidated", False))
+    async def work() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise Invalidated()
+        if calls == 2:
+            raise FailoverSuccessError("still retried")
+        return "done"
+
+    assert await work() == "done" and calls == 3
+    with pytest.raises(KeyError):  # retry_if says no: not retried
+        await aurora_async.retry_on_failover(_raise_key_error, retry_if=lambda e: False)()
+
+
+async def _raise_key_error() -> None:
+    raise KeyError("x")
