@@ -197,10 +197,14 @@ async def _connect_raw(config: Config) -> tuple[Cluster, asyncpg.Connection]:
     return cluster, raw
 
 
+_ASYNCPG_DEFAULTS = {("connection_class", asyncpg.Connection), ("record_class", asyncpg.Record)}
+
+
 class RawConnector:
     """An async callable that makes :func:`connect_raw` connections and holds their cluster open.
 
-    Give it to SQLAlchemy (``create_async_engine("postgresql+asyncpg://", async_creator=connector)``).
+    Give it to SQLAlchemy (``create_async_engine("postgresql+asyncpg://", async_creator=connector)``)
+    or to asyncpg (``asyncpg.create_pool(connect=connector)``).
     When the writer dies, every pooled connection closes at once; the connector keeps the cluster, so
     its topology and monitor survive and the next connection goes to the new writer instead of dialling
     the dead endpoint. Close it after the engine: ``await engine.dispose(); await connector.aclose()``
@@ -215,7 +219,19 @@ class RawConnector:
     def __repr__(self) -> str:
         return f"<RawConnector {self._config.host}:{self._config.port}{' closed' if self._closed else ''}>"
 
-    async def __call__(self) -> asyncpg.Connection:
+    async def __call__(self, *dsn: Any, **pool_arguments: Any) -> asyncpg.Connection:
+        """A new connection. ``asyncpg.create_pool(connect=connector)`` passes its (empty) DSN, ``loop``,
+        ``connection_class`` and ``record_class``; give non-default classes to :func:`raw_connector`."""
+        if any(arg is not None for arg in dsn):
+            raise ConfigurationError(
+                "a DSN reached the connector from its caller: pass it to raw_connector()"
+            )
+        for name, value in pool_arguments.items():
+            if name == "loop" or (name, value) in _ASYNCPG_DEFAULTS:
+                continue
+            raise ConfigurationError(
+                f"{name}={value!r} reached the connector from its caller: pass it to raw_connector() instead"
+            )
         if self._closed:
             raise asyncpg.InterfaceError("the connector is closed")
         cluster, raw = await _connect_raw(self._config)

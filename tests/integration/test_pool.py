@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import pytest
 
 import aurora_async
@@ -141,3 +142,26 @@ async def test_a_connection_that_failed_over_goes_back_usable(aurora_postgres: A
         async with pool.acquire() as same:
             assert same is conn and await same.fetchval(AURORA_HOST_ID_SQL) == report.new_writer
         assert pool.stats()["retired_by_failover"] == 0
+
+
+async def test_raw_connector_feeds_asyncpgs_own_pool_across_a_failover(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+
+    sim = aurora_postgres
+    async with aurora_async.raw_connector(sim.dsn("cluster"), **options(sim)) as connector:
+        pool = await asyncpg.create_pool(connect=connector, min_size=2, max_size=2)
+        try:
+            assert await pool.fetchval(AURORA_HOST_ID_SQL) == "11"
+            report = await sim.failover()
+            # the tracker closed the pooled connections to the old writer; asyncpg's pool reconnects
+            # through the connector, which still knows the topology
+            async for attempt in aurora_async.attempts_of(
+                attempts=3, retry_if=lambda e: isinstance(e, asyncpg.InterfaceError | OSError)
+            ):
+                async with attempt:
+                    assert await pool.fetchval(AURORA_HOST_ID_SQL) == report.new_writer
+        finally:
+            await pool.close()
+    with pytest.raises(ConfigurationError, match="pass it to raw_connector"):
+        await aurora_async.raw_connector(sim.dsn("cluster"), **options(sim))(record_class=dict)
