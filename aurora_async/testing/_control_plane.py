@@ -242,6 +242,11 @@ class ControlPlane:
         inst.latency = float(seconds)
         self.timeline.record("latency set", f"{inst.instance_id}: +{seconds * 1000:.0f} ms per round trip")
 
+    async def reset_connections(self, instance_id: str | int) -> None:
+        inst = self.get(instance_id)
+        await self.proxy.call("reset", name=inst.instance_id)
+        self.timeline.record("connections reset", inst.instance_id)
+
     async def drop_after_commit(self, instance_id: str | int) -> None:
         inst = self.get(instance_id)
         await self.proxy.call("arm", name=inst.instance_id, fault="drop_after_commit")

@@ -110,7 +110,7 @@ class AuroraSimulator:
                 raise ValueError(f"{name} must be a plain SQL identifier, not {value!r}")
         self.engine = "postgresql"
         self.topology: TopologyMode = topology
-        self.dns_delay = float(dns_delay)
+        self._dns_delay = float(dns_delay)
         self.delays = delays or FailoverDelays()
         self._size = instances
         self._prefix = check_prefix(address_prefix)
@@ -195,7 +195,7 @@ class AuroraSimulator:
             prefix=self._prefix,
             port=port,
             tag=self._cluster.cluster_tag,
-            dns_delay=self.dns_delay,
+            dns_delay=self._dns_delay,
             delays=self.delays,
         )
         writer = (ids[0], instances[ids[0]].address)
@@ -240,6 +240,20 @@ class AuroraSimulator:
 
     def _address(self, octet: int) -> str:
         return f"{self._prefix}{octet}"
+
+    @property
+    def dns_delay(self) -> float:
+        """Seconds after a promotion before the cluster endpoints follow it. Settable at any time: the
+        new lag applies from the next failover or switchover (one already scheduled keeps its time)."""
+        return self._dns_delay
+
+    @dns_delay.setter
+    def dns_delay(self, seconds: float) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+            raise ValueError(f"dns_delay must be a number >= 0, not {seconds!r}")
+        self._dns_delay = float(seconds)
+        if self._control is not None:
+            self._control.dns_delay = self._dns_delay
 
     @property
     def instance_ids(self) -> list[str]:
@@ -367,6 +381,12 @@ class AuroraSimulator:
         """Add ``seconds`` to every round trip to the instance (half each way); 0 removes it."""
         async with self._operation() as control:
             await control.latency(instance_id, seconds)
+
+    async def reset_connections(self, instance_id: str | int) -> None:
+        """Reset every open connection through the instance's endpoint (TCP RST to both ends), as a
+        network blip or a middlebox would; the server keeps running and new connections work at once."""
+        async with self._operation() as control:
+            await control.reset_connections(instance_id)
 
     async def drop_after_commit(self, instance_id: str | int) -> None:
         """The next COMMIT sent through this instance's proxy is executed by the server, but the

@@ -235,3 +235,44 @@ async def test_fault_operations_reject_impossible_requests(aurora_postgres: Auro
         await sim.blackhole("13")
     with pytest.raises(SimulatorError, match="use restore"):
         await sim.reboot("13")
+
+
+async def test_reset_connections_cuts_open_sessions_only(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    await execute(sim.dsn("cluster"), "CREATE TABLE reset_probe(x int)")
+    victim = await connect(sim.dsn("cluster"))
+    bystander = await connect(sim.dsn("12"))
+    await victim.execute("BEGIN; INSERT INTO reset_probe VALUES (1)")
+    pid = await victim.fetchval("SELECT pg_backend_pid()")
+    await sim.reset_connections(sim.writer_id)
+    with pytest.raises(CONNECTION_LOST):
+        await victim.fetchval("SELECT 1", timeout=5)
+    # the server stays up: a new connection works at once, and the cut session is gone, rolled back
+    assert await fetchval(sim.dsn("cluster"), "SELECT count(*) FROM reset_probe") == 0
+
+    async def session_ended() -> bool:
+        query = f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"
+        return await fetchval(sim.dsn(sim.writer_id), query) == 0
+
+    await eventually(session_ended, timeout=10)
+    assert await bystander.fetchval(AURORA_HOST_ID_SQL) == "12"  # other instances are untouched
+    assert sim.instances[sim.writer_id].running and sim.instances[sim.writer_id].network == "ok"
+    assert any(e.step == "connections reset" for e in sim.timeline)
+    victim.terminate()
+    await bystander.close()
+
+
+@pytest.mark.aurora_simulator(dns_delay=0.0)
+async def test_dns_delay_can_change_between_failovers(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    with pytest.raises(ValueError, match="dns_delay must be a number >= 0"):
+        sim.dns_delay = -1
+    sim.dns_delay = 3.0
+    report = await sim.failover()
+    promoted = next(e.at for e in report.events if e.step == "replica promoted")
+    due = next(e.at for e in report.events if e.step == "endpoint DNS updated")
+    assert due == pytest.approx(promoted + 3.0)
+    await sim.wait_dns_settled()
+    sim.dns_delay = 0
+    report = await sim.failover()
+    assert await fetchval(sim.dsn("cluster"), AURORA_HOST_ID_SQL) == report.new_writer  # no lag now
