@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := aurora_async tests examples benchmarks
 
-.PHONY: test demo lint typecheck servers bench clean
+.PHONY: test demo lint typecheck servers bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ bench: $(STAMP) servers
 	$(BIN)/python benchmarks/bench_host_monitoring.py
 	$(BIN)/python benchmarks/bench_credentials.py
 	$(BIN)/python benchmarks/bench_pool.py
+
+# make chaos [DURATION=60] [SEED=n] [WORKERS=50]: the randomized fault run (tests/chaos), reproducible by seed
+DURATION ?= 60
+chaos: $(STAMP) servers
+	CHAOS_SECONDS=$(DURATION) CHAOS_SEED=$(SEED) CHAOS_WORKERS=$(WORKERS) $(BIN)/pytest tests/chaos -s -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -74,6 +74,28 @@ async def refused(endpoint: str) -> bool:
     return False
 
 
+def sockets_to(address_prefix: str) -> list[str]:
+    """This process's open TCP connections to addresses starting with ``address_prefix`` (an IPv4
+    prefix such as ``"127.0.42."``), read from /proc: what a leak of sockets to the simulator looks like."""
+    mine = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            mine.add(target[8:-1])
+    found = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote, state, inode = fields[2], fields[3], fields[9]
+        hex_ip, hex_port = remote.split(":")
+        ip = ".".join(str(b) for b in reversed(bytes.fromhex(hex_ip)))
+        if inode in mine and ip.startswith(address_prefix) and state != "0A":  # 0A: listening
+            found.append(f"{ip}:{int(hex_port, 16)}")
+    return found
+
+
 class Leftovers:
     """What a running simulator owns, captured so that it can be checked after it stopped."""
 
