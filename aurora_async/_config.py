@@ -7,7 +7,7 @@ import inspect
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
@@ -114,6 +114,7 @@ _STRINGS = (
     "secrets_manager_secret_username_key",
     "secrets_manager_secret_password_key",
 )
+_UNSET_BY_DEFAULT = frozenset(f.name for f in fields(Options) if f.default is None)
 OPTION_NAMES = frozenset(
     {*_SECONDS, "plugins", "failover_mode", "cluster_instance_host_pattern", "cluster_id"}
     | {"failure_detection_time", "failure_detection_count"}
@@ -207,7 +208,15 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
 
 def _split_dsn(dsn: str) -> tuple[str | None, dict[str, Any]]:
     """Take host, port, credentials and our options out of a DSN; return the rest for asyncpg."""
-    parts = urlsplit(dsn)
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:  # its message quotes the netloc, password included: say it without quoting
+        parts = None
+    if parts is None:
+        raise ConfigurationError(
+            "the DSN is not a valid URL: percent-encode any of : / ? # [ ] @ % in the user name and "
+            "password (urllib.parse.quote(password, safe=''))"
+        )
     if parts.scheme not in ("postgresql", "postgres"):
         raise ConfigurationError(f"DSN scheme must be postgresql:// or postgres://, not {parts.scheme!r}://")
     found: dict[str, Any] = {}
@@ -219,9 +228,11 @@ def _split_dsn(dsn: str) -> tuple[str | None, dict[str, Any]]:
         address["user"] = unquote(user) or None
         if password:
             address["password"] = unquote(password)
+    # the errors below quote no part of the netloc: an unencoded '/', '?' or '#' in a password ends it
+    # early, so what looks like a host list or a port may be part of the password
     if "," in netloc:
         raise ConfigurationError(
-            f"DSN names several hosts ({netloc}): give the cluster endpoint; aurora_async finds the instances"
+            "the DSN names several hosts: give the cluster endpoint; aurora_async finds the instances"
         )
     if netloc.startswith("["):
         raise ConfigurationError("IPv6 literal hosts are not supported; use a host name")
@@ -229,6 +240,11 @@ def _split_dsn(dsn: str) -> tuple[str | None, dict[str, Any]]:
     if host:
         address["host"] = unquote(host)
     if port:
+        if not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536):
+            raise ConfigurationError(
+                "the DSN's port must be a number from 1 to 65535 (if the password contains / ? or #, "
+                "percent-encode it)"
+            )
         address["port"] = port
     if parts.path.strip("/"):
         address["database"] = unquote(parts.path.lstrip("/"))
@@ -248,9 +264,9 @@ def _port(value: Any, name: str = "port") -> int:
         return 5432
     try:
         port = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigurationError(f"{name} must be an integer from 1 to 65535, not {value!r}") from None
-    if not 0 < port < 65536:
+    if not 0 < port < 65536 or isinstance(value, bool) or (isinstance(value, float) and port != value):
         raise ConfigurationError(f"{name} must be an integer from 1 to 65535, not {value!r}")
     return port
 
@@ -269,7 +285,7 @@ def _flag(name: str, value: Any) -> bool:
 def _seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
     try:
         seconds = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}") from None
     if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
         kind = "non-negative" if allow_zero else "positive"
@@ -317,6 +333,8 @@ def _plugins(value: Any) -> tuple[str, ...]:
 def _options(values: dict[str, Any], host: str) -> Options:
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
+        if value is None and name in _UNSET_BY_DEFAULT:
+            continue  # None for an option that defaults to None means "not set", as leaving it out does
         if name in _SECONDS:
             kwargs[name] = _seconds(name, value)
         elif name == "plugins":

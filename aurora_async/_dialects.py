@@ -7,6 +7,7 @@ same against real clusters and against ``aurora_async.testing``'s simulator.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -155,13 +156,18 @@ class MultiAzPgDialect(Dialect):
     ) -> list[Instance] | None:
         source = await conn.fetchval(self.SOURCE_SQL, timeout=timeout)
         rows = await conn.fetch(self.TOPOLOGY_SQL, timeout=timeout)
-        instances = []
+        by_name: dict[str, Instance] = {}
+        writer: Instance | None = None
         for dbi, endpoint, port in rows:
+            if dbi is None or endpoint is None:  # names no instance
+                continue
             name = _first_label(str(endpoint))
             host, real_port = build(name, str(endpoint), int(port) if port is not None else None)
-            role = Role.WRITER if dbi == source else Role.READER
-            instances.append(Instance(name, host, real_port, role))
-        return instances if any(i.role is Role.WRITER for i in instances) else None
+            if writer is None and source is not None and dbi == source:
+                writer = by_name[name] = Instance(name, host, real_port, Role.WRITER)
+            elif name not in by_name:  # a name listed twice: its first row (the writer's, if any)
+                by_name[name] = Instance(name, host, real_port, Role.READER)
+        return list(by_name.values()) if writer is not None else None
 
 
 DIALECTS: dict[str, type[Dialect]] = {
@@ -186,25 +192,22 @@ def aurora_instances(rows: list[tuple[Any, ...]], build: HostBuilder) -> list[In
     Of several rows claiming to be the writer, the most recently updated one wins.
     """
     by_id: dict[str, Instance] = {}
-    writers: list[tuple[datetime | None, str]] = []
+    writers: list[Instance] = []
     for server_id, is_writer, _cpu, lag, updated in rows:
         if server_id is None:
             continue
         instance_id = str(server_id)
         host, port = build(instance_id, None, None)
-        role = Role.WRITER if is_writer else Role.READER
-        by_id[instance_id] = Instance(
-            instance_id, host, port, role, updated, float(lag) if lag is not None else None
+        instance = Instance(
+            instance_id, host, port, Role.READER, updated, float(lag) if lag is not None else None
         )
+        by_id[instance_id] = instance  # an id listed twice: its last row (unless it is the writer)
         if is_writer:
-            writers.append((updated, instance_id))
+            writers.append(instance)
     if not writers:
         return None
-    latest = max(writers, key=lambda w: (w[0] is not None, w[0] or datetime.min))[1]
-    for _, instance_id in writers:
-        if instance_id != latest:
-            old = by_id[instance_id]
-            by_id[instance_id] = Instance(old.instance_id, old.host, old.port, Role.READER, old.last_update)
+    latest = max(writers, key=lambda w: (w.last_update is not None, w.last_update or datetime.min))
+    by_id[latest.instance_id] = replace(latest, role=Role.WRITER)  # the only writer, from its own row
     return list(by_id.values())
 
 

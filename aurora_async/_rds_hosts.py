@@ -138,11 +138,15 @@ class HostPattern:
         template, port = text, None
         if ":" in text:
             template, _, port_text = text.rpartition(":")
-            if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
+            if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5):
+                raise bad(f"has a bad port {port_text!r}")
+            if not 0 < int(port_text) < 65536:
                 raise bad(f"has a bad port {port_text!r}")
             port = int(port_text)
         if "?" not in template:
             raise bad("has no '?'")
+        if "," in template or "/" in template:  # what host= refuses: host lists, Unix socket paths
+            raise bad("contains ',' or '/'")
         kind = classify_host(template.replace("?", "instance")).url_type
         if kind is RdsUrlType.RDS_PROXY:
             raise bad("cannot point at an RDS Proxy endpoint")
