@@ -28,7 +28,7 @@ from ._exceptions import ConfigurationError
 from ._host_monitor import HostMonitor
 from ._pg_driver import discard, is_connection_error, open_connection
 from ._rds_hosts import classify_host
-from ._topology import Instance, Role, Topology
+from ._topology import Instance, Role, Topology, with_writer
 from ._tracker import Tracker
 
 topology_log = logging.getLogger("aurora_async.topology")
@@ -76,6 +76,7 @@ class Cluster:
         self._build: HostBuilder | None = None
         self._monitor: asyncio.Task[None] | None = None
         self._monitor_conn: asyncpg.Connection | None = None
+        self._monitor_id: str | None = None  # the instance the monitoring connection is on
         self._search: asyncio.Task[Topology] | None = None
         self._wakeup = asyncio.Event()
         self._fast_until = 0.0
@@ -206,6 +207,7 @@ class Cluster:
             raise TimeoutError("no writer found before the failover deadline")
         conn, instances = won
         self._replace_monitor_conn(conn)
+        self._monitor_id = next(i.instance_id for i in instances if i.role is Role.WRITER)
         topology = self._publish(instances, verified=True)
         self._fast_until = loop.time() + self.options.topology_high_refresh_period
         topology_log.info(
@@ -251,14 +253,14 @@ class Cluster:
                     backoff = _POLL
                 try:
                     if await self.dialect.is_writer(conn, min(aux, remaining)):
-                        instances = await self._read(conn)
-                        if instances is None:
-                            instance_id = await self.dialect.instance_id(conn, aux)
-                            instances = [Instance(instance_id, instance.host, instance.port, Role.WRITER)]
-                        if any(i.role is Role.WRITER for i in instances):
-                            topology_log.debug("probe %s: the writer", instance.endpoint)
-                            found, conn = conn, None
-                            return found, instances
+                        # this instance is the writer, whichever rows of the catalog claim so
+                        instance_id = await self.dialect.instance_id(conn, aux)
+                        instances = with_writer(
+                            await self._read(conn) or [], instance_id, instance.host, instance.port
+                        )
+                        topology_log.debug("probe %s: the writer (%s)", instance.endpoint, instance_id)
+                        found, conn = conn, None
+                        return found, instances
                 except _PROBE_ERRORS as exc:
                     topology_log.debug("probe %s: failed (%s)", instance.endpoint, type(exc).__name__)
                     discard(conn)
@@ -325,25 +327,28 @@ class Cluster:
                     topology_log.warning("no writer found within failover_timeout; will keep trying")
 
     async def _refresh(self) -> None:
+        writer = self.topology.writer if self.topology is not None else None
+        if writer is None:
+            raise TimeoutError("no known writer")
         conn = self._monitor_conn
         if conn is None or conn.is_closed():
-            writer = self.topology.writer if self.topology is not None else None
-            if writer is None:
-                raise TimeoutError("no known writer")
             conn = await open_connection(
                 self.config, writer.host, writer.port, self.options.connect_timeout, self.auth
             )
             self._replace_monitor_conn(conn)
         assert self.dialect is not None
-        if not await self.dialect.is_writer(conn, self.options.auxiliary_query_timeout):
+        aux = self.options.auxiliary_query_timeout
+        if not await self.dialect.is_writer(conn, aux):
             raise TimeoutError("the monitoring connection is no longer on the writer")
-        instances = await self._read(conn)
-        if instances is None:
-            raise TimeoutError("the topology has no writer")
+        if self._monitor_id is None:
+            self._monitor_id = await self.dialect.instance_id(conn, aux)
+        instances = with_writer(await self._read(conn) or [], self._monitor_id, writer.host, writer.port)
         self._publish(instances, verified=True)
 
     def _replace_monitor_conn(self, conn: asyncpg.Connection | None) -> None:
         old, self._monitor_conn = self._monitor_conn, conn
+        if conn is not old:
+            self._monitor_id = None  # whoever sets a connection knows, or the next refresh asks
         if conn is not None and conn is not old:
             conn.add_termination_listener(self._monitor_conn_lost)
         if old is not None and old is not conn:

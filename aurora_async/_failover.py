@@ -28,6 +28,7 @@ async def connect_to_writer(
 ) -> tuple[asyncpg.Connection, Instance]:
     """A connection to the instance that is the writer now. Raises ``TimeoutError`` at ``deadline``."""
     loop = asyncio.get_running_loop()
+    pause = 0.02
     while True:
         topology = await cluster.find_writer(not_before, deadline)
         writer = topology.writer
@@ -38,7 +39,11 @@ async def connect_to_writer(
         conn = await connect_in_role(cluster, writer, Role.WRITER, remaining)
         if conn is not None:
             return conn, writer
-        not_before = time.monotonic()  # that writer is gone too: look again
+        # that writer is gone too, or cannot be reached at its address: look again, backing off so
+        # that a writer the catalog names but nobody can reach does not make every instance busy
+        await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
+        pause = min(pause * 2, max(0.02, cluster.options.topology_high_refresh))
+        not_before = time.monotonic()
 
 
 async def connect_to_reader(

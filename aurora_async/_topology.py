@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 
@@ -63,3 +63,12 @@ class Topology:
         writer = self.writer.instance_id if self.writer else None
         readers = [r.instance_id for r in self.readers]
         return f"<Topology v{self.version} writer={writer} readers={readers}>"
+
+
+def with_writer(instances: list[Instance], writer_id: str, host: str, port: int) -> list[Instance]:
+    """``instances`` with ``writer_id``, an instance that just proved it is the writer, as their only
+    writer: whatever other rows claim, and added at ``host:port`` if the rows do not list it."""
+    out = [replace(i, role=Role.WRITER if i.instance_id == writer_id else Role.READER) for i in instances]
+    if not any(i.instance_id == writer_id for i in out):
+        out.append(Instance(writer_id, host, port, Role.WRITER))
+    return out

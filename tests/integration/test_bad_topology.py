@@ -1,0 +1,408 @@
+"""Garbage in the catalog, an instance host pattern that leads nowhere, a wrong password: on the simulator.
+
+The simulator keeps Aurora's topology as a JSON document in the comment of the role ``aurora_simulator``
+(``aurora_async.testing._pg_catalog``); overwriting it on the writer (it replicates) feeds garbage to the
+library's real topology SQL: unknown instance ids, no writer, two writers, NULL ids and session ids,
+missing fields, no JSON at all.
+
+What the library must do whatever the catalog says: a connection it hands out in ``strict_writer`` mode
+is on the instance that really is the writer (not in recovery, writes succeed), or it raises a clear
+error; it never settles on a replica. It only trusts an instance as the writer when the instance is out
+of recovery *and* the catalog names it as the writer (``AuroraPgDialect.is_writer``), so:
+
+- garbage the next failover replaces (Aurora rewrites its status at failover): the failover ends on the
+  new writer;
+- a catalog that keeps naming no reachable writer: ``FailoverFailedError`` at ``failover_timeout``,
+  never a guess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+import asyncpg
+import pytest
+
+import aurora_async
+from aurora_async import AuroraConnection, FailoverFailedError, FailoverSuccessError, Role
+from aurora_async._cluster import registry
+from aurora_async.testing import AuroraSimulator
+from aurora_async.testing._pg_catalog import MASTER_SESSION_ID, TOPOLOGY_ROLE, sql_literal
+from tests.helpers import IS_READER_SQL, eventually, execute, fetchval
+
+pytestmark = pytest.mark.aurora_simulator(instances=3, dns_delay=0.5)
+
+FAILOVER_TIMEOUT = 3.0  # where a failover is expected to give up
+MARGIN = 12.0  # generous: the machine may be busy
+INSTANCE_ID_SQL = "SELECT pg_catalog.aurora_db_instance_identifier()"
+CATALOG_SQL = (
+    "SELECT pg_catalog.shobj_description(r.oid, 'pg_authid') FROM pg_catalog.pg_roles r "
+    f"WHERE r.rolname = '{TOPOLOGY_ROLE}'"
+)
+
+
+def options(sim: AuroraSimulator, **extra: Any) -> dict[str, Any]:
+    return {
+        "cluster_instance_host_pattern": sim.instance_host_pattern,
+        "failover_timeout": FAILOVER_TIMEOUT,
+        **extra,
+    }
+
+
+# -- the catalog -----------------------------------------------------------------------------------------
+
+
+async def read_catalog(sim: AuroraSimulator) -> str:
+    return str(await fetchval(sim.dsn(sim.writer_id), CATALOG_SQL))
+
+
+async def write_catalog(sim: AuroraSimulator, document: str | dict[str, Any]) -> None:
+    """Replace the topology document on the writer and wait until every running replica has it."""
+    text = document if isinstance(document, str) else json.dumps(document)
+    await execute(sim.dsn(sim.writer_id), f"COMMENT ON ROLE {TOPOLOGY_ROLE} IS {sql_literal(text)}")
+    for instance_id, state in sim.instances.items():
+        if state.running:
+
+            async def replicated(instance_id: str = instance_id) -> bool:
+                return await fetchval(sim.dsn(instance_id), CATALOG_SQL) == text
+
+            await eventually(replicated, timeout=10, what=f"the catalog to reach {instance_id}")
+
+
+def rows_of(document: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads(document)["instances"]
+    return rows
+
+
+def row(rows: list[dict[str, Any]], instance_id: str) -> dict[str, Any]:
+    return next(r for r in rows if r["id"] == instance_id)
+
+
+def not_the_writer(r: dict[str, Any]) -> dict[str, Any]:
+    return {**r, "writer": False, "session_id": "2b5b3c9e-0000-4000-8000-000000000000"}
+
+
+def as_writer(r: dict[str, Any], frozen_at: float | None) -> dict[str, Any]:
+    return {**r, "writer": True, "session_id": MASTER_SESSION_ID, "frozen_at": frozen_at}
+
+
+UNKNOWN_IDS = [
+    {"id": "99", "session_id": "a", "frozen_at": None, "lag_ms": 5.0},  # 127.0.42.99: nothing listens
+    {"id": "ghost", "session_id": "b"},  # 127.0.42.ghost: does not resolve
+    {"id": "", "session_id": "c", "lag_ms": "NaN"},  # 127.0.42.: neither
+    {"id": 12, "cpu": None},  # a number, and a second row for an instance that exists
+]
+
+
+def scenarios(document: str, writer: str, replica: str) -> dict[str, str]:
+    """Garbage catalogs made from the real one: name -> JSON document (or not JSON)."""
+    real = rows_of(document)
+    now = time.time()
+    no_writer = [r if r["id"] != writer else not_the_writer(r) for r in real]
+    return {
+        "unknown instance ids": json.dumps({"instances": real + UNKNOWN_IDS}),
+        "a writer row with a NULL id, newer than the real one": json.dumps(
+            {"instances": [*real, {"id": None, "session_id": MASTER_SESSION_ID, "frozen_at": now + 60}]}
+        ),
+        "two writer rows, the real writer's newer": json.dumps(
+            {"instances": [as_writer(r, now - 30) if r["id"] == replica else r for r in real]}
+        ),
+        "two writer rows, a replica's newer": json.dumps(
+            {"instances": [as_writer(r, now + 30) if r["id"] == replica else r for r in real]}
+        ),
+        "no writer row": json.dumps({"instances": no_writer}),
+        "NULL session ids": json.dumps({"instances": [{**r, "session_id": None} for r in real]}),
+        "rows with missing fields": json.dumps(
+            {"instances": [{"id": writer}, {"id": replica}, {}, {"session_id": MASTER_SESSION_ID}]}
+        ),
+        "no instances": json.dumps({"instances": []}),
+        "no instances key": "{}",
+        "not JSON": "{garbage",
+    }
+
+
+# where the catalog still names the real writer (as the newest writer row)
+NAMES_THE_WRITER = {
+    "unknown instance ids",
+    "a writer row with a NULL id, newer than the real one",
+    "two writer rows, the real writer's newer",
+}
+
+
+async def assert_on_the_writer(conn: AuroraConnection, sim: AuroraSimulator, what: str) -> None:
+    """The connection is on the instance that really is the writer: it is out of recovery, it is the
+    simulator's writer, and a write commits there."""
+    assert await conn.fetchval(IS_READER_SQL) is False, what
+    assert await conn.fetchval(INSTANCE_ID_SQL) == sim.writer_id, what
+    assert conn.role is Role.WRITER, what
+    await conn.execute("CREATE TEMPORARY TABLE IF NOT EXISTS writes(x int)")  # refused in recovery
+    await conn.execute("INSERT INTO writes VALUES (1)")
+
+
+async def fetchval_after_failover(conn: AuroraConnection, query: str) -> Any:
+    """The query's value, re-run once if the first attempt found the connection failed over."""
+    try:
+        return await conn.fetchval(query)
+    except FailoverSuccessError:
+        return await conn.fetchval(query)
+
+
+# -- connect ---------------------------------------------------------------------------------------------
+
+
+async def test_connect_lands_on_the_true_writer_whatever_the_catalog_says(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+    sim = aurora_postgres
+    writer, replica = sim.writer_id, sim.reader_ids[0]
+    real = await read_catalog(sim)
+    for name, document in scenarios(real, writer, replica).items():
+        await write_catalog(sim, document)
+        if name == "no writer row":
+            # first contact through a replica's endpoint, and the catalog names no writer: nothing
+            # to move to, and no guess: a clear error at failover_timeout
+            started = time.monotonic()
+            with pytest.raises(FailoverFailedError, match=f"led to a replica \\({replica}\\)"):
+                await aurora_async.connect(sim.dsn(replica), **options(sim))
+            assert FAILOVER_TIMEOUT - 0.5 <= time.monotonic() - started < FAILOVER_TIMEOUT + MARGIN
+            assert registry.clusters() == []
+        async with aurora_async.connect(sim.dsn("cluster"), **options(sim)) as conn:
+            await assert_on_the_writer(conn, sim, name)
+            cluster = registry.clusters()[0]
+            topology = cluster.topology
+            assert topology is not None
+            assert all(isinstance(i.instance_id, str) for i in topology.instances), name
+            assert len({i.instance_id for i in topology.instances}) == len(topology.instances), name
+            if name in NAMES_THE_WRITER:
+                assert topology.writer is not None and topology.writer.instance_id == writer, name
+            if name == "unknown instance ids":  # taken at face value, as readers
+                assert {"99", "ghost", ""} <= {r.instance_id for r in topology.readers}
+            # through a replica's own endpoint once the cluster is known: moved to the writer, the
+            # catalog's (when it names it) or the cluster endpoint (when it names none; then the
+            # cluster is known by its endpoint alone; without JSON, the Aurora functions fail and the
+            # cluster is plain PostgreSQL, whose writer is whoever is out of recovery)
+            async with aurora_async.connect(sim.dsn(replica), **options(sim)) as moved:
+                await assert_on_the_writer(moved, sim, f"{name}, through {replica}")
+            assert await conn.fetchval(INSTANCE_ID_SQL) == writer, name  # still usable, still there
+        assert registry.clusters() == [], name
+    await write_catalog(sim, real)
+
+
+async def test_unknown_instance_ids_never_take_a_reader_connection(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    real = await read_catalog(sim)
+    await write_catalog(sim, {"instances": rows_of(real) + UNKNOWN_IDS})
+    reader_options = options(sim, failover_mode="strict_reader", failover_timeout=20)
+    async with aurora_async.connect(sim.dsn("reader"), **reader_options) as conn:
+        first = conn.instance.instance_id
+        assert first in sim.reader_ids and await conn.fetchval(IS_READER_SQL) is True
+        await sim.reset_connections(first)
+        with pytest.raises(FailoverSuccessError):
+            await conn.fetchval("SELECT 1")
+        # the readers it could pick: 99, ghost, "" (unreachable) and the other real replica
+        assert conn.instance.instance_id in sim.reader_ids and conn.instance.instance_id != first
+        assert await conn.fetchval(INSTANCE_ID_SQL) == conn.instance.instance_id
+        assert await conn.fetchval(IS_READER_SQL) is True
+
+
+async def test_a_replica_in_the_newest_writer_row_does_not_hide_the_true_writer(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+    sim = aurora_postgres
+    writer, replica, other = sim.writer_id, *sim.reader_ids
+    real = rows_of(await read_catalog(sim))
+    wrong = [as_writer(r, time.time() + 30) if r["id"] == replica else r for r in real]
+    await write_catalog(sim, {"instances": wrong})
+    async with aurora_async.connect(sim.dsn("cluster"), **options(sim)) as conn:
+        await assert_on_the_writer(conn, sim, "through the cluster endpoint")
+        # through the third instance's endpoint: must move to the writer, which answers "yes, I am
+        # the writer" (out of recovery, and the catalog has its MASTER_SESSION_ID row)
+        async with aurora_async.connect(sim.dsn(other), **options(sim)) as moved:
+            await assert_on_the_writer(moved, sim, f"through {other}")
+        cluster = registry.clusters()[0]
+
+        async def writer_known() -> bool:
+            known = cluster.topology.writer if cluster.topology is not None else None
+            return known is not None and known.instance_id == writer
+
+        await eventually(writer_known, timeout=5, what="the verified writer to be the topology's writer")
+
+
+# -- failover --------------------------------------------------------------------------------------------
+
+
+async def test_failover_with_a_garbage_catalog(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    opts = options(sim, failover_timeout=20)
+    # 1. unknown ids in the topology the cluster knows when the writer dies (its search watches them
+    # too); the failover rewrites the catalog, as Aurora does: the connections follow the new writer
+    real = rows_of(await read_catalog(sim))
+    await write_catalog(sim, {"instances": real + UNKNOWN_IDS})
+    pool: aurora_async.AuroraPool | None = None
+    conn: AuroraConnection | None = None
+    try:
+        pool = await aurora_async.create_pool(sim.dsn("cluster"), min_size=2, max_size=2, **opts)
+        conn = await aurora_async.connect(sim.dsn("cluster"), **opts)
+        topology = registry.clusters()[0].topology
+        assert topology is not None and {"99", "ghost", ""} <= {i.instance_id for i in topology.instances}
+        report = await sim.failover()
+        assert await fetchval_after_failover(conn, INSTANCE_ID_SQL) == report.new_writer
+        await assert_on_the_writer(conn, sim, "after a failover from unknown ids")
+        async with pool.acquire() as pooled:
+            assert await fetchval_after_failover(pooled, INSTANCE_ID_SQL) == report.new_writer
+            await assert_on_the_writer(pooled, sim, "pooled, after a failover from unknown ids")
+
+        # 2. no writer row when the writer dies: until the failover's rewrite nothing passes as the
+        # writer (the monitor, refreshing fast after the last failover, is searching in vain by then)
+        real = rows_of(await read_catalog(sim))
+        await write_catalog(sim, {"instances": [not_the_writer(r) for r in real]})
+        report = await sim.failover()
+        assert await fetchval_after_failover(conn, INSTANCE_ID_SQL) == report.new_writer
+        await assert_on_the_writer(conn, sim, "after a failover from a catalog without a writer")
+
+        # 3. a stale catalog that keeps naming the old writer (a replica now): no instance passes as
+        # the writer, so the failover gives up at failover_timeout, never settling on a replica
+        async with aurora_async.connect(sim.dsn("cluster"), **options(sim)) as doomed:
+            await assert_on_the_writer(doomed, sim, "before the catalog goes stale")
+            current = await read_catalog(sim)
+            stale = [
+                as_writer(r, None) if r["id"] == report.old_writer else not_the_writer(r)
+                for r in rows_of(current)
+            ]
+            await write_catalog(sim, {"instances": stale})
+            await sim.reset_connections(sim.writer_id)
+            started = time.monotonic()
+            with pytest.raises(FailoverFailedError, match="no writer could be reached"):
+                await doomed.fetchval(INSTANCE_ID_SQL)
+            assert FAILOVER_TIMEOUT - 0.5 <= time.monotonic() - started < FAILOVER_TIMEOUT + MARGIN
+            assert doomed.is_closed()
+            await write_catalog(sim, current)
+        async with aurora_async.connect(sim.dsn("cluster"), **opts) as fresh:
+            await assert_on_the_writer(fresh, sim, "once the catalog is right again")
+    finally:
+        if conn is not None:
+            await conn.close()
+        if pool is not None:
+            await pool.close()
+    assert registry.clusters() == []
+
+
+# -- an instance host pattern that leads nowhere ---------------------------------------------------------
+
+
+async def test_a_host_pattern_that_leads_nowhere(aurora_postgres: AuroraSimulator) -> None:
+    """Connecting through the cluster endpoint needs no instance host, so it works; a failover needs
+    them all, so it ends in FailoverFailedError at failover_timeout (no hang, no task left)."""
+    sim = aurora_postgres
+    patterns = ["?.nowhere.invalid", "127.0.42.?:1"]  # does not resolve / nothing listens (port 1)
+    # without host_monitoring: its probes of the (unreachable) instance host would abort the
+    # connection about a second after connect (see the report), which would race these checks
+    plugins = ("initial_connection", "aurora_connection_tracker", "failover")
+    conns = [
+        await aurora_async.connect(
+            sim.dsn("cluster"), **options(sim, cluster_instance_host_pattern=p, plugins=plugins)
+        )
+        for p in patterns
+    ]
+    try:
+        assert len(registry.clusters()) == len(patterns)
+        for conn, pattern in zip(conns, patterns, strict=True):
+            await assert_on_the_writer(conn, sim, pattern)
+        await sim.failover()
+        started = time.monotonic()
+        async with asyncio.timeout(FAILOVER_TIMEOUT + MARGIN):
+            outcomes = await asyncio.gather(
+                *(c.fetchval(INSTANCE_ID_SQL) for c in conns), return_exceptions=True
+            )
+        assert all(isinstance(o, FailoverFailedError) for o in outcomes), outcomes
+        assert time.monotonic() - started < FAILOVER_TIMEOUT + MARGIN
+        assert all(c.is_closed() for c in conns)
+    finally:
+        for conn in conns:
+            await conn.close()
+    assert registry.clusters() == []
+
+
+async def test_a_failover_that_cannot_reach_the_writer_does_not_hammer_the_cluster(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+    sim = aurora_postgres
+    conn = await aurora_async.connect(
+        sim.dsn("cluster"),
+        **options(sim, cluster_instance_host_pattern="127.0.42.?:1", plugins=("failover",)),
+    )
+    try:
+        cluster = registry.clusters()[0]
+        before = cluster.stats["writer_searches"]
+        await sim.reset_connections(sim.writer_id)
+        with pytest.raises(FailoverFailedError):
+            await conn.fetchval("SELECT 1")
+        searches = cluster.stats["writer_searches"] - before
+    finally:
+        await conn.close()
+    # each search verifies the writer through the cluster endpoint in milliseconds, then its instance
+    # host refuses; pausing between searches as the searches' own probes do (up to
+    # topology_high_refresh, 0.1 s) would make some 30 in 3 s
+    assert searches <= 40, f"{searches} writer searches in a {FAILOVER_TIMEOUT:g} s failover"
+
+
+# -- a wrong password ------------------------------------------------------------------------------------
+
+RIGHT = "right-Pw-4d1f0c"
+WRONG = "wrong-Pw-8e27b9"
+
+
+def _texts(error: BaseException) -> list[str]:
+    texts = ["".join(traceback.format_exception(error))]
+    seen: BaseException | None = error
+    while seen is not None:
+        texts += [str(seen), repr(seen)]
+        seen = seen.__cause__ or seen.__context__
+    return texts
+
+
+async def test_a_wrong_password_is_a_clear_error_without_the_password(
+    aurora_postgres: AuroraSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim = aurora_postgres
+    caplog.set_level(logging.DEBUG, logger="aurora_async")
+    await sim.set_password("app", RIGHT)
+
+    def dsn(password: str) -> str:
+        return f"postgresql://app:{quote(password, safe='')}@{sim.cluster_endpoint}/postgres"
+
+    attempts: list[Callable[[], Awaitable[AuroraConnection]]] = [
+        lambda: aurora_async.connect(dsn(WRONG), **options(sim)),
+        lambda: aurora_async.connect(
+            host=sim.cluster_endpoint.rsplit(":", 1)[0],
+            port=sim.port,
+            user="app",
+            password=WRONG,
+            database="postgres",
+            **options(sim),
+        ),
+    ]
+    for attempt in attempts:  # before any connection to the cluster
+        with pytest.raises(asyncpg.InvalidPasswordError) as raised:
+            await attempt()
+        assert 'password authentication failed for user "app"' in str(raised.value)
+        assert all(WRONG not in text for text in _texts(raised.value))
+        assert registry.clusters() == []
+
+    async with aurora_async.connect(dsn(RIGHT), **options(sim)) as right:
+        await assert_on_the_writer(right, sim, "the right password")
+        for attempt in attempts:  # and while the cluster is known: no failover, the same error
+            with pytest.raises(asyncpg.InvalidPasswordError) as raised:
+                await attempt()
+            assert all(WRONG not in text and RIGHT not in text for text in _texts(raised.value))
+        assert [c.refs for c in registry.clusters()] == [1]
+        assert await right.fetchval(INSTANCE_ID_SQL) == sim.writer_id  # undisturbed
+    assert registry.clusters() == []
+    assert WRONG not in caplog.text and RIGHT not in caplog.text
