@@ -44,13 +44,15 @@ class _Cached(Generic[T]):
         return self._value if self._value is not None and self._clock() < self._expires else None
 
     async def get(
-        self, fetch: Callable[[], Awaitable[tuple[T, float]]], *, force: bool = False
+        self, fetch: Callable[[], Awaitable[tuple[T, float]]], *, stale: T | None = None
     ) -> tuple[T, bool]:
-        """The value and whether it came from the cache; ``fetch`` returns (value, lifetime)."""
-        if not force:
-            value = self.fresh()
-            if value is not None:
-                return value, True
+        """The value and whether it came from the cache; ``fetch`` returns (value, lifetime).
+
+        ``stale``: a value that just failed; fetch a new one unless another task already replaced it
+        (so that N connections failing with the same expired token cause one fetch, not N)."""
+        value = self.fresh()
+        if value is not None and value is not stale:
+            return value, stale is None
         if self._fetching is None or self._fetching.done():
             self._fetching = asyncio.ensure_future(self._run(fetch))
             self._fetching.add_done_callback(_retrieve)
@@ -126,8 +128,11 @@ class Authenticator:
     def wanted(config: Config) -> bool:
         return config.options.has("iam") or config.options.has("aws_secrets_manager")
 
-    async def credentials(self, host: str, port: int, *, force: bool = False) -> tuple[Credentials, bool]:
-        """Credentials for a connection to ``host:port``, and whether they came from the cache."""
+    async def credentials(
+        self, host: str, port: int, *, stale: Credentials | None = None
+    ) -> tuple[Credentials, bool]:
+        """Credentials for a connection to ``host:port``, and whether they came from the cache;
+        ``stale``: credentials the server just refused, to be replaced."""
         options = self.options
         if options.has("iam"):
             host, port = options.iam_host or host, options.iam_port or port
@@ -150,7 +155,7 @@ class Authenticator:
         cached = self._cache.get(key)
         if cached is None:
             cached = self._cache[key] = _Cached(self._clock)
-        return await cached.get(fetch, force=force)
+        return await cached.get(fetch, stale=stale)
 
     async def connect(
         self,
@@ -169,7 +174,7 @@ class Authenticator:
                 raise
             log.info("login with cached credentials failed (%s): fetching fresh ones", type(exc).__name__)
             self.stats["login_retries"] += 1
-        creds, _ = await self.credentials(host, port, force=True)
+        creds, _ = await self.credentials(host, port, stale=creds)
         return await open_with(creds)
 
     def close(self) -> None:
