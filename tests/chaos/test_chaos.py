@@ -120,6 +120,8 @@ async def schedule(sim: AuroraSimulator, rng: random.Random, seconds: float, log
         await asyncio.sleep(rng.uniform(0.5, 2.5))  # the schedule's own pacing, not synchronisation
         fault = rng.choice(FAULTS)
         writer, readers = sim.writer_id, sim.reader_ids
+        reader = rng.choice(readers)
+        target = reader if fault.endswith("reader") else writer
         at = time.monotonic() - began
         if fault in ("failover", "switchover", "blackhole"):
             sim.dns_delay = rng.choice(DNS_LAGS)
@@ -134,12 +136,11 @@ async def schedule(sim: AuroraSimulator, rng: random.Random, seconds: float, log
             await sim.failover()
             await sim.restore(writer)
         elif fault == "reboot_reader":
-            await sim.reboot(rng.choice(readers))
+            await sim.reboot(reader)
         elif fault == "crash_reader":
-            victim = rng.choice(readers)
-            await sim.crash(victim)
+            await sim.crash(reader)
             await asyncio.sleep(rng.uniform(0.5, 2.0))
-            await sim.restore(victim)
+            await sim.restore(reader)
         elif fault == "latency":
             await sim.latency(writer, rng.choice((0.05, 0.2, 0.5)))
             await asyncio.sleep(rng.uniform(0.5, 2.0))
@@ -147,8 +148,8 @@ async def schedule(sim: AuroraSimulator, rng: random.Random, seconds: float, log
         elif fault == "reset_writer":
             await sim.reset_connections(writer)
         else:
-            await sim.reset_connections(rng.choice(readers))
-        log.append(f"{at:.1f}s:{fault}({writer})")
+            await sim.reset_connections(reader)
+        log.append(f"{at:.1f}s:{fault}({target})")
 
 
 @pytest.mark.timeout(SECONDS + 4 * UNIT_LIMIT + 120)
