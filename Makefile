@@ -26,16 +26,31 @@ typecheck: $(STAMP)
 test: $(STAMP) servers lint typecheck
 	$(BIN)/pytest
 
-demo: $(STAMP) servers
-	$(BIN)/python examples/demo.py
+PEERS := benchmarks/.venv-peers
+PEERS_STAMP := $(PEERS)/.installed
+# the incumbent, aws-advanced-python-wrapper, in a venv of its own (its botocore pin conflicts with aioboto3)
+$(PEERS_STAMP): benchmarks/peers/requirements.txt
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --disable-pip-version-check -r benchmarks/peers/requirements.txt
+	touch $(PEERS_STAMP)
 
-bench: $(STAMP) servers
+PLOT_STAMP := $(VENV)/.plot-installed
+$(PLOT_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,plot]'
+	touch $(PLOT_STAMP)
+
+demo: $(STAMP) servers $(PEERS_STAMP) $(PLOT_STAMP)
+	$(BIN)/python examples/demo.py
+	$(BIN)/python benchmarks/bench_peers.py --demo
+
+bench: $(STAMP) servers $(PEERS_STAMP)
 	$(BIN)/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_overhead.py
 	$(BIN)/python benchmarks/bench_failover.py
 	$(BIN)/python benchmarks/bench_host_monitoring.py
 	$(BIN)/python benchmarks/bench_credentials.py
 	$(BIN)/python benchmarks/bench_pool.py
+	$(BIN)/python benchmarks/bench_peers.py
 
 # make chaos [DURATION=60] [SEED=n] [WORKERS=50]: the randomized fault run (tests/chaos), reproducible by seed
 DURATION ?= 60
@@ -43,4 +58,4 @@ chaos: $(STAMP) servers
 	CHAOS_SECONDS=$(DURATION) CHAOS_SEED=$(SEED) CHAOS_WORKERS=$(WORKERS) $(BIN)/pytest tests/chaos -s -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS) .pytest_cache .mypy_cache .ruff_cache
