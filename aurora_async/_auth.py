@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from ._concurrency import retrieve_exception
 from ._config import Config, iam_region, secret_region
 from ._exceptions import IamAuthError, SecretsManagerError
 
@@ -55,7 +56,7 @@ class _Cached(Generic[T]):
             return value, stale is None
         if self._fetching is None or self._fetching.done():
             self._fetching = asyncio.ensure_future(self._run(fetch))
-            self._fetching.add_done_callback(_retrieve)
+            self._fetching.add_done_callback(retrieve_exception)
         fetching = self._fetching
         try:
             return await asyncio.shield(fetching), False
@@ -237,11 +238,6 @@ class Authenticator:
             )
         log.debug("secret %r fetched", secret_id)
         return Credentials(document[user_key], document[password_key]), options.secrets_manager_expiration
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()  # its waiters may all have been cancelled: no "never retrieved" warning
 
 
 def _aws_code(exc: BaseException) -> str | None:

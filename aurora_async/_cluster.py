@@ -21,12 +21,12 @@ from typing import Any
 import asyncpg
 
 from ._auth import Authenticator
-from ._concurrency import race_first
+from ._concurrency import race_first, retrieve_exception
 from ._config import Config
 from ._dialects import DIALECTS, Dialect, HostBuilder, detect_dialect, host_builder
 from ._exceptions import ConfigurationError
 from ._host_monitor import HostMonitor
-from ._pg_driver import discard, is_connection_error, open_connection
+from ._pg_driver import CONNECT_ERRORS, discard, discard_first, is_connection_error, open_connection
 from ._rds_hosts import classify_host
 from ._topology import Instance, Role, Topology, with_writer
 from ._tracker import Tracker
@@ -34,7 +34,6 @@ from ._tracker import Tracker
 topology_log = logging.getLogger("aurora_async.topology")
 
 _POLL = 0.02  # how often the writer search asks an instance again (and its first reconnect back-off)
-_PROBE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 def cluster_key(config: Config) -> Hashable:
@@ -174,7 +173,7 @@ class Cluster:
                 return topology
             if self._search is None or self._search.done():
                 self._search = asyncio.ensure_future(self._search_writer(deadline))
-                self._search.add_done_callback(_retrieve)
+                self._search.add_done_callback(retrieve_exception)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise TimeoutError("no writer found before the failover deadline")
@@ -201,7 +200,7 @@ class Cluster:
         started = loop.time()
         candidates = self._candidates()
         won = await race_first(
-            [functools.partial(self._watch, i, deadline) for i in candidates], discard=_discard_pair
+            [functools.partial(self._watch, i, deadline) for i in candidates], discard=discard_first
         )
         if won is None:
             raise TimeoutError("no writer found before the failover deadline")
@@ -243,7 +242,7 @@ class Cluster:
                         conn = await open_connection(
                             self.config, instance.host, instance.port, timeout, self.auth
                         )
-                    except _PROBE_ERRORS as exc:
+                    except CONNECT_ERRORS as exc:
                         topology_log.debug(
                             "probe %s: unreachable (%s)", instance.endpoint, type(exc).__name__
                         )
@@ -261,7 +260,7 @@ class Cluster:
                         topology_log.debug("probe %s: the writer (%s)", instance.endpoint, instance_id)
                         found, conn = conn, None
                         return found, instances
-                except _PROBE_ERRORS as exc:
+                except CONNECT_ERRORS as exc:
                     topology_log.debug("probe %s: failed (%s)", instance.endpoint, type(exc).__name__)
                     discard(conn)
                     conn = None
@@ -372,6 +371,12 @@ class Cluster:
         if self.refs <= 0:
             self._stop()
 
+    async def release_and_wait(self) -> None:
+        """:meth:`release`; when that was the last reference, wait until the background work ended."""
+        self.release()
+        if self._closed:
+            await self.wait_closed()
+
     def _stop(self) -> None:
         """Stop the background work (synchronous, so that it also works from ``terminate()``)."""
         if self._closed:
@@ -397,15 +402,6 @@ class Cluster:
     @property
     def closed(self) -> bool:
         return self._closed
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()  # a search nobody waits for any more must not warn "never retrieved"
-
-
-def _discard_pair(pair: tuple[asyncpg.Connection, list[Instance]]) -> None:
-    discard(pair[0])
 
 
 class ClusterRegistry:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -44,6 +44,13 @@ async def race_first(
             late = _result(task)
             if late is not None and late is not winner:
                 discard(late)
+
+
+def retrieve_exception(future: asyncio.Future[Any]) -> None:
+    """Done callback for a shared future whose waiters may all have been cancelled: mark its
+    exception retrieved, so that asyncio does not warn "exception was never retrieved"."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _result(task: asyncio.Future[T | None]) -> T | None:

@@ -15,7 +15,7 @@ from ._connection import AuroraConnection
 from ._dialects import Dialect
 from ._exceptions import ConfigurationError, FailoverFailedError
 from ._failover import connect_to_reader, connect_to_writer
-from ._pg_driver import discard, is_connection_error, open_connection
+from ._pg_driver import CONNECT_ERRORS, discard, is_connection_error, open_connection
 from ._rds_hosts import RdsUrlType
 from ._topology import Instance, Role
 
@@ -26,7 +26,7 @@ async def _open(config: Config) -> tuple[Cluster, asyncpg.Connection, Instance]:
         known = cluster.dialect is not None  # an earlier connection already learned the topology
         try:
             raw, instance = await _first_contact(cluster, config)
-        except _CONNECT_ERRORS as exc:
+        except CONNECT_ERRORS as exc:
             if not (known and config.options.has("failover") and _unreachable(exc)):
                 raise
             # the endpoint's instance is failing (a failover is under way): reach one in the right role
@@ -36,13 +36,8 @@ async def _open(config: Config) -> tuple[Cluster, asyncpg.Connection, Instance]:
             raw, instance = await _right_instance(cluster, config, raw, instance)
         return cluster, raw, instance
     except BaseException:
-        cluster.release()
-        if cluster.closed:
-            await cluster.wait_closed()
+        await cluster.release_and_wait()
         raise
-
-
-_CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -146,13 +141,15 @@ def connect(dsn: str | None = None, *, read_only: bool = False, **options: Any) 
 
     :param dsn: a ``postgresql://`` DSN; aurora_async options may also be given as query parameters.
     :param options: ``plugins`` (default ``("initial_connection", "aurora_connection_tracker",
-        "failover")``; ``()`` for a plain connection with no background work), ``failover_mode``
-        (``strict_writer``, ``strict_reader``, ``reader_or_writer``), ``failover_timeout``,
-        ``topology_refresh``, ``topology_high_refresh``, ``topology_high_refresh_period``,
-        ``auxiliary_query_timeout`` (seconds), ``cluster_instance_host_pattern``, ``cluster_id``,
-        ``wrapper_dialect`` (``aurora-pg``, ``multi-az-pg``, ``rds-pg``, ``pg``),
-        ``reader_host_selector_strategy`` (``random``, ``round_robin``); every ``asyncpg.connect()``
-        argument is passed on (``timeout`` is the per-connect deadline, default 10 s).
+        "failover", "host_monitoring")``; ``()`` for a plain connection with no background work),
+        ``failover_mode`` (``strict_writer``, ``strict_reader``, ``reader_or_writer``),
+        ``failover_timeout``, ``topology_refresh``, ``topology_high_refresh``,
+        ``topology_high_refresh_period``, ``auxiliary_query_timeout`` (seconds),
+        ``cluster_instance_host_pattern``, ``cluster_id``, ``wrapper_dialect`` (``aurora-pg``,
+        ``multi-az-pg``, ``rds-pg``, ``pg``), ``reader_host_selector_strategy`` (``random``,
+        ``round_robin``, ``least_connections``), the host monitoring and credentials options
+        (:class:`Options`); every ``asyncpg.connect()`` argument is passed on (``timeout`` is the
+        per-connect deadline, default 10 s).
     :param read_only: with the ``read_write_splitting`` plugin, start on a reader
         (:meth:`AuroraConnection.set_read_only`).
     :raises ConfigurationError: a bad DSN, option or value (before any network I/O).
@@ -244,9 +241,7 @@ class RawConnector:
         self._closed = True
         if self._cluster is not None:
             cluster, self._cluster = self._cluster, None
-            cluster.release()
-            if cluster.closed:
-                await cluster.wait_closed()
+            await cluster.release_and_wait()
 
     async def __aenter__(self) -> RawConnector:
         return self

@@ -55,7 +55,7 @@ class AuroraConnection:
         self._instance = instance
         self._mode = config.options.failover_mode
         self._failover = config.options.has("failover")
-        self._track = config.options.has("aurora_connection_tracker") and self._mode == "strict_writer"
+        self._tracker_plugin = config.options.has("aurora_connection_tracker")
         self._listeners: list[tuple[str, Listener]] = []
         self._closed = False
         self._failed_from = ""
@@ -227,9 +227,6 @@ class AuroraConnection:
             self._raw, self._instance = target
             self._read_only = read_only
             self._mode = "reader_or_writer" if read_only else self._config.options.failover_mode
-            self._track = (
-                self._config.options.has("aurora_connection_tracker") and self._mode == "strict_writer"
-            )
             self._watch()
 
     def _reusable_spare(self, role: Role) -> tuple[asyncpg.Connection, Instance] | None:
@@ -296,9 +293,7 @@ class AuroraConnection:
         except (OSError, asyncpg.InterfaceError, TimeoutError):
             self._raw.terminate()
         finally:
-            self._cluster.release()
-            if self._cluster.closed:
-                await self._cluster.wait_closed()
+            await self._cluster.release_and_wait()
 
     def terminate(self) -> None:
         """Close at once, without a goodbye to the server."""
@@ -396,6 +391,11 @@ class AuroraConnection:
             instance.role.value,
             (time.monotonic() - started) * 1000,
         )
+
+    @property
+    def _track(self) -> bool:
+        """Whether the tracker holds this connection: only while it is meant to be on the writer."""
+        return self._tracker_plugin and self._mode == "strict_writer"
 
     def _untrack(self) -> None:
         if self._track:

@@ -17,10 +17,8 @@ import asyncpg
 from ._cluster import Cluster
 from ._concurrency import race_first
 from ._config import FailoverMode
-from ._pg_driver import discard, open_connection
+from ._pg_driver import CONNECT_ERRORS, discard, discard_first, open_connection
 from ._topology import Instance, Role
-
-_CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 async def connect_to_writer(
@@ -72,15 +70,11 @@ async def connect_to_reader(
             conn = await connect_in_role(cluster, instance, wanted, remaining)
             return (conn, instance) if conn is not None else None
 
-        won = await race_first([functools.partial(attempt, i) for i in candidates], discard=_discard_pair)
+        won = await race_first([functools.partial(attempt, i) for i in candidates], discard=discard_first)
         if won is not None:
             return won
         await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
         pause = min(pause * 2, 0.5)
-
-
-def _discard_pair(pair: tuple[asyncpg.Connection, Instance]) -> None:
-    discard(pair[0])
 
 
 def order_readers(readers: list[Instance], cluster: Cluster) -> list[Instance]:
@@ -106,7 +100,7 @@ async def connect_in_role(
         conn = await open_connection(
             cluster.config, instance.host, instance.port, min(options.connect_timeout, timeout), cluster.auth
         )
-    except _CONNECT_ERRORS:
+    except CONNECT_ERRORS:
         return None
     try:
         # the cheap role check (is it in recovery?), as the incumbent does: the writer itself was
@@ -116,7 +110,7 @@ async def connect_in_role(
         else:
             is_reader = await cluster.dialect.is_reader(conn, options.auxiliary_query_timeout)
             ok = is_reader == (role is Role.READER)
-    except _CONNECT_ERRORS:
+    except CONNECT_ERRORS:
         ok = False
     except BaseException:
         discard(conn)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 
-from ._pg_driver import discard, open_connection
+from ._pg_driver import CONNECT_ERRORS, discard, open_connection
 from ._topology import Instance
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aurora_async.host_monitoring")
 
-_PROBE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 _LATE = 2.0  # a probe whose timeout fired this many times later than asked: the loop was blocked
 
 
@@ -161,7 +160,7 @@ class HostMonitor:
                     assert self._probe_conn is not None
                     await self._probe_conn.execute("SELECT 1")  # simple protocol: one round trip
             return True
-        except _PROBE_ERRORS as exc:
+        except CONNECT_ERRORS as exc:
             discard(self._probe_conn)  # a timed-out probe leaves its connection mid-protocol
             self._probe_conn = None
             late = isinstance(exc, TimeoutError) and loop.time() - started > timeout * _LATE

@@ -19,6 +19,9 @@ _CONNECTION_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "58")
 _LOGIN_SQLSTATES = ("28000", "28P01")
 READ_ONLY_SQLSTATE = "25006"
 
+# what opening a connection, or a probe query on one, raises when the instance cannot be used
+CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
 
 async def open_connection(
     config: Config, host: str, port: int, timeout: float, auth: Authenticator | None = None
@@ -112,3 +115,8 @@ def discard(conn: asyncpg.Connection | None) -> None:
     """Drop a connection we no longer want, without waiting on a server that may be gone."""
     if conn is not None and not conn.is_closed():
         conn.terminate()
+
+
+def discard_first(pair: tuple[asyncpg.Connection, Any]) -> None:
+    """:func:`discard` for a (connection, what it reached) result that lost a race."""
+    discard(pair[0])

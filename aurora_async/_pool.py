@@ -65,9 +65,7 @@ class AuroraPool:
         except BaseException:
             self.terminate()
             raise
-        self._idle.extend([first, *rest][: self._min_size])
-        if self._min_size == 0:
-            self._idle.append(first)
+        self._idle.extend([first, *rest])  # min_size connections, or the first one when min_size is 0
         return self
 
     async def _open(self) -> AuroraConnection:
@@ -195,9 +193,7 @@ class AuroraPool:
     async def _release_cluster(self) -> None:
         if self._cluster is not None:
             cluster, self._cluster = self._cluster, None
-            cluster.release()
-            if cluster.closed:
-                await cluster.wait_closed()
+            await cluster.release_and_wait()
 
     async def __aenter__(self) -> AuroraPool:
         return self
