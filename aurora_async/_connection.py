@@ -369,6 +369,7 @@ class AuroraConnection:
                 instance = await self._cluster.identify(raw, instance.host, instance.port)
         except TimeoutError:
             self._closed = True
+            self._drop_spare()
             self._cluster.release()
             failover_log.warning(
                 "failover from %s failed: no %s within %.1f s",

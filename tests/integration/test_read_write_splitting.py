@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import aurora_async
-from aurora_async import ConfigurationError, ReadWriteSplittingError, Role
+from aurora_async import ConfigurationError, FailoverFailedError, ReadWriteSplittingError, Role
 from aurora_async.testing import AuroraSimulator
 from tests.helpers import AURORA_HOST_ID_SQL, IS_READER_SQL
 
@@ -123,3 +123,16 @@ async def test_a_read_only_session_fails_over_to_another_reader(aurora_postgres:
         assert await conn.fetchval(AURORA_HOST_ID_SQL) != first
         await conn.set_read_only(False)
         assert await conn.fetchval(AURORA_HOST_ID_SQL) == "11"
+
+
+async def test_a_failed_failover_closes_the_cached_reader(aurora_postgres: AuroraSimulator) -> None:
+    sim = aurora_postgres
+    conn = await aurora_async.connect(sim.dsn("cluster"), **options(sim, failover_timeout=2))
+    await conn.set_read_only(True)
+    reader_raw = conn.raw
+    await conn.set_read_only(False)  # the reader's connection stays cached for the next switch
+    assert not reader_raw.is_closed()
+    await sim.crash(sim.writer_id)  # and no failover: no writer to be found
+    with pytest.raises(FailoverFailedError):
+        await conn.fetchval("SELECT 1")
+    assert conn.is_closed() and reader_raw.is_closed()
