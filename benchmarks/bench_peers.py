@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -82,18 +84,36 @@ def base_spec(sim: AuroraSimulator, contender: str, workload: str) -> dict[str, 
     }
 
 
-async def run_contender(spec: dict[str, Any]) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def contender_process(spec: dict[str, Any]) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The contender's process, with pipes; killed (and reaped) if it is still running at the end."""
     proc = await asyncio.create_subprocess_exec(
         python_for(spec["contender"]),
         str(CONTENDER),
         json.dumps(spec),
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 600)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def finish(proc: asyncio.subprocess.Process, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """The contender's result: the last line it printed."""
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
     if proc.returncode != 0:
         raise SystemExit(f"{spec['contender']} {spec['workload']} failed:\n{err.decode()[-3000:]}")
     return dict(json.loads(out.decode().strip().splitlines()[-1]))
+
+
+async def run_contender(spec: dict[str, Any]) -> dict[str, Any]:
+    async with contender_process(spec) as proc:
+        return await finish(proc, spec, 600)
 
 
 async def latency_rounds(sim: AuroraSimulator, rounds: int) -> dict[str, Any]:
@@ -133,34 +153,23 @@ async def downtime_run(contender: str, connections: int, fault: str) -> dict[str
         await conn.execute("CREATE TABLE beats(id bigserial PRIMARY KEY, worker int)")
         await conn.close()
         spec = base_spec(sim, contender, "downtime") | {"connections": connections, "pause": PAUSE}
-        proc = await asyncio.create_subprocess_exec(
-            python_for(contender),
-            str(CONTENDER),
-            json.dumps(spec),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert proc.stdin is not None and proc.stdout is not None
-        ready = await asyncio.wait_for(proc.stdout.readline(), 90)
-        if not ready:
-            err = await proc.stderr.read() if proc.stderr else b""
-            raise SystemExit(f"{contender} did not start:\n{err.decode()[-3000:]}")
-        await asyncio.sleep(1.0)  # steady state before the fault (a benchmark's pacing)
-        writer = sim.writer_id
-        fault_at = time.monotonic()
-        if fault == "blackhole":
-            await sim.blackhole(writer)
-        report = await sim.failover()
-        promoted = next(e.at for e in report.events if e.step == "replica promoted")
-        await asyncio.sleep(max(0.0, fault_at + WINDOW - time.monotonic()))  # the observation window
-        stop_at = time.monotonic()
-        proc.stdin.write(b"stop\n")
-        await proc.stdin.drain()
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-        if proc.returncode != 0:
-            raise SystemExit(f"{contender} downtime failed:\n{err.decode()[-3000:]}")
-        result = json.loads(out.decode().strip().splitlines()[-1])
+        async with contender_process(spec) as proc:
+            assert proc.stdin is not None and proc.stdout is not None
+            if not await asyncio.wait_for(proc.stdout.readline(), 90):  # its "ready" line
+                _, err = await asyncio.wait_for(proc.communicate(), 10)
+                raise SystemExit(f"{contender} did not start:\n{err.decode()[-3000:]}")
+            await asyncio.sleep(1.0)  # steady state before the fault (a benchmark's pacing)
+            writer = sim.writer_id
+            fault_at = time.monotonic()
+            if fault == "blackhole":
+                await sim.blackhole(writer)
+            report = await sim.failover()
+            promoted = next(e.at for e in report.events if e.step == "replica promoted")
+            await asyncio.sleep(max(0.0, fault_at + WINDOW - time.monotonic()))  # the observation window
+            stop_at = time.monotonic()
+            proc.stdin.write(b"stop\n")
+            await proc.stdin.drain()
+            result = await finish(proc, spec, 60)
     events = result["events"]
     gaps = []
     unrecovered = 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import time
 from collections import defaultdict
@@ -21,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-from _common import command, commit, header, machine, summary, write
+from _common import command, commit, header, machine, ratio_table, write
 
 import aurora_async
 from aurora_async.testing import AuroraSimulator
@@ -100,23 +99,8 @@ async def main() -> None:
         f"{args.rounds} interleaved rounds of {args.ops} operations per pool; per operation: median over the "
         "rounds (min-max); ratio: median of the per-round ratios (min-max).",
         "",
-        "| workload | asyncpg µs/op | aurora_async µs/op | ratio |",
-        "|---|---:|---:|---:|",
     ]
-
-    def cell(stats: dict[str, float]) -> str:
-        return f"{stats['median'] * 1e6:.1f} ({stats['min'] * 1e6:.1f}-{stats['max'] * 1e6:.1f})"
-
-    for workload, sides in samples.items():
-        ratios = [a / b for b, a in zip(sides["asyncpg"], sides["aurora_async"], strict=True)]
-        entry = {side: summary(values) for side, values in sides.items()} | {"ratio": summary(ratios)}
-        result["seconds_per_operation"][workload] = entry
-        lines.append(
-            f"| {workload} | {cell(entry['asyncpg'])} | {cell(entry['aurora_async'])} | "
-            f"{entry['ratio']['median']:.3f} ({min(ratios):.3f}-{max(ratios):.3f}) |"
-        )
-    overall = statistics.median(e["ratio"]["median"] for e in result["seconds_per_operation"].values())
-    lines += ["", f"Median ratio over the workloads: {overall:.3f} (target: at most 1.10)."]
+    lines += ratio_table(result, samples, target=1.10)
     write("pool", result, lines)
 
 

@@ -284,6 +284,7 @@ async def downtime(spec: dict[str, Any]) -> dict[str, Any]:
     done, hung = await asyncio.wait(workers, timeout=spec["timeout"] + 5)
     for task in hung:
         task.cancel()
+    await asyncio.gather(*hung, return_exceptions=True)
     return {"events": events, "hung": len(hung)}
 
 
