@@ -22,6 +22,7 @@ from ._exceptions import (
     SecretsManagerError,
     TransactionResolutionUnknownError,
 )
+from ._mysql_connection import AuroraMySQLConnection, AuroraMySQLCursor
 from ._pool import AuroraPool, create_pool
 from ._retry import RetryState, attempts_of, retry_on_failover
 from ._topology import Instance, Role, Topology
@@ -30,6 +31,8 @@ from ._version import __version__
 __all__ = [
     "AuroraConnection",
     "AuroraError",
+    "AuroraMySQLConnection",
+    "AuroraMySQLCursor",
     "AuroraPool",
     "AuroraTransaction",
     "ConfigurationError",

@@ -18,20 +18,22 @@ from collections import Counter
 from collections.abc import Hashable
 from typing import Any
 
-import asyncpg
-
 from ._auth import Authenticator
 from ._concurrency import race_first, retrieve_exception
 from ._config import Config
-from ._dialects import DIALECTS, Dialect, HostBuilder, detect_dialect, host_builder
+from ._dialects import Dialect, HostBuilder, host_builder
+from ._driver import Driver, discard, discard_first
 from ._exceptions import ConfigurationError
 from ._host_monitor import HostMonitor
-from ._pg_driver import CONNECT_ERRORS, discard, discard_first, is_connection_error, open_connection
+from ._mysql_driver import MYSQL
+from ._pg_driver import POSTGRESQL
 from ._rds_hosts import classify_host
 from ._topology import Instance, Role, Topology, with_writer
 from ._tracker import Tracker
 
 topology_log = logging.getLogger("aurora_async.topology")
+
+DRIVERS: dict[str, Driver] = {"postgresql": POSTGRESQL, "mysql": MYSQL}  # by Config.engine
 
 _POLL = 0.02  # how often the writer search asks an instance again (and its first reconnect back-off)
 
@@ -50,7 +52,7 @@ def cluster_key(config: Config) -> Hashable:
         identity = ("rds", (rds.name or "").lower(), (rds.domain or "").lower(), config.port)
     else:
         identity = ("host", config.host.lower(), config.port)
-    return (identity, config.user, config.database, options.wrapper_dialect)
+    return (config.engine, identity, config.user, config.database, options.wrapper_dialect)
 
 
 class Cluster:
@@ -60,6 +62,7 @@ class Cluster:
         self.key = key
         self.config = config
         self.options = config.options
+        self.driver: Driver = DRIVERS[config.engine]
         self.dialect: Dialect | None = None
         self.topology: Topology | None = None
         self.tracker = Tracker()
@@ -74,7 +77,7 @@ class Cluster:
         self._prepared = asyncio.Lock()
         self._build: HostBuilder | None = None
         self._monitor: asyncio.Task[None] | None = None
-        self._monitor_conn: asyncpg.Connection | None = None
+        self._monitor_conn: Any | None = None
         self._monitor_id: str | None = None  # the instance the monitoring connection is on
         self._search: asyncio.Task[Topology] | None = None
         self._wakeup = asyncio.Event()
@@ -87,7 +90,7 @@ class Cluster:
 
     # -- first contact -----------------------------------------------------------------------------
 
-    async def prepare(self, conn: asyncpg.Connection) -> None:
+    async def prepare(self, conn: Any) -> None:
         """On the first connection: detect the dialect and read the topology, once for all."""
         if self.dialect is not None and self.topology is not None:
             return
@@ -95,7 +98,10 @@ class Cluster:
             if self.dialect is None:
                 forced = self.options.wrapper_dialect
                 timeout = self.options.auxiliary_query_timeout
-                self.dialect = DIALECTS[forced]() if forced else await detect_dialect(conn, timeout)
+                if forced:
+                    self.dialect = self.driver.dialects[forced]()
+                else:
+                    self.dialect = await self.driver.detect_dialect(conn, timeout)
                 self._build = self._host_builder()
                 topology_log.debug(
                     "cluster %s:%s uses dialect %s", self.config.host, self.config.port, self.dialect.code
@@ -111,7 +117,7 @@ class Cluster:
         assert self.dialect is not None
         pattern = self.options.cluster_instance_host_pattern
         unreachable = pattern is None and classify_host(self.config.host).instance_template is None
-        if self.dialect.code == "aurora-pg" and unreachable:
+        if self.dialect.ids_only and unreachable:
             raise ConfigurationError(
                 f"cluster_instance_host_pattern is required to reach the instances of an Aurora cluster "
                 f"through {self.config.host!r} (an IP address or custom domain); for example "
@@ -119,7 +125,7 @@ class Cluster:
             )
         return host_builder(pattern, self.config.host, self.config.port)
 
-    async def _read(self, conn: asyncpg.Connection) -> list[Instance] | None:
+    async def _read(self, conn: Any) -> list[Instance] | None:
         assert self.dialect is not None and self._build is not None
         if not self.dialect.has_topology:
             return None
@@ -149,7 +155,7 @@ class Cluster:
             topology_log.debug("topology %r", new)
         return new
 
-    async def identify(self, conn: asyncpg.Connection, host: str, port: int) -> Instance:
+    async def identify(self, conn: Any, host: str, port: int) -> Instance:
         """Which instance ``conn`` reached, with the role it really has now."""
         assert self.dialect is not None
         timeout = self.options.auxiliary_query_timeout
@@ -224,25 +230,23 @@ class Cluster:
             known.append(initial)
         return known
 
-    async def _watch(
-        self, instance: Instance, deadline: float
-    ) -> tuple[asyncpg.Connection, list[Instance]] | None:
+    async def _watch(self, instance: Instance, deadline: float) -> tuple[Any, list[Instance]] | None:
         """Ask ``instance`` "are you the writer?" until it says yes (its connection and the topology
         it reports) or ``deadline`` passes (None)."""
         assert self.dialect is not None
         loop = asyncio.get_running_loop()
         aux = self.options.auxiliary_query_timeout
-        conn: asyncpg.Connection | None = None
+        conn: Any | None = None
         backoff = _POLL
         try:
             while (remaining := deadline - loop.time()) > 0:
                 if conn is None:
                     try:
                         timeout = min(self.options.connect_timeout, remaining)
-                        conn = await open_connection(
+                        conn = await self.driver.open(
                             self.config, instance.host, instance.port, timeout, self.auth
                         )
-                    except CONNECT_ERRORS as exc:
+                    except self.driver.connect_errors as exc:
                         topology_log.debug(
                             "probe %s: unreachable (%s)", instance.endpoint, type(exc).__name__
                         )
@@ -260,7 +264,7 @@ class Cluster:
                         topology_log.debug("probe %s: the writer (%s)", instance.endpoint, instance_id)
                         found, conn = conn, None
                         return found, instances
-                except CONNECT_ERRORS as exc:
+                except self.driver.connect_errors as exc:
                     topology_log.debug("probe %s: failed (%s)", instance.endpoint, type(exc).__name__)
                     discard(conn)
                     conn = None
@@ -317,7 +321,8 @@ class Cluster:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a broken monitor must not die: log and find the writer again
-                if not is_connection_error(exc, self._monitor_conn) and not isinstance(exc, TimeoutError):
+                lost = self.driver.is_connection_error(exc, self._monitor_conn)
+                if not lost and not isinstance(exc, TimeoutError):
                     topology_log.warning("topology refresh failed: %r", exc)
                 self._replace_monitor_conn(None)
                 try:
@@ -331,7 +336,7 @@ class Cluster:
             raise TimeoutError("no known writer")
         conn = self._monitor_conn
         if conn is None or conn.is_closed():
-            conn = await open_connection(
+            conn = await self.driver.open(
                 self.config, writer.host, writer.port, self.options.connect_timeout, self.auth
             )
             self._replace_monitor_conn(conn)
@@ -344,7 +349,7 @@ class Cluster:
         instances = with_writer(await self._read(conn) or [], self._monitor_id, writer.host, writer.port)
         self._publish(instances, verified=True)
 
-    def _replace_monitor_conn(self, conn: asyncpg.Connection | None) -> None:
+    def _replace_monitor_conn(self, conn: Any | None) -> None:
         old, self._monitor_conn = self._monitor_conn, conn
         if conn is not old:
             self._monitor_id = None  # whoever sets a connection knows, or the next refresh asks

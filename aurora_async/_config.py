@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+import aiomysql
 import asyncpg
 
 from ._exceptions import ConfigurationError
@@ -19,7 +20,13 @@ from ._rds_hosts import HostPattern, RdsUrlType, classify_host
 
 FailoverMode = Literal["strict_writer", "strict_reader", "reader_or_writer"]
 FAILOVER_MODES: tuple[FailoverMode, ...] = ("strict_writer", "strict_reader", "reader_or_writer")
-DIALECT_CODES = ("aurora-pg", "multi-az-pg", "rds-pg", "pg")
+DIALECT_CODES = {
+    "postgresql": ("aurora-pg", "multi-az-pg", "rds-pg", "pg"),
+    "mysql": ("aurora-mysql", "multi-az-mysql", "rds-mysql", "mysql"),
+}
+ENGINES = ("postgresql", "mysql")
+_SCHEMES = {"postgresql": "postgresql", "postgres": "postgresql", "mysql": "mysql"}
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 SELECTOR_STRATEGIES = ("random", "round_robin", "least_connections")
 KNOWN_PLUGINS = (
     "initial_connection",
@@ -38,17 +45,22 @@ DEFAULT_PLUGINS = ("initial_connection", "aurora_connection_tracker", "failover"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
 _ADDRESS_KEYWORDS = frozenset({"host", "port", "user", "password", "database", "timeout"})
-# asyncpg.connect() keywords we accept and pass on (host, port, ... are handled separately)
-_DRIVER_KEYWORDS = frozenset(inspect.signature(asyncpg.connect).parameters) - {
-    "dsn",
-    "host",
-    "port",
-    "user",
-    "password",
-    "database",
-    "loop",
-    "timeout",
-    "target_session_attrs",
+# the driver's connect() keywords we accept and pass on (host, port, ... are handled separately)
+_DRIVER_KEYWORDS = {
+    "postgresql": frozenset(inspect.signature(asyncpg.connect).parameters)
+    - {"dsn", "host", "port", "user", "password", "database", "loop", "timeout", "target_session_attrs"},
+    "mysql": frozenset(inspect.signature(aiomysql.connect).parameters)
+    - {"host", "port", "user", "password", "db", "loop", "connect_timeout", "unix_socket"},
+}
+_DRIVER_NAMES = {"postgresql": "asyncpg.connect()", "mysql": "aiomysql.connect()"}
+# aiomysql keywords a mysql:// DSN may carry as query parameters: (name, is a true/false flag)
+_MYSQL_DSN_KEYWORDS = {
+    "charset": False,
+    "sql_mode": False,
+    "init_command": False,
+    "program_name": False,
+    "autocommit": True,
+    "local_infile": True,
 }
 
 
@@ -135,13 +147,14 @@ class Config:
     options: Options
     driver_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     dsn: str | None = field(default=None, repr=False)  # the caller's DSN minus our options
+    engine: str = "postgresql"  # or "mysql": which driver serves the cluster
 
     @property
     def url_type(self) -> RdsUrlType:
         return classify_host(self.host).url_type
 
     def connect_kwargs(self, host: str, port: int, timeout: float) -> dict[str, Any]:
-        """Keyword arguments for ``asyncpg.connect`` to reach ``host:port``."""
+        """Keyword arguments for ``asyncpg.connect`` to reach ``host:port`` (PostgreSQL)."""
         kwargs: dict[str, Any] = dict(self.driver_kwargs)
         kwargs.update(host=host, port=port, timeout=timeout)
         if self.dsn is not None:
@@ -154,22 +167,35 @@ class Config:
 
 
 def parse(dsn: str | None = None, **kwargs: Any) -> Config:
-    """Validate the DSN and keyword arguments; raise :class:`ConfigurationError` naming what is wrong."""
+    """Validate the DSN and keyword arguments; raise :class:`ConfigurationError` naming what is wrong.
+
+    The engine comes from the DSN's scheme (``postgresql://``, ``mysql://``) or ``engine=``."""
+    engine = _engine(dsn, kwargs.pop("engine", None))
     ours = {name: kwargs.pop(name) for name in list(kwargs) if name in OPTION_NAMES}
     host, port = kwargs.pop("host", None), kwargs.pop("port", None)
     user, password = kwargs.pop("user", None), kwargs.pop("password", None)
     database = kwargs.pop("database", None)
+    if engine == "mysql" and "db" in kwargs:  # aiomysql's name for it
+        if database is not None:
+            raise ConfigurationError("give the database once: database= or db=")
+        database = kwargs.pop("db")
     timeout = kwargs.pop("timeout", None)
-    unknown = sorted(set(kwargs) - _DRIVER_KEYWORDS)
+    unknown = sorted(set(kwargs) - _DRIVER_KEYWORDS[engine])
     if unknown:
         raise ConfigurationError(
             f"unknown option {unknown[0]!r}: accepted are aurora_async options "
-            f"({', '.join(sorted(OPTION_NAMES))}) and asyncpg.connect() arguments "
-            f"({', '.join(sorted(_DRIVER_KEYWORDS | _ADDRESS_KEYWORDS))})"
+            f"({', '.join(sorted(OPTION_NAMES))}) and {_DRIVER_NAMES[engine]} arguments "
+            f"({', '.join(sorted(_DRIVER_KEYWORDS[engine] | _ADDRESS_KEYWORDS))})"
         )
     stripped = None
     if dsn is not None:
         stripped, from_dsn = _split_dsn(dsn)
+        if engine == "mysql":
+            stripped = None
+            for name, flag in _MYSQL_DSN_KEYWORDS.items():
+                if name in from_dsn and name not in kwargs:
+                    value = from_dsn.pop(name)
+                    kwargs[name] = _flag(name, value) if flag else value
         for name, value in from_dsn.pop("_address", {}).items():
             if name == "host" and host is None:
                 host = value
@@ -184,26 +210,42 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
         for name, value in from_dsn.items():
             ours.setdefault(name, value)
     if not host:
-        raise ConfigurationError("no host given: pass a postgresql:// DSN or host=")
+        raise ConfigurationError("no host given: pass a postgresql:// or mysql:// DSN, or host=")
     if not isinstance(host, str) or "," in host or "/" in host:
         raise ConfigurationError(
             f"host must be one host name or address, not {host!r}: aurora_async finds the cluster's "
             "instances itself (multi-host lists and Unix sockets are not supported)"
         )
-    options = _options(ours, host)
+    options = _options(ours, host, engine)
     if timeout is not None:
         options = _replace_timeout(options, timeout)
     check_credentials_options(options, host, user, password, kwargs.get("ssl"))
     return Config(
         host=host,
-        port=_port(port),
+        port=_DEFAULT_PORTS[engine] if port is None else _port(port),
         user=user,
         password=password,
         database=database,
         options=options,
         driver_kwargs=MappingProxyType(kwargs),
         dsn=stripped,
+        engine=engine,
     )
+
+
+def _engine(dsn: Any, engine: Any) -> str:
+    """The engine named by ``engine=``, else by the DSN's scheme (PostgreSQL when neither says)."""
+    if engine is not None and engine not in ENGINES:
+        raise ConfigurationError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    scheme = dsn.split("://", 1)[0].lower() if isinstance(dsn, str) and "://" in dsn else None
+    from_dsn = _SCHEMES.get(scheme) if scheme is not None else None
+    if scheme is not None and from_dsn is None:
+        raise ConfigurationError(
+            f"DSN scheme must be postgresql://, postgres:// or mysql://, not {scheme[:20]!r}://"
+        )
+    if engine is not None and from_dsn is not None and engine != from_dsn:
+        raise ConfigurationError(f"engine={engine!r} contradicts the DSN's {scheme}:// scheme")
+    return str(engine or from_dsn or "postgresql")
 
 
 def _split_dsn(dsn: str) -> tuple[str | None, dict[str, Any]]:
@@ -217,8 +259,10 @@ def _split_dsn(dsn: str) -> tuple[str | None, dict[str, Any]]:
             "the DSN is not a valid URL: percent-encode any of : / ? # [ ] @ % in the user name and "
             "password (urllib.parse.quote(password, safe=''))"
         )
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise ConfigurationError(f"DSN scheme must be postgresql:// or postgres://, not {parts.scheme!r}://")
+    if parts.scheme not in _SCHEMES:
+        raise ConfigurationError(
+            f"DSN scheme must be postgresql://, postgres:// or mysql://, not {parts.scheme!r}://"
+        )
     found: dict[str, Any] = {}
     address: dict[str, Any] = {}
     netloc = parts.netloc
@@ -249,9 +293,15 @@ def _split_dsn(dsn: str) -> tuple[str | None, dict[str, Any]]:
     if parts.path.strip("/"):
         address["database"] = unquote(parts.path.lstrip("/"))
     rest = []
+    mysql = _SCHEMES[parts.scheme] == "mysql"
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in OPTION_NAMES:
+        if key in OPTION_NAMES or (mysql and key in _MYSQL_DSN_KEYWORDS):
             found[key] = value
+        elif mysql:
+            raise ConfigurationError(
+                f"unknown parameter {key[:40]!r} in the mysql:// DSN: accepted are aurora_async options and "
+                f"{', '.join(_MYSQL_DSN_KEYWORDS)}"
+            )
         else:
             rest.append((key, value))
     found["_address"] = address
@@ -260,8 +310,6 @@ def _split_dsn(dsn: str) -> tuple[str | None, dict[str, Any]]:
 
 
 def _port(value: Any, name: str = "port") -> int:
-    if value is None:
-        return 5432
     try:
         port = int(value)
     except (TypeError, ValueError, OverflowError):
@@ -330,7 +378,7 @@ def _plugins(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(codes))
 
 
-def _options(values: dict[str, Any], host: str) -> Options:
+def _options(values: dict[str, Any], host: str, engine: str = "postgresql") -> Options:
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
         if value is None and name in _UNSET_BY_DEFAULT:
@@ -342,7 +390,7 @@ def _options(values: dict[str, Any], host: str) -> Options:
         elif name == "failover_mode":
             kwargs[name] = _choice(name, str(value).replace("-", "_"), FAILOVER_MODES)
         elif name == "wrapper_dialect":
-            kwargs[name] = _choice(name, value, DIALECT_CODES)
+            kwargs[name] = _choice(name, value, DIALECT_CODES[engine])
         elif name == "reader_host_selector_strategy":
             kwargs[name] = _choice(name, value, SELECTOR_STRATEGIES)
         elif name == "cluster_instance_host_pattern":

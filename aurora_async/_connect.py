@@ -12,22 +12,22 @@ import asyncpg
 from ._cluster import Cluster, registry
 from ._config import Config, parse
 from ._connection import AuroraConnection
-from ._dialects import Dialect
+from ._driver import discard
 from ._exceptions import ConfigurationError, FailoverFailedError
 from ._failover import connect_to_reader, connect_to_writer
-from ._pg_driver import CONNECT_ERRORS, discard, is_connection_error, open_connection
+from ._mysql_connection import AuroraMySQLConnection
 from ._rds_hosts import RdsUrlType
 from ._topology import Instance, Role
 
 
-async def _open(config: Config) -> tuple[Cluster, asyncpg.Connection, Instance]:
+async def _open(config: Config) -> tuple[Cluster, Any, Instance]:
     cluster = registry.acquire(config)
     try:
         known = cluster.dialect is not None  # an earlier connection already learned the topology
         try:
             raw, instance = await _first_contact(cluster, config)
-        except CONNECT_ERRORS as exc:
-            if not (known and config.options.has("failover") and _unreachable(exc)):
+        except cluster.driver.connect_errors as exc:
+            if not (known and config.options.has("failover") and _unreachable(cluster, exc)):
                 raise
             # the endpoint's instance is failing (a failover is under way): reach one in the right role
             # through the known topology, as a failover would, rather than failing the connect
@@ -40,18 +40,19 @@ async def _open(config: Config) -> tuple[Cluster, asyncpg.Connection, Instance]:
         raise
 
 
-def _unreachable(exc: BaseException) -> bool:
-    return isinstance(exc, TimeoutError) or is_connection_error(exc, None)
+def _unreachable(cluster: Cluster, exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError) or cluster.driver.is_connection_error(exc, None)
 
 
-async def _first_contact(cluster: Cluster, config: Config) -> tuple[asyncpg.Connection, Instance]:
+async def _first_contact(cluster: Cluster, config: Config) -> tuple[Any, Instance]:
     """Connect to the address given and find out which instance, in which role, answered."""
-    raw = await open_connection(
+    raw = await cluster.driver.open(
         config, config.host, config.port, config.options.connect_timeout, cluster.auth
     )
     try:
         if not config.options.plugins:  # a plain connection: no dialect, no topology, no task
-            is_reader = await Dialect().is_reader(raw, config.options.auxiliary_query_timeout)
+            plain = cluster.driver.plain_dialect()
+            is_reader = await plain.is_reader(raw, config.options.auxiliary_query_timeout)
             role = Role.READER if is_reader else Role.WRITER
             return raw, Instance(f"{config.host}:{config.port}", config.host, config.port, role)
         await cluster.prepare(raw)
@@ -62,8 +63,8 @@ async def _first_contact(cluster: Cluster, config: Config) -> tuple[asyncpg.Conn
 
 
 async def _right_instance(
-    cluster: Cluster, config: Config, raw: asyncpg.Connection, instance: Instance
-) -> tuple[asyncpg.Connection, Instance]:
+    cluster: Cluster, config: Config, raw: Any, instance: Instance
+) -> tuple[Any, Instance]:
     """Stale DNS can land a writer-endpoint connection on a replica (and the reader endpoint on the
     writer): move to an instance in the role the caller asked for."""
     mode = config.options.failover_mode
@@ -83,7 +84,7 @@ async def _right_instance(
     )
 
 
-async def _elsewhere(cluster: Cluster, config: Config, why: str) -> tuple[asyncpg.Connection, Instance]:
+async def _elsewhere(cluster: Cluster, config: Config, why: str) -> tuple[Any, Instance]:
     """A connection to an instance in the role ``failover_mode`` asks for, found through the topology."""
     mode = config.options.failover_mode
     loop = asyncio.get_running_loop()
@@ -107,11 +108,12 @@ class _Connecting:
     def __init__(self, config: Config, read_only: bool = False) -> None:
         self._config = config
         self._read_only = read_only
-        self._conn: AuroraConnection | None = None
+        self._conn: Any = None
 
-    async def _connect(self) -> AuroraConnection:
+    async def _connect(self) -> Any:
         cluster, raw, instance = await _open(self._config)
-        conn = AuroraConnection(cluster, self._config, raw, instance)
+        facade = AuroraMySQLConnection if self._config.engine == "mysql" else AuroraConnection
+        conn = facade(cluster, self._config, raw, instance)
         if self._read_only:
             try:
                 await conn.set_read_only(True)
@@ -120,10 +122,10 @@ class _Connecting:
                 raise
         return conn
 
-    def __await__(self) -> Generator[Any, None, AuroraConnection]:
+    def __await__(self) -> Generator[Any, None, Any]:
         return self._connect().__await__()
 
-    async def __aenter__(self) -> AuroraConnection:
+    async def __aenter__(self) -> Any:
         self._conn = await self._connect()
         return self._conn
 
@@ -131,25 +133,28 @@ class _Connecting:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._conn is not None:
-            await self._conn.close()
+            await self._conn._close(None)
 
 
 def connect(dsn: str | None = None, *, read_only: bool = False, **options: Any) -> _Connecting:
-    """Connect to an Aurora / RDS PostgreSQL cluster; returns an :class:`AuroraConnection`.
+    """Connect to an Aurora / RDS cluster: an :class:`AuroraConnection` (asyncpg API) for PostgreSQL,
+    an :class:`AuroraMySQLConnection` (aiomysql API) for MySQL.
 
     ``await aurora_async.connect(dsn, ...)`` or ``async with aurora_async.connect(dsn, ...) as conn``.
 
-    :param dsn: a ``postgresql://`` DSN; aurora_async options may also be given as query parameters.
+    :param dsn: a ``postgresql://`` or ``mysql://`` DSN (or ``engine="mysql"`` with ``host=``...);
+        aurora_async options may also be given as query parameters.
     :param options: ``plugins`` (default ``("initial_connection", "aurora_connection_tracker",
         "failover", "host_monitoring")``; ``()`` for a plain connection with no background work),
         ``failover_mode`` (``strict_writer``, ``strict_reader``, ``reader_or_writer``),
         ``failover_timeout``, ``topology_refresh``, ``topology_high_refresh``,
         ``topology_high_refresh_period``, ``auxiliary_query_timeout`` (seconds),
         ``cluster_instance_host_pattern``, ``cluster_id``, ``wrapper_dialect`` (``aurora-pg``,
-        ``multi-az-pg``, ``rds-pg``, ``pg``), ``reader_host_selector_strategy`` (``random``,
-        ``round_robin``, ``least_connections``), the host monitoring and credentials options
-        (:class:`Options`); every ``asyncpg.connect()`` argument is passed on (``timeout`` is the
-        per-connect deadline, default 10 s).
+        ``multi-az-pg``, ``rds-pg``, ``pg``; ``aurora-mysql``, ``multi-az-mysql``, ``rds-mysql``,
+        ``mysql``), ``reader_host_selector_strategy`` (``random``, ``round_robin``,
+        ``least_connections``), the host monitoring and credentials options
+        (:class:`Options`); every ``asyncpg.connect()`` (for MySQL: ``aiomysql.connect()``) argument is
+        passed on (``timeout`` is the per-connect deadline, default 10 s).
     :param read_only: with the ``read_write_splitting`` plugin, start on a reader
         (:meth:`AuroraConnection.set_read_only`).
     :raises ConfigurationError: a bad DSN, option or value (before any network I/O).
@@ -160,9 +165,10 @@ def connect(dsn: str | None = None, *, read_only: bool = False, **options: Any) 
     return _Connecting(config, read_only)
 
 
-async def connect_raw(dsn: str | None = None, **options: Any) -> asyncpg.Connection:
-    """A genuine ``asyncpg.Connection`` to the right instance (stale DNS checked), for code that needs
-    the driver's own class: SQLAlchemy's ``async_creator``, ``asyncpg.create_pool(connect=...)``.
+async def connect_raw(dsn: str | None = None, **options: Any) -> Any:
+    """A genuine ``asyncpg.Connection`` (for a ``mysql://`` DSN: an ``aiomysql.Connection``) to the right
+    instance (stale DNS checked), for code that needs the driver's own class: SQLAlchemy's
+    ``async_creator``, ``asyncpg.create_pool(connect=...)``.
 
     It does not fail over by itself (its owner reconnects through ``connect_raw`` again), but the
     cluster keeps monitoring the topology and, with ``aurora_connection_tracker``, terminates it when
@@ -173,7 +179,7 @@ async def connect_raw(dsn: str | None = None, **options: Any) -> asyncpg.Connect
     return raw
 
 
-async def _connect_raw(config: Config) -> tuple[Cluster, asyncpg.Connection]:
+async def _connect_raw(config: Config) -> tuple[Cluster, Any]:
     cluster, raw, instance = await _open(config)
     tracked = (
         config.options.has("aurora_connection_tracker") and config.options.failover_mode == "strict_writer"
@@ -216,7 +222,7 @@ class RawConnector:
     def __repr__(self) -> str:
         return f"<RawConnector {self._config.host}:{self._config.port}{' closed' if self._closed else ''}>"
 
-    async def __call__(self, *dsn: Any, **pool_arguments: Any) -> asyncpg.Connection:
+    async def __call__(self, *dsn: Any, **pool_arguments: Any) -> Any:
         """A new connection. ``asyncpg.create_pool(connect=connector)`` passes its (empty) DSN, ``loop``,
         ``connection_class`` and ``record_class``; give non-default classes to :func:`raw_connector`."""
         if any(arg is not None for arg in dsn):

@@ -8,9 +8,6 @@ swaps in a connection to the right instance and raises ``FailoverSuccessError`` 
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
@@ -19,25 +16,13 @@ import asyncpg
 
 from ._cluster import Cluster
 from ._config import Config
-from ._exceptions import (
-    ConfigurationError,
-    FailoverFailedError,
-    FailoverSuccessError,
-    ReadWriteSplittingError,
-    TransactionResolutionUnknownError,
-)
-from ._failover import connect_in_role, connect_to_reader, connect_to_writer, order_readers
-from ._pg_driver import discard, is_connection_error, is_read_only_error, may_have_taken_effect
-from ._topology import Instance, Role
-
-monotonic = time.monotonic
-
-failover_log = logging.getLogger("aurora_async.failover")
+from ._session import FailoverSession, monotonic
+from ._topology import Instance
 
 Listener = Callable[..., Any]
 
 
-class AuroraConnection:
+class AuroraConnection(FailoverSession):
     """A connection to an Aurora / RDS cluster with the asyncpg ``Connection`` API.
 
     Methods not listed here are forwarded to the current asyncpg connection (``conn.raw``) as they are.
@@ -48,28 +33,11 @@ class AuroraConnection:
     with :meth:`add_listener` are listened to again on the new connection.
     """
 
-    def __init__(self, cluster: Cluster, config: Config, raw: asyncpg.Connection, instance: Instance) -> None:
-        self._cluster = cluster
-        self._config = config
-        self._raw = raw
-        self._instance = instance
-        self._mode = config.options.failover_mode
-        self._failover = config.options.has("failover")
-        self._tracker_plugin = config.options.has("aurora_connection_tracker")
-        self._listeners: list[tuple[str, Listener]] = []
-        self._closed = False
-        self._failed_from = ""
-        self._failover_lock = asyncio.Lock()
-        self._busy_since: float | None = None  # when the call in flight started (host monitoring)
-        self._aborted_in_transaction: tuple[asyncpg.Connection, bool] | None = None
-        self._monitored = config.options.has("host_monitoring") and cluster.dialect is not None
-        self._read_only = False
-        self._spare: tuple[asyncpg.Connection, Instance] | None = None  # the other role's connection
-        self._watch()
+    _raw: asyncpg.Connection
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else f"on {self._instance.instance_id} ({self._instance.role.value})"
-        return f"<AuroraConnection {state} {self._instance.endpoint}>"
+    def __init__(self, cluster: Cluster, config: Config, raw: asyncpg.Connection, instance: Instance) -> None:
+        self._listeners: list[tuple[str, Listener]] = []
+        super().__init__(cluster, config, raw, instance)
 
     # -- what the application may ask --------------------------------------------------------------
 
@@ -77,15 +45,6 @@ class AuroraConnection:
     def raw(self) -> asyncpg.Connection:
         """The current asyncpg connection (it changes at failover)."""
         return self._raw
-
-    @property
-    def instance(self) -> Instance:
-        """The instance this connection is on now."""
-        return self._instance
-
-    @property
-    def role(self) -> Role:
-        return self._instance.role
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or name in ("_raw", "_cluster"):
@@ -182,87 +141,6 @@ class AuroraConnection:
     ) -> AuroraTransaction:
         return AuroraTransaction(self, isolation=isolation, readonly=readonly, deferrable=deferrable)
 
-    def is_in_transaction(self) -> bool:
-        return not self._raw.is_closed() and bool(self._raw.is_in_transaction())
-
-    # -- read/write splitting ------------------------------------------------------------------------
-
-    @property
-    def read_only(self) -> bool:
-        """Whether the session was moved to a reader with :meth:`set_read_only`."""
-        return self._read_only
-
-    async def set_read_only(self, read_only: bool) -> None:
-        """Move the session to a reader (``True``) or back to the writer (``False``); needs the
-        ``read_write_splitting`` plugin.
-
-        The reader is chosen by ``reader_host_selector_strategy`` (``random``, ``round_robin``,
-        ``least_connections``); the other role's physical connection is kept and reused on the next
-        switch. With no reader reachable the session stays on the writer. Session state set with
-        ``SET`` does not follow (each physical connection has its own).
-
-        :raises ReadWriteSplittingError: inside a transaction (it lives on the current connection).
-        """
-        if not self._config.options.has("read_write_splitting"):
-            raise ConfigurationError("set_read_only() needs the 'read_write_splitting' plugin")
-        if self._closed:
-            raise asyncpg.InterfaceError("connection is closed")
-        read_only = bool(read_only)
-        if read_only == self._read_only:
-            return
-        if self.is_in_transaction():
-            raise ReadWriteSplittingError(
-                f"cannot switch to {'a reader' if read_only else 'the writer'} inside a transaction: "
-                "commit or roll back first"
-            )
-        async with self._failover_lock:
-            wanted = Role.READER if read_only else Role.WRITER
-            target = self._reusable_spare(wanted) or await self._open_in_role(wanted)
-            if target is None:  # no reader reachable: stay on the writer, read-only in name
-                self._read_only = read_only
-                failover_log.info("no reader reachable: the read-only session stays on the writer")
-                return
-            self._untrack()
-            self._spare = (self._raw, self._instance) if self._instance.role is not wanted else None
-            self._raw, self._instance = target
-            self._read_only = read_only
-            self._mode = "reader_or_writer" if read_only else self._config.options.failover_mode
-            self._watch()
-
-    def _reusable_spare(self, role: Role) -> tuple[asyncpg.Connection, Instance] | None:
-        spare, self._spare = self._spare, None
-        if spare is None:
-            return None
-        raw, instance = spare
-        topology = self._cluster.topology
-        known = topology.get(instance.instance_id) if topology is not None else None
-        if (
-            raw.is_closed()
-            or known is None
-            or known.role is not role
-            or instance.instance_id in self._cluster.down
-        ):
-            discard(raw)
-            return None
-        return raw, known
-
-    async def _open_in_role(self, role: Role) -> tuple[asyncpg.Connection, Instance] | None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._config.options.failover_timeout
-        if role is Role.WRITER:
-            return await connect_to_writer(self._cluster, 0.0, deadline)
-        topology = self._cluster.topology
-        readers = [
-            r for r in (topology.readers if topology else ()) if r.instance_id not in self._cluster.down
-        ]
-        for reader in order_readers(readers, self._cluster):
-            raw = await connect_in_role(
-                self._cluster, reader, Role.READER, self._config.options.connect_timeout
-            )
-            if raw is not None:
-                return raw, reader
-        return None
-
     async def reset(self, *, timeout: float | None = None) -> None:
         """asyncpg's ``reset()``: roll back an open transaction, drop session settings, listeners and
         advisory locks (what a pool does on release). Listeners added here are forgotten too."""
@@ -278,31 +156,19 @@ class AuroraConnection:
             self._listeners.remove((channel, callback))
         await self._guard(self._raw.remove_listener, channel, callback)
 
-    def is_closed(self) -> bool:
-        return self._closed or (self._raw.is_closed() and not self._failover)
+    def _closed_error(self) -> Exception:
+        return asyncpg.InterfaceError("connection is closed")
+
+    async def _restore_session(self, raw: asyncpg.Connection) -> None:
+        for channel, callback in self._listeners:
+            await raw.add_listener(channel, callback)
+
+    async def _close_raw(self, timeout: float | None) -> None:
+        await self._raw.close(timeout=timeout)
 
     async def close(self, *, timeout: float | None = None) -> None:
         """Close the connection; the cluster's background work stops with its last connection."""
-        if self._closed:
-            return
-        self._closed = True
-        self._untrack()
-        self._drop_spare()
-        try:
-            await self._raw.close(timeout=timeout)
-        except (OSError, asyncpg.InterfaceError, TimeoutError):
-            self._raw.terminate()
-        finally:
-            await self._cluster.release_and_wait()
-
-    def terminate(self) -> None:
-        """Close at once, without a goodbye to the server."""
-        if not self._closed:
-            self._closed = True
-            self._untrack()
-            self._drop_spare()
-            self._raw.terminate()
-            self._cluster.release()
+        await self._close(timeout)
 
     async def __aenter__(self) -> AuroraConnection:
         return self
@@ -311,136 +177,6 @@ class AuroraConnection:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
-
-    # -- failover ----------------------------------------------------------------------------------
-
-    async def _guard(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        self._busy_since = monotonic()
-        try:
-            return await method(*args, **kwargs)
-        except Exception as exc:
-            await self._failed(exc)
-            raise
-        finally:
-            self._busy_since = None
-
-    async def _failed(self, exc: Exception) -> None:
-        """Fail over if ``exc`` calls for it (raising the outcome); return to let ``exc`` propagate."""
-        raw = self._raw
-        if not self._failover or self._closed:
-            return
-        if not is_connection_error(exc, raw) and not (
-            self._mode == "strict_writer" and is_read_only_error(exc)
-        ):
-            return
-        async with self._failover_lock:
-            if self._raw is not raw:  # another call on this connection already failed over
-                raise FailoverSuccessError(
-                    "the connection has changed instance; re-run the statement",
-                    may_have_run=may_have_taken_effect(exc),
-                ) from exc
-            in_transaction = self._in_transaction(raw)
-            await self._fail_over(exc)
-        if in_transaction:
-            raise TransactionResolutionUnknownError(
-                f"the connection to {self._failed_from} failed inside a transaction (or during its COMMIT), "
-                f"so its outcome is unknown; it is now on {self._instance.instance_id}: re-run the whole "
-                "transaction"
-            ) from exc
-        raise FailoverSuccessError(
-            f"the connection to {self._failed_from} failed and is now on {self._instance.instance_id} "
-            f"({self._instance.role.value}); re-apply session state and re-run the statement",
-            may_have_run=may_have_taken_effect(exc),
-        ) from exc
-
-    async def _fail_over(self, cause: Exception) -> None:
-        old = self._instance
-        self._failed_from = old.instance_id
-        self._untrack()
-        discard(self._raw)
-        loop = asyncio.get_running_loop()
-        started = time.monotonic()
-        deadline = loop.time() + self._config.options.failover_timeout
-        try:
-            if self._mode == "strict_writer":
-                raw, instance = await connect_to_writer(self._cluster, started, deadline)
-            else:
-                raw, instance = await connect_to_reader(self._cluster, self._mode, old.instance_id, deadline)
-                instance = await self._cluster.identify(raw, instance.host, instance.port)
-        except TimeoutError:
-            self._closed = True
-            self._drop_spare()
-            self._cluster.release()
-            failover_log.warning(
-                "failover from %s failed: no %s within %.1f s",
-                old.instance_id,
-                "writer" if self._mode == "strict_writer" else "instance",
-                self._config.options.failover_timeout,
-            )
-            raise FailoverFailedError(
-                f"no {'writer' if self._mode == 'strict_writer' else 'reader'} could be reached within "
-                f"failover_timeout={self._config.options.failover_timeout:g} s; the connection is closed"
-            ) from cause
-        self._raw, self._instance = raw, instance
-        self._watch()
-        for channel, callback in self._listeners:
-            await raw.add_listener(channel, callback)
-        failover_log.info(
-            "failed over from %s to %s (%s) in %.0f ms",
-            old.instance_id,
-            instance.instance_id,
-            instance.role.value,
-            (time.monotonic() - started) * 1000,
-        )
-
-    @property
-    def _track(self) -> bool:
-        """Whether the tracker holds this connection: only while it is meant to be on the writer."""
-        return self._tracker_plugin and self._mode == "strict_writer"
-
-    def _untrack(self) -> None:
-        if self._track:
-            self._cluster.tracker.remove(self._instance.instance_id, self._raw)
-        if self._monitored:
-            self._cluster.host_monitor(self._instance).remove(self)
-        self._cluster.load[self._instance.instance_id] -= 1
-
-    def _drop_spare(self) -> None:
-        if self._spare is not None:
-            discard(self._spare[0])
-            self._spare = None
-
-    def _watch(self) -> None:
-        self._cluster.load[self._instance.instance_id] += 1
-        if self._track:
-            self._cluster.tracker.add(self._instance.instance_id, self._raw)
-        if self._monitored:
-            self._cluster.host_monitor(self._instance).add(self)
-
-    # -- what the host monitor asks ------------------------------------------------------------------
-
-    def busy_for(self, now: float) -> float | None:
-        """Seconds the call in flight has run (None when idle)."""
-        return None if self._busy_since is None else now - self._busy_since
-
-    def abort_physical(self) -> None:
-        """The host is dead: drop the physical connection, so a call in flight raises a connection
-        error (and the next call finds it closed) and failover takes over."""
-        raw = self._raw
-        if not raw.is_closed():
-            self._aborted_in_transaction = (raw, bool(raw.is_in_transaction()))
-            raw.terminate()
-
-    def _in_transaction(self, raw: asyncpg.Connection) -> bool:
-        """Whether ``raw`` was inside a transaction when it failed (asyncpg forgets once it is
-        terminated: then what we saw when aborting it, or "yes" when unknown, the cautious answer)."""
-        aborted = self._aborted_in_transaction
-        if aborted is not None and aborted[0] is raw:
-            return aborted[1]
-        try:
-            return bool(raw.is_in_transaction())
-        except AttributeError:
-            return True
 
 
 class AuroraTransaction:

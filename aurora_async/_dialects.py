@@ -24,30 +24,34 @@ IS_READER_SQL = "SELECT pg_catalog.pg_is_in_recovery()"
 
 
 class Dialect:
-    """Plain PostgreSQL: no topology; the instance is identified by its address."""
+    """Plain PostgreSQL: no topology; the instance is identified by its address.
+
+    Also the interface of every dialect (PostgreSQL and MySQL): ``conn`` is the driver's physical
+    connection."""
 
     code = "pg"
     has_topology = False
+    # the catalog names instances by id only: their addresses come from cluster_instance_host_pattern
+    # (or the RDS cluster endpoint's domain)
+    ids_only = False
 
-    async def detect(self, conn: asyncpg.Connection, timeout: float) -> bool:
+    async def detect(self, conn: Any, timeout: float) -> bool:
         return await _probe(conn, "SELECT 1 FROM pg_catalog.pg_proc LIMIT 1", timeout) is not None
 
-    async def is_reader(self, conn: asyncpg.Connection, timeout: float) -> bool:
+    async def is_reader(self, conn: Any, timeout: float) -> bool:
         return bool(await conn.fetchval(IS_READER_SQL, timeout=timeout))
 
-    async def is_writer(self, conn: asyncpg.Connection, timeout: float) -> bool:
+    async def is_writer(self, conn: Any, timeout: float) -> bool:
         """Ask the instance itself whether it is the cluster's writer."""
         return not await self.is_reader(conn, timeout)
 
-    async def instance_id(self, conn: asyncpg.Connection, timeout: float) -> str:
+    async def instance_id(self, conn: Any, timeout: float) -> str:
         row = await conn.fetchrow(
             "SELECT pg_catalog.inet_server_addr()::text, pg_catalog.inet_server_port()", timeout=timeout
         )
         return f"{row[0]}:{row[1]}" if row is not None and row[0] is not None else "local"
 
-    async def topology(
-        self, conn: asyncpg.Connection, timeout: float, build: HostBuilder
-    ) -> list[Instance] | None:
+    async def topology(self, conn: Any, timeout: float, build: HostBuilder) -> list[Instance] | None:
         """Every instance with its role, or None when the answer is unusable (no writer)."""
         return None
 
@@ -57,7 +61,7 @@ class RdsPgDialect(Dialect):
 
     code = "rds-pg"
 
-    async def detect(self, conn: asyncpg.Connection, timeout: float) -> bool:
+    async def detect(self, conn: Any, timeout: float) -> bool:
         row = await _probe(
             conn,
             "SELECT (setting LIKE '%rds_tools%') AS rds_tools, (setting LIKE '%aurora_stat_utils%') AS "
@@ -71,6 +75,7 @@ class RdsPgDialect(Dialect):
 class AuroraPgDialect(Dialect):
     code = "aurora-pg"
     has_topology = True
+    ids_only = True
     TOPOLOGY_SQL = (
         "SELECT SERVER_ID, CASE WHEN SESSION_ID OPERATOR(pg_catalog.=) 'MASTER_SESSION_ID' THEN TRUE ELSE "
         "FALSE END, CPU, COALESCE(REPLICA_LAG_IN_MSEC, 0), LAST_UPDATE_TIMESTAMP FROM "
@@ -84,7 +89,7 @@ class AuroraPgDialect(Dialect):
         "'MASTER_SESSION_ID' AND SERVER_ID OPERATOR(pg_catalog.=) pg_catalog.aurora_db_instance_identifier()"
     )
 
-    async def detect(self, conn: asyncpg.Connection, timeout: float) -> bool:
+    async def detect(self, conn: Any, timeout: float) -> bool:
         row = await _probe(
             conn,
             "SELECT (setting LIKE '%aurora_stat_utils%') AS aurora_stat_utils FROM pg_catalog.pg_settings "
@@ -98,19 +103,17 @@ class AuroraPgDialect(Dialect):
             is not None
         )
 
-    async def instance_id(self, conn: asyncpg.Connection, timeout: float) -> str:
+    async def instance_id(self, conn: Any, timeout: float) -> str:
         return str(await conn.fetchval(self.INSTANCE_ID_SQL, timeout=timeout))
 
-    async def is_writer(self, conn: asyncpg.Connection, timeout: float) -> bool:
+    async def is_writer(self, conn: Any, timeout: float) -> bool:
         # the instance must accept writes and the catalog must name it as the writer; the cheap
         # recovery check first, since a failover's writer search asks replicas this many times
         if await self.is_reader(conn, timeout):
             return False
         return await conn.fetchval(self.WRITER_ID_SQL, timeout=timeout) is not None
 
-    async def topology(
-        self, conn: asyncpg.Connection, timeout: float, build: HostBuilder
-    ) -> list[Instance] | None:
+    async def topology(self, conn: Any, timeout: float, build: HostBuilder) -> list[Instance] | None:
         rows = await conn.fetch(self.TOPOLOGY_SQL, timeout=timeout)
         return aurora_instances([tuple(r) for r in rows], build)
 
@@ -132,11 +135,11 @@ class MultiAzPgDialect(Dialect):
     SELF_SQL = "SELECT dbi_resource_id FROM rds_tools.dbi_resource_id()"
     TOPOLOGY_SQL = f"SELECT id, endpoint, port FROM rds_tools.show_topology('aurora_async-{__version__}')"
 
-    async def detect(self, conn: asyncpg.Connection, timeout: float) -> bool:
+    async def detect(self, conn: Any, timeout: float) -> bool:
         row = await _probe(conn, self.SOURCE_SQL, timeout)
         return row is not None and bool(row[0])
 
-    async def instance_id(self, conn: asyncpg.Connection, timeout: float) -> str:
+    async def instance_id(self, conn: Any, timeout: float) -> str:
         row = await conn.fetchrow(
             "SELECT endpoint FROM rds_tools.show_topology() WHERE id OPERATOR(pg_catalog.=) "
             "rds_tools.dbi_resource_id()",
@@ -144,16 +147,14 @@ class MultiAzPgDialect(Dialect):
         )
         return _first_label(str(row[0])) if row is not None else str(await conn.fetchval(self.SELF_SQL))
 
-    async def is_writer(self, conn: asyncpg.Connection, timeout: float) -> bool:
+    async def is_writer(self, conn: Any, timeout: float) -> bool:
         if await self.is_reader(conn, timeout):
             return False
         source = await conn.fetchval(self.SOURCE_SQL, timeout=timeout)
         me = await conn.fetchval(self.SELF_SQL, timeout=timeout)
         return source is not None and source == me
 
-    async def topology(
-        self, conn: asyncpg.Connection, timeout: float, build: HostBuilder
-    ) -> list[Instance] | None:
+    async def topology(self, conn: Any, timeout: float, build: HostBuilder) -> list[Instance] | None:
         source = await conn.fetchval(self.SOURCE_SQL, timeout=timeout)
         rows = await conn.fetch(self.TOPOLOGY_SQL, timeout=timeout)
         by_name: dict[str, Instance] = {}
@@ -178,7 +179,7 @@ DIALECTS: dict[str, type[Dialect]] = {
 }
 
 
-async def detect_dialect(conn: asyncpg.Connection, timeout: float) -> Dialect:
+async def detect_dialect(conn: Any, timeout: float) -> Dialect:
     """Probe the most specific dialect first; plain PostgreSQL is the fallback."""
     for dialect in (AuroraPgDialect(), MultiAzPgDialect(), RdsPgDialect()):
         if await dialect.detect(conn, timeout):
@@ -231,9 +232,10 @@ def _first_label(endpoint: str) -> str:
     return endpoint.split(".", 1)[0]
 
 
-async def _probe(conn: asyncpg.Connection, query: str, timeout: float) -> asyncpg.Record | None:
+async def _probe(conn: Any, query: str, timeout: float) -> asyncpg.Record | None:
     """Run a detection query; any SQL error means "not this dialect"."""
     try:
-        return await conn.fetchrow(query, timeout=timeout)
+        row: asyncpg.Record | None = await conn.fetchrow(query, timeout=timeout)
+        return row
     except asyncpg.PostgresError:
         return None

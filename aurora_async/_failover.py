@@ -11,19 +11,16 @@ import asyncio
 import functools
 import random
 import time
-
-import asyncpg
+from typing import Any
 
 from ._cluster import Cluster
 from ._concurrency import race_first
 from ._config import FailoverMode
-from ._pg_driver import CONNECT_ERRORS, discard, discard_first, open_connection
+from ._driver import discard, discard_first
 from ._topology import Instance, Role
 
 
-async def connect_to_writer(
-    cluster: Cluster, not_before: float, deadline: float
-) -> tuple[asyncpg.Connection, Instance]:
+async def connect_to_writer(cluster: Cluster, not_before: float, deadline: float) -> tuple[Any, Instance]:
     """A connection to the instance that is the writer now. Raises ``TimeoutError`` at ``deadline``."""
     loop = asyncio.get_running_loop()
     pause = 0.02
@@ -46,7 +43,7 @@ async def connect_to_writer(
 
 async def connect_to_reader(
     cluster: Cluster, mode: FailoverMode, avoid: str | None, deadline: float
-) -> tuple[asyncpg.Connection, Instance]:
+) -> tuple[Any, Instance]:
     """A connection to a reader (or, in ``reader_or_writer`` mode, the writer as a last resort)."""
     loop = asyncio.get_running_loop()
     cluster.request_refresh()
@@ -63,9 +60,7 @@ async def connect_to_reader(
         if remaining <= 0:
             raise TimeoutError("no reader reachable before the failover deadline")
 
-        async def attempt(
-            instance: Instance, remaining: float = remaining
-        ) -> tuple[asyncpg.Connection, Instance] | None:
+        async def attempt(instance: Instance, remaining: float = remaining) -> tuple[Any, Instance] | None:
             wanted = Role.READER if instance.role is Role.READER and mode == "strict_reader" else None
             conn = await connect_in_role(cluster, instance, wanted, remaining)
             return (conn, instance) if conn is not None else None
@@ -92,15 +87,15 @@ def order_readers(readers: list[Instance], cluster: Cluster) -> list[Instance]:
 
 async def connect_in_role(
     cluster: Cluster, instance: Instance, role: Role | None, timeout: float
-) -> asyncpg.Connection | None:
+) -> Any | None:
     """Connect to ``instance`` and check it is in ``role`` (None: any role); None if not reachable."""
     assert cluster.dialect is not None
     options = cluster.options
     try:
-        conn = await open_connection(
+        conn = await cluster.driver.open(
             cluster.config, instance.host, instance.port, min(options.connect_timeout, timeout), cluster.auth
         )
-    except CONNECT_ERRORS:
+    except cluster.driver.connect_errors:
         return None
     try:
         # the cheap role check (is it in recovery?), as the incumbent does: the writer itself was
@@ -110,7 +105,7 @@ async def connect_in_role(
         else:
             is_reader = await cluster.dialect.is_reader(conn, options.auxiliary_query_timeout)
             ok = is_reader == (role is Role.READER)
-    except CONNECT_ERRORS:
+    except cluster.driver.connect_errors:
         ok = False
     except BaseException:
         discard(conn)

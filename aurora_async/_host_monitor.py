@@ -23,11 +23,9 @@ import logging
 import time
 import weakref
 from collections import Counter
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import asyncpg
-
-from ._pg_driver import CONNECT_ERRORS, discard, open_connection
+from ._driver import discard
 from ._topology import Instance
 
 if TYPE_CHECKING:
@@ -58,7 +56,7 @@ class HostMonitor:
         self.stats: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
-        self._probe_conn: asyncpg.Connection | None = None
+        self._probe_conn: Any | None = None
 
     def __repr__(self) -> str:
         state = "dead" if self.dead else "alive"
@@ -149,7 +147,7 @@ class HostMonitor:
             async with asyncio.timeout(timeout):
                 if connecting:
                     self._probe_conn = None
-                    self._probe_conn = await open_connection(
+                    self._probe_conn = await self.cluster.driver.open(
                         self.cluster.config,
                         self.instance.host,
                         self.instance.port,
@@ -158,9 +156,9 @@ class HostMonitor:
                     )
                 else:
                     assert self._probe_conn is not None
-                    await self._probe_conn.execute("SELECT 1")  # simple protocol: one round trip
+                    await self.cluster.driver.ping(self._probe_conn)
             return True
-        except CONNECT_ERRORS as exc:
+        except self.cluster.driver.connect_errors as exc:
             discard(self._probe_conn)  # a timed-out probe leaves its connection mid-protocol
             self._probe_conn = None
             late = isinstance(exc, TimeoutError) and loop.time() - started > timeout * _LATE

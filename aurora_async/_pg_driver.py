@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import asyncpg
@@ -11,6 +10,8 @@ from asyncpg.exceptions import InternalClientError
 
 from ._auth import Authenticator, Credentials
 from ._config import Config
+from ._dialects import DIALECTS, Dialect, detect_dialect
+from ._driver import set_keepalive
 
 # SQLSTATE classes and codes that mean "this connection or its server is gone" (prefix match):
 # 08 connection exception, 53 insufficient resources, 57P01-03 admin/crash shutdown and
@@ -45,30 +46,8 @@ async def open_connection(
 async def _connect(kwargs: dict[str, Any], timeout: float) -> asyncpg.Connection:
     async with asyncio.timeout(timeout + 1.0):  # belt and braces around asyncpg's own deadline
         conn: asyncpg.Connection = await asyncpg.connect(**kwargs)
-    set_keepalive(conn)
+    set_keepalive(getattr(conn, "_transport", None))
     return conn
-
-
-# TCP keepalive: the second line of defence behind host monitoring, for a peer that vanished while
-# the connection was idle or waiting on a long query: probe after 30 s of silence, every 5 s, give up
-# after 3 misses; and never wait more than 30 s for sent data to be acknowledged.
-_KEEPALIVE = (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3), ("TCP_USER_TIMEOUT", 30_000))
-
-
-def set_keepalive(conn: asyncpg.Connection) -> None:
-    """Turn on TCP keepalive (and a user timeout) on ``conn``'s socket, where the platform has them."""
-    transport = getattr(conn, "_transport", None)
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return  # a Unix socket, or a driver that hides its transport
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        for name, value in _KEEPALIVE:
-            option = getattr(socket, name, None)
-            if option is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, option, value)
-    except OSError:
-        pass  # best effort: monitoring does not depend on it
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -111,12 +90,38 @@ def is_login_error(exc: BaseException) -> bool:
     return state is not None and state.startswith(_LOGIN_SQLSTATES)
 
 
-def discard(conn: asyncpg.Connection | None) -> None:
-    """Drop a connection we no longer want, without waiting on a server that may be gone."""
-    if conn is not None and not conn.is_closed():
-        conn.terminate()
+class PgDriver:
+    """asyncpg, for PostgreSQL clusters (see :class:`aurora_async._driver.Driver`)."""
+
+    engine = "postgresql"
+    connect_errors: tuple[type[BaseException], ...] = CONNECT_ERRORS
+    dialects: dict[str, type[Dialect]] = DIALECTS
+
+    async def open(
+        self, config: Config, host: str, port: int, timeout: float, auth: Authenticator | None = None
+    ) -> asyncpg.Connection:
+        return await open_connection(config, host, port, timeout, auth)
+
+    def is_connection_error(self, exc: BaseException, conn: Any) -> bool:
+        return is_connection_error(exc, conn)
+
+    def is_read_only_error(self, exc: BaseException) -> bool:
+        return is_read_only_error(exc)
+
+    def may_have_taken_effect(self, exc: BaseException) -> bool:
+        return may_have_taken_effect(exc)
+
+    def is_login_error(self, exc: BaseException) -> bool:
+        return is_login_error(exc)
+
+    async def ping(self, conn: asyncpg.Connection) -> None:
+        await conn.execute("SELECT 1")  # simple protocol: one round trip
+
+    async def detect_dialect(self, conn: asyncpg.Connection, timeout: float) -> Dialect:
+        return await detect_dialect(conn, timeout)
+
+    def plain_dialect(self) -> Dialect:
+        return Dialect()
 
 
-def discard_first(pair: tuple[asyncpg.Connection, Any]) -> None:
-    """:func:`discard` for a (connection, what it reached) result that lost a race."""
-    discard(pair[0])
+POSTGRESQL = PgDriver()

@@ -268,6 +268,11 @@ def create_pool(
             f"acquire_timeout must be a positive number of seconds, not {acquire_timeout!r}"
         )
     config = parse(dsn, **options)
+    if config.engine != "postgresql":
+        raise ConfigurationError(
+            "create_pool() serves PostgreSQL (the asyncpg pool API); for MySQL open connections with "
+            "aurora_async.connect() (a pool for the aiomysql API is not available yet)"
+        )
     return _Creating(
         AuroraPool(config, min_size=min_size, max_size=max_size, acquire_timeout=acquire_timeout)
     )

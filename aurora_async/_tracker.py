@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import logging
 import weakref
-
-import asyncpg
+from typing import Any
 
 log = logging.getLogger("aurora_async.tracker")
 
 
 class Tracker:
     def __init__(self) -> None:
-        self._on: dict[str, weakref.WeakSet[asyncpg.Connection]] = {}
+        self._on: dict[str, weakref.WeakSet[Any]] = {}
 
-    def add(self, instance_id: str, conn: asyncpg.Connection) -> None:
+    def add(self, instance_id: str, conn: Any) -> None:
         self._on.setdefault(instance_id, weakref.WeakSet()).add(conn)
 
-    def remove(self, instance_id: str, conn: asyncpg.Connection) -> None:
+    def remove(self, instance_id: str, conn: Any) -> None:
         tracked = self._on.get(instance_id)
         if tracked is not None:
             tracked.discard(conn)

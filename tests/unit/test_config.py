@@ -101,7 +101,7 @@ def test_bad_options_are_named(kwargs: dict[str, Any], message: str) -> None:
 @pytest.mark.parametrize(
     ("dsn", "message"),
     [
-        ("mysql://a@b/c", "scheme must be postgresql://"),
+        ("oracle://a@b/c", "scheme must be postgresql://, postgres:// or mysql://"),
         ("postgresql://u@h1,h2/db", "several hosts"),
         ("postgresql://u@[::1]:5432/db", "IPv6"),
         ("postgresql:///db", "no host given"),

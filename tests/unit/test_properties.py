@@ -155,7 +155,7 @@ OPTION_VALUES: dict[str, st.SearchStrategy[tuple[Any, Any]]] = {
     "failover_mode": st.one_of(
         _spelled(FAILOVER_MODES), st.sampled_from(FAILOVER_MODES).map(lambda m: (m.replace("_", "-"), m))
     ),
-    "wrapper_dialect": _spelled(DIALECT_CODES),
+    "wrapper_dialect": _spelled(DIALECT_CODES["postgresql"]),
     "reader_host_selector_strategy": _spelled(SELECTOR_STRATEGIES),
     "iam_allow_plaintext": st.sampled_from(
         [("true", True), ("1", True), ("YES", True), ("On", True), ("false", False), ("0", False)]
@@ -314,7 +314,7 @@ BAD_FLAGS = st.one_of(
     st.integers().filter(lambda i: i not in (0, 1)),
 )
 BAD_PLUGIN_NAMES = JUNK_TEXT.filter(lambda t: "," not in t and t.strip() and t.strip() not in KNOWN_PLUGINS)
-KNOWN_KEYWORDS = OPTION_NAMES | _DRIVER_KEYWORDS | _ADDRESS_KEYWORDS
+KNOWN_KEYWORDS = OPTION_NAMES | _DRIVER_KEYWORDS["postgresql"] | _ADDRESS_KEYWORDS | {"engine"}
 
 
 def _bad_choice(accepted: Iterable[str]) -> st.SearchStrategy[str]:
@@ -344,7 +344,7 @@ GARBAGE: st.SearchStrategy[tuple[str, Any]] = st.one_of(
         ),
     ),
     st.tuples(st.just("failover_mode"), _bad_choice(FAILOVER_MODES)),
-    st.tuples(st.just("wrapper_dialect"), _bad_choice(DIALECT_CODES)),
+    st.tuples(st.just("wrapper_dialect"), _bad_choice(DIALECT_CODES["postgresql"])),
     st.tuples(st.just("reader_host_selector_strategy"), _bad_choice(SELECTOR_STRATEGIES)),
     st.tuples(st.just("cluster_instance_host_pattern"), JUNK_TEXT.filter(lambda t: "?" not in t)),
     st.tuples(st.just("cluster_instance_host_pattern"), st.sampled_from(["? .x", "[?]", "?:0", "?:+1"])),

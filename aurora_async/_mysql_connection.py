@@ -1,0 +1,301 @@
+"""``AuroraMySQLConnection``: the aiomysql Connection and Cursor API over a connection that survives
+failover.
+
+Session state set through the facade (``autocommit()``, ``select_db()``, ``set_charset()``) or with the
+statements ``USE db``, ``SET NAMES cs``, ``SET SESSION TRANSACTION ISOLATION LEVEL ...``,
+``SET [SESSION] transaction_isolation|tx_isolation = ...`` and ``SET autocommit = ...`` run through a
+cursor is applied again on the new physical connection after a failover.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator, Iterable
+from types import TracebackType
+from typing import Any
+
+import aiomysql
+import pymysql
+
+from ._cluster import Cluster
+from ._config import Config
+from ._mysql_driver import MySQLConnection
+from ._session import FailoverSession
+from ._topology import Instance
+
+_USE = re.compile(r"\s*USE\s+`?([^`\s;]+)`?\s*;?\s*$", re.IGNORECASE)
+_SET_NAMES = re.compile(r"\s*SET\s+NAMES\s+'?([A-Za-z0-9_]+)'?", re.IGNORECASE)
+_LEVEL = r"(READ\s+UNCOMMITTED|READ\s+COMMITTED|REPEATABLE\s+READ|SERIALIZABLE)"
+_SET_ISOLATION = re.compile(
+    rf"\s*SET\s+(?:SESSION\s+|LOCAL\s+)TRANSACTION\s+ISOLATION\s+LEVEL\s+{_LEVEL}\s*;?\s*$", re.IGNORECASE
+)
+_SET_ISOLATION_VAR = re.compile(
+    r"\s*SET\s+(?:SESSION\s+|LOCAL\s+|@@SESSION\.|@@LOCAL\.|@@)?(?:transaction_isolation|tx_isolation)"
+    r"\s*=\s*'([A-Za-z\- ]+)'\s*;?\s*$",
+    re.IGNORECASE,
+)
+_SET_AUTOCOMMIT = re.compile(
+    r"\s*SET\s+(?:SESSION\s+|LOCAL\s+|@@SESSION\.|@@LOCAL\.|@@)?autocommit\s*=\s*(0|1|ON|OFF|TRUE|FALSE)"
+    r"\s*;?\s*$",
+    re.IGNORECASE,
+)
+
+
+class AuroraMySQLConnection(FailoverSession):
+    """A connection to an Aurora MySQL / RDS MySQL cluster with the aiomysql ``Connection`` API.
+
+    ``cursor()`` gives cursors with aiomysql's API (``execute``, ``executemany``, ``fetchone``,
+    ``fetchmany``, ``fetchall``, ``async with``, ``async for``; cursor classes such as
+    ``aiomysql.DictCursor``) whose calls fail over. ``begin``, ``commit``, ``rollback``,
+    ``autocommit``, ``select_db``, ``set_charset`` and ``ping`` fail over too. Other attributes are read
+    from the current aiomysql connection (``conn.raw``), which changes at failover.
+    """
+
+    _raw: MySQLConnection
+
+    def __init__(self, cluster: Cluster, config: Config, raw: MySQLConnection, instance: Instance) -> None:
+        self._autocommit: bool | None = None  # what the application set; None: as the connection opened
+        self._database: str | None = None
+        self._charset: str | None = None
+        self._isolation: str | None = None
+        super().__init__(cluster, config, raw, instance)
+
+    @property
+    def raw(self) -> MySQLConnection:
+        """The current aiomysql connection (it changes at failover)."""
+        return self._raw
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_raw", "_cluster"):
+            raise AttributeError(name)
+        return getattr(self._raw, name)
+
+    # -- the aiomysql API, with failover -------------------------------------------------------------
+
+    def cursor(self, *cursors: type[aiomysql.Cursor]) -> _CursorContext:
+        """A cursor (``await conn.cursor()`` or ``async with conn.cursor() as cur``); cursor classes as
+        for aiomysql, e.g. ``conn.cursor(aiomysql.DictCursor)``."""
+        if self._closed:
+            raise self._closed_error()
+        for cls in cursors:
+            if not (isinstance(cls, type) and issubclass(cls, aiomysql.Cursor)):
+                raise TypeError("Custom cursor must be subclass of Cursor")
+        return _CursorContext(AuroraMySQLCursor(self, cursors))
+
+    async def begin(self) -> None:
+        await self._guard(self._raw.begin)
+
+    async def commit(self) -> None:
+        await self._guard(self._raw.commit)
+
+    async def rollback(self) -> None:
+        await self._guard(self._raw.rollback)
+
+    async def autocommit(self, value: bool) -> None:
+        """Turn autocommit on or off for this session (kept across failover)."""
+        await self._guard(self._raw.autocommit, bool(value))
+        self._autocommit = bool(value)
+
+    def get_autocommit(self) -> bool:
+        return bool(self._raw.get_autocommit())
+
+    async def select_db(self, db: str) -> None:
+        """Make ``db`` the current database (kept across failover)."""
+        await self._guard(self._raw.select_db, db)
+        self._database = db
+
+    async def set_charset(self, charset: str) -> None:
+        """``SET NAMES charset`` (kept across failover)."""
+        await self._guard(self._raw.set_charset, charset)
+        self._charset = charset
+
+    async def ping(self, reconnect: bool = False) -> None:
+        """Check the server answers. A failure fails over (as any call does), so ``reconnect`` is
+        accepted for compatibility and has no further effect: aiomysql's own reconnect would dial the
+        same, possibly dead, instance."""
+        await self._guard(self._raw.ping, False)
+
+    @property
+    def closed(self) -> bool:
+        return self.is_closed()
+
+    def close(self) -> None:
+        """Close at once (aiomysql's synchronous ``close()``); the cluster's background work stops with
+        its last connection."""
+        self.terminate()
+
+    async def ensure_closed(self) -> None:
+        """Say goodbye to the server (COM_QUIT), then close."""
+        await self._close(None)
+
+    async def __aenter__(self) -> AuroraMySQLConnection:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            self.close()
+        else:
+            await self.ensure_closed()
+
+    # -- session state --------------------------------------------------------------------------------
+
+    def _note(self, query: str) -> None:
+        """Remember session state that a statement just set."""
+        head = query.lstrip()[:3].upper()
+        if head == "USE":
+            if match := _USE.match(query):
+                self._database = match.group(1)
+        elif head == "SET":
+            if match := _SET_NAMES.match(query):
+                self._charset = match.group(1)
+            elif match := _SET_ISOLATION.match(query) or _SET_ISOLATION_VAR.match(query):
+                self._isolation = " ".join(match.group(1).replace("-", " ").upper().split())
+            elif match := _SET_AUTOCOMMIT.match(query):
+                self._autocommit = match.group(1).upper() in ("1", "ON", "TRUE")
+
+    async def _restore_session(self, raw: MySQLConnection) -> None:
+        if self._database is not None:
+            await raw.select_db(self._database)
+        if self._charset is not None:
+            await raw.set_charset(self._charset)
+        if self._autocommit is not None:
+            await raw.autocommit(self._autocommit)
+        if self._isolation is not None:
+            async with raw.cursor() as cursor:
+                await cursor.execute(f"SET SESSION TRANSACTION ISOLATION LEVEL {self._isolation}")
+
+    def _closed_error(self) -> Exception:
+        error: Exception = pymysql.err.InterfaceError(0, "Not connected")
+        return error
+
+    async def _close_raw(self, timeout: float | None) -> None:
+        await self._raw.ensure_closed()
+
+
+class AuroraMySQLCursor:
+    """An aiomysql cursor that follows its connection through failover (a new driver cursor is made on
+    the new physical connection; the result of a statement that failed is gone: re-run it)."""
+
+    def __init__(self, conn: AuroraMySQLConnection, classes: tuple[type[aiomysql.Cursor], ...]) -> None:
+        self._conn = conn
+        self._classes = classes
+        self._on: MySQLConnection | None = None
+        self._cursor: Any = None
+        self._closed = False
+
+    def _current(self) -> Any:
+        raw = self._conn.raw
+        if self._closed:
+            raise pymysql.err.ProgrammingError("Cursor closed")
+        if self._on is not raw:
+            classes = self._classes
+            if not classes:
+                cls = raw.cursorclass
+            elif len(classes) == 1:
+                cls = classes[0]
+            else:
+                name = "".join(c.__name__ for c in classes).replace("Cursor", "") + "Cursor"
+                cls = type(name, classes, {})
+            self._cursor, self._on = cls(raw, raw.echo), raw
+        return self._cursor
+
+    @property
+    def connection(self) -> AuroraMySQLConnection:
+        return self._conn
+
+    @property
+    def raw(self) -> Any:
+        """The current aiomysql cursor (a new one after a failover)."""
+        return self._current()
+
+    async def execute(self, query: str, args: Any = None) -> int:
+        cursor = self._current()
+        count: int = await self._conn._guard(cursor.execute, query, args)
+        self._conn._note(query)
+        return count
+
+    async def executemany(self, query: str, args: Iterable[Any]) -> int | None:
+        cursor = self._current()
+        count: int | None = await self._conn._guard(cursor.executemany, query, args)
+        return count
+
+    async def callproc(self, procname: str, args: Any = ()) -> Any:
+        return await self._conn._guard(self._current().callproc, procname, args)
+
+    async def fetchone(self) -> Any:
+        return await self._conn._guard(self._current().fetchone)
+
+    async def fetchmany(self, size: int | None = None) -> Any:
+        return await self._conn._guard(self._current().fetchmany, size)
+
+    async def fetchall(self) -> Any:
+        return await self._conn._guard(self._current().fetchall)
+
+    async def scroll(self, value: int, mode: str = "relative") -> None:
+        await self._conn._guard(self._current().scroll, value, mode)
+
+    async def nextset(self) -> Any:
+        return await self._conn._guard(self._current().nextset)
+
+    def mogrify(self, query: str, args: Any = None) -> str:
+        return str(self._current().mogrify(query, args))
+
+    def __getattr__(self, name: str) -> Any:
+        # description, rowcount, rownumber, lastrowid, arraysize, ...: of the current driver cursor
+        if name.startswith("__") or name in ("_cursor", "_conn", "_on"):
+            raise AttributeError(name)
+        cursor = self._cursor if self._cursor is not None else self._current()
+        return getattr(cursor, name)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def close(self) -> None:
+        """Close the cursor (reads what is left of an unbuffered result, as aiomysql does)."""
+        if self._closed:
+            return
+        self._closed = True
+        cursor, self._cursor = self._cursor, None
+        if cursor is not None and self._on is self._conn.raw and not self._on.is_closed():
+            await self._conn._guard(cursor.close)
+
+    async def __aenter__(self) -> AuroraMySQLCursor:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def __aiter__(self) -> AuroraMySQLCursor:
+        return self
+
+    async def __anext__(self) -> Any:
+        row = await self.fetchone()
+        if row is None:
+            raise StopAsyncIteration
+        return row
+
+
+class _CursorContext:
+    """What :meth:`AuroraMySQLConnection.cursor` returns: await it, or ``async with`` it."""
+
+    def __init__(self, cursor: AuroraMySQLCursor) -> None:
+        self._cursor = cursor
+
+    def __await__(self) -> Generator[Any, None, AuroraMySQLCursor]:
+        return self._ready().__await__()
+
+    async def _ready(self) -> AuroraMySQLCursor:
+        return self._cursor
+
+    async def __aenter__(self) -> AuroraMySQLCursor:
+        return self._cursor
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._cursor.close()

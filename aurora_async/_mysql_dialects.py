@@ -1,0 +1,192 @@
+"""Database dialects for MySQL: Aurora MySQL, RDS Multi-AZ DB clusters, RDS MySQL and plain MySQL.
+
+The SQL is what the AWS drivers send (verbatim where they have it), so it runs the same against real
+clusters and against ``aurora_async.testing``'s simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiomysql
+import pymysql
+
+from ._dialects import Dialect, HostBuilder, aurora_instances
+from ._topology import Instance, Role
+
+
+async def fetch_table(conn: Any, query: str, timeout: float) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Column names and rows of ``query`` on an aiomysql connection, within ``timeout`` seconds (a
+    timeout closes the connection: aiomysql cannot leave a reply half-read)."""
+    async with asyncio.timeout(timeout):
+        cursor = await conn.cursor(aiomysql.Cursor)  # tuples, whatever the connection's default
+        try:
+            await cursor.execute(query)
+            names = [d[0] for d in cursor.description or ()]
+            return names, list(await cursor.fetchall() or ())
+        finally:
+            await cursor.close()
+
+
+async def fetch_rows(conn: Any, query: str, timeout: float) -> list[tuple[Any, ...]]:
+    return (await fetch_table(conn, query, timeout))[1]
+
+
+async def _probe(conn: Any, query: str, timeout: float) -> tuple[Any, ...] | None:
+    """First row of a detection query; a server-side SQL error means "not this dialect" (a lost
+    connection is not an answer: it propagates)."""
+    try:
+        rows = await fetch_rows(conn, query, timeout)
+    except pymysql.err.MySQLError as exc:
+        errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if errno is None or errno >= 2000:  # client-side: the connection failed
+            raise
+        return None
+    return rows[0] if rows else None
+
+
+async def _variable(conn: Any, name: str, timeout: float) -> str | None:
+    row = await _probe(conn, f"SHOW VARIABLES LIKE '{name}'", timeout)
+    return None if row is None or row[1] is None else str(row[1])
+
+
+class MySqlDialect(Dialect):
+    """Plain MySQL (or MariaDB): no topology; the instance is identified by host name and port."""
+
+    code = "mysql"
+    IS_READER_SQL = "SELECT @@read_only"
+
+    async def detect(self, conn: Any, timeout: float) -> bool:
+        comment = await _variable(conn, "version_comment", timeout)
+        return comment is not None and "mysql" in comment.lower()
+
+    async def is_reader(self, conn: Any, timeout: float) -> bool:
+        rows = await fetch_rows(conn, self.IS_READER_SQL, timeout)
+        return bool(int(rows[0][0]))
+
+    async def instance_id(self, conn: Any, timeout: float) -> str:
+        rows = await fetch_rows(conn, "SELECT CONCAT(@@hostname, ':', @@port)", timeout)
+        return str(rows[0][0])
+
+    async def topology(self, conn: Any, timeout: float, build: HostBuilder) -> list[Instance] | None:
+        return None
+
+
+class RdsMySqlDialect(MySqlDialect):
+    """A single RDS for MySQL instance."""
+
+    code = "rds-mysql"
+
+    async def detect(self, conn: Any, timeout: float) -> bool:
+        comment = await _variable(conn, "version_comment", timeout)
+        if comment is None or comment.lower() != "source distribution":
+            return False
+        return bool(await _variable(conn, "report_host", timeout))
+
+
+class AuroraMySqlDialect(MySqlDialect):
+    code = "aurora-mysql"
+    has_topology = True
+    ids_only = True
+    TOPOLOGY_SQL = (
+        "SELECT SERVER_ID, CASE WHEN SESSION_ID = 'MASTER_SESSION_ID' THEN TRUE ELSE FALSE END, CPU, "
+        "REPLICA_LAG_IN_MILLISECONDS, LAST_UPDATE_TIMESTAMP FROM information_schema.replica_host_status "
+        "WHERE time_to_sec(timediff(now(), LAST_UPDATE_TIMESTAMP)) <= 300 OR SESSION_ID = "
+        "'MASTER_SESSION_ID' "
+    )
+    INSTANCE_ID_SQL = "SELECT @@aurora_server_id, @@aurora_server_id"
+    IS_READER_SQL = "SELECT @@innodb_read_only"
+    WRITER_ID_SQL = (
+        "SELECT SERVER_ID FROM information_schema.replica_host_status WHERE SESSION_ID = "
+        "'MASTER_SESSION_ID' AND SERVER_ID = @@aurora_server_id"
+    )
+
+    async def detect(self, conn: Any, timeout: float) -> bool:
+        return await _probe(conn, "SHOW VARIABLES LIKE 'aurora_version'", timeout) is not None
+
+    async def instance_id(self, conn: Any, timeout: float) -> str:
+        rows = await fetch_rows(conn, self.INSTANCE_ID_SQL, timeout)
+        return str(rows[0][0])
+
+    async def is_writer(self, conn: Any, timeout: float) -> bool:
+        if await self.is_reader(conn, timeout):
+            return False
+        return bool(await fetch_rows(conn, self.WRITER_ID_SQL, timeout))
+
+    async def topology(self, conn: Any, timeout: float, build: HostBuilder) -> list[Instance] | None:
+        return aurora_instances(await fetch_rows(conn, self.TOPOLOGY_SQL, timeout), build)
+
+
+class MultiAzMySqlDialect(MySqlDialect):
+    """RDS Multi-AZ DB clusters for MySQL: ``mysql.rds_topology`` lists the instances; an instance
+    that replicates from no one is the writer, a reader's ``SHOW REPLICA STATUS`` names it."""
+
+    code = "multi-az-mysql"
+    has_topology = True
+    TOPOLOGY_SQL = "SELECT id, endpoint, port FROM mysql.rds_topology"
+    INSTANCE_ID_SQL = (
+        "SELECT id, SUBSTRING_INDEX(endpoint, '.', 1) FROM mysql.rds_topology WHERE id = @@server_id"
+    )
+    SOURCE_COLUMNS = ("Source_Server_Id", "Master_Server_Id")
+
+    async def detect(self, conn: Any, timeout: float) -> bool:
+        if await _probe(conn, self.TOPOLOGY_SQL, timeout) is None:
+            return False
+        return bool(await _variable(conn, "report_host", timeout))
+
+    async def instance_id(self, conn: Any, timeout: float) -> str:
+        rows = await fetch_rows(conn, self.INSTANCE_ID_SQL, timeout)
+        if rows and rows[0][1]:
+            return str(rows[0][1])
+        return str((await fetch_rows(conn, "SELECT @@server_id", timeout))[0][0])
+
+    async def _source(self, conn: Any, timeout: float) -> int | None:
+        """The server id this instance replicates from; None when it replicates from no one."""
+        names, rows = await fetch_table(conn, "SHOW REPLICA STATUS", timeout)
+        if not rows:
+            return None
+        for column in self.SOURCE_COLUMNS:
+            if column in names:
+                value = rows[0][names.index(column)]
+                return int(value) if value is not None else None
+        return None
+
+    async def is_writer(self, conn: Any, timeout: float) -> bool:
+        if await self.is_reader(conn, timeout):
+            return False
+        return await self._source(conn, timeout) is None
+
+    async def topology(self, conn: Any, timeout: float, build: HostBuilder) -> list[Instance] | None:
+        source = await self._source(conn, timeout)
+        if source is None:
+            source = int((await fetch_rows(conn, "SELECT @@server_id", timeout))[0][0])
+        rows = await fetch_rows(conn, self.TOPOLOGY_SQL, timeout)
+        by_name: dict[str, Instance] = {}
+        writer: Instance | None = None
+        for server_id, endpoint, port in rows:
+            if server_id is None or endpoint is None:  # names no instance
+                continue
+            name = str(endpoint).split(".", 1)[0]
+            host, real_port = build(name, str(endpoint), int(port) if port is not None else None)
+            if writer is None and int(server_id) == source:
+                writer = by_name[name] = Instance(name, host, real_port, Role.WRITER)
+            elif name not in by_name:
+                by_name[name] = Instance(name, host, real_port, Role.READER)
+        return list(by_name.values()) if writer is not None else None
+
+
+DIALECTS: dict[str, type[Dialect]] = {
+    "aurora-mysql": AuroraMySqlDialect,
+    "multi-az-mysql": MultiAzMySqlDialect,
+    "rds-mysql": RdsMySqlDialect,
+    "mysql": MySqlDialect,
+}
+
+
+async def detect_dialect(conn: Any, timeout: float) -> Dialect:
+    """Probe the most specific dialect first; plain MySQL is the fallback (MariaDB included)."""
+    for dialect in (AuroraMySqlDialect(), MultiAzMySqlDialect(), RdsMySqlDialect()):
+        if await dialect.detect(conn, timeout):
+            return dialect
+    return MySqlDialect()

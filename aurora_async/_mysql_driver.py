@@ -1,0 +1,193 @@
+"""The aiomysql boundary: open physical connections with a deadline, classify the driver's errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import aiomysql
+import pymysql
+
+from ._dialects import Dialect
+from ._driver import set_keepalive
+from ._mysql_dialects import DIALECTS, MySqlDialect, detect_dialect
+
+if TYPE_CHECKING:
+    from ._auth import Authenticator, Credentials
+    from ._config import Config
+
+# client-side error numbers for a connection that failed or was lost (the incumbent's list):
+# 2001/2002 socket/unix socket, 2003 cannot connect, 2004 cannot create socket, 2006 server gone,
+# 2012 handshake error, 2013 lost during query, 2026 TLS error, 2055 lost (extended)
+_CONNECTION_ERRNOS = frozenset({2001, 2002, 2003, 2004, 2006, 2012, 2013, 2026, 2055})
+# server errors that end the session: 1053 shutdown in progress, 1927 connection killed
+_SESSION_ENDED_ERRNOS = frozenset({1053, 1927})
+_OPTION_PREVENTS_STATEMENT = 1290  # with "--read-only option": a replica refusing a write
+_READ_ONLY_MODE = 1836
+_ACCESS_DENIED = frozenset({1045, 1698})
+
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, pymysql.err.MySQLError, TimeoutError)
+
+
+class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
+    """aiomysql's ``Connection``, plus what aurora_async needs from every physical connection:
+    ``is_closed()``, ``terminate()``, ``is_in_transaction()`` and ``add_termination_listener()``.
+
+    It is a genuine ``aiomysql.Connection`` (what :func:`aurora_async.connect_raw` returns for a
+    ``mysql://`` DSN)."""
+
+    _termination_listeners: list[Callable[[Any], None]]
+
+    def is_closed(self) -> bool:
+        """Closed here, or its socket already closed by the peer (seen once the loop noticed)."""
+        writer = self._writer
+        return writer is None or writer.transport.is_closing()
+
+    def terminate(self) -> None:
+        """Close at once: abort the socket (nothing left unsent keeps it open), no COM_QUIT."""
+        writer = self._writer
+        if writer is not None:
+            writer.transport.abort()
+        self.close()
+
+    def close(self) -> None:
+        """aiomysql's ``close()`` (it also runs when aiomysql itself sees the connection lost)."""
+        was_open = self._writer is not None
+        super().close()
+        if was_open:
+            for listener in self.__dict__.pop("_termination_listeners", ()):
+                listener(self)
+
+    def _ensure_alive(self) -> None:
+        # a socket the peer already closed: say so before sending anything (aiomysql would write into
+        # the closed transport and report the loss only when the reply does not come)
+        if self._writer is not None and self._writer.transport.is_closing():
+            self.close()
+        super()._ensure_alive()
+
+    def is_in_transaction(self) -> bool:
+        """The server's "in transaction" status flag, as of the last reply."""
+        return bool(self.get_transaction_status())
+
+    def add_termination_listener(self, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(connection)`` once, when the connection closes."""
+        self.__dict__.setdefault("_termination_listeners", []).append(callback)
+
+
+def connect_kwargs(config: Config, host: str, port: int, timeout: float) -> dict[str, Any]:
+    """Keyword arguments for ``aiomysql.Connection`` to reach ``host:port``."""
+    kwargs: dict[str, Any] = dict(config.driver_kwargs)
+    kwargs.update(host=host, port=port, connect_timeout=timeout)
+    if config.user is not None:
+        kwargs["user"] = config.user
+    if config.password is not None:
+        kwargs["password"] = config.password
+    if config.database is not None:
+        kwargs["db"] = config.database
+    return kwargs
+
+
+async def open_connection(
+    config: Config, host: str, port: int, timeout: float, auth: Authenticator | None = None
+) -> MySQLConnection:
+    """A :class:`MySQLConnection` to ``host:port`` within ``timeout`` seconds (TCP connect, handshake,
+    login and the session set-up together); with ``auth`` the credentials come from it."""
+    if auth is None:
+        return await _connect(connect_kwargs(config, host, port, timeout), timeout)
+
+    async def open_with(credentials: Credentials) -> MySQLConnection:
+        kwargs = connect_kwargs(config, host, port, timeout)
+        if credentials.user:
+            kwargs["user"] = credentials.user
+        kwargs["password"] = credentials.password
+        return await _connect(kwargs, timeout)
+
+    return await auth.connect(host, port, open_with, is_login_error)
+
+
+async def _connect(kwargs: dict[str, Any], timeout: float) -> MySQLConnection:
+    conn = MySQLConnection(**kwargs)
+    try:
+        async with asyncio.timeout(timeout):
+            await conn._connect()
+    except BaseException:
+        conn.terminate()  # aiomysql leaves the socket open when cancelled mid-handshake
+        raise
+    if conn._writer is not None:
+        set_keepalive(conn._writer.transport)
+    return conn
+
+
+def _errno(exc: BaseException) -> int | None:
+    if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
+        return exc.args[0]
+    return None
+
+
+def is_connection_error(exc: BaseException, conn: Any) -> bool:
+    """True when ``exc`` means the physical connection is unusable (so failover should run)."""
+    if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
+        return True
+    errno = _errno(exc)
+    if errno is not None and (errno in _CONNECTION_ERRNOS or errno in _SESSION_ENDED_ERRNOS):
+        return True
+    if isinstance(exc, pymysql.err.InterfaceError):
+        # "Not connected" / "Cancelled during execution": only when the connection really is closed
+        return conn is not None and conn.is_closed()
+    return False
+
+
+def is_read_only_error(exc: BaseException) -> bool:
+    errno = _errno(exc)
+    if errno == _READ_ONLY_MODE:
+        return True
+    return errno == _OPTION_PREVENTS_STATEMENT and "read-only" in str(exc.args[1:]).lower()
+
+
+def may_have_taken_effect(exc: BaseException) -> bool:
+    """False only when the statement surely did not run: aiomysql refused to send it on a closed
+    connection (``InterfaceError``), or a read-only instance rejected it."""
+    return not (isinstance(exc, pymysql.err.InterfaceError) or is_read_only_error(exc))
+
+
+def is_login_error(exc: BaseException) -> bool:
+    return _errno(exc) in _ACCESS_DENIED
+
+
+class MySqlDriver:
+    """aiomysql, for Aurora MySQL and RDS MySQL clusters (see :class:`aurora_async._driver.Driver`)."""
+
+    engine = "mysql"
+    connect_errors = CONNECT_ERRORS
+
+    dialects = DIALECTS
+
+    async def open(
+        self, config: Config, host: str, port: int, timeout: float, auth: Authenticator | None = None
+    ) -> MySQLConnection:
+        return await open_connection(config, host, port, timeout, auth)
+
+    def is_connection_error(self, exc: BaseException, conn: Any) -> bool:
+        return is_connection_error(exc, conn)
+
+    def is_read_only_error(self, exc: BaseException) -> bool:
+        return is_read_only_error(exc)
+
+    def may_have_taken_effect(self, exc: BaseException) -> bool:
+        return may_have_taken_effect(exc)
+
+    def is_login_error(self, exc: BaseException) -> bool:
+        return is_login_error(exc)
+
+    async def ping(self, conn: MySQLConnection) -> None:
+        await conn.ping(reconnect=False)
+
+    async def detect_dialect(self, conn: MySQLConnection, timeout: float) -> Dialect:
+        return await detect_dialect(conn, timeout)
+
+    def plain_dialect(self) -> Dialect:
+        return MySqlDialect()
+
+
+MYSQL = MySqlDriver()
