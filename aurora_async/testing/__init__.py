@@ -1,12 +1,13 @@
 """Test tools: a local Aurora-like cluster of real database servers with fault injection.
 
-``AuroraSimulator`` starts real PostgreSQL servers (a writer and streaming replicas) on loopback
-addresses, each behind a fault proxy, with Aurora's catalog functions faked so that the real Aurora SQL
-runs unchanged. It can fail over, switch over, crash, black-hole, slow down, reboot, add and remove
-instances, and it reproduces stale cluster-endpoint DNS. The pytest plugin (installed with the package)
-provides an ``aurora_postgres`` fixture; ``python -m aurora_async.testing up`` starts a cluster from
-the shell. ``MotoServer`` (moto on loopback) and ``RehearsalSession`` (IAM tokens that become the
-simulated database user's password) rehearse the ``iam`` and ``aws_secrets_manager`` plugins.
+``AuroraSimulator`` starts real PostgreSQL servers (a writer and streaming replicas), or MariaDB
+servers with GTID replication for ``engine="mysql"``, on loopback addresses, each behind a fault proxy,
+with Aurora's catalog faked so that the real Aurora SQL runs unchanged. It can fail over, switch over,
+crash, black-hole, slow down, reboot, add and remove instances, and it reproduces stale cluster-endpoint
+DNS. The pytest plugin (installed with the package) provides ``aurora_postgres`` and ``aurora_mysql``
+fixtures; ``python -m aurora_async.testing up`` starts a cluster from the shell. ``MotoServer`` (moto
+on loopback) and ``RehearsalSession`` (IAM tokens that become the simulated database user's password)
+rehearse the ``iam`` and ``aws_secrets_manager`` plugins.
 """
 
 from __future__ import annotations

@@ -16,14 +16,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m aurora_async.testing")
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start a simulated cluster and wait until Ctrl-C")
-    up.add_argument("--engine", default="postgresql", choices=["postgresql"])
+    up.add_argument("--engine", default="postgresql", choices=["postgresql", "mysql"])
     up.add_argument("--instances", type=int, default=3)
     up.add_argument("--topology", default="aurora", choices=TOPOLOGY_MODES)
     up.add_argument("--dns-delay", type=float, default=3.0, help="seconds (default 3)")
     up.add_argument("--port", type=int, default=None, help="client port of every endpoint")
     up.add_argument("--address-prefix", default="127.0.42.")
-    up.add_argument("--user", default="postgres")
-    up.add_argument("--database", default="postgres")
+    up.add_argument("--user", default=None, help="default: postgres, or admin for mysql")
+    up.add_argument("--database", default=None, help="default: postgres, or app for mysql")
     return parser
 
 

@@ -13,10 +13,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+from ._cluster_protocol import DatabaseCluster
 from ._errors import SimulatorError
 from ._network import LAST_INSTANCE_OCTET, ensure_free
 from ._pg_catalog import MASTER_SESSION_ID, TopologyRow
-from ._pg_cluster import PostgresCluster, dbi_resource_id
+from ._pg_cluster import dbi_resource_id
 from ._process import wait_until
 from ._proxy_client import ProxyProcess
 from ._timeline import FailoverReport, Timeline, TimelineEvent
@@ -84,7 +85,7 @@ class ControlPlane:
     def __init__(
         self,
         *,
-        cluster: PostgresCluster,
+        cluster: DatabaseCluster,
         proxy: ProxyProcess,
         timeline: Timeline,
         instances: dict[str, Instance],
@@ -157,6 +158,20 @@ class ControlPlane:
         return rows
 
     # -- keeping catalog, replication and proxy in step ------------------------------------------
+
+    async def register(self, inst: Instance) -> None:
+        """Give the fault proxy the instance's server and its own endpoint."""
+        cluster = self.cluster
+        await self.proxy.call(
+            "backend",
+            name=inst.instance_id,
+            host=inst.address,
+            port=cluster.backend_port,
+            **cluster.proxy_options,
+        )
+        await self.proxy.call(
+            "listen", name=inst.instance_id, host=inst.address, port=self.port, targets=[inst.instance_id]
+        )
 
     async def write_topology(self) -> None:
         """Publish the topology on the writer (it replicates); a stopped writer is updated when it
@@ -380,9 +395,8 @@ class ControlPlane:
         ensure_free([address], self.port)
         ensure_free([address], self.cluster.backend_port)
         await self.cluster.add_replica(instance_id, address, self.writer_id)
-        self.instances[instance_id] = Instance(instance_id, address, "reader")
-        await self.proxy.call("backend", name=instance_id, host=address, port=self.cluster.backend_port)
-        await self.proxy.call("listen", name=instance_id, host=address, port=self.port, targets=[instance_id])
+        self.instances[instance_id] = inst = Instance(instance_id, address, "reader")
+        await self.register(inst)
         await self.sync_replication()
         await self.write_topology()
         await self.republish_dns()

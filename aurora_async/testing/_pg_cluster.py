@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from ._pg_catalog import (
@@ -68,6 +69,11 @@ class PostgresCluster:
         self.db_user = db_user
         self.password = password
         self.servers: dict[str, PgServer] = {}
+
+    @property
+    def proxy_options(self) -> dict[str, Any]:
+        """Extra arguments of the fault proxy's ``backend`` command."""
+        return {"protocol": "postgresql"}
 
     # -- construction ----------------------------------------------------------------------------
 

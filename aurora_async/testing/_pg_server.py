@@ -172,6 +172,7 @@ class PgServer:
             user=self.user,
             timeout=120,
             env=_tool_env(),
+            process_group=True,  # its bootstrap postgres must die with it
         )
         self.write_file(self.datadir / "pg_hba.conf", _HBA)
 
@@ -223,6 +224,7 @@ class PgServer:
                 user=self.user,
                 timeout=120,
                 env=_tool_env(),
+                process_group=True,  # and its single-user postgres
             )
             return True
         except SimulatorError:

@@ -24,8 +24,9 @@ _PR_SET_PDEATHSIG = 1
 class OsUser:
     """The operating-system account that owns and runs the database servers.
 
-    PostgreSQL refuses to run as root, so when the simulator runs as root it starts the servers as an
-    unprivileged account (``postgres`` when it exists, else ``nobody``); otherwise as the current user.
+    PostgreSQL refuses to run as root (and MariaDB should not), so when the simulator runs as root it
+    starts the servers as an unprivileged account (``default``, such as ``postgres`` or ``mysql``, when it
+    exists, else ``nobody``); otherwise as the current user.
     """
 
     name: str
@@ -37,13 +38,13 @@ class OsUser:
         return self.uid == os.geteuid()
 
     @classmethod
-    def for_servers(cls, requested: str | None = None) -> OsUser:
+    def for_servers(cls, requested: str | None = None, default: str = "postgres") -> OsUser:
         name = requested or os.environ.get("AURORA_SIM_SERVER_USER")
         if name is None:
             if os.geteuid() != 0:
                 entry = pwd.getpwuid(os.geteuid())
                 return cls(entry.pw_name, entry.pw_uid, entry.pw_gid)
-            name = "postgres"
+            name = default
             try:
                 pwd.getpwnam(name)
             except KeyError:
@@ -133,11 +134,13 @@ async def run_command(
     timeout: float,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    process_group: bool = False,
 ) -> str:
     """Run a short-lived command as ``user`` and return its combined output.
 
     Raises :class:`SimulatorError` with the command's output when it fails or outlives ``timeout``;
-    kills it when the caller is cancelled.
+    kills it when the caller is cancelled. With ``process_group`` the command gets a process group of
+    its own and the whole group is killed, so that a script's children die with it.
     """
     proc = await asyncio.create_subprocess_exec(
         *argv,
@@ -146,16 +149,26 @@ async def run_command(
         stderr=asyncio.subprocess.STDOUT,
         env=env,
         cwd=cwd,
+        start_new_session=process_group,
         **user.spawn_kwargs(),
     )
+
+    async def kill() -> None:
+        if process_group:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        await kill_and_wait(proc)
+
     try:
         async with asyncio.timeout(timeout):
             out, _ = await proc.communicate()
     except TimeoutError:
-        await run_to_completion(kill_and_wait(proc))
+        await run_to_completion(kill())
         raise SimulatorError(f"{Path(argv[0]).name} did not finish within {timeout:g} s") from None
     except BaseException:
-        await run_to_completion(kill_and_wait(proc))
+        await run_to_completion(kill())
         raise
     text = out.decode(errors="replace")
     if proc.returncode != 0:

@@ -22,6 +22,12 @@ Vocabulary:
   the bytes they carry, and only while it is armed. The proxy sees bytes, not TLS records: a COMMIT
   sent over TLS goes unnoticed, as does one sent with the extended query protocol; the simulator's
   servers run without TLS, so clients talk plain text to them.
+
+A backend speaks ``postgresql`` (the default) or ``mysql``. The links of a MySQL backend follow the
+client's packets (see ``_mysql_protocol``): that is how they recognise a COMMIT, and, for a backend
+with ``aurora_mysql`` set, how they rewrite the Aurora MySQL catalog SQL that MariaDB cannot run as
+sent (the substitutions are listed in ``_mysql_catalog``). The server's answer to a caught MySQL COMMIT
+is its one OK or ERR packet.
 """
 
 from __future__ import annotations
@@ -34,10 +40,15 @@ import sys
 from collections import deque
 from typing import Any, Literal
 
+from ._mysql_catalog import aurora_rewriter
+from ._mysql_protocol import ClientPackets, is_commit_packet, reply_complete
+
 Mode = Literal["up", "down", "blackhole"]
 MODES: tuple[Mode, ...] = ("up", "down", "blackhole")
 Fault = Literal["drop_after_commit"]
 FAULTS: tuple[Fault, ...] = ("drop_after_commit",)
+WireProtocol = Literal["postgresql", "mysql"]
+PROTOCOLS: tuple[WireProtocol, ...] = ("postgresql", "mysql")
 
 CLIENT, SERVER = 0, 1
 _CONNECT_TIMEOUT = 10.0
@@ -53,8 +64,11 @@ _COMMIT_STATEMENTS = frozenset(
 _MAX_COMMIT_MESSAGE = 256  # longer simple queries are not worth decoding: they are no bare COMMIT
 
 
-def is_commit_query(chunk: bytes) -> bool:
-    """Whether ``chunk`` begins with a whole simple-query message whose SQL is a bare COMMIT (or END)."""
+def is_commit_query(chunk: bytes, protocol: WireProtocol = "postgresql") -> bool:
+    """Whether ``chunk`` begins with a whole query message whose SQL is a bare COMMIT: PostgreSQL's
+    simple query (``COMMIT`` or ``END``), or MySQL's ``COM_QUERY`` packet."""
+    if protocol == "mysql":
+        return is_commit_packet(chunk)
     if len(chunk) < 6 or chunk[0] != _QUERY:
         return False
     (length,) = struct.unpack_from("!i", chunk, 1)
@@ -80,10 +94,19 @@ class ProxyCommandError(Exception):
 
 
 class Backend:
-    def __init__(self, name: str, host: str, port: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        protocol: WireProtocol = "postgresql",
+        aurora_mysql: bool = False,
+    ) -> None:
         self.name = name
         self.host = host
         self.port = port
+        self.protocol = protocol
+        self.aurora_mysql = aurora_mysql
         self.mode: Mode = "up"
         self.delay = 0.0
         self.armed: Fault | None = None  # a one-shot fault, disarmed by the link it catches
@@ -156,6 +179,7 @@ class _Link:
         # many bytes of the current message remain to be skipped
         self.swallowed: bytearray | None = None
         self.skipping = 0
+        self.packets: ClientPackets | None = None  # MySQL links: the client's packets
 
     # -- events from the sockets -------------------------------------------------------------------
 
@@ -167,6 +191,9 @@ class _Link:
                 self.reset()
                 return
             self.backend.links.add(self)
+            if self.backend.protocol == "mysql":
+                rewrite = aurora_rewriter(self.backend.name) if self.backend.aurora_mysql else None
+                self.packets = ClientPackets(rewrite)
             if self.backend.mode == "up":
                 self.start_connect()
         self.update_reading()
@@ -178,6 +205,12 @@ class _Link:
             if self.swallowed is not None:
                 self.swallow(data)
                 return
+        elif self.packets is not None:
+            data, commit = self.packets.feed(data)
+            if commit and self.backend is not None and self.swallowed is None:
+                self.spring(self.backend)
+            if not data:
+                return
         elif self.backend is not None and self.backend.armed is not None and self.swallowed is None:
             self.catch_commit(data)
         self.send(1 - index, data)
@@ -185,8 +218,13 @@ class _Link:
     def catch_commit(self, chunk: bytes) -> None:
         """The backend is armed: does this client chunk spring the trap?"""
         assert self.backend is not None
-        if self.backend.armed == "drop_after_commit" and is_commit_query(chunk):
-            self.backend.armed = None
+        if is_commit_query(chunk):
+            self.spring(self.backend)
+
+    def spring(self, backend: Backend) -> None:
+        """A COMMIT is on its way to the server: swallow the answer if the backend is armed."""
+        if backend.armed == "drop_after_commit":
+            backend.armed = None
             self.swallowed = bytearray()
 
     def swallow(self, data: bytes) -> None:
@@ -196,6 +234,10 @@ class _Link:
         buffer = self.swallowed
         assert buffer is not None
         buffer += data
+        if self.packets is not None:  # MySQL: one OK or ERR packet
+            if reply_complete(buffer):
+                self.drop_client()
+            return
         while True:
             if self.skipping:
                 skipped = min(self.skipping, len(buffer))
@@ -451,11 +493,17 @@ class ProxyEngine:
         op = request.get("op")
         if op == "backend":
             name = str(request["name"])
+            protocol = request.get("protocol", "postgresql")
+            if protocol not in PROTOCOLS:
+                raise ProxyCommandError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+            aurora_mysql = bool(request.get("aurora_mysql", False))
             backend = self.backends.get(name)
             if backend is None:
-                self.backends[name] = Backend(name, str(request["host"]), int(request["port"]))
+                backend = Backend(name, str(request["host"]), int(request["port"]), protocol, aurora_mysql)
+                self.backends[name] = backend
             else:
                 backend.host, backend.port = str(request["host"]), int(request["port"])
+                backend.protocol, backend.aurora_mysql = protocol, aurora_mysql
             await self.reconcile_all()
             return {}
         if op == "listen":
@@ -539,7 +587,13 @@ class ProxyEngine:
     def status(self) -> dict[str, Any]:
         return {
             "backends": {
-                b.name: {"mode": b.mode, "delay": b.delay, "armed": b.armed, "links": len(b.links)}
+                b.name: {
+                    "mode": b.mode,
+                    "delay": b.delay,
+                    "armed": b.armed,
+                    "links": len(b.links),
+                    "protocol": b.protocol,
+                }
                 for b in self.backends.values()
             },
             "listeners": {

@@ -14,8 +14,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from ._cluster_protocol import DatabaseCluster
 from ._control_plane import MAX_INSTANCES, ControlPlane, FailoverDelays, Instance, InstanceState
 from ._errors import SimulatorError
+from ._mysql_cluster import MariaDbCluster
+from ._mysql_server import MariaDbBinaries
 from ._network import (
     FIRST_INSTANCE_OCTET,
     READER_ENDPOINT_OCTET,
@@ -33,8 +36,9 @@ from ._timeline import FailoverReport, Timeline, TimelineEvent
 
 
 class AuroraSimulator:
-    """A local, Aurora-like cluster: one writer and N-1 streaming replicas of real PostgreSQL servers,
-    each behind a fault proxy on its own loopback address, plus writer and reader cluster endpoints.
+    """A local, Aurora-like cluster: one writer and N-1 replicas of real database servers (PostgreSQL
+    with streaming replication, or MariaDB with GTID replication), each behind a fault proxy on its own
+    loopback address, plus writer and reader cluster endpoints.
 
     Use it as an async context manager; everything it started is stopped and deleted on exit, also on
     errors and cancellation::
@@ -44,27 +48,33 @@ class AuroraSimulator:
             report = await sim.failover()
             print(report.format())
 
-    :param engine: ``"postgresql"`` (``"mysql"`` is planned).
+    :param engine: ``"postgresql"`` or ``"mysql"`` (MariaDB servers standing in for Aurora MySQL).
     :param instances: number of instances, 1 to 32; the first is the writer.
-    :param topology: which catalog the servers expose: ``"aurora"`` (``aurora_replica_status()`` and
-        friends), ``"multi-az"`` (``rds_tools.*`` of RDS Multi-AZ DB clusters) or ``"none"`` (plain).
+    :param topology: which catalog the servers expose: ``"aurora"`` (PostgreSQL:
+        ``aurora_replica_status()`` and friends; MySQL: ``information_schema.replica_host_status``,
+        ``@@aurora_server_id`` and friends, see ``_mysql_catalog``), ``"multi-az"`` (RDS Multi-AZ DB
+        clusters: ``rds_tools.*``, or ``mysql.rds_topology``) or ``"none"`` (plain).
     :param dns_delay: seconds after a promotion before the writer and reader cluster endpoints follow
         the new topology (stale DNS, as clients of Aurora see it).
     :param delays: pauses between the other failover steps.
     :param address_prefix: three loopback octets; instance ``"11"`` listens on ``<prefix>11``, the writer
         endpoint on ``<prefix>1`` and the reader endpoint on ``<prefix>2``.
     :param port: the client-facing port of every endpoint (default: a free one).
-    :param user: database user in :meth:`dsn` (created, without superuser rights, unless ``postgres``).
-    :param password: its password, if any (authentication is ``trust`` on the simulator's loopback).
-    :param database: database in :meth:`dsn` (created unless ``postgres``).
+    :param user: database user in :meth:`dsn` (default ``postgres``, or ``admin`` for MySQL); created
+        without superuser rights unless ``postgres`` (MySQL: an ordinary user with ``ALL`` on its
+        database, so ``read_only`` replicas reject its writes).
+    :param password: its password, if any (PostgreSQL trusts everyone else on the simulator's loopback).
+    :param database: database in :meth:`dsn` (default ``postgres``, or ``app`` for MySQL; created unless
+        ``postgres``).
     :param max_connections: per server.
-    :param tls: servers accept TLS (``ssl='require'``) with a throw-away self-signed certificate
-        (clients cannot verify it; plain connections still work). ``drop_after_commit`` only sees
-        plain-text connections.
+    :param tls: PostgreSQL servers accept TLS (``ssl='require'``) with a throw-away self-signed
+        certificate (clients cannot verify it; plain connections still work). ``drop_after_commit`` only
+        sees plain-text connections. Not available for MySQL, whose queries the proxy must read.
     :param pg_bin_dir: directory with ``initdb``, ``postgres``, ``pg_basebackup`` and ``pg_rewind``
         (default: ``$AURORA_SIM_PG_BIN``, then ``/usr/lib/postgresql/*/bin``, then ``PATH``).
     :param server_user: OS user that runs the servers when the simulator runs as root (default
-        ``postgres``, else ``nobody``).
+        ``postgres``, or ``mysql`` for MySQL, else ``nobody``). MariaDB's programs are found on ``PATH``
+        and in ``/usr/sbin`` (or in ``$AURORA_SIM_MARIADB_BIN``).
     :param base_dir: where the temporary directory is created (default: ``$AURORA_SIM_BASE_DIR``, else
         ``/dev/shm`` when it is a writable memory file system with room to spare, else the system temp
         dir; on a memory file system start-up is several times faster).
@@ -80,19 +90,24 @@ class AuroraSimulator:
         delays: FailoverDelays | None = None,
         address_prefix: str = "127.0.42.",
         port: int | None = None,
-        user: str = "postgres",
+        user: str | None = None,
         password: str | None = None,
-        database: str = "postgres",
+        database: str | None = None,
         max_connections: int = 300,
         tls: bool = False,
         pg_bin_dir: str | os.PathLike[str] | None = None,
         server_user: str | None = None,
         base_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        if engine == "mysql":
-            raise SimulatorError("engine 'mysql' is not available in the simulator yet; use 'postgresql'")
-        if engine not in ("postgresql", "postgres"):
-            raise ValueError(f"unknown engine {engine!r}: expected 'postgresql'")
+        if engine not in ("postgresql", "postgres", "mysql"):
+            raise ValueError(f"unknown engine {engine!r}: expected 'postgresql' or 'mysql'")
+        mysql = engine == "mysql"
+        if mysql and tls:
+            raise ValueError("tls=True is not available with engine='mysql': the fault proxy reads queries")
+        if user is None:
+            user = "admin" if mysql else "postgres"
+        if database is None:
+            database = "app" if mysql else "postgres"
         if (
             isinstance(instances, bool)
             or not isinstance(instances, int)
@@ -108,7 +123,7 @@ class AuroraSimulator:
         for name, value in (("user", user), ("database", database)):
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", value):
                 raise ValueError(f"{name} must be a plain SQL identifier, not {value!r}")
-        self.engine = "postgresql"
+        self.engine: Literal["postgresql", "mysql"] = "mysql" if mysql else "postgresql"
         self.topology: TopologyMode = topology
         self._dns_delay = float(dns_delay)
         self.delays = delays or FailoverDelays()
@@ -122,7 +137,7 @@ class AuroraSimulator:
         self._server_user = server_user
         self._base_dir = choose_base_dir(base_dir)
         self._lock = asyncio.Lock()
-        self._cluster: PostgresCluster | None = None
+        self._cluster: DatabaseCluster | None = None
         self._proxy: ProxyProcess | None = None
         self._control: ControlPlane | None = None
         self._root: Path | None = None
@@ -158,8 +173,10 @@ class AuroraSimulator:
 
     async def _start(self) -> None:
         started = time.monotonic()
-        binaries = PgBinaries.find(self._pg_bin_dir)
-        server_user = OsUser.for_servers(self._server_user)
+        server_user = OsUser.for_servers(
+            self._server_user, default="mysql" if self.engine == "mysql" else "postgres"
+        )
+        binaries = MariaDbBinaries.find() if self.engine == "mysql" else PgBinaries.find(self._pg_bin_dir)
         sweep_stale_dirs(self._base_dir)
         self._root = make_root(self._base_dir, server_user)
 
@@ -174,19 +191,21 @@ class AuroraSimulator:
         backend_port = pick_port(instance_hosts, None, avoid={port})
 
         self._proxy = ProxyProcess(self._root / "proxy.log")
-        self._cluster = PostgresCluster(
-            root=self._root,
-            binaries=binaries,
-            user=server_user,
-            topology=self.topology,
-            cluster_tag=uuid.uuid4().hex[:8],
-            backend_port=backend_port,
-            max_connections=self._max_connections,
-            tls=self._tls,
-            database=self._database,
-            db_user=self._user,
-            password=self._password,
-        )
+        options: dict[str, Any] = {
+            "root": self._root,
+            "user": server_user,
+            "topology": self.topology,
+            "cluster_tag": uuid.uuid4().hex[:8],
+            "backend_port": backend_port,
+            "max_connections": self._max_connections,
+            "database": self._database,
+            "db_user": self._user,
+            "password": self._password,
+        }
+        if isinstance(binaries, MariaDbBinaries):
+            self._cluster = MariaDbCluster(binaries=binaries, **options)
+        else:
+            self._cluster = PostgresCluster(binaries=binaries, tls=self._tls, **options)
         control = ControlPlane(
             cluster=self._cluster,
             proxy=self._proxy,
@@ -202,10 +221,7 @@ class AuroraSimulator:
         replicas = [(i, instances[i].address) for i in ids[1:]]
         await asyncio.gather(self._proxy.start(), self._cluster.create(writer, replicas, control.rows()))
         for inst in instances.values():
-            await self._proxy.call("backend", name=inst.instance_id, host=inst.address, port=backend_port)
-            await self._proxy.call(
-                "listen", name=inst.instance_id, host=inst.address, port=port, targets=[inst.instance_id]
-            )
+            await control.register(inst)
         await self._proxy.call("listen", name="cluster", host=endpoint_hosts[0], port=port, targets=ids[:1])
         await self._proxy.call(
             "listen", name="reader", host=endpoint_hosts[1], port=port, targets=ids[1:] or ids[:1]
@@ -300,7 +316,7 @@ class AuroraSimulator:
         return f"{control.get(instance_id).address}:{control.cluster.backend_port}"
 
     def dsn(self, target: str | int = "cluster") -> str:
-        """A ``postgresql://`` DSN for ``"cluster"``, ``"reader"`` or an instance id."""
+        """A ``postgresql://`` (or ``mysql://``) DSN for ``"cluster"``, ``"reader"`` or an instance id."""
         control = self._running()
         if target == "cluster":
             host = self._address(WRITER_ENDPOINT_OCTET)
@@ -329,7 +345,7 @@ class AuroraSimulator:
 
     @property
     def process_ids(self) -> list[int]:
-        """PIDs of the running postmasters and of the fault proxy process."""
+        """PIDs of the running database servers and of the fault proxy process."""
         pids = self._cluster.pids() if self._cluster is not None else []
         if self._proxy is not None and self._proxy.pid is not None:
             pids.append(self._proxy.pid)
@@ -352,16 +368,18 @@ class AuroraSimulator:
 
         With no running replica the writer is restarted in place, as Aurora does.
 
-        :param target: the replica to promote (default: the one that received the most WAL; a target
-            that lags first catches up from it, so no acknowledged commit is lost).
+        :param target: the replica to promote (default: the one that received the most WAL, or the
+            highest GTID for MySQL; a target that lags first catches up from it, so no acknowledged
+            commit is lost).
         :returns: a report with the timeline of the steps.
         """
         async with self._operation() as control:
             return await control.fail_over("failover", target)
 
     async def switchover(self, target: str | int | None = None) -> FailoverReport:
-        """A planned failover: the writer is shut down cleanly first (sessions are terminated with
-        SQLSTATE 57P01, all WAL reaches the replicas), then the same steps as :meth:`failover`."""
+        """A planned failover: the writer is shut down cleanly first (sessions are terminated, with
+        SQLSTATE 57P01 on PostgreSQL; all WAL or binary log reaches the replicas), then the same steps
+        as :meth:`failover`."""
         async with self._operation() as control:
             return await control.fail_over("switchover", target)
 
@@ -408,13 +426,14 @@ class AuroraSimulator:
 
     async def set_password(self, user: str, password: str) -> None:
         """Create (or update) database user ``user``, who must log in with ``password``: password
-        authentication (SCRAM) for this user on every instance, where everyone else is trusted. Use it
-        to rehearse IAM tokens (set the expected token as the password) or a rotated secret."""
+        authentication (SCRAM) for this user on every instance, where everyone else is trusted (MySQL:
+        a user with the DSN user's rights). Use it to rehearse IAM tokens (set the expected token as the
+        password) or a rotated secret."""
         async with self._operation() as control:
             await control.cluster.set_password(control.writer_id, user, password)
 
     async def add_instance(self) -> str:
-        """Add a replica (a hot base backup of the writer); returns its id."""
+        """Add a replica (a hot base backup of the writer, or a dump of it for MySQL); returns its id."""
         async with self._operation() as control:
             return await control.add_instance()
 

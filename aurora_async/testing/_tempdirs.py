@@ -50,7 +50,11 @@ def sweep_stale_dirs(base: Path) -> None:
         match = re.match(rf"{_PREFIX}(\d+)-", path.name)
         if not match or not path.is_dir() or _alive(int(match.group(1))):
             continue
-        pidfiles = [p / "data" / "postmaster.pid" for p in path.glob("instance-*")]
+        pidfiles = [
+            pidfile
+            for instance in path.glob("instance-*")
+            for pidfile in (instance / "data" / "postmaster.pid", instance / "mariadbd.pid")
+        ]
         if any(_alive(_pid_from(p)) for p in pidfiles if p.exists()):
             continue
         shutil.rmtree(path, ignore_errors=True)

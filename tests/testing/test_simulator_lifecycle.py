@@ -122,7 +122,6 @@ async def test_a_second_cancellation_does_not_interrupt_clean_up(base_dir: Path)
     ("kwargs", "error", "message"),
     [
         ({"engine": "oracle"}, ValueError, "unknown engine 'oracle'"),
-        ({"engine": "mysql"}, SimulatorError, "engine 'mysql' is not available"),
         ({"instances": 0}, ValueError, "instances must be an integer from 1 to 32"),
         ({"instances": 33}, ValueError, "instances must be an integer from 1 to 32"),
         ({"instances": "3"}, ValueError, "instances must be an integer"),

@@ -1,0 +1,72 @@
+"""What the control plane needs from an engine's cluster (``PostgresCluster``, ``MariaDbCluster``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from ._pg_catalog import TopologyRow
+
+
+class DatabaseCluster(Protocol):
+    """The database servers of one simulated cluster and the database-side steps of every operation.
+
+    Positions (``most_advanced``, ``catch_up``) are integers that grow with every transaction the
+    writer commits: bytes of WAL for PostgreSQL, the GTID sequence number for MariaDB.
+    """
+
+    cluster_tag: str
+    backend_port: int
+
+    @property
+    def proxy_options(self) -> dict[str, Any]:
+        """Extra arguments of the fault proxy's ``backend`` command for every instance."""
+        ...
+
+    async def create(
+        self, writer: tuple[str, str], replicas: Sequence[tuple[str, str]], rows: Sequence[TopologyRow]
+    ) -> None:
+        """Create and start the writer and its replicas (``(instance_id, address)`` pairs)."""
+        ...
+
+    async def set_password(self, writer_id: str, user: str, password: str) -> None: ...
+
+    async def set_sync_replicas(self, writer_id: str, running_replicas: Sequence[str]) -> None:
+        """Commits wait for one of the running replicas, or for none when there is none."""
+        ...
+
+    async def wait_streaming(self, writer_id: str, replica_id: str) -> None: ...
+
+    async def most_advanced(self, candidates: Sequence[str]) -> tuple[str, dict[str, int]]: ...
+
+    async def catch_up(self, target_id: str, source_id: str, lsn: int) -> None: ...
+
+    async def promote(self, instance_id: str) -> None: ...
+
+    async def repoint(self, replica_id: str, writer_id: str) -> None: ...
+
+    async def rejoin(self, instance_id: str, writer_id: str) -> str:
+        """Turn a stopped instance into a replica of ``writer_id``; returns how it was done."""
+        ...
+
+    async def add_replica(self, instance_id: str, host: str, writer_id: str) -> None: ...
+
+    async def remove(self, instance_id: str) -> None: ...
+
+    async def write_topology(self, writer_id: str, rows: Sequence[TopologyRow]) -> None: ...
+
+    async def start(self, instance_id: str) -> None: ...
+
+    async def stop(self, instance_id: str, mode: str) -> None:
+        """``fast`` (clean shutdown) or ``immediate`` (a crash)."""
+        ...
+
+    def running(self, instance_id: str) -> bool: ...
+
+    async def close(self) -> None: ...
+
+    def pids(self) -> list[int]: ...
+
+    def dsn(self, host: str, port: int) -> str: ...
+
+    def describe_failure(self, instance_id: str) -> str: ...
