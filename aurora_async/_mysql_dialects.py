@@ -20,13 +20,20 @@ async def fetch_table(conn: Any, query: str, timeout: float) -> tuple[list[str],
     """Column names and rows of ``query`` on an aiomysql connection, within ``timeout`` seconds (a
     timeout closes the connection: aiomysql cannot leave a reply half-read)."""
     async with asyncio.timeout(timeout):
+        in_transaction = conn.get_transaction_status()
         cursor = await conn.cursor(aiomysql.Cursor)  # tuples, whatever the connection's default
         try:
             await cursor.execute(query)
             names = [d[0] for d in cursor.description or ()]
-            return names, list(await cursor.fetchall() or ())
+            rows = list(await cursor.fetchall() or ())
         finally:
             await cursor.close()
+        if not in_transaction and conn.get_transaction_status():
+            # autocommit off (aiomysql's default): the query opened a transaction, whose snapshot would
+            # hide every later topology change from this connection and leave the application's
+            # connection "in a transaction" it never began
+            await conn.rollback()
+        return names, rows
 
 
 async def fetch_rows(conn: Any, query: str, timeout: float) -> list[tuple[Any, ...]]:

@@ -69,22 +69,26 @@ def header(title: str, result: dict[str, Any]) -> list[str]:
 
 
 def ratio_table(
-    result: dict[str, Any], samples: dict[str, dict[str, list[float]]], target: float
+    result: dict[str, Any],
+    samples: dict[str, dict[str, list[float]]],
+    target: float,
+    base: str = "asyncpg",
 ) -> list[str]:
-    """The A/B table of an interleaved aurora_async vs asyncpg benchmark: ``samples[workload][side]``
-    holds seconds per operation per round; fills ``result["seconds_per_operation"]``."""
-    lines = ["| workload | asyncpg µs/op | aurora_async µs/op | ratio |", "|---|---:|---:|---:|"]
+    """The A/B table of an interleaved aurora_async vs ``base`` (the plain driver) benchmark:
+    ``samples[workload][side]`` holds seconds per operation per round; fills
+    ``result["seconds_per_operation"]``."""
+    lines = [f"| workload | {base} µs/op | aurora_async µs/op | ratio |", "|---|---:|---:|---:|"]
 
     def cell(stats: dict[str, float]) -> str:
         return f"{stats['median'] * 1e6:.1f} ({stats['min'] * 1e6:.1f}-{stats['max'] * 1e6:.1f})"
 
     result["seconds_per_operation"] = {}
     for workload, sides in samples.items():
-        ratios = [ours / base for base, ours in zip(sides["asyncpg"], sides["aurora_async"], strict=True)]
+        ratios = [ours / plain for plain, ours in zip(sides[base], sides["aurora_async"], strict=True)]
         entry = {side: summary(values) for side, values in sides.items()} | {"ratio": summary(ratios)}
         result["seconds_per_operation"][workload] = entry
         lines.append(
-            f"| {workload} | {cell(entry['asyncpg'])} | {cell(entry['aurora_async'])} | "
+            f"| {workload} | {cell(entry[base])} | {cell(entry['aurora_async'])} | "
             f"{entry['ratio']['median']:.3f} ({min(ratios):.3f}-{max(ratios):.3f}) |"
         )
     overall = statistics.median(e["ratio"]["median"] for e in result["seconds_per_operation"].values())

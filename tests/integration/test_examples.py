@@ -58,3 +58,11 @@ async def test_secrets_manager_example_survives_rotation_with_one_refetch() -> N
     text = await _run("secrets_manager.py")
     assert "50 connections as shop: 1 GetSecretValue call" in text, text
     assert "GetSecretValue calls in all: 2" in text, text
+
+
+async def test_mysql_example_stores_every_order_once_through_a_failover() -> None:
+    text = await _run("mysql_failover.py")
+    found = re.search(r"failover: (\d+) -> (\d+)", text)
+    assert found, text
+    assert "480 orders sent, 480 stored (480 distinct)" in text, text
+    assert f"on {{'{found.group(2)}'}}" in text, text  # every worker ended on the new writer

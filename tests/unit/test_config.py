@@ -120,6 +120,7 @@ def test_configuration_error_is_a_value_error() -> None:
 def test_public_surface() -> None:
     assert set(aurora_async.__all__) == {
         "AuroraConnection", "AuroraError", "AuroraTransaction", "ConfigurationError", "FailoverError",
+        "AuroraMySQLConnection", "AuroraMySQLCursor",
         "FailoverFailedError", "FailoverMode", "FailoverSuccessError", "Instance", "Options", "Role",
         "Topology", "TransactionResolutionUnknownError", "__version__", "connect", "connect_raw",
         "CredentialsError", "IamAuthError", "SecretsManagerError", "RetryState", "attempts_of",
