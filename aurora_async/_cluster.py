@@ -3,7 +3,10 @@
 A process holds one ``Cluster`` per cluster it talks to, however many connections it has: the
 connections share its topology, its single background monitor task and its single-flight writer
 search. The registry of clusters is the only module-level state of aurora_async; a cluster is removed
-from it, and its task stopped, when the last connection using it closes.
+from it, and its task stopped, when the last connection using it closes. The registry remembers what a
+closed cluster learned (its dialect and last topology) for ``topology_refresh`` seconds, so that a
+connect-close-connect pattern does not detect the dialect and read the topology every time; roles are
+still verified on every connect, and the new cluster's monitor refreshes the topology at once.
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ class Cluster:
         self.options = config.options
         self.driver: Driver = DRIVERS[config.engine]
         self.dialect: Dialect | None = None
+        # the topology's writer was confirmed (it answered as the writer): worth remembering at close
+        self.confirmed = False
         self.topology: Topology | None = None
         self.tracker = Tracker()
         self.auth = Authenticator(config) if Authenticator.wanted(config) else None
@@ -90,9 +95,16 @@ class Cluster:
 
     # -- first contact -----------------------------------------------------------------------------
 
+    def adopt(self, dialect: Dialect, topology: Topology) -> None:
+        """Start from what an earlier cluster of the same identity learned (see the module docstring)."""
+        self.dialect = dialect
+        self._build = self._host_builder()
+        self.topology = topology
+
     async def prepare(self, conn: Any) -> None:
         """On the first connection: detect the dialect and read the topology, once for all."""
         if self.dialect is not None and self.topology is not None:
+            self._start_monitor()  # (a cluster that adopted both has not started it yet)
             return
         async with self._prepared:
             if self.dialect is None:
@@ -141,6 +153,7 @@ class Cluster:
         elif not verified and old is not None:
             new = Topology(version, new.instances, old.verified_at)
         self.topology = new
+        self.confirmed = self.confirmed or verified
         self.stats["topology_reads"] += 1
         old_writer = old.writer if old is not None else None
         if (
@@ -154,6 +167,12 @@ class Cluster:
         elif new.version != (old.version if old else 0):
             topology_log.debug("topology %r", new)
         return new
+
+    def confirm(self, instance: Instance) -> None:
+        """A connection found ``instance`` to be the writer: if the topology agrees, it is confirmed."""
+        writer = self.topology.writer if self.topology is not None else None
+        if instance.role is Role.WRITER and writer is not None and writer.instance_id == instance.instance_id:
+            self.confirmed = True
 
     async def identify(self, conn: Any, host: str, port: int) -> Instance:
         """Which instance ``conn`` reached, with the role it really has now."""
@@ -416,20 +435,40 @@ class ClusterRegistry:
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Cluster]] = (
             weakref.WeakKeyDictionary()
         )
+        # what closed clusters learned: (dialect, topology, when), per loop and cluster identity
+        self._learned: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[Hashable, tuple[Dialect, Topology, float]]
+        ] = weakref.WeakKeyDictionary()
 
     def acquire(self, config: Config) -> Cluster:
-        clusters = self._by_loop.setdefault(asyncio.get_running_loop(), {})
+        loop = asyncio.get_running_loop()
+        clusters = self._by_loop.setdefault(loop, {})
         key = cluster_key(config)
         cluster = clusters.get(key)
         if cluster is None or cluster.closed:
             cluster = Cluster(key, config, self._forget)
+            learned = self._learned.get(loop, {}).pop(key, None)
+            if (
+                learned is not None
+                and config.options.plugins
+                and time.monotonic() - learned[2] < config.options.topology_refresh
+            ):
+                cluster.adopt(learned[0], learned[1])
             clusters[key] = cluster
         return cluster.acquire()
 
     def _forget(self, cluster: Cluster) -> None:
-        for clusters in self._by_loop.values():
+        for loop, clusters in self._by_loop.items():
             if clusters.get(cluster.key) is cluster:
                 del clusters[cluster.key]
+                dialect, topology = cluster.dialect, cluster.topology
+                if (
+                    dialect is not None
+                    and topology is not None
+                    and (cluster.confirmed or not dialect.has_topology)
+                ):
+                    learned = self._learned.setdefault(loop, {})
+                    learned[cluster.key] = (dialect, topology, time.monotonic())
 
     def clusters(self) -> list[Cluster]:
         """Clusters alive on the running loop (for tests and diagnostics)."""

@@ -34,6 +34,7 @@ async def _open(config: Config) -> tuple[Cluster, Any, Instance]:
             return cluster, *await _elsewhere(cluster, config, f"{type(exc).__name__} at {config.host}")
         if config.options.has("initial_connection") and cluster.dialect is not None:
             raw, instance = await _right_instance(cluster, config, raw, instance)
+        cluster.confirm(instance)
         return cluster, raw, instance
     except BaseException:
         await cluster.release_and_wait()

@@ -165,15 +165,18 @@ async def test_connect_lands_on_the_true_writer_whatever_the_catalog_says(
     real = await read_catalog(sim)
     for name, document in scenarios(real, writer, replica).items():
         await write_catalog(sim, document)
+        # each scenario is a first contact: its own cluster identity, so that nothing the previous
+        # scenario's (closed) cluster learned is reused
+        fresh = options(sim, cluster_id=name)
         if name == "no writer row":
             # first contact through a replica's endpoint, and the catalog names no writer: nothing
             # to move to, and no guess: a clear error at failover_timeout
             started = time.monotonic()
             with pytest.raises(FailoverFailedError, match=f"led to a replica \\({replica}\\)"):
-                await aurora_async.connect(sim.dsn(replica), **options(sim))
+                await aurora_async.connect(sim.dsn(replica), **fresh)
             assert FAILOVER_TIMEOUT - 0.5 <= time.monotonic() - started < FAILOVER_TIMEOUT + MARGIN
             assert registry.clusters() == []
-        async with aurora_async.connect(sim.dsn("cluster"), **options(sim)) as conn:
+        async with aurora_async.connect(sim.dsn("cluster"), **fresh) as conn:
             await assert_on_the_writer(conn, sim, name)
             cluster = registry.clusters()[0]
             topology = cluster.topology
@@ -188,7 +191,7 @@ async def test_connect_lands_on_the_true_writer_whatever_the_catalog_says(
             # catalog's (when it names it) or the cluster endpoint (when it names none; then the
             # cluster is known by its endpoint alone; without JSON, the Aurora functions fail and the
             # cluster is plain PostgreSQL, whose writer is whoever is out of recovery)
-            async with aurora_async.connect(sim.dsn(replica), **options(sim)) as moved:
+            async with aurora_async.connect(sim.dsn(replica), **fresh) as moved:
                 await assert_on_the_writer(moved, sim, f"{name}, through {replica}")
             assert await conn.fetchval(INSTANCE_ID_SQL) == writer, name  # still usable, still there
         assert registry.clusters() == [], name

@@ -316,3 +316,33 @@ async def test_connect_while_the_writer_is_down_waits_for_the_new_writer(
         async with aurora_async.connect(sim.dsn("cluster"), **options(sim)) as late:
             report = await failover
             assert late.instance.instance_id == report.new_writer and late.role is Role.WRITER
+
+
+async def test_a_reconnect_reuses_what_the_closed_cluster_learned(
+    aurora_postgres: AuroraSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim = aurora_postgres
+    caplog.set_level(logging.DEBUG, logger="aurora_async.topology")
+    async with aurora_async.connect(sim.dsn("cluster"), **options(sim)):
+        first = registry.clusters()[0]
+    assert registry.clusters() == []
+    async with aurora_async.connect(sim.dsn("cluster"), **options(sim)) as again:
+        cluster = registry.clusters()[0]
+        assert cluster is not first and cluster.dialect is first.dialect  # adopted, not detected again
+        assert again.instance.instance_id == "11" and again.role is Role.WRITER
+
+        async def refreshed() -> bool:  # and its monitor reads the topology at once
+            return bool(cluster.stats["topology_reads"] >= 1)
+
+        await eventually(refreshed, timeout=5, what="the new cluster's monitor to refresh")
+    detections = [r for r in caplog.records if "uses dialect" in r.getMessage()]
+    assert len(detections) == 1, [r.getMessage() for r in detections]
+    # what was learned may be stale: roles are still verified at connect
+    report = await sim.failover()
+    async with aurora_async.connect(sim.dsn("cluster"), **options(sim)) as after:
+        assert after.instance.instance_id == report.new_writer and after.role is Role.WRITER
+    # older than topology_refresh: forgotten, detected again (the time passing is what is tested here)
+    await asyncio.sleep(0.05)
+    async with aurora_async.connect(sim.dsn("cluster"), **options(sim, topology_refresh=0.01)):
+        pass
+    assert len([r for r in caplog.records if "uses dialect" in r.getMessage()]) == 2
