@@ -2,12 +2,13 @@
 
     python contender.py '<json spec>'   ->   one JSON object on stdout
 
-The spec names the contender (``aurora_async``, ``asyncpg``, ``asyncpg_multihost``, ``aws_wrapper_aio``,
-``aws_wrapper_sync``), the workload (``latency``, ``connect``, ``downtime``) and the simulated
-cluster's endpoints. This file imports only what its contender needs, so it runs both in the project's
-venv (aurora_async, asyncpg) and in ``benchmarks/.venv-peers`` (the AWS Advanced Python Wrapper, whose
-botocore pin conflicts with aioboto3). Timestamps are ``time.monotonic()``: CLOCK_MONOTONIC, the same
-clock in every process of the machine, so the parent can line them up with the faults it injected.
+The spec names the engine (``postgresql``, ``mysql``), the contender (``aurora_async``, ``asyncpg``,
+``asyncpg_multihost``, ``aiomysql``, ``aws_wrapper_aio``, ``aws_wrapper_sync``), the workload
+(``latency``, ``connect``, ``downtime``) and the simulated cluster's endpoints. This file imports only
+what its contender needs, so it runs both in the project's venv (aurora_async, asyncpg, aiomysql) and in
+``benchmarks/.venv-peers`` (the AWS Advanced Python Wrapper, whose botocore pin conflicts with aioboto3).
+Timestamps are ``time.monotonic()``: CLOCK_MONOTONIC, the same clock in every process of the machine, so
+the parent can line them up with the faults it injected.
 """
 
 from __future__ import annotations
@@ -23,11 +24,19 @@ from typing import Any
 WARMUP = 50
 INSERT = "INSERT INTO beats(worker) VALUES ({worker})"
 INSERT_TX = "INSERT INTO items(worker, note) VALUES ({worker}, 'x')"
-FETCH_100 = "SELECT g, 'row ' || g FROM generate_series(1, 100) g"
+FETCH_100 = {
+    "postgresql": "SELECT g, 'row ' || g FROM generate_series(1, 100) g",
+    "mysql": "SELECT seq, CONCAT('row ', seq) FROM seq_1_to_100",  # MariaDB's sequence engine
+}
+WRAPPER_DIALECT = {"postgresql": "aurora-pg", "mysql": "aurora-mysql"}
 
 
 class Session:
     """The few operations a workload needs, over whichever driver the contender uses."""
+
+    def __init__(self, conn: Any, engine: str) -> None:
+        self.conn = conn
+        self.fetch_sql = FETCH_100[engine]
 
     async def select1(self) -> None:
         raise NotImplementedError
@@ -46,14 +55,11 @@ class Session:
 
 
 class AsyncpgSession(Session):
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
     async def select1(self) -> None:
         await self.conn.fetchval("SELECT 1")
 
     async def fetch100(self) -> None:
-        rows = await self.conn.fetch(FETCH_100)
+        rows = await self.conn.fetch(self.fetch_sql)
         assert len(rows) == 100
 
     async def insert_tx(self, worker: int) -> None:
@@ -71,27 +77,26 @@ class AsyncpgSession(Session):
 
 
 class WrapperAioSession(Session):
-    """The incumbent's ``aio`` wrapper on psycopg's AsyncConnection, autocommit on."""
+    """The incumbent's ``aio`` wrapper (on psycopg's AsyncConnection or on aiomysql), autocommit on."""
 
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
+    async def _execute(self, cur: Any, sql: str) -> None:
+        await cur.execute(sql)
 
     async def _run(self, sql: str) -> list[Any]:
         async with self.conn.cursor() as cur:
-            await cur.execute(sql)
-            return await cur.fetchall() if cur.description else []
+            await self._execute(cur, sql)
+            return list(await cur.fetchall()) if cur.description else []
 
     async def select1(self) -> None:
         await self._run("SELECT 1")
 
     async def fetch100(self) -> None:
-        assert len(await self._run(FETCH_100)) == 100
+        assert len(await self._run(self.fetch_sql)) == 100
 
     async def insert_tx(self, worker: int) -> None:
         async with self.conn.cursor() as cur:
-            await cur.execute("BEGIN")
-            await cur.execute(INSERT_TX.format(worker=worker))
-            await cur.execute("COMMIT")
+            for sql in ("BEGIN", INSERT_TX.format(worker=worker), "COMMIT"):
+                await self._execute(cur, sql)
 
     async def write(self, worker: int) -> None:
         await self._run(INSERT.format(worker=worker))
@@ -103,11 +108,36 @@ class WrapperAioSession(Session):
             pass
 
 
+class AiomysqlSession(WrapperAioSession):
+    """aiomysql's API (plain aiomysql, or aurora_async's AuroraMySQLConnection), autocommit on,
+    transactions by ``begin()`` / ``commit()``. ``timeout``: an ``asyncio.wait_for`` around every call,
+    as careful aiomysql users add (the driver has no statement timeout)."""
+
+    def __init__(self, conn: Any, engine: str, timeout: float | None = None) -> None:
+        super().__init__(conn, engine)
+        self.timeout = timeout
+
+    async def _bounded(self, call: Awaitable[Any]) -> Any:
+        return await (call if self.timeout is None else asyncio.wait_for(call, self.timeout))
+
+    async def _execute(self, cur: Any, sql: str) -> None:
+        await self._bounded(cur.execute(sql))
+
+    async def insert_tx(self, worker: int) -> None:
+        await self._bounded(self.conn.begin())
+        async with self.conn.cursor() as cur:
+            await self._execute(cur, INSERT_TX.format(worker=worker))
+        await self._bounded(self.conn.commit())
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self.conn.ensure_closed(), 2)
+        except Exception:
+            self.conn.close()
+
+
 class WrapperSyncSession(Session):
     """The incumbent's sync wrapper on psycopg (blocking calls: latency at 1 connection only)."""
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
 
     def _run(self, sql: str) -> list[Any]:
         with self.conn.cursor() as cur:
@@ -118,7 +148,7 @@ class WrapperSyncSession(Session):
         self._run("SELECT 1")
 
     async def fetch100(self) -> None:
-        assert len(self._run(FETCH_100)) == 100
+        assert len(self._run(self.fetch_sql)) == 100
 
     async def insert_tx(self, worker: int) -> None:
         with self.conn.cursor() as cur:
@@ -133,58 +163,129 @@ class WrapperSyncSession(Session):
         self.conn.close()
 
 
-def opener(spec: dict[str, Any]) -> Callable[[], Awaitable[Session]]:
-    """How this contender opens one connection, as its users would."""
-    name, cluster, pattern = spec["contender"], spec["cluster"], spec["pattern"]
-    user, database, timeout = spec["user"], spec["database"], spec["timeout"]
-    host, port = cluster.rsplit(":", 1)
-    if name == "aurora_async":
-        import aurora_async  # noqa: PLC0415 - only in this contender's venv
+Opener = Callable[[], Awaitable[Session]]
 
+
+def aurora_async_opener(spec: dict[str, Any]) -> Opener:
+    import aurora_async  # noqa: PLC0415 - only in this contender's venv
+
+    engine = spec["engine"]
+    dsn = f"{engine}://{spec['user']}@{spec['cluster']}/{spec['database']}"
+    options = {"cluster_instance_host_pattern": spec["pattern"], "timeout": spec["timeout"]}
+
+    async def open_aurora() -> Session:
+        if engine == "mysql":
+            return AiomysqlSession(await aurora_async.connect(dsn, autocommit=True, **options), engine)
+        return AsyncpgSession(await aurora_async.connect(dsn, **options), engine)
+
+    return open_aurora
+
+
+def asyncpg_opener(spec: dict[str, Any]) -> Opener:
+    import asyncpg  # noqa: PLC0415 - only in this contender's venv
+
+    user, cluster, database = spec["user"], spec["cluster"], spec["database"]
+    if spec["contender"] == "asyncpg":
         dsn = f"postgresql://{user}@{cluster}/{database}"
+    else:  # every instance listed, the driver picks the one that accepts writes
+        port = cluster.rsplit(":", 1)[1]
+        hosts = ",".join(
+            spec["pattern"].split(":")[0].replace("?", i) + f":{port}" for i in spec["instance_ids"]
+        )
+        dsn = f"postgresql://{user}@{hosts}/{database}?target_session_attrs=read-write"
 
-        async def open_aurora() -> Session:
-            conn = await aurora_async.connect(dsn, cluster_instance_host_pattern=pattern, timeout=timeout)
-            return AsyncpgSession(conn)
+    async def open_asyncpg() -> Session:
+        # a command_timeout, as careful asyncpg users set: without one a black-holed writer hangs
+        conn = await asyncpg.connect(dsn, timeout=spec["timeout"], command_timeout=spec["command_timeout"])
+        return AsyncpgSession(conn, "postgresql")
 
-        return open_aurora
-    if name in ("asyncpg", "asyncpg_multihost"):
-        import asyncpg  # noqa: PLC0415 - only in this contender's venv
+    return open_asyncpg
 
-        if name == "asyncpg":
-            dsn = f"postgresql://{user}@{cluster}/{database}"
-        else:  # every instance listed, the driver picks the one that accepts writes
-            hosts = ",".join(pattern.split(":")[0].replace("?", i) + f":{port}" for i in spec["instance_ids"])
-            dsn = f"postgresql://{user}@{hosts}/{database}?target_session_attrs=read-write"
 
-        async def open_asyncpg() -> Session:
-            # a command_timeout, as careful asyncpg users set: without one a black-holed writer hangs
-            conn = await asyncpg.connect(dsn, timeout=timeout, command_timeout=spec["command_timeout"])
-            return AsyncpgSession(conn)
+def aiomysql_opener(spec: dict[str, Any]) -> Opener:
+    import aiomysql  # noqa: PLC0415 - only in this contender's venv
 
-        return open_asyncpg
-    conninfo = f"host={host} port={port} dbname={database} user={user} connect_timeout={int(timeout)}"
-    wrapper_options = {"wrapper_dialect": "aurora-pg", "cluster_instance_host_pattern": pattern}
-    if name == "aws_wrapper_aio":
-        from aws_advanced_python_wrapper.aio.psycopg import connect as wrapper_connect  # noqa: PLC0415 - only in this contender's venv
+    host, port = spec["cluster"].rsplit(":", 1)
+    timeout = spec["timeout"]
 
-        async def open_wrapper_aio() -> Session:
-            conn = await wrapper_connect(conninfo, autocommit=True, **wrapper_options)
-            return WrapperAioSession(conn)
+    async def open_aiomysql() -> Session:
+        # the whole connect bounded: aiomysql's connect_timeout covers only the TCP handshake
+        connecting = aiomysql.connect(
+            host=host,
+            port=int(port),
+            user=spec["user"],
+            db=spec["database"],
+            autocommit=True,
+            connect_timeout=timeout,
+        )
+        conn = await asyncio.wait_for(connecting, timeout)
+        # every statement bounded, like asyncpg's command_timeout: without it a black-holed writer hangs
+        return AiomysqlSession(conn, "mysql", timeout=spec["command_timeout"])
 
-        return open_wrapper_aio
-    if name == "aws_wrapper_sync":
-        import psycopg  # noqa: PLC0415 - only in this contender's venv
-        from aws_advanced_python_wrapper import AwsWrapperConnection  # noqa: PLC0415 - only in this contender's venv
+    return open_aiomysql
 
-        async def open_wrapper_sync() -> Session:
-            conn = AwsWrapperConnection.connect(
-                psycopg.Connection.connect, conninfo, autocommit=True, **wrapper_options
-            )
-            return WrapperSyncSession(conn)
 
-        return open_wrapper_sync
-    raise SystemExit(f"unknown contender {name!r}")
+def wrapper_options(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "wrapper_dialect": WRAPPER_DIALECT[spec["engine"]],
+        "cluster_instance_host_pattern": spec["pattern"],
+    }
+
+
+def libpq_conninfo(spec: dict[str, Any]) -> str:
+    host, port = spec["cluster"].rsplit(":", 1)
+    database, user, timeout = spec["database"], spec["user"], int(spec["timeout"])
+    return f"host={host} port={port} dbname={database} user={user} connect_timeout={timeout}"
+
+
+def wrapper_aio_opener(spec: dict[str, Any]) -> Opener:
+    engine, options = spec["engine"], wrapper_options(spec) | {"autocommit": True}
+    if engine == "mysql":
+        from aws_advanced_python_wrapper.aio.aiomysql import connect  # noqa: PLC0415 - only in this contender's venv
+
+        host, port = spec["cluster"].rsplit(":", 1)
+        conninfo = ""
+        options |= {"host": host, "port": int(port), "user": spec["user"], "database": spec["database"]}
+        options["connect_timeout"] = spec["timeout"]
+    else:
+        from aws_advanced_python_wrapper.aio.psycopg import connect  # noqa: PLC0415 - only in this contender's venv
+
+        conninfo = libpq_conninfo(spec)
+
+    async def open_wrapper_aio() -> Session:
+        return WrapperAioSession(await connect(conninfo, **options), engine)
+
+    return open_wrapper_aio
+
+
+def wrapper_sync_opener(spec: dict[str, Any]) -> Opener:
+    import psycopg  # noqa: PLC0415 - only in this contender's venv
+    from aws_advanced_python_wrapper import AwsWrapperConnection  # noqa: PLC0415 - only in this contender's venv
+
+    conninfo, options = libpq_conninfo(spec), wrapper_options(spec)
+
+    async def open_wrapper_sync() -> Session:
+        conn = AwsWrapperConnection.connect(psycopg.Connection.connect, conninfo, autocommit=True, **options)
+        return WrapperSyncSession(conn, "postgresql")
+
+    return open_wrapper_sync
+
+
+OPENERS: dict[str, Callable[[dict[str, Any]], Opener]] = {
+    "aurora_async": aurora_async_opener,
+    "asyncpg": asyncpg_opener,
+    "asyncpg_multihost": asyncpg_opener,
+    "aiomysql": aiomysql_opener,
+    "aws_wrapper_aio": wrapper_aio_opener,
+    "aws_wrapper_sync": wrapper_sync_opener,
+}
+
+
+def opener(spec: dict[str, Any]) -> Opener:
+    """How this contender opens one connection, as its users would."""
+    if spec["contender"] not in OPENERS:
+        raise SystemExit(f"unknown contender {spec['contender']!r}")
+    return OPENERS[spec["contender"]](spec)
 
 
 async def latency(spec: dict[str, Any]) -> dict[str, Any]:
@@ -277,7 +378,11 @@ async def downtime(spec: dict[str, Any]) -> dict[str, Any]:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     workers = [asyncio.ensure_future(worker(i)) for i in range(spec["connections"])]
 
-    await asyncio.wait_for(everyone.wait(), 60)
+    try:
+        await asyncio.wait_for(everyone.wait(), 60)
+    except TimeoutError:
+        wanted = spec["connections"]
+        raise SystemExit(f"only {len(started)} of {wanted} connections wrote within 60 s") from None
     print(json.dumps({"ready": time.monotonic()}), flush=True)
     await reader.readline()
     stop.set()
@@ -289,7 +394,7 @@ async def downtime(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    spec = json.loads(sys.argv[1])
+    spec = {"engine": "postgresql"} | json.loads(sys.argv[1])
     workload = {"latency": latency, "connect": connect_time, "downtime": downtime}[spec["workload"]]
     result = asyncio.run(workload(spec))
     print(json.dumps(result), flush=True)
