@@ -1,6 +1,6 @@
 """A randomized fault schedule under a write load, with invariants checked afterwards.
 
-``make test`` runs a short form (``CHAOS_SECONDS`` defaults to 40 s of faults); ``make chaos`` a longer
+``make test`` runs a short form (``CHAOS_SECONDS`` defaults to 30 s of faults); ``make chaos`` a longer
 one (``DURATION``, ``SEED``, ``WORKERS``). A failing run prints its seed: ``make chaos SEED=...`` replays
 the same fault schedule (the interleaving of the workers, being real I/O, differs run to run).
 
@@ -37,7 +37,7 @@ from aurora_async._cluster import registry
 from aurora_async.testing import AuroraSimulator
 from tests.helpers import eventually, fetchval, sockets_to
 
-SECONDS = float(os.environ.get("CHAOS_SECONDS") or 40)
+SECONDS = float(os.environ.get("CHAOS_SECONDS") or 30)
 SEED = int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(1_000_000))
 WORKERS = int(os.environ.get("CHAOS_WORKERS") or 50)
 FAILOVER_TIMEOUT = 15.0  # the pool's failover_timeout
