@@ -326,7 +326,7 @@ class Cluster:
 
     async def _run_monitor(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._closed:  # (also if a cancellation was lost: asyncio.wait_for on 3.11 can drop one)
             fast = loop.time() < self._fast_until
             interval = self.options.topology_high_refresh if fast else self.options.topology_refresh
             try:

@@ -56,6 +56,7 @@ class HostMonitor:
         self.stats: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
+        self._stopped = False
         self._probe_conn: Any | None = None
 
     def __repr__(self) -> str:
@@ -77,6 +78,8 @@ class HostMonitor:
         self._wakeup.set()
 
     def stop(self) -> None:
+        self._stopped = True  # the task also ends on its own if a cancellation is lost on the way
+        self._wakeup.set()
         if self._task is not None:
             self._task.cancel()
         discard(self._probe_conn)
@@ -95,7 +98,7 @@ class HostMonitor:
         failing_since: float | None = None  # start of the first failed probe of the current streak
         failures = 0
         try:
-            while True:
+            while not self._stopped:
                 if not self.connections and not await self._wait_for_connections():
                     return
                 started = loop.time()
@@ -128,13 +131,13 @@ class HostMonitor:
         self._wakeup.clear()
         try:
             async with asyncio.timeout(self.options.monitor_disposal_time):
-                while not self.connections:
+                while not self.connections and not self._stopped:
                     await self._wakeup.wait()
                     self._wakeup.clear()
         except TimeoutError:
             log.debug("monitor of %s stops: no connection to watch", self.instance.instance_id)
             return False
-        return True
+        return not self._stopped
 
     async def _probe(self, query_timeout: float, connect_timeout: float) -> bool | None:
         """True: the host answered; False: it did not in time; None: no verdict (blocked loop)."""

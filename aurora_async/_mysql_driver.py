@@ -75,10 +75,13 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
         self.__dict__.setdefault("_termination_listeners", []).append(callback)
 
 
-def connect_kwargs(config: Config, host: str, port: int, timeout: float) -> dict[str, Any]:
+def connect_kwargs(config: Config, host: str, port: int) -> dict[str, Any]:
     """Keyword arguments for ``aiomysql.Connection`` to reach ``host:port``."""
     kwargs: dict[str, Any] = dict(config.driver_kwargs)
-    kwargs.update(host=host, port=port, connect_timeout=timeout)
+    # no connect_timeout for aiomysql: our own deadline covers the whole connect (aiomysql's covers only
+    # the TCP connect, through asyncio.wait_for, which on Python 3.11 can swallow a cancellation that
+    # arrives as the connect completes: a monitor task stopped at that moment would live on)
+    kwargs.update(host=host, port=port, connect_timeout=None)
     if config.user is not None:
         kwargs["user"] = config.user
     if config.password is not None:
@@ -94,10 +97,10 @@ async def open_connection(
     """A :class:`MySQLConnection` to ``host:port`` within ``timeout`` seconds (TCP connect, handshake,
     login and the session set-up together); with ``auth`` the credentials come from it."""
     if auth is None:
-        return await _connect(connect_kwargs(config, host, port, timeout), timeout)
+        return await _connect(connect_kwargs(config, host, port), timeout)
 
     async def open_with(credentials: Credentials) -> MySQLConnection:
-        kwargs = connect_kwargs(config, host, port, timeout)
+        kwargs = connect_kwargs(config, host, port)
         if credentials.user:
             kwargs["user"] = credentials.user
         kwargs["password"] = credentials.password

@@ -27,11 +27,11 @@ def test_a_mysql_dsn_selects_aiomysql() -> None:
     assert config.engine == "mysql" and DRIVERS[config.engine].engine == "mysql"
     assert (config.host, config.port, config.user, config.database) == (CLUSTER, 3306, "app", "shop")
     assert config.options.failover_timeout == 9.0
-    kwargs = connect_kwargs(config, "10.0.0.5", 3307, 2.5)
+    kwargs = connect_kwargs(config, "10.0.0.5", 3307)
     assert kwargs == {
         "host": "10.0.0.5",
         "port": 3307,
-        "connect_timeout": 2.5,
+        "connect_timeout": None,  # our own deadline covers the whole connect
         "user": "app",
         "password": "s@cret",
         "db": "shop",
