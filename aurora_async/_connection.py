@@ -46,11 +46,6 @@ class AuroraConnection(FailoverSession):
         """The current asyncpg connection (it changes at failover)."""
         return self._raw
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_raw", "_cluster"):
-            raise AttributeError(name)
-        return getattr(self._raw, name)
-
     # -- the asyncpg API, with failover -------------------------------------------------------------
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:

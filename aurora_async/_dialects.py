@@ -6,7 +6,7 @@ same against real clusters and against ``aurora_async.testing``'s simulator.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -157,18 +157,7 @@ class MultiAzPgDialect(Dialect):
     async def topology(self, conn: Any, timeout: float, build: HostBuilder) -> list[Instance] | None:
         source = await conn.fetchval(self.SOURCE_SQL, timeout=timeout)
         rows = await conn.fetch(self.TOPOLOGY_SQL, timeout=timeout)
-        by_name: dict[str, Instance] = {}
-        writer: Instance | None = None
-        for dbi, endpoint, port in rows:
-            if dbi is None or endpoint is None:  # names no instance
-                continue
-            name = _first_label(str(endpoint))
-            host, real_port = build(name, str(endpoint), int(port) if port is not None else None)
-            if writer is None and source is not None and dbi == source:
-                writer = by_name[name] = Instance(name, host, real_port, Role.WRITER)
-            elif name not in by_name:  # a name listed twice: its first row (the writer's, if any)
-                by_name[name] = Instance(name, host, real_port, Role.READER)
-        return list(by_name.values()) if writer is not None else None
+        return multi_az_instances(rows, lambda dbi: source is not None and dbi == source, build)
 
 
 DIALECTS: dict[str, type[Dialect]] = {
@@ -210,6 +199,25 @@ def aurora_instances(rows: list[tuple[Any, ...]], build: HostBuilder) -> list[In
     latest = max(writers, key=lambda w: (w.last_update is not None, w.last_update or datetime.min))
     by_id[latest.instance_id] = replace(latest, role=Role.WRITER)  # the only writer, from its own row
     return list(by_id.values())
+
+
+def multi_az_instances(
+    rows: Iterable[Sequence[Any]], is_writer: Callable[[Any], bool], build: HostBuilder
+) -> list[Instance] | None:
+    """RDS Multi-AZ ``(id, endpoint, port)`` rows as instances named by their endpoint's first label;
+    the first row whose id ``is_writer`` is the writer. None when no row is (the answer is unusable)."""
+    by_name: dict[str, Instance] = {}
+    writer: Instance | None = None
+    for row_id, endpoint, port in rows:
+        if row_id is None or endpoint is None:  # names no instance
+            continue
+        name = _first_label(str(endpoint))
+        host, real_port = build(name, str(endpoint), int(port) if port is not None else None)
+        if writer is None and is_writer(row_id):
+            writer = by_name[name] = Instance(name, host, real_port, Role.WRITER)
+        elif name not in by_name:  # a name listed twice: its first row (the writer's, if any)
+            by_name[name] = Instance(name, host, real_port, Role.READER)
+    return list(by_name.values()) if writer is not None else None
 
 
 def host_builder(pattern: HostPattern | None, initial_host: str, initial_port: int) -> HostBuilder:

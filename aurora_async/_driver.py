@@ -11,53 +11,58 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from ._auth import Authenticator
+    from ._auth import Authenticator, Credentials
     from ._config import Config
     from ._dialects import Dialect
 
+T = TypeVar("T")
 
-class Driver(Protocol):
-    """One database driver as the core sees it."""
+
+@dataclass(frozen=True)
+class Driver:
+    """One database driver as the core sees it: what it raises and the functions that use it."""
 
     engine: str
     # what opening a connection, or a probe query on one, raises when the instance cannot be used
     connect_errors: tuple[type[BaseException], ...]
-    dialects: dict[str, type[Dialect]]
+    dialects: Mapping[str, type[Dialect]]  # by wrapper_dialect code
+    plain_dialect: type[Dialect]  # no topology: a connection without plugins uses it for its role
+    # (config, host, port, timeout, authenticator or None) -> a physical connection within timeout
+    open: Callable[[Config, str, int, float, Authenticator | None], Awaitable[Any]]
+    # (error, connection or None) -> the physical connection is unusable (so failover should run)
+    is_connection_error: Callable[[BaseException, Any], bool]
+    is_read_only_error: Callable[[BaseException], bool]  # a write refused by a read-only instance
+    may_have_taken_effect: Callable[[BaseException], bool]  # False only when it surely changed nothing
+    is_login_error: Callable[[BaseException], bool]
+    ping: Callable[[Any], Awaitable[None]]  # one cheap round trip (callers bound it)
+    detect_dialect: Callable[[Any, float], Awaitable[Dialect]]  # the most specific one that answers
 
-    async def open(
-        self, config: Config, host: str, port: int, timeout: float, auth: Authenticator | None = None
-    ) -> Any:
-        """A physical connection to ``host:port`` within ``timeout`` seconds."""
-        ...
 
-    def is_connection_error(self, exc: BaseException, conn: Any) -> bool:
-        """``exc`` means the physical connection is unusable (so failover should run)."""
-        ...
+async def connect_as(
+    connect: Callable[[dict[str, Any]], Awaitable[T]],
+    kwargs: dict[str, Any],
+    *,
+    auth: Authenticator | None,
+    is_login_error: Callable[[BaseException], bool],
+) -> T:
+    """``connect(kwargs)`` (which hold ``host`` and ``port``); with ``auth``, as the user and with the
+    password it supplies (IAM token or secret), refreshed once on a login failure."""
+    if auth is None:
+        return await connect(kwargs)
 
-    def is_read_only_error(self, exc: BaseException) -> bool:
-        """``exc`` is a write refused by a read-only instance (a writer demoted under us)."""
-        ...
+    async def with_credentials(credentials: Credentials) -> T:
+        attempt = dict(kwargs)
+        if credentials.user:
+            attempt["user"] = credentials.user
+        attempt["password"] = credentials.password
+        return await connect(attempt)
 
-    def may_have_taken_effect(self, exc: BaseException) -> bool:
-        """False only when the statement that failed with ``exc`` surely changed nothing."""
-        ...
-
-    def is_login_error(self, exc: BaseException) -> bool: ...
-
-    async def ping(self, conn: Any) -> None:
-        """One cheap round trip (the host monitor bounds it with its own timeout)."""
-        ...
-
-    async def detect_dialect(self, conn: Any, timeout: float) -> Dialect:
-        """The most specific dialect the server answers to."""
-        ...
-
-    def plain_dialect(self) -> Dialect:
-        """The dialect with no topology (a connection without plugins uses it for its role)."""
-        ...
+    return await auth.connect(kwargs["host"], kwargs["port"], with_credentials, is_login_error)
 
 
 def discard(conn: Any) -> None:

@@ -9,6 +9,7 @@ cursor is applied again on the new physical connection after a failover.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Generator, Iterable
 from types import TracebackType
@@ -23,6 +24,7 @@ from ._mysql_driver import MySQLConnection
 from ._session import FailoverSession
 from ._topology import Instance
 
+_HEAD = re.compile(r"\s*(USE|SET)\b", re.IGNORECASE)
 _USE = re.compile(r"\s*USE\s+`?([^`\s;]+)`?\s*;?\s*$", re.IGNORECASE)
 _SET_NAMES = re.compile(r"\s*SET\s+NAMES\s+'?([A-Za-z0-9_]+)'?", re.IGNORECASE)
 _LEVEL = r"(READ\s+UNCOMMITTED|READ\s+COMMITTED|REPEATABLE\s+READ|SERIALIZABLE)"
@@ -64,11 +66,6 @@ class AuroraMySQLConnection(FailoverSession):
     def raw(self) -> MySQLConnection:
         """The current aiomysql connection (it changes at failover)."""
         return self._raw
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_raw", "_cluster"):
-            raise AttributeError(name)
-        return getattr(self._raw, name)
 
     # -- the aiomysql API, with failover -------------------------------------------------------------
 
@@ -142,18 +139,19 @@ class AuroraMySQLConnection(FailoverSession):
     # -- session state --------------------------------------------------------------------------------
 
     def _note(self, query: str) -> None:
-        """Remember session state that a statement just set."""
-        head = query.lstrip()[:3].upper()
-        if head == "USE":
+        """Remember session state that a statement just set (a look at its first word, no copy)."""
+        head = _HEAD.match(query)
+        if head is None:
+            return
+        if head.group(1).upper() == "USE":
             if match := _USE.match(query):
                 self._database = match.group(1)
-        elif head == "SET":
-            if match := _SET_NAMES.match(query):
-                self._charset = match.group(1)
-            elif match := _SET_ISOLATION.match(query) or _SET_ISOLATION_VAR.match(query):
-                self._isolation = " ".join(match.group(1).replace("-", " ").upper().split())
-            elif match := _SET_AUTOCOMMIT.match(query):
-                self._autocommit = match.group(1).upper() in ("1", "ON", "TRUE")
+        elif match := _SET_NAMES.match(query):
+            self._charset = match.group(1)
+        elif match := _SET_ISOLATION.match(query) or _SET_ISOLATION_VAR.match(query):
+            self._isolation = " ".join(match.group(1).replace("-", " ").upper().split())
+        elif match := _SET_AUTOCOMMIT.match(query):
+            self._autocommit = match.group(1).upper() in ("1", "ON", "TRUE")
 
     async def _restore_session(self, raw: MySQLConnection) -> None:
         if self._database is not None:
@@ -171,7 +169,8 @@ class AuroraMySQLConnection(FailoverSession):
         return error
 
     async def _close_raw(self, timeout: float | None) -> None:
-        await self._raw.ensure_closed()
+        async with asyncio.timeout(timeout or self._config.options.auxiliary_query_timeout):
+            await self._raw.ensure_closed()  # COM_QUIT: a drain that a dead peer could stall
 
 
 class AuroraMySQLCursor:

@@ -12,8 +12,8 @@ from typing import Any
 import aiomysql
 import pymysql
 
-from ._dialects import Dialect, HostBuilder, aurora_instances
-from ._topology import Instance, Role
+from ._dialects import Dialect, HostBuilder, aurora_instances, multi_az_instances
+from ._topology import Instance
 
 
 async def fetch_table(conn: Any, query: str, timeout: float) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -169,18 +169,7 @@ class MultiAzMySqlDialect(MySqlDialect):
         if source is None:
             source = int((await fetch_rows(conn, "SELECT @@server_id", timeout))[0][0])
         rows = await fetch_rows(conn, self.TOPOLOGY_SQL, timeout)
-        by_name: dict[str, Instance] = {}
-        writer: Instance | None = None
-        for server_id, endpoint, port in rows:
-            if server_id is None or endpoint is None:  # names no instance
-                continue
-            name = str(endpoint).split(".", 1)[0]
-            host, real_port = build(name, str(endpoint), int(port) if port is not None else None)
-            if writer is None and int(server_id) == source:
-                writer = by_name[name] = Instance(name, host, real_port, Role.WRITER)
-            elif name not in by_name:
-                by_name[name] = Instance(name, host, real_port, Role.READER)
-        return list(by_name.values()) if writer is not None else None
+        return multi_az_instances(rows, lambda server_id: int(server_id) == source, build)
 
 
 DIALECTS: dict[str, type[Dialect]] = {

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiomysql
 import pymysql
 
-from ._dialects import Dialect
-from ._driver import set_keepalive
+from ._driver import Driver, connect_as, set_keepalive
 from ._mysql_dialects import DIALECTS, MySqlDialect, detect_dialect
 
 if TYPE_CHECKING:
-    from ._auth import Authenticator, Credentials
+    from ._auth import Authenticator
     from ._config import Config
 
 # client-side error numbers for a connection that failed or was lost (the incumbent's list):
@@ -37,7 +37,9 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
     It is a genuine ``aiomysql.Connection`` (what :func:`aurora_async.connect_raw` returns for a
     ``mysql://`` DSN)."""
 
-    _termination_listeners: list[Callable[[Any], None]]
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._termination_listeners: list[Callable[[Any], None]] = []
 
     def is_closed(self) -> bool:
         """Closed here, or its socket already closed by the peer (seen once the loop noticed)."""
@@ -56,7 +58,8 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
         was_open = self._writer is not None
         super().close()
         if was_open:
-            for listener in self.__dict__.pop("_termination_listeners", ()):
+            listeners, self._termination_listeners = self._termination_listeners, []
+            for listener in listeners:
                 listener(self)
 
     def _ensure_alive(self) -> None:
@@ -72,7 +75,7 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
 
     def add_termination_listener(self, callback: Callable[[Any], None]) -> None:
         """Call ``callback(connection)`` once, when the connection closes."""
-        self.__dict__.setdefault("_termination_listeners", []).append(callback)
+        self._termination_listeners.append(callback)
 
 
 def connect_kwargs(config: Config, host: str, port: int) -> dict[str, Any]:
@@ -96,17 +99,9 @@ async def open_connection(
 ) -> MySQLConnection:
     """A :class:`MySQLConnection` to ``host:port`` within ``timeout`` seconds (TCP connect, handshake,
     login and the session set-up together); with ``auth`` the credentials come from it."""
-    if auth is None:
-        return await _connect(connect_kwargs(config, host, port), timeout)
-
-    async def open_with(credentials: Credentials) -> MySQLConnection:
-        kwargs = connect_kwargs(config, host, port)
-        if credentials.user:
-            kwargs["user"] = credentials.user
-        kwargs["password"] = credentials.password
-        return await _connect(kwargs, timeout)
-
-    return await auth.connect(host, port, open_with, is_login_error)
+    kwargs = connect_kwargs(config, host, port)
+    connect = functools.partial(_connect, timeout=timeout)
+    return await connect_as(connect, kwargs, auth=auth, is_login_error=is_login_error)
 
 
 async def _connect(kwargs: dict[str, Any], timeout: float) -> MySQLConnection:
@@ -158,39 +153,20 @@ def is_login_error(exc: BaseException) -> bool:
     return _errno(exc) in _ACCESS_DENIED
 
 
-class MySqlDriver:
-    """aiomysql, for Aurora MySQL and RDS MySQL clusters (see :class:`aurora_async._driver.Driver`)."""
-
-    engine = "mysql"
-    connect_errors = CONNECT_ERRORS
-
-    dialects = DIALECTS
-
-    async def open(
-        self, config: Config, host: str, port: int, timeout: float, auth: Authenticator | None = None
-    ) -> MySQLConnection:
-        return await open_connection(config, host, port, timeout, auth)
-
-    def is_connection_error(self, exc: BaseException, conn: Any) -> bool:
-        return is_connection_error(exc, conn)
-
-    def is_read_only_error(self, exc: BaseException) -> bool:
-        return is_read_only_error(exc)
-
-    def may_have_taken_effect(self, exc: BaseException) -> bool:
-        return may_have_taken_effect(exc)
-
-    def is_login_error(self, exc: BaseException) -> bool:
-        return is_login_error(exc)
-
-    async def ping(self, conn: MySQLConnection) -> None:
-        await conn.ping(reconnect=False)
-
-    async def detect_dialect(self, conn: MySQLConnection, timeout: float) -> Dialect:
-        return await detect_dialect(conn, timeout)
-
-    def plain_dialect(self) -> Dialect:
-        return MySqlDialect()
+async def _ping(conn: MySQLConnection) -> None:
+    await conn.ping(reconnect=False)  # aiomysql would reconnect to the same, possibly dead, instance
 
 
-MYSQL = MySqlDriver()
+MYSQL = Driver(
+    engine="mysql",
+    connect_errors=CONNECT_ERRORS,
+    dialects=DIALECTS,
+    plain_dialect=MySqlDialect,
+    open=open_connection,
+    is_connection_error=is_connection_error,
+    is_read_only_error=is_read_only_error,
+    may_have_taken_effect=may_have_taken_effect,
+    is_login_error=is_login_error,
+    ping=_ping,
+    detect_dialect=detect_dialect,
+)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import asyncpg
 from asyncpg.exceptions import InternalClientError
 
-from ._auth import Authenticator, Credentials
+from ._auth import Authenticator
 from ._config import Config
 from ._dialects import DIALECTS, Dialect, detect_dialect
-from ._driver import set_keepalive
+from ._driver import Driver, connect_as, set_keepalive
 
 # SQLSTATE classes and codes that mean "this connection or its server is gone" (prefix match):
 # 08 connection exception, 53 insufficient resources, 57P01-03 admin/crash shutdown and
@@ -30,17 +31,9 @@ async def open_connection(
     """An asyncpg connection to ``host:port`` with the caller's settings, within ``timeout`` seconds
     (asyncpg applies ``timeout`` to the TCP connect and the start-up handshake together). With ``auth``
     the user and password come from it (IAM token or secret), refreshed once on a login failure."""
-    if auth is None:
-        return await _connect(config.connect_kwargs(host, port, timeout), timeout)
-
-    async def open_with(credentials: Credentials) -> asyncpg.Connection:
-        kwargs = config.connect_kwargs(host, port, timeout)
-        if credentials.user:
-            kwargs["user"] = credentials.user
-        kwargs["password"] = credentials.password
-        return await _connect(kwargs, timeout)
-
-    return await auth.connect(host, port, open_with, is_login_error)
+    kwargs = config.connect_kwargs(host, port, timeout)
+    connect = functools.partial(_connect, timeout=timeout)
+    return await connect_as(connect, kwargs, auth=auth, is_login_error=is_login_error)
 
 
 async def _connect(kwargs: dict[str, Any], timeout: float) -> asyncpg.Connection:
@@ -90,38 +83,20 @@ def is_login_error(exc: BaseException) -> bool:
     return state is not None and state.startswith(_LOGIN_SQLSTATES)
 
 
-class PgDriver:
-    """asyncpg, for PostgreSQL clusters (see :class:`aurora_async._driver.Driver`)."""
-
-    engine = "postgresql"
-    connect_errors: tuple[type[BaseException], ...] = CONNECT_ERRORS
-    dialects: dict[str, type[Dialect]] = DIALECTS
-
-    async def open(
-        self, config: Config, host: str, port: int, timeout: float, auth: Authenticator | None = None
-    ) -> asyncpg.Connection:
-        return await open_connection(config, host, port, timeout, auth)
-
-    def is_connection_error(self, exc: BaseException, conn: Any) -> bool:
-        return is_connection_error(exc, conn)
-
-    def is_read_only_error(self, exc: BaseException) -> bool:
-        return is_read_only_error(exc)
-
-    def may_have_taken_effect(self, exc: BaseException) -> bool:
-        return may_have_taken_effect(exc)
-
-    def is_login_error(self, exc: BaseException) -> bool:
-        return is_login_error(exc)
-
-    async def ping(self, conn: asyncpg.Connection) -> None:
-        await conn.execute("SELECT 1")  # simple protocol: one round trip
-
-    async def detect_dialect(self, conn: asyncpg.Connection, timeout: float) -> Dialect:
-        return await detect_dialect(conn, timeout)
-
-    def plain_dialect(self) -> Dialect:
-        return Dialect()
+async def _ping(conn: asyncpg.Connection) -> None:
+    await conn.execute("SELECT 1")  # simple protocol: one round trip
 
 
-POSTGRESQL = PgDriver()
+POSTGRESQL = Driver(
+    engine="postgresql",
+    connect_errors=CONNECT_ERRORS,
+    dialects=DIALECTS,
+    plain_dialect=Dialect,
+    open=open_connection,
+    is_connection_error=is_connection_error,
+    is_read_only_error=is_read_only_error,
+    may_have_taken_effect=may_have_taken_effect,
+    is_login_error=is_login_error,
+    ping=_ping,
+    detect_dialect=detect_dialect,
+)

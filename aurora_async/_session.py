@@ -60,6 +60,12 @@ class FailoverSession:
         state = "closed" if self._closed else f"on {self._instance.instance_id} ({self._instance.role.value})"
         return f"<{type(self).__name__} {state} {self._instance.endpoint}>"
 
+    def __getattr__(self, name: str) -> Any:
+        """Anything the facade does not define is read from the current driver connection."""
+        if name.startswith("__") or name in ("_raw", "_cluster"):
+            raise AttributeError(name)
+        return getattr(self._raw, name)
+
     @property
     def instance(self) -> Instance:
         """The instance this connection is on now."""
@@ -259,7 +265,8 @@ class FailoverSession:
             ) from cause
         self._raw, self._instance = raw, instance
         self._watch()
-        await self._restore_session(raw)
+        async with asyncio.timeout(self._config.options.auxiliary_query_timeout):
+            await self._restore_session(raw)
         failover_log.info(
             "failed over from %s to %s (%s) in %.0f ms",
             old.instance_id,
