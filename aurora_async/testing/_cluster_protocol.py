@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from urllib.parse import quote
 
 from ._pg_catalog import TopologyRow
 
@@ -70,3 +72,55 @@ class DatabaseCluster(Protocol):
     def dsn(self, host: str, port: int) -> str: ...
 
     def describe_failure(self, instance_id: str) -> str: ...
+
+
+class ServerProcess(Protocol):
+    """What :class:`ServerSet` needs from one server (``PgServer``, ``MariaDbServer``)."""
+
+    process: asyncio.subprocess.Process | None
+
+    @property
+    def running(self) -> bool: ...
+
+    async def stop(self, mode: str = ...) -> None: ...
+
+    def log_tail(self, lines: int = 20) -> str: ...
+
+
+S = TypeVar("S", bound=ServerProcess)
+
+
+class ServerSet(Generic[S]):
+    """The part of a :class:`DatabaseCluster` that is the same for every engine: its servers by
+    instance id, their processes, and the DSN clients use."""
+
+    SCHEME: ClassVar[str]  # of the DSNs it hands out
+    servers: dict[str, S]
+    db_user: str
+    password: str | None
+    database: str
+
+    def server(self, instance_id: str) -> S:
+        return self.servers[instance_id]
+
+    async def stop(self, instance_id: str, mode: str) -> None:
+        await self.servers[instance_id].stop(mode)
+
+    def running(self, instance_id: str) -> bool:
+        return self.servers[instance_id].running
+
+    async def close(self) -> None:
+        await asyncio.gather(*(s.stop("immediate") for s in self.servers.values()), return_exceptions=True)
+
+    def pids(self) -> list[int]:
+        return [s.process.pid for s in self.servers.values() if s.process is not None]
+
+    def dsn(self, host: str, port: int) -> str:
+        auth = quote(self.db_user, safe="")
+        if self.password is not None:
+            auth += ":" + quote(self.password, safe="")
+        return f"{self.SCHEME}://{auth}@{host}:{port}/{quote(self.database, safe='')}"
+
+    def describe_failure(self, instance_id: str) -> str:
+        server = self.servers.get(instance_id)
+        return server.log_tail() if server is not None else ""

@@ -20,8 +20,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+from ._cluster_protocol import ServerSet
 from ._errors import SimulatorError
 from ._mysql_catalog import (
     REPLICATION_USER,
@@ -59,8 +59,10 @@ def gtid_seq(position: str | None) -> int:
     return gtid[1] if gtid is not None else 0
 
 
-class MariaDbCluster:
+class MariaDbCluster(ServerSet[MariaDbServer]):
     """Owns the MariaDB servers of one simulated cluster and performs the database-side steps."""
+
+    SCHEME = "mysql"
 
     default_port = 3306
 
@@ -114,9 +116,6 @@ class MariaDbCluster:
         )
         self.servers[instance_id] = server
         return server
-
-    def server(self, instance_id: str) -> MariaDbServer:
-        return self.servers[instance_id]
 
     async def create(
         self, writer: tuple[str, str], replicas: Sequence[tuple[str, str]], rows: Sequence[TopologyRow]
@@ -361,30 +360,6 @@ class MariaDbCluster:
                 continue
             if status["Slave_IO_Running"] != "Yes":
                 await server.execute("STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD")
-
-    async def stop(self, instance_id: str, mode: str) -> None:
-        await self.servers[instance_id].stop(mode)
-
-    def running(self, instance_id: str) -> bool:
-        return self.servers[instance_id].running
-
-    async def close(self) -> None:
-        await asyncio.gather(*(s.stop("immediate") for s in self.servers.values()), return_exceptions=True)
-
-    def pids(self) -> list[int]:
-        return [s.process.pid for s in self.servers.values() if s.process is not None]
-
-    # -- client side -------------------------------------------------------------------------------
-
-    def dsn(self, host: str, port: int) -> str:
-        auth = quote(self.db_user, safe="")
-        if self.password is not None:
-            auth += ":" + quote(self.password, safe="")
-        return f"mysql://{auth}@{host}:{port}/{quote(self.database, safe='')}"
-
-    def describe_failure(self, instance_id: str) -> str:
-        server = self.servers.get(instance_id)
-        return server.log_tail() if server is not None else ""
 
 
 def _check_errors(replica_id: str, status: dict[str, Any]) -> None:

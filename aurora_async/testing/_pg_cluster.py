@@ -13,8 +13,8 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+from ._cluster_protocol import ServerSet
 from ._pg_catalog import (
     TopologyMode,
     TopologyRow,
@@ -37,8 +37,10 @@ def dbi_resource_id(cluster_tag: str, instance_id: str) -> str:
 PASSWORD_LOGIN_ROLE = "password_login"
 
 
-class PostgresCluster:
+class PostgresCluster(ServerSet[PgServer]):
     """Owns the PostgreSQL servers of one simulated cluster and performs the database-side steps."""
+
+    SCHEME = "postgresql"
 
     default_port = 5432
 
@@ -129,9 +131,6 @@ class PostgresCluster:
             cwd=directory,
         )  # fmt: skip
         (directory / "server.key").chmod(0o600)
-
-    def server(self, instance_id: str) -> PgServer:
-        return self.servers[instance_id]
 
     async def create(
         self, writer: tuple[str, str], replicas: Sequence[tuple[str, str]], rows: Sequence[TopologyRow]
@@ -284,27 +283,3 @@ class PostgresCluster:
 
     async def start(self, instance_id: str) -> None:
         await self.servers[instance_id].start()
-
-    async def stop(self, instance_id: str, mode: str) -> None:
-        await self.servers[instance_id].stop(mode)
-
-    def running(self, instance_id: str) -> bool:
-        return self.servers[instance_id].running
-
-    async def close(self) -> None:
-        await asyncio.gather(*(s.stop("immediate") for s in self.servers.values()), return_exceptions=True)
-
-    def pids(self) -> list[int]:
-        return [s.process.pid for s in self.servers.values() if s.process is not None]
-
-    # -- client side -------------------------------------------------------------------------------
-
-    def dsn(self, host: str, port: int) -> str:
-        auth = quote(self.db_user, safe="")
-        if self.password is not None:
-            auth += ":" + quote(self.password, safe="")
-        return f"postgresql://{auth}@{host}:{port}/{quote(self.database, safe='')}"
-
-    def describe_failure(self, instance_id: str) -> str:
-        server = self.servers.get(instance_id)
-        return server.log_tail() if server is not None else ""
