@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -9,10 +10,15 @@ import shlex
 import statistics
 import subprocess
 import sys
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+
+from aurora_async._retry import RETRYABLE
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -28,6 +34,95 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def latency_stats(values: list[float]) -> dict[str, float]:
+    """p50, p95, max and count of ``values``."""
+    return {
+        "p50": percentile(values, 0.5),
+        "p95": percentile(values, 0.95),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+Work = Callable[[Any], Awaitable[Any]]
+
+
+async def batch(conns: list[Any], work: Work, ops: int) -> float:
+    """Seconds per operation: ``ops`` operations spread over ``conns``, all connections at once."""
+    per_conn = max(1, ops // len(conns))
+
+    async def run(conn: Any) -> None:
+        for _ in range(per_conn):
+            await work(conn)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(run(c) for c in conns))
+    return (time.perf_counter() - started) / (per_conn * len(conns))
+
+
+async def ab_rounds(
+    sides: dict[str, list[Any]],
+    workloads: dict[str, Work],
+    concurrency: Iterable[int],
+    rounds: int,
+    ops: int,
+) -> dict[str, dict[str, list[float]]]:
+    """The A/B overhead measurement: every workload at every concurrency on each side's first N
+    connections, the two sides back to back, alternating which goes first; after a warm-up.
+    ``samples[f"{workload}, {n} conn"][side]`` holds seconds per operation, one per round."""
+    for work in workloads.values():
+        for conns in sides.values():
+            await batch(conns, work, ops // 4)
+    samples: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for round_no in range(rounds):
+        for name, work in workloads.items():
+            for n in concurrency:
+                order = list(sides.items())
+                if round_no % 2:
+                    order.reverse()
+                for side, conns in order:
+                    samples[f"{name}, {n} conn"][side].append(await batch(conns[:n], work, ops))
+        print(f"round {round_no + 1}/{rounds} done", file=sys.stderr)
+    return samples
+
+
+async def firsts_after_failover(
+    sim: Any, conns: list[Any], write: Callable[[Any, int], Awaitable[Any]], pause: float
+) -> tuple[Any, dict[int, float]]:
+    """Workers, one per connection, call ``write(conn, k)`` every ``pause`` seconds (at once again
+    after ``FailoverSuccessError`` / ``TransactionResolutionUnknownError``) while the writer fails over
+    after a second of steady state. Returns the failover report and, per worker, when it first wrote
+    on another instance (waiting up to 30 s for everyone)."""
+    old = sim.writer_id
+    firsts: dict[int, float] = {}
+    stop, everyone = asyncio.Event(), asyncio.Event()
+
+    async def worker(conn: Any, k: int) -> None:
+        while not stop.is_set():
+            try:
+                await write(conn, k)
+            except RETRYABLE:
+                continue
+            if conn.instance.instance_id != old and k not in firsts:
+                firsts[k] = time.monotonic()
+                if len(firsts) == len(conns):
+                    everyone.set()
+            await asyncio.sleep(pause)
+
+    tasks = [asyncio.create_task(worker(c, k)) for k, c in enumerate(conns)]
+    try:
+        await asyncio.sleep(1.0)  # steady state before the failure
+        report = await sim.failover()
+        try:
+            await asyncio.wait_for(everyone.wait(), 30)
+        except TimeoutError:
+            pass  # the caller sees who is missing
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    return report, firsts
 
 
 def machine() -> dict[str, str]:

@@ -22,7 +22,7 @@ from collections import defaultdict
 from typing import Any
 
 import asyncpg
-from _common import command, commit, header, machine, percentile, write
+from _common import command, commit, firsts_after_failover, header, latency_stats, machine, write
 
 import aurora_async
 from aurora_async.testing import AuroraSimulator, FailoverDelays
@@ -32,26 +32,8 @@ INSERT = "INSERT INTO beats(worker) VALUES ($1)"
 DELAYS = FailoverDelays(promotion=1.0)
 
 
-class Progress:
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self.firsts: dict[int, float] = {}  # worker -> its first write on the new writer
-        self.stop = asyncio.Event()
-        self.everyone = asyncio.Event()
-
-
-async def worker(conn: aurora_async.AuroraConnection, name: int, old: str, progress: Progress) -> None:
-    firsts = progress.firsts
-    while not progress.stop.is_set():
-        try:
-            await conn.execute(INSERT, name)
-        except (aurora_async.FailoverSuccessError, aurora_async.TransactionResolutionUnknownError):
-            continue
-        if conn.instance.instance_id != old and name not in firsts:
-            firsts[name] = time.monotonic()
-            if len(firsts) == progress.workers:
-                progress.everyone.set()
-        await asyncio.sleep(PAUSE)
+async def insert(conn: aurora_async.AuroraConnection, worker: int) -> None:
+    await conn.execute(INSERT, worker)
 
 
 async def one_run(connections: int) -> dict[str, Any]:
@@ -62,20 +44,9 @@ async def one_run(connections: int) -> dict[str, Any]:
         options = {"cluster_instance_host_pattern": sim.instance_host_pattern, "failover_timeout": 30}
         opening = (aurora_async.connect(sim.dsn("cluster"), **options) for _ in range(connections))
         conns = await asyncio.gather(*opening)
-        old = sim.writer_id
-        progress = Progress(connections)
-        firsts = progress.firsts
-        tasks = [asyncio.create_task(worker(c, k, old, progress)) for k, c in enumerate(conns)]
         try:
-            await asyncio.sleep(1.0)  # steady state before the failure
-            report = await sim.failover()
-            try:
-                await asyncio.wait_for(progress.everyone.wait(), 30)
-            except TimeoutError:
-                pass  # reported below
+            report, firsts = await firsts_after_failover(sim, conns, insert, PAUSE)
         finally:
-            progress.stop.set()
-            await asyncio.gather(*tasks)
             await asyncio.gather(*(c.close() for c in conns))
         steps = {e.step: e.at for e in report.events}
         promoted, named = steps["replica promoted"], steps["topology updated"]
@@ -103,15 +74,6 @@ async def connect_and_write(dsn: str, connections: int) -> list[float]:
     return [seconds for _, seconds in done]
 
 
-def stats(values: list[float]) -> dict[str, float]:
-    return {
-        "p50": percentile(values, 0.5),
-        "p95": percentile(values, 0.95),
-        "max": max(values),
-        "n": len(values),
-    }
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
@@ -126,7 +88,7 @@ async def main() -> None:
                 raise SystemExit(f"only {outcome['recovered']} of {n} workers wrote to the new writer")
             for key in ("after_promotion", "after_topology", "floor"):
                 pooled[n][key] += outcome[key]
-            per_run[n].append(stats(outcome["after_promotion"]))
+            per_run[n].append(latency_stats(outcome["after_promotion"]))
             print(f"run {run + 1}/{args.runs}, {n} connections: {per_run[n][-1]}", file=sys.stderr)
     result: dict[str, Any] = {
         "benchmark": "failover",
@@ -135,7 +97,7 @@ async def main() -> None:
         "machine": machine(),
         "delays": DELAYS.__dict__,
         "seconds": {
-            str(n): {key: stats(values) for key, values in sides.items()} | {"runs": per_run[n]}
+            str(n): {key: latency_stats(values) for key, values in sides.items()} | {"runs": per_run[n]}
             for n, sides in pooled.items()
         },
     }
@@ -149,9 +111,9 @@ async def main() -> None:
         "|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for n, sides in pooled.items():
-        s = stats(sides["after_promotion"])
-        t = stats(sides["after_topology"])
-        f = stats(sides["floor"])
+        s = latency_stats(sides["after_promotion"])
+        t = latency_stats(sides["after_topology"])
+        f = latency_stats(sides["floor"])
         runs = ", ".join(f"{r['p95'] * 1000:.0f}" for r in per_run[n])
         cells = [f"{s[k] * 1000:.0f} ms" for k in ("p50", "p95", "max")]
         floor = f"{f['p50'] * 1000:.0f} / {f['p95'] * 1000:.0f} ms"

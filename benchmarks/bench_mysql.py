@@ -20,13 +20,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiomysql
-from _common import command, commit, header, machine, percentile, ratio_table, write
+from _common import (
+    ab_rounds,
+    command,
+    commit,
+    firsts_after_failover,
+    header,
+    latency_stats,
+    machine,
+    percentile,
+    ratio_table,
+    write,
+)
 
 import aurora_async
 from aurora_async.testing import AuroraSimulator, FailoverDelays
@@ -64,19 +74,6 @@ WORKLOADS: dict[str, Callable[[Any], Awaitable[Any]]] = {
 }
 
 
-async def batch(conns: list[Any], work: Callable[[Any], Awaitable[Any]], ops: int) -> float:
-    """Seconds per operation: ``ops`` operations spread over ``conns``, all connections at once."""
-    per_conn = max(1, ops // len(conns))
-
-    async def run(conn: Any) -> None:
-        for _ in range(per_conn):
-            await work(conn)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(run(c) for c in conns))
-    return (time.perf_counter() - started) / (per_conn * len(conns))
-
-
 async def overhead(rounds: int, ops: int) -> dict[str, dict[str, list[float]]]:
     # multi-az: its catalog is native to MariaDB, so it works without the proxy's Aurora rewriting
     async with AuroraSimulator(engine="mysql", instances=2, topology="multi-az") as sim:
@@ -96,49 +93,20 @@ async def overhead(rounds: int, ops: int) -> dict[str, dict[str, list[float]]]:
         await select_one(ours[0])
         async with ours[0].cursor() as cur:
             await cur.execute("CREATE TABLE bench(id bigint AUTO_INCREMENT PRIMARY KEY, v varchar(8))")
-        samples: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         try:
-            for work in WORKLOADS.values():  # warm both sides up
-                for conns in (raw, ours):
-                    await batch(conns, work, ops // 4)
-            for round_no in range(rounds):
-                for name, work in WORKLOADS.items():
-                    for n in CONCURRENCY:
-                        sides = [("aiomysql", raw[:n]), ("aurora_async", ours[:n])]
-                        if round_no % 2:
-                            sides.reverse()
-                        for side, conns in sides:
-                            samples[f"{name}, {n} conn"][side].append(await batch(conns, work, ops))
-                print(f"overhead round {round_no + 1}/{rounds} done", file=sys.stderr)
+            return await ab_rounds(
+                {"aiomysql": raw, "aurora_async": ours}, WORKLOADS, CONCURRENCY, rounds, ops
+            )
         finally:
             for conn in raw:
                 conn.close()
             for aurora_conn in ours:
                 await aurora_conn.ensure_closed()
-        return samples
 
 
-class Progress:
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self.firsts: dict[int, float] = {}  # worker -> its first write on the new writer
-        self.stop = asyncio.Event()
-        self.everyone = asyncio.Event()
-
-
-async def worker(conn: Any, name: int, old: str, progress: Progress) -> None:
-    firsts = progress.firsts
-    while not progress.stop.is_set():
-        try:
-            async with conn.cursor() as cur:
-                await cur.execute(INSERT, (name,))
-        except (aurora_async.FailoverSuccessError, aurora_async.TransactionResolutionUnknownError):
-            continue
-        if conn.instance.instance_id != old and name not in firsts:
-            firsts[name] = time.monotonic()
-            if len(firsts) == progress.workers:
-                progress.everyone.set()
-        await asyncio.sleep(PAUSE)
+async def insert(conn: Any, worker: int) -> None:
+    async with conn.cursor() as cur:
+        await cur.execute(INSERT, (worker,))
 
 
 async def failover_run(topology: str, connections: int) -> list[float]:
@@ -152,34 +120,14 @@ async def failover_run(topology: str, connections: int) -> list[float]:
             aurora_async.connect(sim.dsn("cluster"), autocommit=True, **options) for _ in range(connections)
         )
         conns = await asyncio.gather(*opening)
-        old = sim.writer_id
-        progress = Progress(connections)
-        firsts = progress.firsts
-        tasks = [asyncio.create_task(worker(c, k, old, progress)) for k, c in enumerate(conns)]
         try:
-            await asyncio.sleep(1.0)  # steady state before the failure
-            report = await sim.failover()
-            try:
-                await asyncio.wait_for(progress.everyone.wait(), 30)
-            except TimeoutError:
-                pass  # reported below
+            report, firsts = await firsts_after_failover(sim, conns, insert, PAUSE)
         finally:
-            progress.stop.set()
-            await asyncio.gather(*tasks)
             await asyncio.gather(*(c.ensure_closed() for c in conns))
         if len(firsts) < connections:
             raise SystemExit(f"only {len(firsts)} of {connections} workers wrote to the new writer")
         promoted = next(e.at for e in report.events if e.step == "replica promoted")
         return [t - promoted for t in firsts.values()]
-
-
-def stats(values: list[float]) -> dict[str, float]:
-    return {
-        "p50": percentile(values, 0.5),
-        "p95": percentile(values, 0.95),
-        "max": max(values),
-        "n": len(values),
-    }
 
 
 async def main() -> None:
@@ -208,7 +156,9 @@ async def main() -> None:
         "commit": commit(),
         "machine": machine(),
         "seconds_per_operation": {},
-        "failover_after_promotion": {k: stats(v) | {"p95_per_run": per_run[k]} for k, v in pooled.items()},
+        "failover_after_promotion": {
+            k: latency_stats(v) | {"p95_per_run": per_run[k]} for k, v in pooled.items()
+        },
         "delays": DELAYS.__dict__,
     }
     lines = [
@@ -227,7 +177,7 @@ async def main() -> None:
         "|---|---:|---:|---:|---:|---|",
     ]
     for key, values in pooled.items():
-        s = stats(values)
+        s = latency_stats(values)
         runs = ", ".join(f"{p * 1000:.0f}" for p in per_run[key])
         cells = " | ".join(f"{s[k] * 1000:.0f} ms" for k in ("p50", "p95", "max"))
         lines.append(f"| {key} | {s['n']} | {cells} | {runs} |")

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-from _common import command, commit, header, machine, ratio_table, write
+from _common import ab_rounds, command, commit, header, machine, ratio_table, write
 
 import aurora_async
 from aurora_async.testing import AuroraSimulator
@@ -33,19 +30,6 @@ WORKLOADS: dict[str, Callable[[Any], Awaitable[Any]]] = {
 CONCURRENCY = (1, 32)
 
 
-async def batch(conns: list[Any], work: Callable[[Any], Awaitable[Any]], ops: int) -> float:
-    """Seconds per operation: ``ops`` operations spread over ``conns``, all connections at once."""
-    per_conn = max(1, ops // len(conns))
-
-    async def run(conn: Any) -> None:
-        for _ in range(per_conn):
-            await work(conn)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(run(c) for c in conns))
-    return (time.perf_counter() - started) / (per_conn * len(conns))
-
-
 async def measure(sim: AuroraSimulator, rounds: int, ops: int) -> dict[str, dict[str, list[float]]]:
     host, port = sim.server_endpoint(sim.writer_id).rsplit(":", 1)
     dsn = sim.dsn(sim.writer_id).replace(sim.endpoint(sim.writer_id), f"{host}:{port}")
@@ -54,20 +38,8 @@ async def measure(sim: AuroraSimulator, rounds: int, ops: int) -> dict[str, dict
     raw = [await asyncpg.connect(dsn) for _ in range(size)]
     ours = [await aurora_async.connect(dsn, cluster_instance_host_pattern=pattern) for _ in range(size)]
     assert all(c.instance.instance_id == sim.writer_id for c in ours)
-    samples: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     try:
-        for work in WORKLOADS.values():  # warm both sides up
-            for conns in (raw, ours):
-                await batch(conns, work, ops // 4)
-        for round_no in range(rounds):
-            for name, work in WORKLOADS.items():
-                for n in CONCURRENCY:
-                    sides = [("asyncpg", raw[:n]), ("aurora_async", ours[:n])]
-                    if round_no % 2:
-                        sides.reverse()
-                    for side, conns in sides:
-                        samples[f"{name}, {n} conn"][side].append(await batch(conns, work, ops))
-            print(f"round {round_no + 1}/{rounds} done", file=sys.stderr)
+        samples = await ab_rounds({"asyncpg": raw, "aurora_async": ours}, WORKLOADS, CONCURRENCY, rounds, ops)
     finally:
         for conn in raw:
             await conn.close()
