@@ -40,9 +40,7 @@ def find_placeholders(sql: str, dialect: Dialect = "postgresql") -> list[Placeho
             i = _skip_quoted(sql, i, '"', mysql)
         elif c == "`" and mysql:
             i = _skip_quoted(sql, i, "`", False)
-        elif c == "-" and sql.startswith("--", i) and (not mysql or _comment_dashes(sql, i)):
-            i = _line_end(sql, i)
-        elif c == "#" and mysql:
+        elif _line_comment(sql, i, mysql):
             i = _line_end(sql, i)
         elif c == "/" and sql.startswith("/*", i):
             i = _skip_block_comment(sql, i, nested=not mysql)
@@ -85,9 +83,11 @@ def _skip_quoted(sql: str, i: int, quote: str, backslashes: bool) -> int:
     return n
 
 
-def _comment_dashes(sql: str, i: int) -> bool:
-    """MySQL starts a ``--`` comment only when whitespace or the end follows."""
-    return i + 2 >= len(sql) or sql[i + 2].isspace()
+def _line_comment(sql: str, i: int, mysql: bool) -> bool:
+    """``--`` (MySQL: only when whitespace or the end follows) or, in MySQL, ``#``."""
+    if sql.startswith("--", i):
+        return not mysql or i + 2 >= len(sql) or sql[i + 2].isspace()
+    return mysql and sql[i] == "#"
 
 
 def _line_end(sql: str, i: int) -> int:
