@@ -6,6 +6,7 @@ The local Aurora simulator used by the test suite lives in :mod:`aurora_async.te
 
 from __future__ import annotations
 
+from . import data_api
 from ._cluster import registry as _registry
 from ._config import FailoverMode, Options
 from ._connect import RawConnector, connect, connect_raw, raw_connector
@@ -56,6 +57,7 @@ __all__ = [
     "connect",
     "connect_raw",
     "create_pool",
+    "data_api",
     "raw_connector",
     "retry_on_failover",
 ]

@@ -11,7 +11,13 @@ from types import TracebackType
 from typing import Any, Literal, NamedTuple, Protocol
 
 from .._exceptions import ConfigurationError
-from ._errors import ROW_TOO_LARGE, DataApiError, ResultTooLargeError, TransactionNotFoundError
+from ._errors import (
+    ROW_TOO_LARGE,
+    DataApiError,
+    DatabaseError,
+    ResultTooLargeError,
+    TransactionNotFoundError,
+)
 from ._paging import DataApiCursor
 from ._records import Record, column_index
 from ._requests import Backoff, Requester
@@ -74,6 +80,7 @@ class DataApiConnection:
         self._exit_stack = exit_stack
         self._closed = False
         self._transactions: list[DataApiTransaction] = []
+        self._beginning = False  # a BeginTransaction is under way
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("in transaction" if self._transactions else "idle")
@@ -117,9 +124,14 @@ class DataApiConnection:
             if not self._can_page(sql, exc):
                 raise
             rows: list[Record] = []
-            async with self.cursor(sql, params) as cursor:
-                while page := await cursor.fetch_page():
-                    rows.extend(page)
+            try:
+                async with self.cursor(sql, params) as cursor:
+                    while page := await cursor.fetch_page():
+                        rows.extend(page)
+            except DatabaseError as paging_error:
+                if paging_error.error_code is not None:  # a MySQL error: no server-side cursors
+                    raise exc from paging_error
+                raise
             return rows
         return self._records(response)
 

@@ -58,9 +58,18 @@ class DataApiTransaction:
             self._savepoint = f"aurora_async_savepoint_{next(_savepoint_numbers)}"
             await conn.execute(f"SAVEPOINT {self._savepoint}")
         else:
-            response = await conn._requester.send(
-                "begin_transaction", conn._target(), repeatable=True
-            )  # a duplicate Begin leaves an unused transaction that expires after 3 minutes
+            if conn._beginning:
+                raise DataApiError(
+                    "another task is starting a transaction on this connection: a connection holds one "
+                    "transaction at a time (use a connection per concurrent transaction)"
+                )
+            conn._beginning = True
+            try:
+                response = await conn._requester.send(
+                    "begin_transaction", conn._target(), repeatable=True
+                )  # a duplicate Begin leaves an unused transaction that expires after 3 minutes
+            finally:
+                conn._beginning = False
             self.transaction_id = response["transactionId"]
         conn._transactions.append(self)
         self._state = "started"
