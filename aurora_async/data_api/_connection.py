@@ -23,7 +23,7 @@ from ._records import Record, column_index
 from ._requests import Backoff, Requester
 from ._statements import check_parameters, first_word, only_reads
 from ._transaction import DataApiTransaction
-from ._values import decode_field, encode_parameters
+from ._values import RAW_RECORDS, decode_field, encode_parameters, keep_null_array_elements
 
 Engine = Literal["postgresql", "mysql"]
 log = logging.getLogger("aurora_async.data_api")
@@ -319,7 +319,8 @@ class DataApiConnection:
         types = [m.get("typeName") or "" for m in metadata]
         index = column_index(names)
         rows = []
-        for fields in response.get("records") or ():
+        records = response.get(RAW_RECORDS, response.get("records"))
+        for fields in records or ():
             if len(types) < len(fields):
                 types += [""] * (len(fields) - len(types))
             rows.append(Record(index, [decode_field(f, t) for f, t in zip(fields, types, strict=False)]))
@@ -469,6 +470,7 @@ def connect(
         client = await stack.enter_async_context(
             session.client("rds-data", region_name=region, endpoint_url=endpoint_url, config=config)
         )
+        client.meta.events.register("before-parse.rds-data.ExecuteStatement", keep_null_array_elements)
         backoff = Backoff(0.25, 8.0, random.Random())
         requester = Requester(client, retry_timeout=retry_timeout, backoff=backoff)
         return DataApiConnection(

@@ -32,21 +32,10 @@ def find_placeholders(sql: str, dialect: Dialect = "postgresql") -> list[Placeho
     found: list[Placeholder] = []
     i, n = 0, len(sql)
     while i < n:
-        c = sql[i]
-        if c == "'":
-            backslashes = mysql or (i > 0 and sql[i - 1] in "eE" and not _is_word(sql, i - 2))
-            i = _skip_quoted(sql, i, "'", backslashes)
-        elif c == '"':
-            i = _skip_quoted(sql, i, '"', mysql)
-        elif c == "`" and mysql:
-            i = _skip_quoted(sql, i, "`", False)
-        elif _line_comment(sql, i, mysql):
-            i = _line_end(sql, i)
-        elif c == "/" and sql.startswith("/*", i):
-            i = _skip_block_comment(sql, i, nested=not mysql)
-        elif c == "$" and not mysql and not _is_word(sql, i - 1):
-            i = _skip_dollar_quoted(sql, i)
-        elif c == ":":
+        skipped = _skip_non_code(sql, i, mysql)
+        if skipped != i:
+            i = skipped
+        elif sql[i] == ":":
             if sql.startswith("::", i):
                 i += 2
                 continue
@@ -59,6 +48,51 @@ def find_placeholders(sql: str, dialect: Dialect = "postgresql") -> list[Placeho
         else:
             i += 1
     return found
+
+
+def statement_count(sql: str, dialect: Dialect = "postgresql") -> int:
+    """How many statements ``sql`` holds: the pieces between semicolons outside literals, quoted
+    identifiers and comments that contain more than whitespace and comments (so one trailing ``;`` adds
+    nothing). PostgreSQL's ``BEGIN ATOMIC ... END`` function bodies are not recognised: their inner
+    semicolons count."""
+    mysql = dialect == "mysql"
+    count, code = 0, False
+    i, n = 0, len(sql)
+    while i < n:
+        skipped = _skip_non_code(sql, i, mysql)
+        if skipped != i:
+            # a literal or a quoted identifier is code; a comment is not
+            code = code or sql[i] not in "-#/"
+            i = skipped
+            continue
+        c = sql[i]
+        if c == ";":
+            count += code
+            code = False
+        elif not c.isspace():
+            code = True
+        i += 1
+    return count + code
+
+
+def _skip_non_code(sql: str, i: int, mysql: bool) -> int:
+    """The index after the literal, quoted identifier or comment that starts at ``i``, else ``i`` (a
+    lone ``$`` that starts no dollar quote is passed over too)."""
+    c = sql[i]
+    if c == "'":
+        backslashes = mysql or (i > 0 and sql[i - 1] in "eE" and not _is_word(sql, i - 2))
+        return _skip_quoted(sql, i, "'", backslashes)
+    if c == '"':
+        return _skip_quoted(sql, i, '"', mysql)
+    if c == "`" and mysql:
+        return _skip_quoted(sql, i, "`", False)
+    if _line_comment(sql, i, mysql):
+        return _line_end(sql, i)
+    if c == "/" and sql.startswith("/*", i):
+        return _skip_block_comment(sql, i, nested=not mysql)
+    if c == "$" and not mysql and not _is_word(sql, i - 1):
+        return _skip_dollar_quoted(sql, i)
+    return i
 
 
 def _is_word(sql: str, i: int) -> bool:

@@ -31,6 +31,7 @@ A value whose text cannot be parsed as its column type is returned as the text t
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import math
@@ -149,6 +150,8 @@ def decode_field(field: Mapping[str, Any], type_name: str) -> Any:
     for kind, value in field.items():
         if kind == "stringValue":
             return decode_text(value, type_name)
+        if kind == "blobValue" and isinstance(value, str):  # a record botocore did not parse
+            return base64.b64decode(value)
         return value  # booleanValue, longValue, doubleValue, blobValue (bytes already)
     return None  # an empty field: the Data API sends none, but do not fail on one
 
@@ -232,3 +235,27 @@ def _mysql_time(text: str) -> dt.timedelta:
 
 def _micros(fraction: str | None) -> int:
     return int((fraction or "0")[:6].ljust(6, "0"))
+
+
+_NULL_IN_ARRAY = re.compile(rb'Values":\[[^\]]*\bnull\b')
+RAW_RECORDS = "aurora_async_raw_records"
+
+
+def keep_null_array_elements(
+    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+) -> None:
+    """botocore's ``before-parse`` hook for ExecuteStatement: botocore cannot read a NULL inside an
+    array (``int(None)`` fails on ``longValues``/``doubleValues``; ``booleanValues`` turn it into False),
+    which the Data API sends for arrays with NULL elements (boto3 issue 4508). When a response has one,
+    its records are taken out of the body before botocore parses it and handed over as
+    ``RAW_RECORDS`` (JSON as sent: blobs still base64)."""
+    body = response_dict.get("body")
+    if response_dict.get("status_code") != 200 or not isinstance(body, bytes):
+        return
+    if _NULL_IN_ARRAY.search(body) is None:
+        return
+    document = json.loads(body)
+    records = document.pop("records", None)
+    if records is not None:
+        customized_response_dict[RAW_RECORDS] = records
+        response_dict["body"] = json.dumps(document).encode()

@@ -7,13 +7,16 @@ crash, black-hole, slow down, reboot, add and remove instances, and it reproduce
 DNS. The pytest plugin (installed with the package) provides ``aurora_postgres`` and ``aurora_mysql``
 fixtures; ``python -m aurora_async.testing up`` starts a cluster from the shell. ``MotoServer`` (moto
 on loopback) and ``RehearsalSession`` (IAM tokens that become the simulated database user's password)
-rehearse the ``iam`` and ``aws_secrets_manager`` plugins.
+rehearse the ``iam`` and ``aws_secrets_manager`` plugins. ``DataApiEmulator`` serves the RDS Data API
+(``rds-data``, for ``aurora_async.data_api`` and aioboto3) on loopback over a simulator's real databases,
+with its errors, limits, timeouts, transactions and auto-pause.
 """
 
 from __future__ import annotations
 
 from ._aws import DUMMY_AWS_ENV, MotoServer, RehearsalSession
 from ._control_plane import FailoverDelays, InstanceState
+from ._data_api_emulator import DataApiEmulator
 from ._errors import SimulatorError
 from ._pg_catalog import TopologyMode
 from ._simulator import AuroraSimulator
@@ -22,6 +25,7 @@ from ._timeline import FailoverReport, TimelineEvent
 __all__ = [
     "DUMMY_AWS_ENV",
     "AuroraSimulator",
+    "DataApiEmulator",
     "FailoverDelays",
     "FailoverReport",
     "InstanceState",

@@ -1,4 +1,5 @@
-"""``python -m aurora_async.testing up``: start a simulated cluster and keep it up until Ctrl-C."""
+"""``python -m aurora_async.testing up``: start a simulated cluster and keep it up until Ctrl-C (with
+``--data-api``, also the RDS Data API emulator in front of it)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import argparse
 import asyncio
 import signal
 import sys
+from contextlib import AsyncExitStack
 
 from ._control_plane import FailoverDelays
+from ._data_api_emulator import DataApiEmulator
 from ._pg_catalog import TOPOLOGY_MODES
 from ._simulator import AuroraSimulator
 
@@ -24,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--address-prefix", default="127.0.42.")
     up.add_argument("--user", default=None, help="default: postgres, or admin for mysql")
     up.add_argument("--database", default=None, help="default: postgres, or app for mysql")
+    up.add_argument(
+        "--data-api", action="store_true", help="also serve the RDS Data API (rds-data) on 127.0.0.1"
+    )
     return parser
 
 
@@ -42,23 +48,38 @@ def describe(sim: AuroraSimulator) -> str:
     return "\n".join(lines)
 
 
+def describe_data_api(emulator: DataApiEmulator) -> str:
+    return "\n".join(
+        [
+            f"data api endpoint  {emulator.endpoint_url}",
+            f"data api resource  {emulator.resource_arn}",
+            f"data api secret    {emulator.secret_arn}",
+        ]
+    )
+
+
 async def _up(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with AuroraSimulator(
-        args.engine,
-        args.instances,
-        topology=args.topology,
-        dns_delay=args.dns_delay,
-        delays=FailoverDelays(),
-        port=args.port,
-        address_prefix=args.address_prefix,
-        user=args.user,
-        database=args.database,
-    ) as sim:
+    async with AsyncExitStack() as stack:
+        sim = await stack.enter_async_context(
+            AuroraSimulator(
+                args.engine,
+                args.instances,
+                topology=args.topology,
+                dns_delay=args.dns_delay,
+                delays=FailoverDelays(),
+                port=args.port,
+                address_prefix=args.address_prefix,
+                user=args.user,
+                database=args.database,
+            )
+        )
         print(describe(sim))
+        if args.data_api:
+            print(describe_data_api(await stack.enter_async_context(DataApiEmulator(sim))))
         print(f"ready: {sim.timeline[0].detail}. Press Ctrl-C to stop.", flush=True)
         await stop.wait()
     print("stopped; everything was removed", flush=True)

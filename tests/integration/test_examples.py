@@ -66,3 +66,10 @@ async def test_mysql_example_stores_every_order_once_through_a_failover() -> Non
     assert found, text
     assert "480 orders sent, 480 stored (480 distinct)" in text, text
     assert f"on {{'{found.group(2)}'}}" in text, text  # every worker ended on the new writer
+
+
+async def test_data_api_example_stores_reads_waits_and_pages() -> None:
+    text = await _run("data_api.py")
+    assert text.count("order ") == 2 and "values came back with their types: True" in text, text
+    assert re.search(r"paused cluster: 3 orders counted after (1\.\d|[2-9]\.\d) s of retries", text), text
+    assert "large result: 5000 rows" in text, text

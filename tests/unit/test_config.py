@@ -125,8 +125,10 @@ def test_public_surface() -> None:
         "Topology", "TransactionResolutionUnknownError", "__version__", "connect", "connect_raw",
         "CredentialsError", "IamAuthError", "SecretsManagerError", "RetryState", "attempts_of",
         "retry_on_failover", "AuroraPool", "create_pool", "ReadWriteSplittingError",
-        "RawConnector", "raw_connector",
+        "RawConnector", "raw_connector", "data_api",
     }  # fmt: skip
+    assert aurora_async.data_api.DataApiError.__module__ == "aurora_async.data_api"
+    assert issubclass(aurora_async.data_api.DataApiError, aurora_async.AuroraError)
     assert issubclass(aurora_async.IamAuthError, aurora_async.CredentialsError)
     assert issubclass(aurora_async.SecretsManagerError, aurora_async.CredentialsError)
     assert issubclass(aurora_async.CredentialsError, aurora_async.AuroraError)

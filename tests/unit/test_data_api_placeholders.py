@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aurora_async.data_api._placeholders import find_placeholders
+from aurora_async.data_api._placeholders import find_placeholders, statement_count
 
 
 def names(sql: str, dialect: str = "postgresql") -> list[str]:
@@ -56,3 +56,37 @@ def test_unterminated_literals_hide_the_rest() -> None:
     assert names("SELECT :yes, 'open :no") == ["yes"]
     assert names("SELECT :yes /* open :no") == ["yes"]
     assert names("SELECT :yes $q$ open :no") == ["yes"]
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+@pytest.mark.parametrize(
+    ("sql", "count"),
+    [
+        ("SELECT 1", 1),
+        ("SELECT 1;", 1),
+        ("SELECT 1 ;  \n", 1),
+        ("SELECT 1; -- done", 1),
+        ("SELECT 1; /* done */", 1),
+        ("SELECT 1;;", 1),
+        ("SELECT 1; SELECT 2", 2),
+        ("SELECT 1; SELECT 2;", 2),
+        ("SELECT ';', \";\" -- ;\n", 1),
+        ("SELECT 1 /* ; */ ; SELECT 2", 2),
+        ("", 0),
+        ("  -- only a comment", 0),
+        ("; 'x'", 1),
+    ],
+)
+def test_statement_count(sql: str, count: int, dialect: str) -> None:
+    assert statement_count(sql, dialect) == count  # type: ignore[arg-type]
+
+
+def test_statement_count_follows_each_engines_lexing() -> None:
+    assert statement_count("SELECT $$ ; $$; SELECT $t$;$t$") == 2
+    assert statement_count("SELECT $1; SELECT 2") == 2
+    assert statement_count("SELECT E'\\';' ; SELECT 2") == 2
+    assert statement_count("SELECT '\\'; SELECT 2") == 2  # a standard string ends at the quote
+    assert statement_count("SELECT 'a\\';' ; SELECT 2", "mysql") == 2
+    assert statement_count("SELECT `;` # ;\n", "mysql") == 1
+    assert statement_count("SELECT 5--1; SELECT 2", "mysql") == 2  # '--' without a space is minus minus
+    assert statement_count("SELECT 1 -- ; SELECT 2", "mysql") == 1

@@ -1,0 +1,450 @@
+"""``DataApiEmulator``: the RDS Data API (``rds-data``, rest-json) on loopback, over a running simulator.
+
+Each request is validated as the service does, then run on a real connection to the simulator's writer
+(PostgreSQL through asyncpg, MariaDB through aiomysql): a pool of at most ``max_connections`` sessions
+per database, a session held by each open transaction. Statement timeouts, idle and maximum transaction
+lifetimes, the response and row size limits and an auto-paused cluster (:meth:`DataApiEmulator.pause`)
+behave as documented for Aurora Serverless v2 and provisioned clusters.
+
+The HTTP server is aiohttp's, imported when the emulator starts (aiohttp comes with aiobotocore).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+import string
+import time
+import uuid
+from collections import Counter
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from ..data_api._placeholders import statement_count
+from ._data_api_backends import CLOSE_TIMEOUT, Session, StatementResult, Translated, make_backend
+from ._data_api_protocol import (
+    LINK_FAILURE,
+    MULTISTATEMENTS,
+    REQUEST_LIMIT,
+    ApiError,
+    Param,
+    Request,
+    ResultOptions,
+    bad_request,
+    check_response,
+    check_rows,
+    dumps,
+    formatted_records,
+    parse_body,
+    parse_request,
+    unavailable,
+)
+from ._data_api_runner import StatementRunner, cancel_all
+from ._process import run_to_completion
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from ._simulator import AuroraSimulator
+
+log = logging.getLogger("aurora_async.testing.data_api")
+
+T = TypeVar("T")
+PauseError = Literal["resuming", "link_failure"]
+
+ACCOUNT = "123456789012"
+SHUTDOWN_GRACE = 0.5  # seconds a request in flight at exit may take before it is cancelled
+_OPERATIONS = {
+    "/Execute": "ExecuteStatement",
+    "/BatchExecute": "BatchExecuteStatement",
+    "/BeginTransaction": "BeginTransaction",
+    "/CommitTransaction": "CommitTransaction",
+    "/RollbackTransaction": "RollbackTransaction",
+    "/ExecuteSql": "ExecuteSql",
+}
+NOT_FOUND = "TransactionNotFoundException"
+_EXECUTE_SQL = "ExecuteSql is deprecated and not supported on provisioned clusters, use ExecuteStatement"
+
+
+class DataApiEmulator:
+    """The RDS Data API for a running :class:`AuroraSimulator`, over HTTP on 127.0.0.1: point
+    ``aioboto3``'s ``rds-data`` client at :attr:`endpoint_url` (any credentials, e.g.
+    ``DUMMY_AWS_ENV``) and use :attr:`resource_arn` and :attr:`secret_arn`::
+
+        async with AuroraSimulator("postgresql", 1) as sim, DataApiEmulator(sim) as emu:
+            async with aioboto3.Session().client(
+                "rds-data", endpoint_url=emu.endpoint_url, region_name="us-east-1"
+            ) as client:
+                await client.execute_statement(
+                    resourceArn=emu.resource_arn, secretArn=emu.secret_arn, sql="SELECT 1"
+                )
+
+    Everything it started (server, connections, background work) is stopped on exit, also on errors and
+    cancellation.
+
+    :param sim: the simulator; statements run on its writer (``sim.dsn("cluster")``), as its user.
+    :param database: the database when a request names none (default: the simulator's own). A request's
+        ``database`` selects another one (a pool per database).
+    :param region: the region in the ARNs.
+    :param response_limit: bytes of a response's JSON before ``DatabaseErrorException`` "Database returned
+        more than the allowed response size limit" (1 MiB).
+    :param row_limit: bytes of one record's JSON before "Packet for query is too large" (64 KB).
+    :param statement_timeout: seconds before ``StatementTimeoutException`` (45 s).
+    :param transaction_timeout: seconds without a call before a transaction is rolled back (3 min).
+    :param max_transaction_age: seconds before any transaction is rolled back (24 h).
+    :param max_connections: database sessions per database, transactions included.
+    """
+
+    def __init__(
+        self,
+        sim: AuroraSimulator,
+        *,
+        database: str | None = None,
+        region: str = "us-east-1",
+        response_limit: int = 1_048_576,
+        row_limit: int = 65_536,
+        statement_timeout: float = 45.0,
+        transaction_timeout: float = 180.0,
+        max_transaction_age: float = 86_400.0,
+        max_connections: int = 20,
+    ) -> None:
+        for name, value in (
+            ("response_limit", response_limit),
+            ("row_limit", row_limit),
+            ("statement_timeout", statement_timeout),
+            ("transaction_timeout", transaction_timeout),
+            ("max_transaction_age", max_transaction_age),
+            ("max_connections", max_connections),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"{name} must be a positive number, not {value!r}")
+        self._sim = sim
+        self._default_database = database
+        self.region = region
+        """The region in the ARNs."""
+        self._response_limit = int(response_limit)
+        self._row_limit = int(row_limit)
+        self._statement_timeout = float(statement_timeout)
+        self._transaction_timeout = float(transaction_timeout)
+        self._max_transaction_age = float(max_transaction_age)
+        self._max_connections = int(max_connections)
+        self._tag = secrets.token_hex(4)
+        self.cluster_id = f"aurora-sim-{self._tag}"
+        """The cluster identifier in :attr:`resource_arn` (and in the resuming message)."""
+        suffix = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(6))
+        self.resource_arn = f"arn:aws:rds:{region}:{ACCOUNT}:cluster:{self.cluster_id}"
+        """The cluster's ARN: the only ``resourceArn`` the emulator accepts."""
+        self.secret_arn = (
+            f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{self.cluster_id}-data-api-{suffix}"
+        )
+        """The secret's ARN: the only ``secretArn`` the emulator accepts (no secret really exists)."""
+        self.requests: Counter[str] = Counter()
+        """Requests received, by operation name (``ExecuteStatement``, ``BeginTransaction``, ...)."""
+        self._statements: StatementRunner | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._paused_until = 0.0
+        self._pause_error: PauseError = "resuming"
+        self._http: web.BaseRunner | None = None
+        self._port: int | None = None
+        self._state: Literal["new", "running", "closed"] = "new"
+
+    def __repr__(self) -> str:
+        where = self.endpoint_url if self._port is not None else self._state
+        return f"<DataApiEmulator {self._sim.engine} {where} transactions={self.open_transactions}>"
+
+    # -- what tests read and do --------------------------------------------------------------------------
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://127.0.0.1:<port>``, for ``endpoint_url=`` of the ``rds-data`` client."""
+        if self._port is None:
+            raise RuntimeError("the emulator is not running; use `async with DataApiEmulator(sim) as emu`")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def open_transactions(self) -> int:
+        """Transactions begun and not yet committed, rolled back or expired."""
+        return len(self._statements.transactions) if self._statements is not None else 0
+
+    def pause(self, seconds: float, error: PauseError = "resuming") -> None:
+        """Act as an auto-paused Aurora Serverless cluster for ``seconds`` from now: ExecuteStatement,
+        BatchExecuteStatement and BeginTransaction run nothing and answer ``DatabaseResumingException``
+        (``error="link_failure"``: ``BadRequestException`` "Communications link failure ..."). Commit and
+        rollback still work. Calling it again restarts the pause; :meth:`resume` ends it."""
+        if error not in ("resuming", "link_failure"):
+            raise ValueError(f"error must be 'resuming' or 'link_failure', not {error!r}")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ValueError(f"seconds must be a number >= 0, not {seconds!r}")
+        self._pause_error = error
+        self._paused_until = time.monotonic() + seconds
+
+    def resume(self) -> None:
+        """End a :meth:`pause` now."""
+        self._paused_until = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> DataApiEmulator:
+        if self._state != "new":
+            raise RuntimeError("a DataApiEmulator can be started only once")
+        self._state = "running"
+        try:
+            await self._start()
+        except BaseException:
+            await run_to_completion(self._close())
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await run_to_completion(self._close())
+
+    async def _start(self) -> None:
+        from aiohttp import web  # noqa: PLC0415 - only the emulator needs aiohttp
+
+        self._statements = StatementRunner(
+            make_backend(self._sim, self._tag),
+            default_database=self._default_database or self._sim._database,
+            statement_timeout=self._statement_timeout,
+            transaction_timeout=self._transaction_timeout,
+            max_transaction_age=self._max_transaction_age,
+            max_connections=self._max_connections,
+        )
+        self._statements.start()
+        server = web.Server(self._handle, access_log=None)
+        self._http = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_GRACE)
+        await self._http.setup()
+        sock = socket.socket()
+        try:
+            sock.bind(("127.0.0.1", 0))
+            site = web.SockSite(self._http, sock)
+            await site.start()
+        except BaseException:
+            sock.close()
+            raise
+        self._port = int(sock.getsockname()[1])
+
+    async def _close(self) -> None:
+        self._state = "closed"
+        try:
+            if self._http is not None:
+                await self._http.cleanup()  # stops listening, cancels requests still running after a grace
+        finally:
+            try:
+                await cancel_all(self._handlers, grace=2 * CLOSE_TIMEOUT)  # aiohttp cancelled them already
+            finally:
+                self._port = None
+                if self._statements is not None:
+                    await self._statements.close()
+
+    # -- HTTP --------------------------------------------------------------------------------------------
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Every request gets an answer: a Data API error shape for anything that goes wrong."""
+        from aiohttp import web  # noqa: PLC0415
+
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+        try:
+            try:
+                body = await self._dispatch(request)
+                return web.Response(body=body, status=200, content_type="application/json", headers=headers)
+            except Exception as exc:  # every error becomes an answer
+                try:
+                    error = self._api_error(exc)
+                except Exception:
+                    error = None
+                if error is None:
+                    log.warning(
+                        "Data API emulator: unexpected error in %s %s",
+                        request.method,
+                        request.path,
+                        exc_info=True,
+                    )
+                    error = ApiError(
+                        "InternalServerErrorException",
+                        f"An internal error occurred in the Data API emulator ({type(exc).__name__})",
+                    )
+                else:
+                    log.debug("Data API emulator: %s %s -> %s", request.method, request.path, error)
+                headers["x-amzn-ErrorType"] = error.shape
+                return web.Response(
+                    body=error.body(), status=error.status, content_type="application/json", headers=headers
+                )
+        finally:
+            if task is not None:
+                self._handlers.discard(task)
+
+    def _api_error(self, exc: Exception) -> ApiError | None:
+        if isinstance(exc, ApiError):
+            return exc
+        return self._statements.backend.api_error(exc) if self._statements is not None else None
+
+    async def _dispatch(self, request: web.BaseRequest) -> bytes:
+        operation = _OPERATIONS.get(request.path) if request.method == "POST" else None
+        raw = await _read_body(request)
+        if operation is None:
+            raise ApiError(
+                "UnknownOperationException", f"No Data API operation at {request.method} {request.path}"
+            )
+        self.requests[operation] += 1
+        if operation == "ExecuteSql":
+            raise bad_request(_EXECUTE_SQL)
+        body = parse_body(raw)
+        if operation == "ExecuteStatement":
+            return await self._execute_statement(body)
+        if operation == "BatchExecuteStatement":
+            return await self._batch_execute_statement(body)
+        if operation == "BeginTransaction":
+            return await self._begin_transaction(body)
+        return await self._end_transaction(body, commit=operation == "CommitTransaction")
+
+    # -- operations --------------------------------------------------------------------------------------
+
+    async def _execute_statement(self, body: dict[str, Any]) -> bytes:
+        request = self._request(body, needs_sql=True)
+        assert request.sql is not None
+        statement = self._translate(request.sql, request.parameters)
+        self._check_paused()
+        options = request.options
+
+        def encode(result: StatementResult) -> bytes:
+            return self._execute_response(result, request)
+
+        runner = self._running()
+        if request.transaction_id is not None:
+            tx = runner.claim(request.transaction_id, request.resource_arn, "TransactionNotFoundException")
+            try:
+                result = await runner.run_in_transaction(
+                    tx, lambda session: session.execute(statement, options, implicit_transaction=False)
+                )
+                return encode(result)
+            finally:
+                runner.release(tx)
+        return await runner.run_alone(
+            request.database,
+            lambda session: session.execute(statement, options, implicit_transaction=True),
+            encode,
+            continue_after_timeout=request.continue_after_timeout,
+        )
+
+    def _execute_response(self, result: StatementResult, request: Request) -> bytes:
+        body: dict[str, Any] = {"numberOfRecordsUpdated": result.updated, "generatedFields": result.generated}
+        if result.records is not None:
+            check_rows(result.records, self._row_limit)
+            if request.json_records:
+                labels = [column.label for column in result.columns]
+                body["formattedRecords"] = formatted_records(labels, result.records)
+            else:
+                body["records"] = result.records
+                if request.options.include_metadata:
+                    body["columnMetadata"] = [column.metadata for column in result.columns]
+        return check_response(dumps(body), self._response_limit)
+
+    async def _batch_execute_statement(self, body: dict[str, Any]) -> bytes:
+        request = self._request(body, needs_sql=True)
+        assert request.sql is not None
+        sets = request.parameter_sets or []
+        statements = [self._translate(request.sql, params) for params in sets]
+        if not statements:
+            statements = [self._translate(request.sql, {})]
+        self._check_paused()
+
+        async def run(session: Session) -> list[list[Any]]:
+            generated = []
+            for statement in statements:
+                result = await session.execute(statement, ResultOptions(), implicit_transaction=False)
+                generated.append(result.generated)
+            return generated
+
+        async def run_alone(session: Session) -> list[list[Any]]:
+            await session.begin()  # all or nothing
+            generated = await run(session)
+            await session.commit()
+            return generated
+
+        def encode(generated: list[list[Any]]) -> bytes:
+            results = [{"generatedFields": fields} for fields in generated] if sets else []
+            return check_response(dumps({"updateResults": results}), self._response_limit)
+
+        runner = self._running()
+        if request.transaction_id is not None:
+            tx = runner.claim(request.transaction_id, request.resource_arn, "TransactionNotFoundException")
+            try:
+                return encode(await runner.run_in_transaction(tx, run))
+            finally:
+                runner.release(tx)
+        return await runner.run_alone(request.database, run_alone, encode)
+
+    async def _begin_transaction(self, body: dict[str, Any]) -> bytes:
+        request = self._request(body, needs_sql=False)
+        self._check_paused()
+        tx = await self._running().begin(request.database, request.resource_arn)
+        return dumps({"transactionId": tx.id})
+
+    async def _end_transaction(self, body: dict[str, Any], *, commit: bool) -> bytes:
+        request = self._request(body, needs_sql=False, needs_transaction=True)
+        assert request.transaction_id is not None
+        runner = self._running()
+        tx = runner.claim(request.transaction_id, request.resource_arn, "NotFoundException")
+        await runner.end(tx, commit=commit)
+        return dumps({"transactionStatus": "Transaction Committed" if commit else "Rollback Complete"})
+
+    # -- validation --------------------------------------------------------------------------------------
+
+    def _request(self, body: dict[str, Any], *, needs_sql: bool, needs_transaction: bool = False) -> Request:
+        request = parse_request(body, needs_sql=needs_sql, needs_transaction=needs_transaction)
+        if request.resource_arn != self.resource_arn:
+            raise bad_request(
+                f"{request.resource_arn} is not a valid resource ARN: there is no Aurora DB cluster with the "
+                "Data API enabled with this ARN"
+            )
+        if request.secret_arn != self.secret_arn:
+            raise ApiError(
+                "SecretsErrorException",
+                f"Error fetching secret {request.secret_arn}: "
+                "Secrets Manager can't find the specified secret.",
+            )
+        if "schema" in body:
+            raise ApiError("ValidationException", "The schema parameter isn't supported.")
+        return request
+
+    def _translate(self, sql: str, params: dict[str, Param]) -> Translated:
+        backend = self._running().backend
+        if statement_count(sql, "mysql" if backend.dialect == "mysql" else "postgresql") > 1:
+            raise ApiError("ValidationException", MULTISTATEMENTS)
+        return backend.translate(sql, params)
+
+    def _check_paused(self) -> None:
+        if time.monotonic() < self._paused_until:
+            if self._pause_error == "link_failure":
+                raise bad_request(LINK_FAILURE)
+            raise ApiError(
+                "DatabaseResumingException",
+                f"The Aurora DB instance {self.cluster_id} is resuming after being auto-paused. "
+                "Please wait a few seconds and try again.",
+            )
+
+    def _running(self) -> StatementRunner:
+        if self._statements is None or self._state != "running":
+            raise unavailable("the emulator is shutting down")
+        return self._statements
+
+
+async def _read_body(request: web.BaseRequest) -> bytes:
+    """The body, read to the end; one over the 4 MiB limit is refused (after reading, so that the client
+    gets the answer)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size <= REQUEST_LIMIT:
+            chunks.append(chunk)
+    if size > REQUEST_LIMIT:
+        raise bad_request(f"Request size limit exceeded: the request is {size} bytes, the limit is 4 MiB")
+    return b"".join(chunks)
