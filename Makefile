@@ -51,6 +51,7 @@ bench: $(STAMP) servers $(PEERS_STAMP)
 	$(BIN)/python benchmarks/bench_credentials.py
 	$(BIN)/python benchmarks/bench_pool.py
 	$(BIN)/python benchmarks/bench_mysql.py
+	$(BIN)/python benchmarks/bench_data_api.py
 	$(BIN)/python benchmarks/bench_peers.py
 
 # make chaos [DURATION=60] [SEED=n] [WORKERS=50]: the randomized fault run (tests/chaos), reproducible by seed
