@@ -23,7 +23,7 @@ from ._records import Record, column_index
 from ._requests import Backoff, Requester
 from ._statements import check_parameters, first_word, only_reads
 from ._transaction import DataApiTransaction
-from ._values import RAW_RECORDS, decode_field, encode_parameters, keep_null_array_elements
+from ._values import RAW_RECORDS, decode_field, encode_parameters, take_records
 
 Engine = Literal["postgresql", "mysql"]
 log = logging.getLogger("aurora_async.data_api")
@@ -470,7 +470,7 @@ def connect(
         client = await stack.enter_async_context(
             session.client("rds-data", region_name=region, endpoint_url=endpoint_url, config=config)
         )
-        client.meta.events.register("before-parse.rds-data.ExecuteStatement", keep_null_array_elements)
+        client.meta.events.register("before-parse.rds-data.ExecuteStatement", take_records)
         backoff = Backoff(0.25, 8.0, random.Random())
         requester = Requester(client, retry_timeout=retry_timeout, backoff=backoff)
         return DataApiConnection(

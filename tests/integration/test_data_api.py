@@ -440,9 +440,17 @@ async def test_bad_parameters_are_refused_before_any_request(pg_emu: DataApiEmul
 
 
 async def test_connect_as_context_manager_and_close(pg_emu: DataApiEmulator) -> None:
+    before = asyncio.all_tasks()
     conn = await connect(pg_emu)
     assert await conn.fetchval("SELECT 1") == 1
+    async with conn.transaction():
+        await asyncio.gather(*(conn.fetchval("SELECT :n", {"n": n}) for n in range(5)))
     await conn.close()
+
+    async def nothing_left() -> bool:
+        return not [t for t in asyncio.all_tasks() - before if not t.done()]
+
+    await eventually(nothing_left, timeout=5, what="the client's tasks to end")
     assert conn.is_closed()
     with pytest.raises(DataApiError, match="closed"):
         await conn.fetchval("SELECT 1")
