@@ -6,7 +6,8 @@ search. The registry of clusters is the only module-level state of aurora_async;
 from it, and its task stopped, when the last connection using it closes. The registry remembers what a
 closed cluster learned (its dialect and last topology) for ``topology_refresh`` seconds, so that a
 connect-close-connect pattern does not detect the dialect and read the topology every time; roles are
-still verified on every connect, and the new cluster's monitor refreshes the topology at once.
+still verified on every connect, and the new cluster's monitor refreshes the topology within
+``_FIRST_REFRESH`` (0.25 s).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ topology_log = logging.getLogger("aurora_async.topology")
 DRIVERS: dict[str, Driver] = {"postgresql": POSTGRESQL, "mysql": MYSQL}  # by Config.engine
 
 _POLL = 0.02  # how often the writer search asks an instance again (and its first reconnect back-off)
+# a new cluster's first refresh, and with it its monitoring connection, waits this long: a connection
+# closed sooner (connect, query, close) does not pay for a second connection it would never use
+_FIRST_REFRESH = 0.25
 
 
 def cluster_key(config: Config) -> Hashable:
@@ -301,7 +305,6 @@ class Cluster:
             and self.dialect is not None
             and self.dialect.has_topology
         ):
-            self._wakeup.set()  # open the monitoring connection at once: its loss is news
             self._monitor = asyncio.ensure_future(self._run_monitor())
 
     # -- host monitoring ---------------------------------------------------------------------------
@@ -326,9 +329,12 @@ class Cluster:
 
     async def _run_monitor(self) -> None:
         loop = asyncio.get_running_loop()
+        first = True
         while not self._closed:  # (also if a cancellation was lost: asyncio.wait_for on 3.11 can drop one)
             fast = loop.time() < self._fast_until
             interval = self.options.topology_high_refresh if fast else self.options.topology_refresh
+            if first:  # soon, not at once (see _FIRST_REFRESH): the monitoring connection's loss is news
+                interval, first = min(interval, _FIRST_REFRESH), False
             try:
                 async with asyncio.timeout(interval):
                     await self._wakeup.wait()

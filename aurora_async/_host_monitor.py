@@ -98,6 +98,10 @@ class HostMonitor:
         failing_since: float | None = None  # start of the first failed probe of the current streak
         failures = 0
         try:
+            # the first probe after one interval: a connection closed sooner (connect, query, close)
+            # does not pay for a probe connection; a host that dies meanwhile is declared dead at
+            # about the same time, as the probe connection's attempt may use the whole window
+            await asyncio.sleep(interval)
             while not self._stopped:
                 if not self.connections and not await self._wait_for_connections():
                     return
