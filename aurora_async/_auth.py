@@ -1,15 +1,17 @@
 """The ``iam`` and ``aws_secrets_manager`` plugins: passwords from AWS, cached, fetched single-flight.
 
-An :class:`Authenticator` belongs to a cluster and supplies the user and password of every physical
-connection the cluster opens (the application's, and the library's own monitoring and failover
-connections). Values are cached until their expiry; concurrent connects that find the cache empty or
+A connection whose identity has a credential source (:class:`IamSource`, :class:`SecretSource`) gets
+its user and password from the event loop's :class:`Authenticator`, for each physical connection opened
+for it (and for the library's own connections that borrow its identity). Values are cached per source
+(and per host for IAM tokens) until their expiry; concurrent connects that find the cache empty or
 expired share one fetch. A login failure with a cached value fetches once more (a token that expired
 early, a rotated secret) and retries once; a login failure with a fresh value is the caller's.
 
-aioboto3 is imported only here, and only when one of the plugins is on (the ``aws`` extra). Its
-clients live for one call each (``async with session.client(...)``), so nothing is left open when the
-cluster closes. Secrets never appear in our logs, reprs or error messages, and a filter keeps them out
-of botocore's DEBUG logs too (it logs response bodies and request signatures).
+aioboto3 is imported only when one of the plugins is on (the ``aws`` extra). The process shares one
+aioboto3 session (unless a connection brings its own, ``aws_session=``), so its service models load
+once; clients live for one call each (``async with session.client(...)``), so nothing is left open.
+Secrets never appear in our logs, reprs or error messages, and a filter keeps them out of botocore's
+DEBUG logs too (it logs response bodies and request signatures).
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ._concurrency import retrieve_exception
-from ._config import Config, iam_region, secret_region
 from ._exceptions import IamAuthError, SecretsManagerError
 
 log = logging.getLogger("aurora_async.auth")
@@ -69,6 +71,9 @@ class _Cached(Generic[T]):
         self._value, self._expires = value, self._clock() + lifetime
         return value
 
+    def expired(self) -> bool:
+        return self.fresh() is None and (self._fetching is None or self._fetching.done())
+
     def cancel(self) -> None:
         if self._fetching is not None:
             self._fetching.cancel()
@@ -109,57 +114,84 @@ class Credentials:
         return f"<Credentials user={self.user!r} password=***>"
 
 
-class Authenticator:
-    """Supplies credentials for the cluster's connections (see the module docstring)."""
+@dataclass(frozen=True)
+class IamSource:
+    """Passwords are IAM tokens for ``user``, signed for ``region``; ``host`` / ``port`` (``iam_host``,
+    ``iam_port``) replace the address connected to in the token when set."""
 
-    def __init__(self, config: Config, *, clock: Clock = time.monotonic) -> None:
-        self.config = config
-        self.options = config.options
+    user: str
+    region: str
+    host: str | None
+    port: int | None
+    expiration: float
+    aws_session: Any = field(default=None, repr=False)  # compared by identity: whose AWS principal
+
+    kind = "iam"
+
+    def key(self, host: str, port: int) -> tuple[Any, ...]:
+        return ("iam", self.region, self.host or host, self.port or port, self.user, self.aws_session)
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """User and password are read from a Secrets Manager JSON secret."""
+
+    secret_id: str
+    region: str
+    endpoint: str | None
+    username_key: str
+    password_key: str
+    expiration: float
+    aws_session: Any = field(default=None, repr=False)
+
+    kind = "aws_secrets_manager"
+
+    def key(self, host: str, port: int) -> tuple[Any, ...]:
+        return ("secret", self.secret_id, self.region, self.endpoint, self.aws_session)
+
+
+CredentialSource = IamSource | SecretSource
+
+
+class Authenticator:
+    """Supplies the credentials of every source, cached (see the module docstring). One serves every
+    cluster of an event loop, so connect-close-connect reuses a token or secret until it expires."""
+
+    def __init__(self, *, default_session: Callable[[], Any], clock: Clock = time.monotonic) -> None:
         self.stats: Counter[str] = Counter()
         self._clock = clock
-        self._session: Any = self.options.aws_session
+        self._default_session = default_session
         self._cache: dict[tuple[Any, ...], _Cached[Credentials]] = {}
         redact_botocore_logs()
 
     def __repr__(self) -> str:
-        kind = "iam" if self.options.has("iam") else "aws_secrets_manager"
-        return f"<Authenticator {kind} cached={len(self._cache)}>"
-
-    @staticmethod
-    def wanted(config: Config) -> bool:
-        return config.options.has("iam") or config.options.has("aws_secrets_manager")
+        return f"<Authenticator cached={len(self._cache)}>"
 
     async def credentials(
-        self, host: str, port: int, *, stale: Credentials | None = None
+        self, source: CredentialSource, host: str, port: int, *, stale: Credentials | None = None
     ) -> tuple[Credentials, bool]:
         """Credentials for a connection to ``host:port``, and whether they came from the cache;
         ``stale``: credentials the server just refused, to be replaced."""
-        options = self.options
-        if options.has("iam"):
-            host, port = options.iam_host or host, options.iam_port or port
-            key: tuple[Any, ...] = (
-                "iam",
-                iam_region(options, self.config.host),
-                host,
-                port,
-                self.config.user,
-            )
-
-            def fetch() -> Awaitable[tuple[Credentials, float]]:
-                return self._token(key[1], host, port)
-        else:
-            key = ("secret", options.secrets_manager_secret_id, secret_region(options))
-
-            def fetch() -> Awaitable[tuple[Credentials, float]]:
-                return self._secret()
-
+        key = source.key(host, port)
         cached = self._cache.get(key)
         if cached is None:
+            self._prune()
             cached = self._cache[key] = _Cached(self._clock)
+        if isinstance(source, IamSource):
+            token_host, token_port = source.host or host, source.port or port
+
+            def fetch() -> Awaitable[tuple[Credentials, float]]:
+                return self._token(source, token_host, token_port)
+        else:
+
+            def fetch() -> Awaitable[tuple[Credentials, float]]:
+                return self._secret(source)
+
         return await cached.get(fetch, stale=stale)
 
     async def connect(
         self,
+        source: CredentialSource,
         host: str,
         port: int,
         open_with: Callable[[Credentials], Awaitable[T]],
@@ -167,7 +199,7 @@ class Authenticator:
     ) -> T:
         """``open_with(credentials)``; on a login failure with cached credentials, once more with fresh
         ones (an expired token, a rotated secret)."""
-        creds, from_cache = await self.credentials(host, port)
+        creds, from_cache = await self.credentials(source, host, port)
         try:
             return await open_with(creds)
         except Exception as exc:
@@ -175,61 +207,68 @@ class Authenticator:
                 raise
             log.info("login with cached credentials failed (%s): fetching fresh ones", type(exc).__name__)
             self.stats["login_retries"] += 1
-        creds, _ = await self.credentials(host, port, stale=creds)
+        creds, _ = await self.credentials(source, host, port, stale=creds)
         return await open_with(creds)
+
+    def _prune(self) -> None:
+        """Forget expired entries nobody is fetching (hosts come and go over a process's life)."""
+        if len(self._cache) >= 64:
+            for key in [k for k, c in self._cache.items() if c.expired()]:
+                del self._cache[key]
 
     def close(self) -> None:
         for cached in self._cache.values():
             cached.cancel()
+        self._cache.clear()
 
     # -- AWS -----------------------------------------------------------------------------------------
 
-    def _aws_session(self) -> Any:
-        if self._session is None:
-            import aioboto3  # noqa: PLC0415 - the optional 'aws' extra, checked when the config was parsed
+    def _session(self, source: CredentialSource) -> Any:
+        return source.aws_session if source.aws_session is not None else self._default_session()
 
-            self._session = aioboto3.Session()
-        return self._session
-
-    async def _token(self, region: str, host: str, port: int) -> tuple[Credentials, float]:
-        user = self.config.user
+    async def _token(self, source: IamSource, host: str, port: int) -> tuple[Credentials, float]:
+        user, region = source.user, source.region
         self.stats["iam_tokens"] += 1
+        failure: Exception | None = None
         try:
-            async with self._aws_session().client("rds", region_name=region) as rds:
+            async with self._session(source).client("rds", region_name=region) as rds:
                 token = await rds.generate_db_auth_token(
                     DBHostname=host, Port=port, DBUsername=user, Region=region
                 )
         except Exception as exc:  # botocore's NoCredentialsError and friends: name the kind, not the details
+            failure = exc
+        if failure is not None:
             raise IamAuthError(
-                f"could not generate an IAM token for {user}@{host}:{port} in {region}: {type(exc).__name__}",
-                code=_aws_code(exc),
-            ) from None
+                f"could not generate an IAM token for {user}@{host}:{port} in {region}: "
+                f"{type(failure).__name__}",
+                code=_aws_code(failure),
+            )
         log.debug("IAM token generated for %s@%s:%s (%s)", user, host, port, region)
-        return Credentials(user, token), self.options.iam_expiration
+        return Credentials(user, token), source.expiration
 
-    async def _secret(self) -> tuple[Credentials, float]:
-        options = self.options
-        secret_id = options.secrets_manager_secret_id
+    async def _secret(self, source: SecretSource) -> tuple[Credentials, float]:
+        secret_id = source.secret_id
         self.stats["secret_fetches"] += 1
-        kwargs: dict[str, Any] = {"region_name": secret_region(options)}
-        if options.secrets_manager_endpoint:
-            kwargs["endpoint_url"] = options.secrets_manager_endpoint
+        kwargs: dict[str, Any] = {"region_name": source.region}
+        if source.endpoint:
+            kwargs["endpoint_url"] = source.endpoint
+        failure: Exception | None = None
         try:
-            async with self._aws_session().client("secretsmanager", **kwargs) as client:
+            async with self._session(source).client("secretsmanager", **kwargs) as client:
                 response = await client.get_secret_value(SecretId=secret_id)
         except Exception as exc:
-            code = _aws_code(exc)
+            failure = exc
+        if failure is not None:
+            code = _aws_code(failure)
             raise SecretsManagerError(
-                f"could not fetch secret {secret_id!r}: {code or type(exc).__name__}", code=code
-            ) from None
-        user_key = options.secrets_manager_secret_username_key
-        password_key = options.secrets_manager_secret_password_key
-        try:
-            document = json.loads(response.get("SecretString") or "")
-        except ValueError:
-            raise SecretsManagerError(f"secret {secret_id!r} is not a JSON object") from None
-        if not isinstance(document, dict):
+                f"could not fetch secret {secret_id!r}: {code or type(failure).__name__}", code=code
+            )
+        # raised outside any except block: a JSONDecodeError's .doc is the whole secret, and it must not
+        # ride along as __context__
+        document = _json_object(response.get("SecretString"))
+        if document is None:
             raise SecretsManagerError(f"secret {secret_id!r} is not a JSON object")
+        user_key, password_key = source.username_key, source.password_key
         missing = [k for k in (user_key, password_key) if not isinstance(document.get(k), str)]
         if missing:
             raise SecretsManagerError(
@@ -237,7 +276,18 @@ class Authenticator:
                 "(see secrets_manager_secret_username_key / _password_key)"
             )
         log.debug("secret %r fetched", secret_id)
-        return Credentials(document[user_key], document[password_key]), options.secrets_manager_expiration
+        return Credentials(document[user_key], document[password_key]), source.expiration
+
+
+def _json_object(text: Any) -> dict[str, Any] | None:
+    """``text`` parsed as a JSON object, else None; no exception escapes, so none can carry the text."""
+    if not isinstance(text, str):
+        return None
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    return document if isinstance(document, dict) else None
 
 
 def _aws_code(exc: BaseException) -> str | None:

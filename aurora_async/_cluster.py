@@ -13,6 +13,7 @@ still verified on every connect, and the new cluster's monitor refreshes the top
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import itertools
 import logging
@@ -20,18 +21,20 @@ import time
 import weakref
 from collections import Counter
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from ._auth import Authenticator
 from ._concurrency import race_first, retrieve_exception
-from ._config import Config
+from ._config import Config, Options
 from ._dialects import Dialect, HostBuilder, host_builder
 from ._driver import Driver, discard, discard_first
 from ._exceptions import ConfigurationError
 from ._host_monitor import HostMonitor
+from ._identity import Identities, Identity
 from ._mysql_driver import MYSQL
 from ._pg_driver import POSTGRESQL
-from ._rds_hosts import classify_host
+from ._rds_hosts import HostPattern, classify_host
 from ._topology import Instance, Role, Topology, with_writer
 from ._tracker import Tracker
 
@@ -43,39 +46,67 @@ _POLL = 0.02  # how often the writer search asks an instance again (and its firs
 # a new cluster's first refresh, and with it its monitoring connection, waits this long: a connection
 # closed sooner (connect, query, close) does not pay for a second connection it would never use
 _FIRST_REFRESH = 0.25
+# how long the topology monitor's own writer search may take before it logs and starts another
+_MONITOR_SEARCH = 60.0
+# the deadline of the monitor's own (re)connect, whatever identity it borrows (each has its own)
+_BACKGROUND_CONNECT = 10.0
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """The options that govern what connections to a cluster share (its dialect, topology monitor and
+    host monitors). Connections whose settings differ get a cluster each; everything else (plugins,
+    failover mode and timeout, reader selection, credentials, TLS, driver arguments) is per connection."""
+
+    wrapper_dialect: str | None
+    cluster_instance_host_pattern: HostPattern | None
+    topology_refresh: float
+    topology_high_refresh: float
+    topology_high_refresh_period: float
+    auxiliary_query_timeout: float
+    failure_detection_time: float
+    failure_detection_interval: float
+    failure_detection_count: int
+    monitor_disposal_time: float
+
+    @classmethod
+    def of(cls, options: Options) -> ClusterSettings:
+        return cls(**{f.name: getattr(options, f.name) for f in dataclasses.fields(cls)})
 
 
 def cluster_key(config: Config) -> Hashable:
     """What identifies a cluster: ``cluster_id``, else the instance pattern, else the RDS cluster name
-    and domain, else the host itself; plus the credentials its monitoring connection uses."""
+    and domain, else the host itself; plus the settings of what its connections share. Not who
+    connects: connections of every identity share the cluster."""
     options = config.options
     rds = classify_host(config.host)
-    identity: Hashable
+    address: Hashable
     if options.cluster_id is not None:
-        identity = ("id", options.cluster_id)
+        address = ("id", options.cluster_id)
     elif options.cluster_instance_host_pattern is not None:
-        identity = ("pattern", options.cluster_instance_host_pattern)
+        address = ("pattern", options.cluster_instance_host_pattern)
     elif rds.url_type.is_rds_cluster:
-        identity = ("rds", (rds.name or "").lower(), (rds.domain or "").lower(), config.port)
+        address = ("rds", (rds.name or "").lower(), (rds.domain or "").lower(), config.port)
     else:
-        identity = ("host", config.host.lower(), config.port)
-    return (config.engine, identity, config.user, config.database, options.wrapper_dialect)
+        address = ("host", config.host.lower(), config.port)
+    return (config.engine, address, ClusterSettings.of(options))
 
 
 class Cluster:
     """Shared knowledge about one cluster (see the module docstring)."""
 
-    def __init__(self, key: Hashable, config: Config, forget: Any) -> None:
+    def __init__(self, key: Hashable, config: Config, forget: Any, auth: Authenticator) -> None:
         self.key = key
-        self.config = config
-        self.options = config.options
+        self.host, self.port = config.host, config.port  # the address the first connection was given
+        self.options = ClusterSettings.of(config.options)
         self.driver: Driver = DRIVERS[config.engine]
+        self.identities = Identities()  # who this cluster's connections are (background work borrows)
+        self.auth = auth  # the event loop's credentials cache
         self.dialect: Dialect | None = None
         # the topology's writer was confirmed (it answered as the writer): worth remembering at close
         self.confirmed = False
         self.topology: Topology | None = None
         self.tracker = Tracker()
-        self.auth = Authenticator(config) if Authenticator.wanted(config) else None
         self.stats: Counter[str] = Counter()
         self.refs = 0
         self.reader_turns = itertools.count()  # round_robin reader selection, per cluster
@@ -92,10 +123,45 @@ class Cluster:
         self._wakeup = asyncio.Event()
         self._fast_until = 0.0
         self._closed = False
+        self._pattern_checked = False
 
     def __repr__(self) -> str:
         dialect = self.dialect.code if self.dialect else "?"
-        return f"<Cluster {self.config.host}:{self.config.port} {dialect} refs={self.refs} {self.topology!r}>"
+        return f"<Cluster {self.host}:{self.port} {dialect} refs={self.refs} {self.topology!r}>"
+
+    # -- opening physical connections --------------------------------------------------------------
+
+    async def open_as(self, identity: Identity, host: str, port: int, timeout: float) -> Any:
+        """A physical connection to ``host:port`` opened as ``identity``, within ``timeout``."""
+        try:
+            conn = await self.driver.open(identity, host, port, timeout, self.auth)
+        except Exception as exc:
+            if self.driver.is_login_error(exc):
+                self.identities.refused(identity)
+            raise
+        self.identities.logged_in(identity)
+        return conn
+
+    async def open_background(self, host: str, port: int, timeout: float) -> Any:
+        """A physical connection for the cluster's own work (monitor, writer search, probes), opened
+        with a borrowed identity (:meth:`Identities.for_background`): when the server refuses one
+        login, the next is tried within the same ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        refused: BaseException | None = None
+        for identity in self.identities.for_background():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                return await self.open_as(identity, host, port, min(remaining, identity.connect_timeout))
+            except self.driver.connect_errors as exc:
+                if not self.driver.is_login_error(exc):
+                    raise
+                refused = exc
+        if refused is not None:
+            raise refused
+        raise OSError(f"no connection identity left to open a connection to {host}:{port}")
 
     # -- first contact -----------------------------------------------------------------------------
 
@@ -119,27 +185,71 @@ class Cluster:
                 else:
                     self.dialect = await self.driver.detect_dialect(conn, timeout)
                 self._build = self._host_builder()
-                topology_log.debug(
-                    "cluster %s:%s uses dialect %s", self.config.host, self.config.port, self.dialect.code
-                )
+                topology_log.debug("cluster %s:%s uses dialect %s", self.host, self.port, self.dialect.code)
             if self.topology is None:
                 instances = await self._read(conn)
                 if instances is None:
-                    instances = [Instance("initial", self.config.host, self.config.port, Role.WRITER)]
+                    instances = [Instance("initial", self.host, self.port, Role.WRITER)]
                 self._publish(instances, verified=False)
         self._start_monitor()
+
+    async def check_pattern(self, identity: Identity, reached: Instance, host: str, port: int) -> None:
+        """Once per cluster: does ``cluster_instance_host_pattern`` lead to the instances? The first
+        connection reached instance ``reached`` through ``host:port``; the address the pattern gives
+        for it must answer as that same instance, or failover and host monitoring would dial nowhere.
+
+        :raises ConfigurationError: naming the pattern, the address it gave and what happened there.
+        """
+        pattern = self.options.cluster_instance_host_pattern
+        if self._pattern_checked or pattern is None or self._build is None or self.dialect is None:
+            return
+        if not self.dialect.has_topology:
+            return  # no instance is ever reached through it
+        async with self._prepared:
+            if self._pattern_checked:
+                return
+            try:
+                address = self._build(reached.instance_id, None, None)
+            except LookupError:
+                return
+            if address != (host, port):
+                problem = await self._answers_as(identity, address, reached.instance_id)
+                if problem is not None:
+                    port_text = "" if pattern.port is None else f":{pattern.port}"
+                    raise ConfigurationError(
+                        f"cluster_instance_host_pattern {pattern.template + port_text!r} leads nowhere: "
+                        f"for instance {reached.instance_id!r}, reached through {host}:{port}, it gives "
+                        f"{address[0]}:{address[1]}, where {problem}; failover and host monitoring "
+                        "reach the instances through it"
+                    )
+            self._pattern_checked = True
+
+    async def _answers_as(self, identity: Identity, address: tuple[str, int], instance_id: str) -> str | None:
+        """None when ``address`` answers as ``instance_id``; else what happened there."""
+        assert self.dialect is not None
+        try:
+            conn = await self.open_as(identity, address[0], address[1], identity.connect_timeout)
+        except self.driver.connect_errors as exc:
+            if self.driver.is_login_error(exc):
+                raise  # the address works, the login does not: the caller's error to see
+            return f"connecting failed ({type(exc).__name__}: {exc})"
+        try:
+            answered = await self.dialect.instance_id(conn, self.options.auxiliary_query_timeout)
+        finally:
+            discard(conn)
+        return None if answered == instance_id else f"instance {answered!r} answered"
 
     def _host_builder(self) -> HostBuilder:
         assert self.dialect is not None
         pattern = self.options.cluster_instance_host_pattern
-        unreachable = pattern is None and classify_host(self.config.host).instance_template is None
+        unreachable = pattern is None and classify_host(self.host).instance_template is None
         if self.dialect.ids_only and unreachable:
             raise ConfigurationError(
                 f"cluster_instance_host_pattern is required to reach the instances of an Aurora cluster "
-                f"through {self.config.host!r} (an IP address or custom domain); for example "
+                f"through {self.host!r} (an IP address or custom domain); for example "
                 "'?.abcdefgh.us-east-1.rds.amazonaws.com' or '10.0.0.?:5432'"
             )
-        return host_builder(pattern, self.config.host, self.config.port)
+        return host_builder(pattern, self.host, self.port)
 
     async def _read(self, conn: Any) -> list[Instance] | None:
         assert self.dialect is not None and self._build is not None
@@ -166,8 +276,7 @@ class Cluster:
             and new.writer.instance_id != old_writer.instance_id
         ):
             topology_log.info("writer changed: %s -> %s", old_writer.instance_id, new.writer.instance_id)
-            if self.options.has("aurora_connection_tracker"):
-                self.tracker.close_all_on(old_writer.instance_id)
+            self.tracker.close_all_on(old_writer.instance_id)  # connections with the tracker plugin
         elif new.version != (old.version if old else 0):
             topology_log.debug("topology %r", new)
         return new
@@ -248,7 +357,7 @@ class Cluster:
 
     def _candidates(self) -> list[Instance]:
         known = list(self.topology.instances) if self.topology is not None else []
-        initial = Instance("initial", self.config.host, self.config.port, Role.WRITER)
+        initial = Instance("initial", self.host, self.port, Role.WRITER)
         if all(i.endpoint != initial.endpoint for i in known):
             known.append(initial)
         return known
@@ -265,10 +374,7 @@ class Cluster:
             while (remaining := deadline - loop.time()) > 0:
                 if conn is None:
                     try:
-                        timeout = min(self.options.connect_timeout, remaining)
-                        conn = await self.driver.open(
-                            self.config, instance.host, instance.port, timeout, self.auth
-                        )
+                        conn = await self.open_background(instance.host, instance.port, remaining)
                     except self.driver.connect_errors as exc:
                         topology_log.debug(
                             "probe %s: unreachable (%s)", instance.endpoint, type(exc).__name__
@@ -351,9 +457,9 @@ class Cluster:
                     topology_log.warning("topology refresh failed: %r", exc)
                 self._replace_monitor_conn(None)
                 try:
-                    await self.find_writer(time.monotonic(), loop.time() + self.options.failover_timeout)
+                    await self.find_writer(time.monotonic(), loop.time() + _MONITOR_SEARCH)
                 except TimeoutError:
-                    topology_log.warning("no writer found within failover_timeout; will keep trying")
+                    topology_log.warning("no writer found within %g s; will keep trying", _MONITOR_SEARCH)
 
     async def _refresh(self) -> None:
         writer = self.topology.writer if self.topology is not None else None
@@ -361,9 +467,7 @@ class Cluster:
             raise TimeoutError("no known writer")
         conn = self._monitor_conn
         if conn is None or conn.is_closed():
-            conn = await self.driver.open(
-                self.config, writer.host, writer.port, self.options.connect_timeout, self.auth
-            )
+            conn = await self.open_background(writer.host, writer.port, _BACKGROUND_CONNECT)
             self._replace_monitor_conn(conn)
         assert self.dialect is not None
         aux = self.options.auxiliary_query_timeout
@@ -392,18 +496,23 @@ class Cluster:
 
     # -- lifetime ----------------------------------------------------------------------------------
 
-    def acquire(self) -> Cluster:
+    def acquire(self, identity: Identity) -> Cluster:
+        """One more user of the cluster (a connection, a pool, a connector), who is ``identity``."""
         self.refs += 1
+        self.identities.add(identity)
         return self
 
-    def release(self) -> None:
+    def release(self, identity: Identity) -> None:
+        """One user less; with the last one the background work stops. Each :meth:`acquire` is
+        released exactly once (the caller's duty)."""
         self.refs -= 1
+        self.identities.remove(identity)
         if self.refs <= 0:
             self._stop()
 
-    async def release_and_wait(self) -> None:
+    async def release_and_wait(self, identity: Identity) -> None:
         """:meth:`release`; when that was the last reference, wait until the background work ended."""
-        self.release()
+        self.release(identity)
         if self._closed:
             await self.wait_closed()
 
@@ -418,8 +527,6 @@ class Cluster:
                 task.cancel()
         for monitor in self.host_monitors.values():
             monitor.stop()
-        if self.auth is not None:
-            self.auth.close()
         self._replace_monitor_conn(None)
 
     async def wait_closed(self) -> None:
@@ -445,14 +552,38 @@ class ClusterRegistry:
         self._learned: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[Hashable, tuple[Dialect, Topology, float]]
         ] = weakref.WeakKeyDictionary()
+        # the credentials cache of each loop, shared by its clusters (it outlives them: connect-close-
+        # connect reuses a token or a secret until it expires)
+        self._auth: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Authenticator] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._aws_session: Any = None  # the process's aioboto3 session, made on first use
+
+    def authenticator(self) -> Authenticator:
+        """The running loop's credentials cache."""
+        loop = asyncio.get_running_loop()
+        auth = self._auth.get(loop)
+        if auth is None:
+            auth = self._auth[loop] = Authenticator(default_session=self.aws_session)
+        return auth
+
+    def aws_session(self) -> Any:
+        """The aioboto3 session of every connection that brings none (``aws_session=``): one per
+        process, so botocore loads its service models once."""
+        if self._aws_session is None:
+            import aioboto3  # noqa: PLC0415 - the optional 'aws' extra, checked when the config was parsed
+
+            self._aws_session = aioboto3.Session()
+        return self._aws_session
 
     def acquire(self, config: Config) -> Cluster:
+        """The cluster ``config`` belongs to, with one more reference, held by ``config.identity``."""
         loop = asyncio.get_running_loop()
         clusters = self._by_loop.setdefault(loop, {})
         key = cluster_key(config)
         cluster = clusters.get(key)
         if cluster is None or cluster.closed:
-            cluster = Cluster(key, config, self._forget)
+            cluster = Cluster(key, config, self._forget, self.authenticator())
             learned = self._learned.get(loop, {}).pop(key, None)
             if (
                 learned is not None
@@ -461,7 +592,7 @@ class ClusterRegistry:
             ):
                 cluster.adopt(learned[0], learned[1])
             clusters[key] = cluster
-        return cluster.acquire()
+        return cluster.acquire(config.identity)
 
     def _forget(self, cluster: Cluster) -> None:
         for loop, clusters in self._by_loop.items():

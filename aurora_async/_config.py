@@ -15,8 +15,11 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 import aiomysql
 import asyncpg
 
+from ._auth import CredentialSource, IamSource, SecretSource
 from ._exceptions import ConfigurationError
+from ._identity import Identity
 from ._rds_hosts import HostPattern, RdsUrlType, classify_host
+from ._tls import Tls, mysql_tls, postgres_tls
 
 FailoverMode = Literal["strict_writer", "strict_reader", "reader_or_writer"]
 FAILOVER_MODES: tuple[FailoverMode, ...] = ("strict_writer", "strict_reader", "reader_or_writer")
@@ -91,7 +94,8 @@ class Options:
     iam_host: str | None = None
     iam_port: int | None = None
     iam_expiration: float = 840.0  # tokens live 900 s: renew a minute early
-    iam_allow_plaintext: bool = False
+    iam_allow_plaintext: bool = False  # send tokens over any connection (local testing only)
+    iam_allow_unverified_tls: bool = False  # send tokens over TLS that does not verify the server
     # aws_secrets_manager: user and password from a JSON secret, reused for secrets_manager_expiration
     secrets_manager_secret_id: str | None = None
     secrets_manager_region: str | None = None
@@ -130,14 +134,14 @@ _UNSET_BY_DEFAULT = frozenset(f.name for f in fields(Options) if f.default is No
 OPTION_NAMES = frozenset(
     {*_SECONDS, "plugins", "failover_mode", "cluster_instance_host_pattern", "cluster_id"}
     | {"failure_detection_time", "failure_detection_count"}
-    | {*_STRINGS, "iam_port", "iam_allow_plaintext", "aws_session"}
+    | {*_STRINGS, "iam_port", "iam_allow_plaintext", "iam_allow_unverified_tls", "aws_session"}
     | {"wrapper_dialect", "reader_host_selector_strategy"}
 )
 
 
 @dataclass(frozen=True)
 class Config:
-    """Everything needed to open a physical connection to any instance of the cluster."""
+    """A connection's parsed settings: where it goes, its options, and who it is (``identity``)."""
 
     host: str
     port: int
@@ -148,22 +152,27 @@ class Config:
     driver_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     dsn: str | None = field(default=None, repr=False)  # the caller's DSN minus our options
     engine: str = "postgresql"  # or "mysql": which driver serves the cluster
+    identity: Identity = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        options = self.options
+        ssl = self.driver_kwargs.get("ssl")
+        identity = Identity(
+            engine=self.engine,
+            user=self.user,
+            password=self.password,
+            database=self.database,
+            driver_kwargs=self.driver_kwargs,
+            dsn=self.dsn,
+            credentials=credential_source(options, self.host, self.user),
+            connect_timeout=options.connect_timeout,
+            tls=mysql_tls(ssl) if self.engine == "mysql" else postgres_tls(ssl, self.dsn),
+        )
+        object.__setattr__(self, "identity", identity)
 
     @property
     def url_type(self) -> RdsUrlType:
         return classify_host(self.host).url_type
-
-    def connect_kwargs(self, host: str, port: int, timeout: float) -> dict[str, Any]:
-        """Keyword arguments for ``asyncpg.connect`` to reach ``host:port`` (PostgreSQL)."""
-        kwargs: dict[str, Any] = dict(self.driver_kwargs)
-        kwargs.update(host=host, port=port, timeout=timeout)
-        if self.dsn is not None:
-            kwargs["dsn"] = self.dsn
-        for name in ("user", "password", "database"):
-            value = getattr(self, name)
-            if value is not None:
-                kwargs[name] = value
-        return kwargs
 
 
 def parse(dsn: str | None = None, **kwargs: Any) -> Config:
@@ -219,8 +228,8 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
     options = _options(ours, host, engine)
     if timeout is not None:
         options = _replace_timeout(options, timeout)
-    check_credentials_options(options, host, user, password, kwargs.get("ssl"))
-    return Config(
+    check_credentials_options(options, host, user, password)
+    config = Config(
         host=host,
         port=_DEFAULT_PORTS[engine] if port is None else _port(port),
         user=user,
@@ -231,6 +240,8 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
         dsn=stripped,
         engine=engine,
     )
+    check_iam_tls(config)
+    return config
 
 
 def _engine(dsn: Any, engine: Any) -> str:
@@ -407,7 +418,7 @@ def _options(values: dict[str, Any], host: str, engine: str = "postgresql") -> O
             kwargs[name] = value.strip()
         elif name == "iam_port":
             kwargs[name] = _port(value, name)
-        elif name == "iam_allow_plaintext":
+        elif name in ("iam_allow_plaintext", "iam_allow_unverified_tls"):
             kwargs[name] = _flag(name, value)
         elif name == "aws_session":
             kwargs[name] = value
@@ -423,7 +434,6 @@ def _replace_timeout(options: Options, timeout: Any) -> Options:
 
 
 _ARN_REGION = re.compile(r"^arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):")
-_PLAINTEXT_SSL = (None, False, "disable", "allow", "prefer")
 
 
 def iam_region(options: Options, host: str) -> str | None:
@@ -439,7 +449,7 @@ def secret_region(options: Options) -> str | None:
     return match.group("region") if match else None
 
 
-def check_credentials_options(options: Options, host: str, user: Any, password: Any, ssl: Any) -> None:
+def check_credentials_options(options: Options, host: str, user: Any, password: Any) -> None:
     """The ``iam`` and ``aws_secrets_manager`` plugins' requirements, checked before any I/O."""
     iam, secrets = options.has("iam"), options.has("aws_secrets_manager")
     if not (iam or secrets):
@@ -461,12 +471,6 @@ def check_credentials_options(options: Options, host: str, user: Any, password: 
                 f"plugin 'iam' needs a region: {options.iam_host or host!r} is not an RDS host name, so set "
                 "iam_region (e.g. 'us-east-1')"
             )
-        if (ssl in _PLAINTEXT_SSL) and not options.iam_allow_plaintext:
-            raise ConfigurationError(
-                "plugin 'iam' sends its token as the password, so it requires TLS: pass ssl='require' (or "
-                "'verify-full', or an SSLContext); iam_allow_plaintext=True turns this check off for local "
-                "testing only"
-            )
     if secrets:
         if not options.secrets_manager_secret_id:
             raise ConfigurationError(
@@ -477,3 +481,54 @@ def check_credentials_options(options: Options, host: str, user: Any, password: 
                 "plugin 'aws_secrets_manager' needs a region: set secrets_manager_region, or give the "
                 "secret's ARN as secrets_manager_secret_id"
             )
+
+
+def check_iam_tls(config: Config) -> None:
+    """An IAM token is a password good for 15 minutes: it is sent only over TLS that verifies the
+    server (certificate and host name), unless the caller opted out."""
+    options = config.options
+    if not options.has("iam") or options.iam_allow_plaintext:
+        return
+    needed = Tls.ENCRYPTED if options.iam_allow_unverified_tls else Tls.VERIFIED
+    tls = config.identity.tls
+    if tls >= needed:
+        return
+    how = (
+        "ssl=ssl.create_default_context(cafile='global-bundle.pem'), the RDS CA bundle, or "
+        "?sslmode=verify-full&sslrootcert=global-bundle.pem in the DSN"
+        if config.engine == "postgresql"
+        else "ssl=ssl.create_default_context(cafile='global-bundle.pem'), the RDS CA bundle"
+    )
+    raise ConfigurationError(
+        f"plugin 'iam' sends its token as the password, so it needs TLS that verifies the server; this "
+        f"connection has {tls.label}: pass {how} (iam_allow_unverified_tls=True accepts TLS without "
+        "verification; iam_allow_plaintext=True turns this check off, for local testing only)"
+    )
+
+
+def credential_source(options: Options, host: str, user: str | None) -> CredentialSource | None:
+    """Where a connection's password comes from, when a credentials plugin supplies it."""
+    if options.has("iam") and user:
+        region = iam_region(options, host)
+        if region is not None:
+            return IamSource(
+                user=user,
+                region=region,
+                host=options.iam_host,
+                port=options.iam_port,
+                expiration=options.iam_expiration,
+                aws_session=options.aws_session,
+            )
+    if options.has("aws_secrets_manager") and options.secrets_manager_secret_id:
+        region = secret_region(options)
+        if region is not None:
+            return SecretSource(
+                secret_id=options.secrets_manager_secret_id,
+                region=region,
+                endpoint=options.secrets_manager_endpoint,
+                username_key=options.secrets_manager_secret_username_key,
+                password_key=options.secrets_manager_secret_password_key,
+                expiration=options.secrets_manager_expiration,
+                aws_session=options.aws_session,
+            )
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Generator
 from types import TracebackType
 from typing import Any
@@ -14,7 +15,7 @@ from ._config import Config, parse
 from ._connection import AuroraConnection
 from ._driver import discard
 from ._exceptions import ConfigurationError, FailoverFailedError
-from ._failover import connect_to_reader, connect_to_writer
+from ._failover import LoginRefused, connect_to_reader, connect_to_writer
 from ._mysql_connection import AuroraMySQLConnection
 from ._rds_hosts import RdsUrlType
 from ._topology import Instance, Role
@@ -37,19 +38,22 @@ async def _open(config: Config) -> tuple[Cluster, Any, Instance]:
         cluster.confirm(instance)
         return cluster, raw, instance
     except BaseException:
-        await cluster.release_and_wait()
+        await cluster.release_and_wait(config.identity)
         raise
 
 
 def _unreachable(cluster: Cluster, exc: BaseException) -> bool:
+    """Whether a failed connect means "that instance is down" (so another may be tried), rather than
+    "this connection's settings are refused" (a certificate that does not verify, a wrong password)."""
+    if isinstance(exc, ssl.CertificateError):
+        return False
     return isinstance(exc, TimeoutError) or cluster.driver.is_connection_error(exc, None)
 
 
 async def _first_contact(cluster: Cluster, config: Config) -> tuple[Any, Instance]:
     """Connect to the address given and find out which instance, in which role, answered."""
-    raw = await cluster.driver.open(
-        config, config.host, config.port, config.options.connect_timeout, cluster.auth
-    )
+    identity = config.identity
+    raw = await cluster.open_as(identity, config.host, config.port, identity.connect_timeout)
     try:
         if not config.options.plugins:  # a plain connection: no dialect, no topology, no task
             plain = cluster.driver.plain_dialect()
@@ -57,7 +61,9 @@ async def _first_contact(cluster: Cluster, config: Config) -> tuple[Any, Instanc
             role = Role.READER if is_reader else Role.WRITER
             return raw, Instance(f"{config.host}:{config.port}", config.host, config.port, role)
         await cluster.prepare(raw)
-        return raw, await cluster.identify(raw, config.host, config.port)
+        instance = await cluster.identify(raw, config.host, config.port)
+        await cluster.check_pattern(identity, instance, config.host, config.port)
+        return raw, instance
     except BaseException:
         discard(raw)
         raise
@@ -90,12 +96,18 @@ async def _elsewhere(cluster: Cluster, config: Config, why: str) -> tuple[Any, I
     mode = config.options.failover_mode
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.options.failover_timeout
+    identity = config.identity
     try:
         if mode == "strict_writer":
-            raw, found = await connect_to_writer(cluster, 0.0, deadline)
+            raw, found = await connect_to_writer(cluster, identity, 0.0, deadline)
             return raw, found
-        raw, found = await connect_to_reader(cluster, mode, None, deadline)
+        strategy = config.options.reader_host_selector_strategy
+        raw, found = await connect_to_reader(
+            cluster, identity, mode, strategy=strategy, avoid=None, deadline=deadline
+        )
         return raw, await cluster.identify(raw, found.host, found.port)
+    except LoginRefused as refused:
+        raise refused.__cause__ or refused from None  # the driver's own login error, as at any connect
     except TimeoutError:
         raise FailoverFailedError(
             f"{why}, and no instance in the role failover_mode={mode} asks for was reachable within "
@@ -195,7 +207,7 @@ async def _connect_raw(config: Config) -> tuple[Cluster, Any]:
             released = True
             if tracked:
                 cluster.tracker.remove(instance.instance_id, conn)
-            cluster.release()
+            cluster.release(config.identity)
 
     raw.add_termination_listener(on_close)
     return cluster, raw
@@ -240,7 +252,7 @@ class RawConnector:
             raise asyncpg.InterfaceError("the connector is closed")
         cluster, raw = await _connect_raw(self._config)
         if self._cluster is None or self._cluster.closed:
-            self._cluster = cluster.acquire()
+            self._cluster = cluster.acquire(self._config.identity)
         return raw
 
     async def aclose(self) -> None:
@@ -248,7 +260,7 @@ class RawConnector:
         self._closed = True
         if self._cluster is not None:
             cluster, self._cluster = self._cluster, None
-            await cluster.release_and_wait()
+            await cluster.release_and_wait(self._config.identity)
 
     async def __aenter__(self) -> RawConnector:
         return self

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from ._auth import Authenticator, Credentials
-    from ._config import Config
     from ._dialects import Dialect
+    from ._identity import Identity
 
 T = TypeVar("T")
 
@@ -32,8 +32,9 @@ class Driver:
     connect_errors: tuple[type[BaseException], ...]
     dialects: Mapping[str, type[Dialect]]  # by wrapper_dialect code
     plain_dialect: type[Dialect]  # no topology: a connection without plugins uses it for its role
-    # (config, host, port, timeout, authenticator or None) -> a physical connection within timeout
-    open: Callable[[Config, str, int, float, Authenticator | None], Awaitable[Any]]
+    # (identity, host, port, timeout, authenticator) -> a physical connection within timeout, opened
+    # with the identity's settings (its credentials from the authenticator when it has a source)
+    open: Callable[[Identity, str, int, float, Authenticator], Awaitable[Any]]
     # (error, connection or None) -> the physical connection is unusable (so failover should run)
     is_connection_error: Callable[[BaseException, Any], bool]
     is_read_only_error: Callable[[BaseException], bool]  # a write refused by a read-only instance
@@ -47,12 +48,15 @@ async def connect_as(
     connect: Callable[[dict[str, Any]], Awaitable[T]],
     kwargs: dict[str, Any],
     *,
-    auth: Authenticator | None,
+    identity: Identity,
+    auth: Authenticator,
     is_login_error: Callable[[BaseException], bool],
 ) -> T:
-    """``connect(kwargs)`` (which hold ``host`` and ``port``); with ``auth``, as the user and with the
-    password it supplies (IAM token or secret), refreshed once on a login failure."""
-    if auth is None:
+    """``connect(kwargs)`` (which hold ``host`` and ``port``); when ``identity`` has a credential source,
+    as the user and with the password ``auth`` supplies for it (IAM token or secret), refreshed once
+    on a login failure."""
+    source = identity.credentials
+    if source is None:
         return await connect(kwargs)
 
     async def with_credentials(credentials: Credentials) -> T:
@@ -62,7 +66,7 @@ async def connect_as(
         attempt["password"] = credentials.password
         return await connect(attempt)
 
-    return await auth.connect(kwargs["host"], kwargs["port"], with_credentials, is_login_error)
+    return await auth.connect(source, kwargs["host"], kwargs["port"], with_credentials, is_login_error)
 
 
 def discard(conn: Any) -> None:

@@ -17,11 +17,21 @@ from ._cluster import Cluster
 from ._concurrency import race_first
 from ._config import FailoverMode
 from ._driver import discard, discard_first
+from ._identity import Identity
 from ._topology import Instance, Role
 
 
-async def connect_to_writer(cluster: Cluster, not_before: float, deadline: float) -> tuple[Any, Instance]:
-    """A connection to the instance that is the writer now. Raises ``TimeoutError`` at ``deadline``."""
+class LoginRefused(Exception):
+    """The server refused the connection's own login while it was reconnecting: its password (or
+    credential source) no longer works, and waiting for the failover deadline would not change that.
+    ``__cause__`` is the driver's error."""
+
+
+async def connect_to_writer(
+    cluster: Cluster, identity: Identity, not_before: float, deadline: float
+) -> tuple[Any, Instance]:
+    """A connection, as ``identity``, to the instance that is the writer now. Raises ``TimeoutError``
+    at ``deadline`` and :class:`LoginRefused` when the writer refuses the identity's login."""
     loop = asyncio.get_running_loop()
     pause = 0.02
     while True:
@@ -31,7 +41,7 @@ async def connect_to_writer(cluster: Cluster, not_before: float, deadline: float
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise TimeoutError("the failover deadline passed")
-        conn = await connect_in_role(cluster, writer, Role.WRITER, remaining)
+        conn = await connect_in_role(cluster, identity, writer, Role.WRITER, remaining)
         if conn is not None:
             return conn, writer
         # that writer is gone too, or cannot be reached at its address: look again, backing off so
@@ -42,9 +52,17 @@ async def connect_to_writer(cluster: Cluster, not_before: float, deadline: float
 
 
 async def connect_to_reader(
-    cluster: Cluster, mode: FailoverMode, avoid: str | None, deadline: float
+    cluster: Cluster,
+    identity: Identity,
+    mode: FailoverMode,
+    *,
+    strategy: str,
+    avoid: str | None,
+    deadline: float,
 ) -> tuple[Any, Instance]:
-    """A connection to a reader (or, in ``reader_or_writer`` mode, the writer as a last resort)."""
+    """A connection, as ``identity``, to a reader chosen by ``strategy`` (or, in ``reader_or_writer``
+    mode, the writer as a last resort). Raises ``TimeoutError`` at ``deadline`` and
+    :class:`LoginRefused` when every instance tried refused the identity's login."""
     loop = asyncio.get_running_loop()
     cluster.request_refresh()
     pause = 0.02
@@ -52,7 +70,9 @@ async def connect_to_reader(
         topology = cluster.topology
         known = list(topology.readers) if topology is not None else []
         readers = [r for r in known if r.instance_id not in cluster.down] or known  # skip dead hosts
-        candidates = order_readers([r for r in readers if r.instance_id != avoid] or readers, cluster)
+        candidates = order_readers(
+            [r for r in readers if r.instance_id != avoid] or readers, cluster, strategy
+        )
         writer = topology.writer if topology is not None else None
         if writer is not None and (mode == "reader_or_writer" or not readers):
             candidates.append(writer)
@@ -60,21 +80,30 @@ async def connect_to_reader(
         if remaining <= 0:
             raise TimeoutError("no reader reachable before the failover deadline")
 
-        async def attempt(instance: Instance, remaining: float = remaining) -> tuple[Any, Instance] | None:
+        refused: list[LoginRefused] = []
+
+        async def attempt(
+            instance: Instance, remaining: float = remaining, refused: list[LoginRefused] = refused
+        ) -> tuple[Any, Instance] | None:
             wanted = Role.READER if instance.role is Role.READER and mode == "strict_reader" else None
-            conn = await connect_in_role(cluster, instance, wanted, remaining)
+            try:
+                conn = await connect_in_role(cluster, identity, instance, wanted, remaining)
+            except LoginRefused as exc:
+                refused.append(exc)
+                return None
             return (conn, instance) if conn is not None else None
 
         won = await race_first([functools.partial(attempt, i) for i in candidates], discard=discard_first)
         if won is not None:
             return won
+        if candidates and len(refused) == len(candidates):
+            raise refused[0]
         await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
         pause = min(pause * 2, 0.5)
 
 
-def order_readers(readers: list[Instance], cluster: Cluster) -> list[Instance]:
-    """Readers in the order the ``reader_host_selector_strategy`` prefers them."""
-    strategy = cluster.options.reader_host_selector_strategy
+def order_readers(readers: list[Instance], cluster: Cluster, strategy: str) -> list[Instance]:
+    """Readers in the order ``strategy`` (``reader_host_selector_strategy``) prefers them."""
     if strategy == "round_robin" and readers:
         start = next(cluster.reader_turns) % len(readers)
         return readers[start:] + readers[:start]
@@ -86,16 +115,19 @@ def order_readers(readers: list[Instance], cluster: Cluster) -> list[Instance]:
 
 
 async def connect_in_role(
-    cluster: Cluster, instance: Instance, role: Role | None, timeout: float
+    cluster: Cluster, identity: Identity, instance: Instance, role: Role | None, timeout: float
 ) -> Any | None:
-    """Connect to ``instance`` and check it is in ``role`` (None: any role); None if not reachable."""
+    """Connect to ``instance`` as ``identity`` and check it is in ``role`` (None: any role); None if
+    not reachable; :class:`LoginRefused` if it refused the login."""
     assert cluster.dialect is not None
     options = cluster.options
     try:
-        conn = await cluster.driver.open(
-            cluster.config, instance.host, instance.port, min(options.connect_timeout, timeout), cluster.auth
+        conn = await cluster.open_as(
+            identity, instance.host, instance.port, min(identity.connect_timeout, timeout)
         )
-    except cluster.driver.connect_errors:
+    except cluster.driver.connect_errors as exc:
+        if cluster.driver.is_login_error(exc):
+            raise LoginRefused(f"{instance.instance_id} refused the login") from exc
         return None
     try:
         # the cheap role check (is it in recovery?), as the incumbent does: the writer itself was

@@ -154,18 +154,19 @@ class HostMonitor:
             async with asyncio.timeout(timeout):
                 if connecting:
                     self._probe_conn = None
-                    self._probe_conn = await self.cluster.driver.open(
-                        self.cluster.config,
-                        self.instance.host,
-                        self.instance.port,
-                        timeout,
-                        self.cluster.auth,
+                    self._probe_conn = await self.cluster.open_background(
+                        self.instance.host, self.instance.port, timeout
                     )
                 else:
                     assert self._probe_conn is not None
                     await self.cluster.driver.ping(self._probe_conn)
             return True
         except self.cluster.driver.connect_errors as exc:
+            if self.cluster.driver.is_login_error(exc):
+                # the server answered, and refused every login we could borrow (passwords rotated
+                # under open connections): the host is alive, which is all a probe asks
+                log.debug("probe of %s: login refused, the host answers", self.instance.instance_id)
+                return True
             discard(self._probe_conn)  # a timed-out probe leaves its connection mid-protocol
             self._probe_conn = None
             late = isinstance(exc, TimeoutError) and loop.time() - started > timeout * _LATE

@@ -15,7 +15,7 @@ from ._mysql_dialects import DIALECTS, MySqlDialect, detect_dialect
 
 if TYPE_CHECKING:
     from ._auth import Authenticator
-    from ._config import Config
+    from ._identity import Identity
 
 # client-side error numbers for a connection that failed or was lost (the incumbent's list):
 # 2001/2002 socket/unix socket, 2003 cannot connect, 2004 cannot create socket, 2006 server gone,
@@ -26,6 +26,8 @@ _SESSION_ENDED_ERRNOS = frozenset({1053, 1927})
 _OPTION_PREVENTS_STATEMENT = 1290  # with "--read-only option": a replica refusing a write
 _READ_ONLY_MODE = 1836
 _ACCESS_DENIED = frozenset({1045, 1698})
+_CLIENT_SSL = 0x800  # the server's capability flag: it can switch to TLS
+_CR_SSL_CONNECTION_ERROR = 2026
 
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, pymysql.err.MySQLError, TimeoutError)
 
@@ -69,6 +71,17 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
             self.close()
         super()._ensure_alive()
 
+    async def _request_authentication(self) -> None:
+        # aiomysql logs in over plain text when the server does not offer TLS, even with an SSLContext
+        # given: the password (an IAM token) would cross the network in the clear. Refuse instead.
+        if self._ssl_context is not None and not self.server_capabilities & _CLIENT_SSL:
+            raise pymysql.err.OperationalError(
+                _CR_SSL_CONNECTION_ERROR,
+                f"TLS was asked for (ssl=) but the server at {self._host}:{self._port} does not offer it: "
+                "not logging in over plain text",
+            )
+        await super()._request_authentication()
+
     def is_in_transaction(self) -> bool:
         """The server's "in transaction" status flag, as of the last reply."""
         return bool(self.get_transaction_status())
@@ -78,30 +91,31 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
         self._termination_listeners.append(callback)
 
 
-def connect_kwargs(config: Config, host: str, port: int) -> dict[str, Any]:
-    """Keyword arguments for ``aiomysql.Connection`` to reach ``host:port``."""
-    kwargs: dict[str, Any] = dict(config.driver_kwargs)
+def connect_kwargs(identity: Identity, host: str, port: int) -> dict[str, Any]:
+    """Keyword arguments for ``aiomysql.Connection`` to reach ``host:port`` as ``identity``."""
+    kwargs: dict[str, Any] = dict(identity.driver_kwargs)
     # no connect_timeout for aiomysql: our own deadline covers the whole connect (aiomysql's covers only
     # the TCP connect, through asyncio.wait_for, which on Python 3.11 can swallow a cancellation that
     # arrives as the connect completes: a monitor task stopped at that moment would live on)
     kwargs.update(host=host, port=port, connect_timeout=None)
-    if config.user is not None:
-        kwargs["user"] = config.user
-    if config.password is not None:
-        kwargs["password"] = config.password
-    if config.database is not None:
-        kwargs["db"] = config.database
+    if identity.user is not None:
+        kwargs["user"] = identity.user
+    if identity.password is not None:
+        kwargs["password"] = identity.password
+    if identity.database is not None:
+        kwargs["db"] = identity.database
     return kwargs
 
 
 async def open_connection(
-    config: Config, host: str, port: int, timeout: float, auth: Authenticator | None = None
+    identity: Identity, host: str, port: int, timeout: float, auth: Authenticator
 ) -> MySQLConnection:
-    """A :class:`MySQLConnection` to ``host:port`` within ``timeout`` seconds (TCP connect, handshake,
-    login and the session set-up together); with ``auth`` the credentials come from it."""
-    kwargs = connect_kwargs(config, host, port)
+    """A :class:`MySQLConnection` to ``host:port`` as ``identity`` within ``timeout`` seconds (TCP
+    connect, handshake, login and the session set-up together); when the identity has a credential
+    source, the credentials come from ``auth``."""
+    kwargs = connect_kwargs(identity, host, port)
     connect = functools.partial(_connect, timeout=timeout)
-    return await connect_as(connect, kwargs, auth=auth, is_login_error=is_login_error)
+    return await connect_as(connect, kwargs, identity=identity, auth=auth, is_login_error=is_login_error)
 
 
 async def _connect(kwargs: dict[str, Any], timeout: float) -> MySQLConnection:

@@ -10,9 +10,9 @@ import asyncpg
 from asyncpg.exceptions import InternalClientError
 
 from ._auth import Authenticator
-from ._config import Config
 from ._dialects import DIALECTS, Dialect, detect_dialect
 from ._driver import Driver, connect_as, set_keepalive
+from ._identity import Identity
 
 # SQLSTATE classes and codes that mean "this connection or its server is gone" (prefix match):
 # 08 connection exception, 53 insufficient resources, 57P01-03 admin/crash shutdown and
@@ -25,15 +25,29 @@ READ_ONLY_SQLSTATE = "25006"
 CONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
+def connect_kwargs(identity: Identity, host: str, port: int, timeout: float) -> dict[str, Any]:
+    """Keyword arguments for ``asyncpg.connect`` to reach ``host:port`` as ``identity``."""
+    kwargs: dict[str, Any] = dict(identity.driver_kwargs)
+    kwargs.update(host=host, port=port, timeout=timeout)
+    if identity.dsn is not None:
+        kwargs["dsn"] = identity.dsn
+    for name in ("user", "password", "database"):
+        value = getattr(identity, name)
+        if value is not None:
+            kwargs[name] = value
+    return kwargs
+
+
 async def open_connection(
-    config: Config, host: str, port: int, timeout: float, auth: Authenticator | None = None
+    identity: Identity, host: str, port: int, timeout: float, auth: Authenticator
 ) -> asyncpg.Connection:
-    """An asyncpg connection to ``host:port`` with the caller's settings, within ``timeout`` seconds
-    (asyncpg applies ``timeout`` to the TCP connect and the start-up handshake together). With ``auth``
-    the user and password come from it (IAM token or secret), refreshed once on a login failure."""
-    kwargs = config.connect_kwargs(host, port, timeout)
+    """An asyncpg connection to ``host:port`` as ``identity``, within ``timeout`` seconds (asyncpg
+    applies ``timeout`` to the TCP connect and the start-up handshake together). When the identity has
+    a credential source, the user and password come from ``auth`` (IAM token or secret), refreshed once
+    on a login failure."""
+    kwargs = connect_kwargs(identity, host, port, timeout)
     connect = functools.partial(_connect, timeout=timeout)
-    return await connect_as(connect, kwargs, auth=auth, is_login_error=is_login_error)
+    return await connect_as(connect, kwargs, identity=identity, auth=auth, is_login_error=is_login_error)
 
 
 async def _connect(kwargs: dict[str, Any], timeout: float) -> asyncpg.Connection:

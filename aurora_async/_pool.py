@@ -60,7 +60,7 @@ class AuroraPool:
     async def _start(self) -> AuroraPool:
         try:
             first = await self._open()  # one first: the cluster's dialect and topology, once
-            self._cluster = first._cluster.acquire()
+            self._cluster = first._cluster.acquire(self._config.identity)
             rest = await asyncio.gather(*(self._open() for _ in range(self._min_size - 1)))
         except BaseException:
             self.terminate()
@@ -188,12 +188,12 @@ class AuroraPool:
         self._in_use.clear()
         if self._cluster is not None:
             cluster, self._cluster = self._cluster, None
-            cluster.release()
+            cluster.release(self._config.identity)
 
     async def _release_cluster(self) -> None:
         if self._cluster is not None:
             cluster, self._cluster = self._cluster, None
-            await cluster.release_and_wait()
+            await cluster.release_and_wait(self._config.identity)
 
     async def __aenter__(self) -> AuroraPool:
         return self

@@ -26,7 +26,7 @@ from ._exceptions import (
     ReadWriteSplittingError,
     TransactionResolutionUnknownError,
 )
-from ._failover import connect_in_role, connect_to_reader, connect_to_writer, order_readers
+from ._failover import LoginRefused, connect_in_role, connect_to_reader, connect_to_writer, order_readers
 from ._topology import Instance, Role
 
 monotonic = time.monotonic
@@ -40,6 +40,7 @@ class FailoverSession:
     def __init__(self, cluster: Cluster, config: Config, raw: Any, instance: Instance) -> None:
         self._cluster = cluster
         self._config = config
+        self._identity = config.identity  # who this connection is: every physical connection opened for it
         self._driver = cluster.driver
         self._raw = raw
         self._instance = instance
@@ -104,7 +105,7 @@ class FailoverSession:
         except self._driver.connect_errors:
             self._raw.terminate()
         finally:
-            await self._cluster.release_and_wait()
+            await self._cluster.release_and_wait(self._identity)
 
     def terminate(self) -> None:
         """Close at once, without a goodbye to the server."""
@@ -113,7 +114,7 @@ class FailoverSession:
             self._untrack()
             self._drop_spare()
             self._raw.terminate()
-            self._cluster.release()
+            self._cluster.release(self._identity)
 
     # -- read/write splitting ------------------------------------------------------------------------
 
@@ -178,17 +179,21 @@ class FailoverSession:
 
     async def _open_in_role(self, role: Role) -> tuple[Any, Instance] | None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._config.options.failover_timeout
+        options = self._config.options
+        deadline = loop.time() + options.failover_timeout
         if role is Role.WRITER:
-            return await connect_to_writer(self._cluster, 0.0, deadline)
+            return await connect_to_writer(self._cluster, self._identity, 0.0, deadline)
         topology = self._cluster.topology
         readers = [
             r for r in (topology.readers if topology else ()) if r.instance_id not in self._cluster.down
         ]
-        for reader in order_readers(readers, self._cluster):
-            raw = await connect_in_role(
-                self._cluster, reader, Role.READER, self._config.options.connect_timeout
-            )
+        for reader in order_readers(readers, self._cluster, options.reader_host_selector_strategy):
+            try:
+                raw = await connect_in_role(
+                    self._cluster, self._identity, reader, Role.READER, self._identity.connect_timeout
+                )
+            except LoginRefused:
+                raw = None
             if raw is not None:
                 return raw, reader
         return None
@@ -242,26 +247,39 @@ class FailoverSession:
         discard(self._raw)
         loop = asyncio.get_running_loop()
         started = time.monotonic()
-        deadline = loop.time() + self._config.options.failover_timeout
+        options = self._config.options
+        deadline = loop.time() + options.failover_timeout
         try:
             if self._mode == "strict_writer":
-                raw, instance = await connect_to_writer(self._cluster, started, deadline)
+                raw, instance = await connect_to_writer(self._cluster, self._identity, started, deadline)
             else:
-                raw, instance = await connect_to_reader(self._cluster, self._mode, old.instance_id, deadline)
+                raw, instance = await connect_to_reader(
+                    self._cluster,
+                    self._identity,
+                    self._mode,
+                    strategy=options.reader_host_selector_strategy,
+                    avoid=old.instance_id,
+                    deadline=deadline,
+                )
                 instance = await self._cluster.identify(raw, instance.host, instance.port)
+        except LoginRefused as refused:
+            self._give_up()
+            failover_log.warning("failover from %s failed: %s", old.instance_id, refused)
+            raise FailoverFailedError(
+                f"failover from {old.instance_id} reached {self._target_word()}, but the server refused the "
+                "login of this connection's user (was its password changed?); the connection is closed"
+            ) from refused.__cause__
         except TimeoutError:
-            self._closed = True
-            self._drop_spare()
-            self._cluster.release()
+            self._give_up()
             failover_log.warning(
                 "failover from %s failed: no %s within %.1f s",
                 old.instance_id,
-                "writer" if self._mode == "strict_writer" else "instance",
-                self._config.options.failover_timeout,
+                self._target_word(),
+                options.failover_timeout,
             )
             raise FailoverFailedError(
-                f"no {'writer' if self._mode == 'strict_writer' else 'reader'} could be reached within "
-                f"failover_timeout={self._config.options.failover_timeout:g} s; the connection is closed"
+                f"no {self._target_word()} could be reached within "
+                f"failover_timeout={options.failover_timeout:g} s; the connection is closed"
             ) from cause
         self._raw, self._instance = raw, instance
         self._watch()
@@ -274,6 +292,16 @@ class FailoverSession:
             instance.role.value,
             (time.monotonic() - started) * 1000,
         )
+
+    def _target_word(self) -> str:
+        return "writer" if self._mode == "strict_writer" else "reader"
+
+    def _give_up(self) -> None:
+        """A failover failed: the connection is closed, and lets its cluster go."""
+        if not self._closed:
+            self._closed = True
+            self._drop_spare()
+            self._cluster.release(self._identity)
 
     @property
     def _track(self) -> bool:

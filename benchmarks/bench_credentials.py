@@ -125,15 +125,14 @@ async def cache_hits(conns: list[Any], host: str, port: int, calls: int = 20000)
     from aurora_async._cluster import registry  # noqa: PLC0415 - a look inside, for this measurement
 
     hits: dict[str, float] = {}
-    for cluster in registry.clusters():
-        auth = cluster.auth
-        if auth is None:
-            continue
-        kind = "iam" if cluster.options.has("iam") else "aws_secrets_manager"
+    auth = registry.authenticator()
+    for conn in conns:
+        source = conn._identity.credentials
+        assert source is not None
         started = time.perf_counter()
         for _ in range(calls):
-            _, cached = await auth.credentials(host, port)
-        hits[kind] = (time.perf_counter() - started) / calls
+            _, cached = await auth.credentials(source, host, port)
+        hits[source.kind] = (time.perf_counter() - started) / calls
         assert cached, "the benchmark must measure cache hits"
     assert len(hits) == len(conns)
     return hits

@@ -7,19 +7,23 @@ On AWS it is one option more than a password-less DSN:
     conn = await aurora_async.connect(
         "postgresql://app_user@mydb.cluster-abc123.us-east-1.rds.amazonaws.com/shop",
         plugins=("initial_connection", "aurora_connection_tracker", "failover", "host_monitoring", "iam"),
-        ssl="require",   # the token is the password: TLS is required
+        # the token is the password: it is only sent over TLS that verifies the server, here against
+        # the RDS CA bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)
+        ssl=ssl.create_default_context(cafile="global-bundle.pem"),
     )
 
 The region comes from the host name (or ``iam_region=``), credentials from the usual AWS chain (or an
-``aws_session=`` you pass). Here the same code runs against the local simulator: dummy credentials
-sign real tokens offline, and ``RehearsalSession`` makes each token the database user's password, as
-RDS would accept it. 50 concurrent connects and a failover cost one token.
+``aws_session=`` you pass). Here the same code runs against the local simulator, whose servers speak
+TLS with a certificate its own CA signed (``sim.tls_root_cert``): dummy credentials sign real tokens
+offline, and ``RehearsalSession`` makes each token the database user's password, as RDS would accept
+it. 50 concurrent connects and a failover cost one token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 
 import aurora_async
 from aurora_async.testing import DUMMY_AWS_ENV, AuroraSimulator, RehearsalSession
@@ -29,8 +33,9 @@ PLUGINS = ("initial_connection", "aurora_connection_tracker", "failover", "host_
 
 async def main() -> None:
     os.environ.update(DUMMY_AWS_ENV)  # offline signing only: no AWS call is made
-    async with AuroraSimulator(instances=3) as sim:
+    async with AuroraSimulator(instances=3, tls=True) as sim:
         session = RehearsalSession(sim, "app_user")
+        assert sim.tls_root_cert is not None
         options = {
             "host": sim.cluster_endpoint.rsplit(":", 1)[0],
             "port": sim.port,
@@ -39,7 +44,7 @@ async def main() -> None:
             "plugins": PLUGINS,
             "iam_region": "us-east-1",  # a loopback address names no region
             "iam_host": "mydb.cluster-abc123.us-east-1.rds.amazonaws.com",  # what the token is for
-            "iam_allow_plaintext": True,  # the simulator speaks no TLS; never do this against RDS
+            "ssl": ssl.create_default_context(cafile=str(sim.tls_root_cert)),  # verify-full
             "aws_session": session,
             "cluster_instance_host_pattern": sim.instance_host_pattern,
         }

@@ -197,3 +197,59 @@ async def assert_writer_replicates(sim: AuroraSimulator, table: str = "replicati
     await execute(sim.dsn(sim.writer_id), f"CREATE TABLE {table}(x int)")
     for reader in sim.reader_ids:
         await wait_for_table(sim.dsn(reader), table)
+
+
+class Forwarder:
+    """``async with Forwarder(listen_host, target) as port:`` a TCP forwarder on loopback: every
+    connection to ``listen_host:port`` is piped to ``target`` (``"host:port"``). It stands for an
+    address that leads to an instance for a while (a network path, a DNS name), then stops: leaving
+    the block closes it and every connection through it."""
+
+    def __init__(self, listen_host: str, target: str) -> None:
+        self.listen_host = listen_host
+        self.target_host, port = target.rsplit(":", 1)
+        self.target_port = int(port)
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> int:
+        self._server = await asyncio.start_server(self._serve, self.listen_host, 0)
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
+        except OSError:
+            writer.close()
+            self._tasks.discard(task)
+            return
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                sink.close()
+
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            writer.close()
+            up_writer.close()
+            self._tasks.discard(task)

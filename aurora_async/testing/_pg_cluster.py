@@ -56,6 +56,7 @@ class PostgresCluster(ServerSet[PgServer]):
         max_connections: int,
         database: str,
         tls: bool = False,
+        tls_addresses: Sequence[str] = (),
         db_user: str,
         password: str | None,
     ) -> None:
@@ -67,6 +68,7 @@ class PostgresCluster(ServerSet[PgServer]):
         self.backend_port = backend_port
         self.max_connections = max_connections
         self.tls = tls
+        self.tls_addresses = tuple(tls_addresses)
         self.database = database
         self.db_user = db_user
         self.password = password
@@ -116,21 +118,43 @@ class PostgresCluster(ServerSet[PgServer]):
         self.servers[instance_id] = server
         return server
 
+    @property
+    def tls_root_cert(self) -> Path | None:
+        """The CA certificate that signed the servers' certificate (with ``tls``)."""
+        return self.root / "tls" / "ca.crt" if self.tls else None
+
     async def _make_certificate(self) -> None:
-        """A self-signed key pair for every server, owned by the server user (postgres insists)."""
+        """A throw-away CA, and a server certificate it signed for every address of the cluster (its
+        endpoints and every instance address it could ever use), owned by the server user (postgres
+        insists on owning its key). Clients can verify it fully (``verify-full``) against ``ca.crt``."""
         directory = self.root / "tls"
         directory.mkdir(mode=0o700, exist_ok=True)
         self.user.chown(directory)
-        await run_command(
+        names = ",".join(["DNS:localhost", *(f"IP:{a}" for a in self.tls_addresses)])
+        (directory / "server.ext").write_text(
+            f"subjectAltName={names}\nbasicConstraints=critical,CA:FALSE\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+        )
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        commands = [
             [
-                "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                "-subj", "/CN=aurora-simulator", "-keyout", "server.key", "-out", "server.crt",
+                "openssl", "req", "-x509", *ec, "-days", "2", "-subj", "/CN=aurora-simulator-ca",
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
+                "-keyout", "ca.key", "-out", "ca.crt",
             ],
-            user=self.user,
-            timeout=60,
-            cwd=directory,
-        )  # fmt: skip
+            [
+                "openssl", "req", *ec, "-subj", "/CN=aurora-simulator",
+                "-keyout", "server.key", "-out", "server.csr",
+            ],
+            [
+                "openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.crt",
+            ],
+        ]  # fmt: skip
+        for argv in commands:
+            await run_command(argv, user=self.user, timeout=60, cwd=directory)
         (directory / "server.key").chmod(0o600)
+        (directory / "ca.key").unlink()
 
     async def create(
         self, writer: tuple[str, str], replicas: Sequence[tuple[str, str]], rows: Sequence[TopologyRow]

@@ -21,6 +21,7 @@ from ._mysql_cluster import MariaDbCluster
 from ._mysql_server import MariaDbBinaries
 from ._network import (
     FIRST_INSTANCE_OCTET,
+    LAST_INSTANCE_OCTET,
     READER_ENDPOINT_OCTET,
     WRITER_ENDPOINT_OCTET,
     check_prefix,
@@ -67,8 +68,10 @@ class AuroraSimulator:
     :param database: database in :meth:`dsn` (default ``postgres``, or ``app`` for MySQL; created unless
         ``postgres``).
     :param max_connections: per server.
-    :param tls: PostgreSQL servers accept TLS (``ssl='require'``) with a throw-away self-signed
-        certificate (clients cannot verify it; plain connections still work). ``drop_after_commit`` only
+    :param tls: PostgreSQL servers accept TLS with a certificate for every address of the cluster,
+        signed by a throw-away CA whose certificate is :attr:`tls_root_cert`, so clients can verify it
+        fully (``ssl=ssl.create_default_context(cafile=sim.tls_root_cert)``, or ``sslmode=verify-full``
+        with ``sslrootcert``); plain connections still work. ``drop_after_commit`` only
         sees plain-text connections. Not available for MySQL, whose queries the proxy must read.
     :param pg_bin_dir: directory with ``initdb``, ``postgres``, ``pg_basebackup`` and ``pg_rewind``
         (default: ``$AURORA_SIM_PG_BIN``, then ``/usr/lib/postgresql/*/bin``, then ``PATH``).
@@ -205,7 +208,17 @@ class AuroraSimulator:
         if isinstance(binaries, MariaDbBinaries):
             self._cluster = MariaDbCluster(binaries=binaries, **options)
         else:
-            self._cluster = PostgresCluster(binaries=binaries, tls=self._tls, **options)
+            tls_addresses = [
+                self._address(octet)
+                for octet in (
+                    WRITER_ENDPOINT_OCTET,
+                    READER_ENDPOINT_OCTET,
+                    *range(FIRST_INSTANCE_OCTET, LAST_INSTANCE_OCTET + 1),
+                )
+            ]
+            self._cluster = PostgresCluster(
+                binaries=binaries, tls=self._tls, tls_addresses=tls_addresses, **options
+            )
         control = ControlPlane(
             cluster=self._cluster,
             proxy=self._proxy,
@@ -335,6 +348,12 @@ class AuroraSimulator:
     def timeline(self) -> list[TimelineEvent]:
         """Everything the simulator did, oldest first (``at`` is a ``time.monotonic()`` timestamp)."""
         return list(self._timeline.events)
+
+    @property
+    def tls_root_cert(self) -> Path | None:
+        """With ``tls=True``: the CA certificate that signed the servers' certificate (else None)."""
+        cluster = self._running().cluster
+        return getattr(cluster, "tls_root_cert", None)
 
     @property
     def root(self) -> Path:

@@ -18,7 +18,6 @@ of recovery *and* the catalog names it as the writer (``AuroraPgDialect.is_write
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -35,7 +34,7 @@ from aurora_async import AuroraConnection, FailoverFailedError, FailoverSuccessE
 from aurora_async._cluster import registry
 from aurora_async.testing import AuroraSimulator
 from aurora_async.testing._pg_catalog import MASTER_SESSION_ID, TOPOLOGY_ROLE, sql_literal
-from tests.helpers import IS_READER_SQL, eventually, execute, fetchval
+from tests.helpers import IS_READER_SQL, Forwarder, eventually, execute, fetchval
 
 pytestmark = pytest.mark.aurora_simulator(instances=3, dns_delay=0.5)
 
@@ -300,56 +299,54 @@ async def test_failover_with_a_garbage_catalog(aurora_postgres: AuroraSimulator)
 # -- an instance host pattern that leads nowhere ---------------------------------------------------------
 
 
-async def test_a_host_pattern_that_leads_nowhere(aurora_postgres: AuroraSimulator) -> None:
-    """Connecting through the cluster endpoint needs no instance host, so it works; a failover needs
-    them all, so it ends in FailoverFailedError at failover_timeout (no hang, no task left)."""
+async def test_a_host_pattern_that_leads_nowhere_is_refused_at_connect(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+    """The first connection knows which instance it reached: the address the pattern gives for that
+    instance must answer as it, or failover and host monitoring would dial nowhere for the whole
+    failover_timeout. A pattern that does not resolve, leads to a closed port or to another instance is
+    a ConfigurationError naming it, at connect, and leaves no cluster behind."""
     sim = aurora_postgres
-    patterns = ["?.nowhere.invalid", "127.0.42.?:1"]  # does not resolve / nothing listens (port 1)
-    # without host_monitoring: its probes of the (unreachable) instance host would abort the
-    # connection about a second after connect (see the report), which would race these checks
-    plugins = ("initial_connection", "aurora_connection_tracker", "failover")
-    conns = [
-        await aurora_async.connect(
-            sim.dsn("cluster"), **options(sim, cluster_instance_host_pattern=p, plugins=plugins)
-        )
-        for p in patterns
-    ]
-    try:
-        assert len(registry.clusters()) == len(patterns)
-        for conn, pattern in zip(conns, patterns, strict=True):
-            await assert_on_the_writer(conn, sim, pattern)
-        await sim.failover()
-        started = time.monotonic()
-        async with asyncio.timeout(FAILOVER_TIMEOUT + MARGIN):
-            outcomes = await asyncio.gather(
-                *(c.fetchval(INSTANCE_ID_SQL) for c in conns), return_exceptions=True
-            )
-        assert all(isinstance(o, FailoverFailedError) for o in outcomes), outcomes
-        assert time.monotonic() - started < FAILOVER_TIMEOUT + MARGIN
-        assert all(c.is_closed() for c in conns)
-    finally:
-        for conn in conns:
-            await conn.close()
-    assert registry.clusters() == []
+    other = sim.reader_ids[0]
+    async with Forwarder("127.0.43.11", sim.endpoint(other)) as port:  # instance 11's id, another's server
+        cases = {
+            "?.nowhere.invalid": "connecting failed (gaierror",
+            "127.0.42.?:1": "connecting failed (ConnectionRefusedError",
+            f"127.0.43.?:{port}": f"instance '{other}' answered",
+        }
+        for pattern, problem in cases.items():
+            with pytest.raises(aurora_async.ConfigurationError) as raised:
+                await aurora_async.connect(
+                    sim.dsn("cluster"), **options(sim, cluster_instance_host_pattern=pattern)
+                )
+            message = str(raised.value)
+            assert f"cluster_instance_host_pattern {pattern!r} leads nowhere" in message, message
+            assert problem in message and "for instance '11'" in message, message
+            assert registry.clusters() == []
+    async with aurora_async.connect(sim.dsn("cluster"), **options(sim)) as right:  # the simulator's own
+        await assert_on_the_writer(right, sim, sim.instance_host_pattern)
 
 
 async def test_a_failover_that_cannot_reach_the_writer_does_not_hammer_the_cluster(
     aurora_postgres: AuroraSimulator,
 ) -> None:
     sim = aurora_postgres
-    conn = await aurora_async.connect(
-        sim.dsn("cluster"),
-        **options(sim, cluster_instance_host_pattern="127.0.42.?:1", plugins=("failover",)),
-    )
-    try:
-        cluster = registry.clusters()[0]
-        before = cluster.stats["writer_searches"]
-        await sim.reset_connections(sim.writer_id)
-        with pytest.raises(FailoverFailedError):
-            await conn.fetchval("SELECT 1")
-        searches = cluster.stats["writer_searches"] - before
-    finally:
-        await conn.close()
+    # instance 11 is reachable through the pattern (a forwarder), the other instances are not: the
+    # writer search verifies the new writer through the cluster endpoint, then its address refuses
+    async with Forwarder("127.0.43.11", sim.endpoint("11")) as port:
+        conn = await aurora_async.connect(
+            sim.dsn("cluster"),
+            **options(sim, cluster_instance_host_pattern=f"127.0.43.?:{port}", plugins=("failover",)),
+        )
+        try:
+            cluster = registry.clusters()[0]
+            await sim.failover()
+            before = cluster.stats["writer_searches"]
+            with pytest.raises(FailoverFailedError):
+                await conn.fetchval("SELECT 1")
+            searches = cluster.stats["writer_searches"] - before
+        finally:
+            await conn.close()
     # each search verifies the writer through the cluster endpoint in milliseconds, then its instance
     # host refuses; pausing between searches as the searches' own probes do (up to
     # topology_high_refresh, 0.1 s) would make some 30 in 3 s

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 from typing import Any
 
 import aioboto3
@@ -46,6 +47,11 @@ def iam_options(sim: AuroraSimulator, session: Any, **extra: Any) -> dict[str, A
     }
 
 
+def _verifying(sim: AuroraSimulator) -> ssl.SSLContext:
+    assert sim.tls_root_cert is not None
+    return ssl.create_default_context(cafile=str(sim.tls_root_cert))
+
+
 def token_becomes_password(sim: AuroraSimulator) -> RehearsalSession:
     """A session whose every generated token is at once made the IAM user's database password."""
     return RehearsalSession(sim, IAM_USER)
@@ -69,7 +75,8 @@ async def test_iam_token_logs_in_and_500_connects_generate_one(aurora_postgres: 
 @pytest.mark.aurora_simulator(tls=True)
 async def test_iam_over_tls_needs_no_opt_out(aurora_postgres: AuroraSimulator) -> None:
     sim = aurora_postgres
-    options = iam_options(sim, token_becomes_password(sim), ssl="require")
+    # verify-full against the simulator's CA: what the iam plugin asks for by default
+    options = iam_options(sim, token_becomes_password(sim), ssl=_verifying(sim))
     del options["iam_allow_plaintext"]
     async with aurora_async.connect(**options) as conn:
         ssl_in_use = await conn.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
@@ -106,11 +113,11 @@ async def test_tokens_are_reused_until_shortly_before_they_expire(aurora_postgre
     session = token_becomes_password(sim)
     config = parse(**iam_options(sim, session, plugins=("iam",)))
     now = [1000.0]
-    auth = Authenticator(config, clock=lambda: now[0])
+    auth = Authenticator(default_session=lambda: None, clock=lambda: now[0])
     host, port = _host(sim), sim.port
 
     async def login() -> None:
-        conn = await open_connection(config, host, port, 5, auth)
+        conn = await open_connection(config.identity, host, port, 5, auth)
         assert await conn.fetchval("SELECT current_user") == IAM_USER
         await conn.close()
 
@@ -245,11 +252,13 @@ async def test_no_token_password_or_secret_is_logged_or_shown(
         async with aurora_async.connect(
             **secret_options(sim, RehearsalSession(), name, secrets_manager_region="us-east-1")
         ) as other:
-            shown += [repr(other)] + [repr(c) for c in registry.clusters()]
-            shown += [repr(c.auth) for c in registry.clusters()]
-            shown += [
-                repr(await c.auth.credentials(_host(sim), sim.port)) for c in registry.clusters() if c.auth
-            ]
+            [cluster] = registry.clusters()  # one cluster, two identities
+            shown += [repr(other), repr(cluster), repr(cluster.auth), repr(cluster.identities)]
+            for each in (conn, other):
+                identity = each._identity
+                assert identity.credentials is not None
+                shown += [repr(identity), repr(identity.credentials)]
+                shown.append(repr(await cluster.auth.credentials(identity.credentials, _host(sim), sim.port)))
     signature = token.rsplit("X-Amz-Signature=", 1)[1]
     text = caplog.text + "\n".join(shown)
     assert "IAM token generated" in caplog.text and f"secret {name!r} fetched" in caplog.text

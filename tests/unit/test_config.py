@@ -13,7 +13,7 @@ from aurora_async import ConfigurationError
 from aurora_async._cluster import cluster_key
 from aurora_async._config import DEFAULT_PLUGINS, parse
 from aurora_async._dialects import aurora_instances, host_builder
-from aurora_async._pg_driver import is_connection_error, is_read_only_error
+from aurora_async._pg_driver import connect_kwargs, is_connection_error, is_read_only_error
 from aurora_async._rds_hosts import HostPattern
 from aurora_async._topology import Role
 
@@ -33,7 +33,7 @@ def test_dsn_and_keywords_are_parsed_once() -> None:
     assert config.options.failover_timeout == 12.5
     assert config.options.failover_mode == "strict_writer"
     assert config.dsn == "postgresql:///?sslmode=require"  # the rest goes to asyncpg
-    kwargs = config.connect_kwargs("10.0.0.5", 5433, 3.0)
+    kwargs = connect_kwargs(config.identity, "10.0.0.5", 5433, 3.0)
     assert kwargs["host"] == "10.0.0.5" and kwargs["server_settings"] == {"application_name": "x"}
     assert kwargs["password"] == "s@cret" and kwargs["timeout"] == 3.0
     assert "s@cret" not in repr(config) and "s%40cret" not in repr(config)
@@ -64,9 +64,15 @@ def test_defaults() -> None:
         ({"plugins": ("iam", "aws_secrets_manager"), "user": "u"}, "both supply the password"),
         ({"plugins": ("iam",)}, "plugin 'iam' needs the database user"),
         ({"plugins": ("iam",), "user": "u", "host": "db.example.com"}, "needs a region: 'db.example.com'"),
-        ({"plugins": ("iam",), "user": "u"}, "requires TLS: pass ssl='require'"),
-        ({"plugins": ("iam",), "user": "u", "ssl": "prefer"}, "requires TLS"),
-        ({"plugins": ("iam",), "user": "u", "ssl": "require", "password": "x"}, "password given together"),
+        ({"plugins": ("iam",), "user": "u"}, "needs TLS that verifies the server; this connection has TLS"),
+        ({"plugins": ("iam",), "user": "u", "ssl": "prefer"}, "needs TLS that verifies the server"),
+        ({"plugins": ("iam",), "user": "u", "ssl": "require"}, "has TLS without certificate verification"),
+        ({"plugins": ("iam",), "user": "u", "ssl": "verify-ca"}, "verifying the CA but not the host"),
+        ({"plugins": ("iam",), "user": "u", "ssl": "disable", "iam_allow_unverified_tls": True}, "no TLS"),
+        (
+            {"plugins": ("iam",), "user": "u", "ssl": "verify-full", "password": "x"},
+            "password given together",
+        ),
         ({"plugins": ("iam",), "iam_port": 0}, "iam_port must be an integer"),
         ({"plugins": ("iam",), "iam_allow_plaintext": "maybe"}, "iam_allow_plaintext must be true or false"),
         ({"plugins": ("aws_secrets_manager",)}, "needs secrets_manager_secret_id"),
@@ -192,17 +198,25 @@ def test_instance_hosts_come_from_the_cluster_domain() -> None:
         plain("x", None, None)
 
 
-def test_cluster_identity_ignores_host_case_and_endpoint_kind() -> None:
+def test_cluster_identity_ignores_host_case_endpoint_kind_and_who_connects() -> None:
     writer = parse(f"postgresql://app@{CLUSTER}/db")
     shouting = parse(f"postgresql://app@{CLUSTER.upper()}/db")
     reader = parse(f"postgresql://app@{CLUSTER.replace('.cluster-', '.cluster-ro-')}/db")
-    other_user = parse(f"postgresql://admin@{CLUSTER}/db")
+    # who connects, and how, is each connection's own: the cluster is shared
+    others = [
+        parse(f"postgresql://admin:pw@{CLUSTER}/other?sslmode=verify-full"),
+        parse(host=CLUSTER, user="app", server_settings={"search_path": "t"}, failover_timeout=3),
+        parse(host=CLUSTER, user="app", plugins=("failover",), failover_mode="reader_or_writer"),
+    ]
     assert cluster_key(writer) == cluster_key(shouting) == cluster_key(reader)
-    assert cluster_key(other_user) != cluster_key(writer)
+    assert all(cluster_key(other) == cluster_key(writer) for other in others)
+    # what the shared background work does is the cluster's: other settings, another cluster
+    assert cluster_key(parse(host=CLUSTER, topology_refresh=5)) != cluster_key(writer)
+    assert cluster_key(parse(host=CLUSTER, failure_detection_count=5)) != cluster_key(writer)
 
 
 def test_credentials_options() -> None:
-    iam = parse(host=CLUSTER, user="app", plugins=("iam",), ssl="require").options
+    iam = parse(host=CLUSTER, user="app", plugins=("iam",), ssl="verify-full").options
     assert iam.iam_expiration == 840.0 and iam.iam_allow_plaintext is False
     local = parse(
         "postgresql://app@127.0.0.1:5432/db?plugins=iam&iam_region=eu-west-1&iam_allow_plaintext=true"
@@ -220,7 +234,7 @@ def test_credentials_options() -> None:
 
     assert secret_region(secret) == "ap-south-1"
     assert secret.secrets_manager_secret_username_key == "username"
-    config = parse(host=CLUSTER, user="app", plugins=("iam",), ssl="require", aws_session=object())
+    config = parse(host=CLUSTER, user="app", plugins=("iam",), ssl="verify-full", aws_session=object())
     assert "aws_session" not in repr(config)
 
 

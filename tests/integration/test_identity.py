@@ -1,0 +1,207 @@
+"""Shared cluster knowledge, per-connection identity: connections with different users, secrets, TLS,
+server settings and MySQL session defaults share one cluster, and each physical connection opened for
+one of them, at connect and at failover, is opened with its own identity."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aioboto3
+import pytest
+
+import aurora_async
+from aurora_async import FailoverFailedError, FailoverSuccessError
+from aurora_async._cluster import registry
+from aurora_async.testing import AuroraSimulator, RehearsalSession
+from tests.helpers import eventually
+
+ADMIN, REPORT = "admin_user", "report_user"
+
+
+def common(sim: AuroraSimulator, **extra: Any) -> dict[str, Any]:
+    return {
+        "cluster_instance_host_pattern": sim.instance_host_pattern,
+        "failover_timeout": 20,
+        **extra,
+    }
+
+
+async def _secret(name: str, user: str, password: str) -> str:
+    value = json.dumps({"username": user, "password": password})
+    async with aioboto3.Session().client("secretsmanager", region_name="us-east-1") as client:
+        try:
+            created = await client.create_secret(Name=name, SecretString=value)
+        except client.exceptions.ResourceExistsException:
+            await client.put_secret_value(SecretId=name, SecretString=value)
+            return name
+        return str(created["ARN"])
+
+
+def _secret_options(sim: AuroraSimulator, secret_id: str, endpoint: str) -> dict[str, Any]:
+    return common(
+        sim,
+        plugins=("initial_connection", "aurora_connection_tracker", "failover", "host_monitoring")
+        + ("aws_secrets_manager",),
+        secrets_manager_secret_id=secret_id,
+        secrets_manager_region="us-east-1",
+        secrets_manager_endpoint=endpoint,
+        aws_session=RehearsalSession(),
+    )
+
+
+async def _sessions(sim: AuroraSimulator, instance_id: str) -> list[tuple[int, str, bool | None]]:
+    """(pid, user, ssl) of every client session on ``instance_id``, the checker's own excepted."""
+    import asyncpg
+
+    conn = await asyncpg.connect(sim.dsn(instance_id), timeout=5)
+    try:
+        rows = await conn.fetch(
+            "SELECT a.pid, a.usename, s.ssl FROM pg_stat_activity a "
+            "LEFT JOIN pg_stat_ssl s ON s.pid = a.pid "
+            "WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+@pytest.mark.usefixtures("moto_endpoint")
+async def test_each_secret_logs_in_as_its_own_user_beside_an_open_pool(
+    aurora_postgres: AuroraSimulator, moto_endpoint: str
+) -> None:
+    sim = aurora_postgres
+    await sim.set_password(ADMIN, "admin-password-1")
+    await sim.set_password(REPORT, "report-password-1")
+    admin_secret = await _secret("db/admin", ADMIN, "admin-password-1")
+    report_secret = await _secret("db/report", REPORT, "report-password-1")
+    dsn = sim.dsn("cluster").replace("postgres@", "@")  # no user: it comes from the secret
+    async with (
+        aurora_async.create_pool(
+            dsn, min_size=2, **_secret_options(sim, admin_secret, moto_endpoint)
+        ) as pool,
+        aurora_async.connect(dsn, **_secret_options(sim, report_secret, moto_endpoint)) as report,
+    ):
+        assert len(registry.clusters()) == 1  # one cluster, two identities
+        assert await report.fetchval("SELECT current_user") == REPORT
+        async with pool.acquire() as admin:
+            assert await admin.fetchval("SELECT current_user") == ADMIN
+        report_failed = await sim.failover()
+        with pytest.raises(FailoverSuccessError):
+            await report.fetchval("SELECT 1")
+        assert report.instance.instance_id == report_failed.new_writer
+        assert await report.fetchval("SELECT current_user") == REPORT
+        async with pool.acquire() as admin:
+            try:
+                user = await admin.fetchval("SELECT current_user")
+            except FailoverSuccessError:
+                user = await admin.fetchval("SELECT current_user")
+            assert user == ADMIN
+
+
+@pytest.mark.aurora_simulator(tls=True)
+async def test_tls_and_server_settings_stay_each_connections_own_through_failover(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+    sim = aurora_postgres
+    dsn = sim.dsn("cluster")
+    async with (
+        aurora_async.connect(
+            dsn,
+            ssl="disable",
+            server_settings={"search_path": "tenant_a", "application_name": "A"},
+            **common(sim),
+        ) as a,
+        aurora_async.connect(
+            dsn,
+            ssl="require",
+            server_settings={"search_path": "tenant_b", "application_name": "B"},
+            **common(sim),
+        ) as b,
+    ):
+        assert len(registry.clusters()) == 1
+
+        async def check() -> None:
+            for conn, name, tls in ((a, "A", False), (b, "B", True)):
+                row = await conn.fetchrow(
+                    "SELECT current_setting('search_path'), current_setting('application_name'), "
+                    "(SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid())"
+                )
+                assert tuple(row) == (f"tenant_{name.lower()}", name, tls), name
+
+        await check()
+        report = await sim.failover()
+        for conn in (a, b):
+            with pytest.raises(FailoverSuccessError):
+                await conn.fetchval("SELECT 1")
+            assert conn.instance.instance_id == report.new_writer
+        await check()
+
+        # the library's own sessions on the new writer (topology monitor, host probe) serve B too:
+        # none of them may be weaker than B's TLS
+        mine = {a.raw.get_server_pid(), b.raw.get_server_pid()}
+
+        async def background_is_encrypted() -> bool:
+            sessions = await _sessions(sim, report.new_writer)
+            background = [s for s in sessions if s[0] not in mine]
+            return bool(background) and all(tls for _pid, _user, tls in background)
+
+        await eventually(background_is_encrypted, what="background sessions on the new writer, all TLS")
+
+
+@pytest.mark.parametrize("aurora_mysql", ["aurora"], indirect=True)
+async def test_mysql_autocommit_stays_each_connections_own_through_failover(
+    aurora_mysql: AuroraSimulator,
+) -> None:
+    sim = aurora_mysql
+    dsn = sim.dsn("cluster")
+    async with (
+        aurora_async.connect(dsn, autocommit=True, **common(sim)) as a,
+        aurora_async.connect(dsn, **common(sim)) as b,
+    ):
+        async with a.cursor() as cur:
+            await cur.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+        report = await sim.failover()
+        for conn in (a, b):
+            with pytest.raises(FailoverSuccessError):
+                async with conn.cursor() as cur:
+                    await cur.execute("SELECT 1")
+            assert conn.instance.instance_id == report.new_writer
+        assert a.get_autocommit() is True and b.get_autocommit() is False
+        async with b.cursor() as cur:
+            await cur.execute("SELECT @@autocommit")
+            assert (await cur.fetchone())[0] == 0
+            await cur.execute("INSERT INTO t VALUES (1)")
+        await b.rollback()
+        async with a.cursor() as cur:
+            await cur.execute("SELECT COUNT(*) FROM t")
+            assert (await cur.fetchone())[0] == 0  # b's rollback took its row back
+
+
+async def test_a_rotated_password_fails_only_the_connection_that_still_has_the_old_one(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+    sim = aurora_postgres
+    user = "rotating_user"
+    await sim.set_password(user, "old-password-1")
+    dsn = sim.dsn("cluster").replace("postgres@", f"{user}:old-password-1@")
+    old = await aurora_async.connect(dsn, **common(sim, failover_timeout=5))
+    try:
+        await sim.set_password(user, "new-password-2")
+        async with aurora_async.connect(
+            dsn.replace("old-password-1", "new-password-2"), **common(sim)
+        ) as new:
+            report = await sim.failover()
+            with pytest.raises(FailoverSuccessError):
+                await new.fetchval("SELECT 1")
+            assert new.instance.instance_id == report.new_writer
+            assert await new.fetchval("SELECT current_user") == user
+            # the old password is refused at once, with a clear error, not at the deadline
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(FailoverFailedError, match="refused the login"):
+                await old.fetchval("SELECT 1")
+            assert asyncio.get_running_loop().time() - started < 4
+            assert old.is_closed()
+    finally:
+        await old.close()
