@@ -240,10 +240,29 @@ def _first_label(endpoint: str) -> str:
     return endpoint.split(".", 1)[0]
 
 
+# SQLSTATEs that say a catalog object the probe asks about does not exist on this server: the one answer
+# that means "not this dialect" (aurora_replica_status() on RDS or community PostgreSQL: 42883; the
+# rds_tools schema where the extension is not installed: 3F000; a name cast to regproc or regclass:
+# 42704; a relation or column of a catalog of another shape: 42P01, 42703)
+NOT_THIS_DIALECT_SQLSTATES = frozenset({"42883", "42P01", "3F000", "42704", "42703"})
+DETECTION_NOTE = (
+    "aurora_async: raised by a dialect detection query, so the cluster's dialect is unknown and the "
+    "connect failed (the next one detects again); if the user may not read the catalog, grant it, or set "
+    "wrapper_dialect to skip detection"
+)
+
+
 async def _probe(conn: Any, query: str, timeout: float) -> asyncpg.Record | None:
-    """Run a detection query; any SQL error means "not this dialect"."""
+    """Run a detection query: its first row, or None when the catalog object it asks about does not
+    exist ("not this dialect"). Any other error (a privilege the user lacks, a statement timeout, a
+    cancelled query, a lost connection) says nothing about the dialect: it propagates, the same
+    exception with a note saying where it came from."""
     try:
         row: asyncpg.Record | None = await conn.fetchrow(query, timeout=timeout)
         return row
-    except asyncpg.PostgresError:
-        return None
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate in NOT_THIS_DIALECT_SQLSTATES:
+            return None
+        if not isinstance(exc, asyncpg.PostgresConnectionError):
+            exc.add_note(DETECTION_NOTE)
+        raise
