@@ -14,7 +14,14 @@ import aiomysql
 import pymysql
 from pymysql.constants import ER
 
-from ._dialects import DETECTION_NOTE, Dialect, HostBuilder, aurora_instances, multi_az_instances
+from ._dialects import (
+    DETECTION_NOTE,
+    Dialect,
+    HostBuilder,
+    aurora_instances,
+    multi_az_instance_name,
+    multi_az_instances,
+)
 from ._topology import Instance
 
 log = logging.getLogger("aurora_async.topology")
@@ -171,9 +178,7 @@ class MultiAzMySqlDialect(MySqlDialect):
     code = "multi-az-mysql"
     has_topology = True
     TOPOLOGY_SQL = "SELECT id, endpoint, port FROM mysql.rds_topology"
-    INSTANCE_ID_SQL = (
-        "SELECT id, SUBSTRING_INDEX(endpoint, '.', 1) FROM mysql.rds_topology WHERE id = @@server_id"
-    )
+    INSTANCE_ID_SQL = "SELECT id, endpoint, port FROM mysql.rds_topology WHERE id = @@server_id"
     SOURCE_COLUMNS = ("Source_Server_Id", "Master_Server_Id")
 
     async def detect(self, conn: Any, timeout: float) -> bool:
@@ -184,9 +189,10 @@ class MultiAzMySqlDialect(MySqlDialect):
         return await _probe(conn, self.TOPOLOGY_SQL, timeout, denied_means_absent=True) is not None
 
     async def instance_id(self, conn: Any, timeout: float) -> str:
+        """The instance's name as :func:`multi_az_instances` gives it, from its own catalog row."""
         rows = await fetch_rows(conn, self.INSTANCE_ID_SQL, timeout)
         if rows and rows[0][1]:
-            return str(rows[0][1])
+            return multi_az_instance_name(str(rows[0][1]), rows[0][2])
         return str((await fetch_rows(conn, "SELECT @@server_id", timeout))[0][0])
 
     async def _source(self, conn: Any, timeout: float) -> int | None:

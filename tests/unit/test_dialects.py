@@ -1,4 +1,4 @@
-"""Dialect detection's reading of errors: no sockets."""
+"""Dialect detection's reading of errors, and how Multi-AZ catalog rows name instances: no sockets."""
 
 from __future__ import annotations
 
@@ -12,7 +12,17 @@ import pytest
 from pymysql.constants import ER
 
 from aurora_async import _dialects, _mysql_dialects
-from aurora_async._dialects import AuroraPgDialect, MultiAzPgDialect, RdsPgDialect, detect_dialect
+from aurora_async._dialects import (
+    AuroraPgDialect,
+    MultiAzPgDialect,
+    RdsPgDialect,
+    detect_dialect,
+    host_builder,
+    multi_az_instances,
+)
+from aurora_async._mysql_dialects import MultiAzMySqlDialect
+from aurora_async._rds_hosts import HostPattern
+from aurora_async._topology import Role
 
 # -- detection: only "does not exist" means "not this dialect" -------------------------------------------
 
@@ -194,3 +204,94 @@ async def test_a_statement_timeout_of_the_multi_az_probe_propagates() -> None:
     assert (
         await _detect_mysql(pymysql.err.ProgrammingError(ER.NO_SUCH_TABLE, "no"), report_host="x") == "mysql"
     )
+
+
+# -- Multi-AZ instance names: an IP address never collapses instances ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "port", "name"),
+    [
+        ("db-1.abc123.us-east-1.rds.amazonaws.com", 5432, "db-1"),  # RDS: the instance identifier
+        ("db-1", 5432, "db-1"),
+        ("10.0.0.5", 5432, "10.0.0.5:5432"),  # was "10"
+        ("10.0.0.5", None, "10.0.0.5"),
+        ("fd00::5", 3306, "[fd00::5]:3306"),
+        ("FD00:0::5", 3306, "[fd00::5]:3306"),  # one address, one name, however it is spelled
+    ],
+)
+def test_instance_names(endpoint: str, port: int | None, name: str) -> None:
+    assert _dialects.multi_az_instance_name(endpoint, port) == name
+
+
+def _source_is(source: str) -> Any:
+    return lambda row_id: row_id == source
+
+
+@pytest.mark.parametrize("pattern", [None, HostPattern.parse("?.abc123.us-east-1.rds.amazonaws.com")])
+def test_instances_listed_by_address_stay_distinct(pattern: HostPattern | None) -> None:
+    rows = [
+        ("db-A", "10.0.0.1", 5432),
+        ("db-B", "10.0.0.2", 5432),
+        ("db-C", "10.0.0.1", 5433),  # the same address, another port: another instance
+        ("db-D", "db-d.abc123.us-east-1.rds.amazonaws.com", 5432),
+    ]
+    build = host_builder(pattern, "10.0.0.100", 6000)
+    instances = multi_az_instances(rows, _source_is("db-C"), build)
+    assert instances is not None
+    by_id = {i.instance_id: i for i in instances}
+    assert set(by_id) == {"10.0.0.1:5432", "10.0.0.2:5432", "10.0.0.1:5433", "db-d"}
+    assert [i.instance_id for i in instances if i.role is Role.WRITER] == ["10.0.0.1:5433"]
+    # an address is reached as listed, pattern or not (it has no instance id to put in one)
+    assert (by_id["10.0.0.1:5433"].host, by_id["10.0.0.1:5433"].port) == ("10.0.0.1", 5433)
+    assert (by_id["10.0.0.2:5432"].host, by_id["10.0.0.2:5432"].port) == ("10.0.0.2", 5432)
+    expected_d = "db-d.abc123.us-east-1.rds.amazonaws.com" if pattern is not None else rows[3][1]
+    assert by_id["db-d"].host == expected_d
+
+
+class _MultiAzPgRow:
+    """What ``rds_tools.show_topology()`` answers a connection about its own instance."""
+
+    def __init__(self, endpoint: str | None, port: int | None) -> None:
+        self.row = (endpoint, port)
+
+    async def fetchrow(self, query: str, timeout: float | None = None) -> Any:
+        assert query == MultiAzPgDialect.INSTANCE_ID_SQL
+        return self.row
+
+    async def fetchval(self, query: str, timeout: float | None = None) -> Any:
+        assert query == MultiAzPgDialect.SELF_SQL
+        return "db-SELF"
+
+
+class _MultiAzMySqlRow(_MySqlRaising):
+    def __init__(self, endpoint: str | None, port: int | None) -> None:
+        super().__init__(AssertionError("unexpected query"))
+        self.row = (12, endpoint, port)
+
+    async def cursor(self, cursor_class: type[aiomysql.Cursor]) -> _MySqlCursor:
+        row = self.row
+
+        class Cursor(_MySqlCursor):
+            async def execute(self, query: str) -> None:
+                assert query == MultiAzMySqlDialect.INSTANCE_ID_SQL
+                self.description = [("id",), ("endpoint",), ("port",)]
+                self.rows = [row]
+
+        return Cursor(self)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "port"),
+    [("10.0.0.1", 5433), ("fd00::1", 5432), ("db-c.abc123.us-east-1.rds.amazonaws.com", 5432)],
+)
+async def test_a_connection_names_its_instance_as_the_topology_does(endpoint: str, port: int) -> None:
+    build = host_builder(None, "10.0.0.100", 6000)
+    (listed,) = multi_az_instances([("db-C", endpoint, port)], _source_is("db-C"), build) or []
+    assert await MultiAzPgDialect().instance_id(_MultiAzPgRow(endpoint, port), 1.0) == listed.instance_id
+    mysql = await MultiAzMySqlDialect().instance_id(_MultiAzMySqlRow(endpoint, port), 1.0)
+    assert mysql == listed.instance_id
+
+
+async def test_an_instance_missing_from_the_catalog_is_named_by_its_resource_id() -> None:
+    assert await MultiAzPgDialect().instance_id(_MultiAzPgRow(None, None), 1.0) == "db-SELF"

@@ -9,6 +9,7 @@ any error, exactly one writer in any topology).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import string
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
@@ -33,7 +34,7 @@ from aurora_async._config import (
     Config,
     parse,
 )
-from aurora_async._dialects import MultiAzPgDialect, aurora_instances, host_builder
+from aurora_async._dialects import MultiAzPgDialect, aurora_instances, host_builder, multi_az_instance_name
 from aurora_async._rds_hosts import HostPattern, RdsUrlType, classify_host
 from aurora_async._topology import Instance, Role, with_writer
 
@@ -702,6 +703,7 @@ class _MultiAzCatalog:
 DBIS = st.none() | st.sampled_from(["db-A", "db-B", "db-C"])
 ENDPOINTS = st.none() | st.sampled_from(
     ["i1.abc.us-east-1.rds.amazonaws.com", "i2.abc.us-east-1.rds.amazonaws.com", "i3", ""]
+    + ["10.0.0.1", "10.0.0.2", "fd00::1"]
 )
 
 
@@ -725,8 +727,20 @@ async def test_multi_az_rows_give_at_most_one_writer_and_no_null_instances(
     assert "None" not in ids, "a NULL endpoint names no instance"
     writers = [i for i in instances if i.role is Role.WRITER]
     assert len(writers) == 1
-    assert writers[0].instance_id in {str(r[1]).split(".", 1)[0] for r in writer_rows}
+    assert writers[0].instance_id in {multi_az_instance_name(str(r[1]), r[2]) for r in writer_rows}
     assert all(isinstance(i, Instance) for i in instances)
+    # an IP address is no instance identifier: every address and port listed is an instance of its own
+    listed = {(r[1], r[2]) for r in rows if r[0] is not None and r[1] is not None}
+    by_address = {(i.host, i.port) for i in instances if _is_ip(i.host)}
+    assert by_address == {(e, p or 5432) for e, p in listed if _is_ip(e)}
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 @given(status_rows(), IDS.filter(lambda i: i is not None))
