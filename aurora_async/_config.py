@@ -235,6 +235,7 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
 
 def _engine(dsn: Any, engine: Any) -> str:
     """The engine named by ``engine=``, else by the DSN's scheme (PostgreSQL when neither says)."""
+    _check_dsn_type(dsn)
     if engine is not None and engine not in ENGINES:
         raise ConfigurationError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     scheme = dsn.split("://", 1)[0].lower() if isinstance(dsn, str) and "://" in dsn else None
@@ -248,8 +249,17 @@ def _engine(dsn: Any, engine: Any) -> str:
     return str(engine or from_dsn or "postgresql")
 
 
+def _check_dsn_type(dsn: Any) -> None:
+    if dsn is not None and not isinstance(dsn, str):
+        # the value is not shown: a DSN (as bytes, say) holds the password
+        raise ConfigurationError(
+            f"dsn must be a str (a postgresql:// or mysql:// URL) or None, not {type(dsn).__name__}"
+        )
+
+
 def _split_dsn(dsn: str) -> tuple[str | None, dict[str, Any]]:
     """Take host, port, credentials and our options out of a DSN; return the rest for asyncpg."""
+    _check_dsn_type(dsn)
     try:
         parts = urlsplit(dsn)
     except ValueError:  # its message quotes the netloc, password included: say it without quoting

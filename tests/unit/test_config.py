@@ -231,3 +231,13 @@ def test_credential_plugins_without_aioboto3_say_what_to_install(monkeypatch: py
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "aioboto3" else real(name))
     with pytest.raises(ConfigurationError, match=r"needs aioboto3: pip install 'aurora_async\[aws\]'"):
         parse(host=CLUSTER, plugins=("aws_secrets_manager",), secrets_manager_secret_id="x")
+
+
+@pytest.mark.parametrize("dsn", [12345, b"postgresql://app@db.example.com/app", ["postgresql://x"], 1.5])
+def test_a_dsn_that_is_not_a_string_is_a_configuration_error(dsn: Any) -> None:
+    with pytest.raises(ConfigurationError, match=f"dsn must be a str .*not {type(dsn).__name__}"):
+        aurora_async.connect(dsn=dsn)
+    with pytest.raises(ConfigurationError, match="dsn must be a str"):
+        aurora_async.connect(dsn, engine="mysql")
+    with pytest.raises(ConfigurationError, match="dsn must be a str"):
+        parse(dsn, host=CLUSTER)
