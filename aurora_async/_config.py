@@ -341,6 +341,8 @@ def _flag(name: str, value: Any) -> bool:
 
 
 def _seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool):  # float(True) is 1.0: timeout=True is a mistake, not one second
+        raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}")
     try:
         seconds = float(value)
     except (TypeError, ValueError, OverflowError):
@@ -352,11 +354,13 @@ def _seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
 
 
 def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be a whole number of at least 1, not {value!r}")
     try:
         count = int(str(value).strip())
     except ValueError:
         raise ConfigurationError(f"{name} must be a whole number of at least 1, not {value!r}") from None
-    if count < 1 or isinstance(value, bool):
+    if count < 1:
         raise ConfigurationError(f"{name} must be a whole number of at least 1, not {value!r}")
     return count
 

@@ -241,3 +241,19 @@ def test_a_dsn_that_is_not_a_string_is_a_configuration_error(dsn: Any) -> None:
         aurora_async.connect(dsn, engine="mysql")
     with pytest.raises(ConfigurationError, match="dsn must be a str"):
         parse(dsn, host=CLUSTER)
+
+
+NUMERIC_OPTIONS = [
+    "failover_timeout", "topology_refresh", "topology_high_refresh", "topology_high_refresh_period",
+    "connect_timeout", "auxiliary_query_timeout", "failure_detection_interval", "monitor_disposal_time",
+    "iam_expiration", "secrets_manager_expiration", "failure_detection_time", "failure_detection_count",
+    "iam_port", "port", "timeout",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", [True, False])
+@pytest.mark.parametrize("name", NUMERIC_OPTIONS)
+def test_a_bool_is_no_number(name: str, value: bool) -> None:
+    """``timeout=True`` was one second, ``failure_detection_time=False`` zero."""
+    with pytest.raises(ConfigurationError, match=f"^{name} must be .*, not {value}"):
+        parse(host=CLUSTER, **{name: value})

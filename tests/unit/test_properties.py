@@ -290,6 +290,7 @@ BAD_PORTS = st.one_of(
     st.lists(st.integers(), max_size=2),
 )
 BAD_SECONDS = st.one_of(
+    st.booleans(),  # float(True) is 1.0, but a flag is no duration
     st.floats(max_value=0.0),  # zero, negative, -inf
     st.just(float("nan")),
     st.just(float("inf")),
@@ -300,6 +301,7 @@ BAD_SECONDS = st.one_of(
     st.lists(st.floats(), max_size=2),
 )
 BAD_NON_NEGATIVE_SECONDS = st.one_of(
+    st.booleans(),
     st.floats(max_value=-1e-9),
     st.just(float("nan")),
     st.just(float("inf")),
