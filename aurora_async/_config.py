@@ -117,6 +117,24 @@ _SECONDS = (
     "iam_expiration",
     "secrets_manager_expiration",
 )
+# the shortest duration each option takes: below it a monitor would probe thousands of times a second (and
+# never see an answer in time), a timeout would expire before any network round trip, a credential would
+# be fetched again for every connection. topology_refresh also bounds how long a closed cluster's dialect
+# and topology are reused, which tests shorten to 0.01 s. "timeout" is connect()'s name for
+# connect_timeout. (failure_detection_time may be zero: it is an age, not a period.)
+MINIMUM_SECONDS: dict[str, float] = {
+    "failover_timeout": 1.0,
+    "topology_refresh": 0.01,
+    "topology_high_refresh": 0.05,
+    "topology_high_refresh_period": 0.05,
+    "connect_timeout": 0.05,
+    "timeout": 0.05,
+    "auxiliary_query_timeout": 0.05,
+    "failure_detection_interval": 0.05,
+    "monitor_disposal_time": 0.1,
+    "iam_expiration": 1.0,
+    "secrets_manager_expiration": 1.0,
+}
 _STRINGS = (
     "iam_region",
     "iam_host",
@@ -350,6 +368,9 @@ def _seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
     if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
         kind = "non-negative" if allow_zero else "positive"
         raise ConfigurationError(f"{name} must be a {kind}, finite number of seconds, not {value!r}")
+    minimum = MINIMUM_SECONDS.get(name, 0.0)
+    if seconds < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum:g} s, not {value!r}")
     return seconds
 
 

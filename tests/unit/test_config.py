@@ -257,3 +257,40 @@ def test_a_bool_is_no_number(name: str, value: bool) -> None:
     """``timeout=True`` was one second, ``failure_detection_time=False`` zero."""
     with pytest.raises(ConfigurationError, match=f"^{name} must be .*, not {value}"):
         parse(host=CLUSTER, **{name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "minimum"),
+    [
+        ("failure_detection_interval", 0.0001, "0.05"),  # was 2,950 probes in 3 s, monitoring disabled
+        ("topology_high_refresh", 0.001, "0.05"),
+        ("topology_refresh", 0.001, "0.01"),
+        ("failover_timeout", 0.5, "1"),
+        ("connect_timeout", 0.01, "0.05"),
+        ("timeout", 0.01, "0.05"),
+        ("auxiliary_query_timeout", 0.001, "0.05"),
+        ("monitor_disposal_time", 0.05, "0.1"),
+        ("iam_expiration", 0.5, "1"),
+        ("secrets_manager_expiration", 0.5, "1"),
+    ],
+)
+def test_durations_have_a_lower_bound(name: str, value: float, minimum: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"^{name} must be at least {minimum} s, not {value}"):
+        parse(host=CLUSTER, **{name: value})
+    if name != "timeout":  # (asyncpg's keyword, not a DSN parameter)
+        with pytest.raises(ConfigurationError, match=rf"^{name} must be at least {minimum} s"):
+            parse(f"postgresql://app@{CLUSTER}/db?{name}={value}")
+    parse(host=CLUSTER, **{name: float(minimum)})  # the bound itself is accepted
+
+
+def test_every_duration_has_a_lower_bound_that_its_default_meets() -> None:
+    from aurora_async._config import _SECONDS, MINIMUM_SECONDS
+
+    assert set(MINIMUM_SECONDS) == {*_SECONDS, "timeout"}
+    defaults = aurora_async.Options()
+    for name in _SECONDS:
+        assert getattr(defaults, name) >= MINIMUM_SECONDS[name] > 0, name
+    assert MINIMUM_SECONDS["timeout"] == MINIMUM_SECONDS["connect_timeout"]
+    assert MINIMUM_SECONDS["topology_refresh"] <= 0.01  # tests/integration/test_connect_failover.py uses it
+    # failure_detection_time (how old a call must be before monitoring acts) may be zero
+    assert parse(host=CLUSTER, failure_detection_time=0).options.failure_detection_time == 0.0

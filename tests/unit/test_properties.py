@@ -29,6 +29,7 @@ from aurora_async._config import (
     FAILOVER_MODES,
     IMPLEMENTED_PLUGINS,
     KNOWN_PLUGINS,
+    MINIMUM_SECONDS,
     OPTION_NAMES,
     SELECTOR_STRATEGIES,
     Config,
@@ -136,9 +137,14 @@ def _pattern() -> st.SearchStrategy[tuple[str, HostPattern]]:
     )
 
 
+def _seconds_from(name: str) -> st.SearchStrategy[float]:
+    """Durations ``name`` accepts: from its minimum (MINIMUM_SECONDS) up."""
+    return st.floats(min_value=MINIMUM_SECONDS[name], max_value=1e7, allow_nan=False, allow_infinity=False)
+
+
 OPTION_VALUES: dict[str, st.SearchStrategy[tuple[Any, Any]]] = {
     **{
-        name: _same(SECONDS)
+        name: _same(_seconds_from(name))
         for name in (
             "failover_timeout",
             "topology_refresh",
@@ -333,6 +339,11 @@ GARBAGE: st.SearchStrategy[tuple[str, Any]] = st.one_of(
             + ["failure_detection_interval", "auxiliary_query_timeout", "monitor_disposal_time"]
         ),
         BAD_SECONDS,
+    ),
+    st.sampled_from(sorted(MINIMUM_SECONDS)).flatmap(  # positive, but shorter than the option's minimum
+        lambda name: st.tuples(
+            st.just(name), st.floats(min_value=0.0, max_value=MINIMUM_SECONDS[name], exclude_max=True)
+        )
     ),
     st.tuples(st.just("failure_detection_time"), BAD_NON_NEGATIVE_SECONDS),
     st.tuples(st.just("failure_detection_count"), BAD_COUNTS),
