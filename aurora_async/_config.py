@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import inspect
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Literal, cast
@@ -326,15 +327,47 @@ def _split_dsn(dsn: str) -> tuple[str | None, dict[str, Any]]:
         if key in OPTION_NAMES or (mysql and key in _MYSQL_DSN_KEYWORDS):
             found[key] = value
         elif mysql:
+            accepted = f"accepted are aurora_async options and {', '.join(_MYSQL_DSN_KEYWORDS)}"
+            guess = _near_miss(key, OPTION_NAMES | set(_MYSQL_DSN_KEYWORDS))
             raise ConfigurationError(
-                f"unknown parameter {key[:40]!r} in the mysql:// DSN: accepted are aurora_async options and "
-                f"{', '.join(_MYSQL_DSN_KEYWORDS)}"
+                f"unknown parameter {key[:40]!r} in the mysql:// DSN: "
+                + (f"did you mean {guess!r}? ({accepted})" if guess else accepted)
+            )
+        elif key not in _ASYNCPG_DSN_PARAMETERS and (guess := _near_miss(key, OPTION_NAMES)):
+            # asyncpg would send it to the server as a setting, which refuses the connection: a typo of
+            # an option is not a setting
+            raise ConfigurationError(
+                f"unknown parameter {key[:40]!r} in the DSN: did you mean {guess!r}? (a parameter that is "
+                "not an aurora_async option goes to the server as a setting)"
             )
         else:
             rest.append((key, value))
     found["_address"] = address
     stripped = f"{parts.scheme}:///?{urlencode(rest)}" if rest else None
     return stripped, found
+
+
+# what asyncpg itself reads from a postgresql:// DSN's query (asyncpg 0.30-0.32); the rest it sends to
+# the server as settings
+_ASYNCPG_DSN_PARAMETERS = frozenset(
+    {"host", "port", "dbname", "database", "user", "password", "passfile", "service", "sslmode", "sslcert"}
+    | {"sslkey", "sslrootcert", "sslcrl", "sslpassword", "sslnegotiation", "ssl_min_protocol_version"}
+    | {"ssl_max_protocol_version", "target_session_attrs", "krbsrvname", "gsslib"}
+)
+# how close (difflib's ratio) a DSN parameter must be to an option's name to count as its typo. The
+# nearest of PostgreSQL 15's settings and asyncpg's parameters is archive_timeout (0.77 to
+# failover_timeout); typos score 0.8 and more (topology_refresh_ms 0.91, failovr_timeout 0.97).
+_NEAR_MISS_CUTOFF = 0.8
+
+
+def _near_miss(key: str, names: Iterable[str]) -> str | None:
+    """The name ``key`` looks like a typo of, if any. A dotted name (``myext.setting``, an extension's
+    or the application's own) is no typo of ours."""
+    if "." in key:
+        return None
+    candidate = key.strip().lower().replace("-", "_")
+    matches = difflib.get_close_matches(candidate, sorted(names), n=1, cutoff=_NEAR_MISS_CUTOFF)
+    return matches[0] if matches else None
 
 
 def _port(value: Any, name: str = "port") -> int:

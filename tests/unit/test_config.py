@@ -294,3 +294,44 @@ def test_every_duration_has_a_lower_bound_that_its_default_meets() -> None:
     assert MINIMUM_SECONDS["topology_refresh"] <= 0.01  # tests/integration/test_connect_failover.py uses it
     # failure_detection_time (how old a call must be before monitoring acts) may be zero
     assert parse(host=CLUSTER, failure_detection_time=0).options.failure_detection_time == 0.0
+
+
+@pytest.mark.parametrize(
+    ("parameter", "meant"),
+    [
+        ("failovr_timeout", "failover_timeout"),  # was sent to the server as a setting
+        ("failover_timout", "failover_timeout"),
+        ("Failover_Timeout", "failover_timeout"),
+        ("failover-mode", "failover_mode"),
+        ("topology_refresh_ms", "topology_refresh"),
+        ("failure_detection_intervall", "failure_detection_interval"),
+        ("plugin", "plugins"),
+        ("clusterinstancehostpattern", "cluster_instance_host_pattern"),
+        ("secret_manager_secret_id", "secrets_manager_secret_id"),
+        ("wrapper_dialects", "wrapper_dialect"),
+    ],
+)
+def test_a_mistyped_option_in_a_dsn_is_named(parameter: str, meant: str) -> None:
+    message = rf"unknown parameter '{parameter}'.*did you mean '{meant}'\?"
+    with pytest.raises(ConfigurationError, match=message):
+        parse(f"postgresql://app@{CLUSTER}/db?sslmode=require&{parameter}=3")
+    with pytest.raises(ConfigurationError, match=rf"did you mean '{meant}'\?"):
+        parse(f"mysql://app@{CLUSTER}/db?{parameter}=3")
+
+
+# server settings (a sample; test_dsn_settings.py checks every one the real server knows) and asyncpg's
+# own DSN parameters, some of them close to an option's name
+NOT_OURS = [
+    "application_name", "search_path", "statement_timeout", "lock_timeout", "archive_timeout",
+    "checkpoint_timeout", "idle_in_transaction_session_timeout", "cluster_name", "archive_mode",
+    "TimeZone", "work_mem", "pg_stat_statements.track", "auto_explain.log_min_duration", "myapp.tenant",
+    "sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword", "sslnegotiation",
+    "ssl_min_protocol_version", "ssl_max_protocol_version", "target_session_attrs", "krbsrvname", "gsslib",
+    "passfile", "service",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("parameter", NOT_OURS)
+def test_other_dsn_parameters_go_to_asyncpg(parameter: str) -> None:
+    config = parse(f"postgresql://app@{CLUSTER}/db?{parameter}=x")
+    assert config.dsn == f"postgresql:///?{parameter}=x"

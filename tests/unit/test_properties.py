@@ -425,6 +425,35 @@ def test_a_bad_port_in_the_dsn_is_a_configuration_error(port: str, secret: str) 
     _assert_secret_kept(raised.value, secret)
 
 
+@st.composite
+def typos(draw: st.DrawFn) -> tuple[str, str]:
+    """(an option's name with one character deleted, replaced, inserted or swapped, the name)."""
+    name = draw(st.sampled_from(sorted(OPTION_NAMES)))
+    at = draw(st.integers(0, len(name) - 1))
+    char = draw(st.sampled_from(LOWER + "_"))
+    typo = draw(
+        st.sampled_from(
+            [
+                name[:at] + name[at + 1 :],
+                name[:at] + char + name[at + 1 :],
+                name[:at] + char + name[at:],
+                name[:at] + name[at + 1 : at + 2] + name[at : at + 1] + name[at + 2 :],
+            ]
+        )
+    )
+    assume(typo not in OPTION_NAMES)
+    return typo, name
+
+
+@FAST
+@given(typos(), st.sampled_from(["postgresql", "mysql"]))
+def test_a_typo_of_an_option_in_a_dsn_is_refused(typo: tuple[str, str], scheme: str) -> None:
+    """Not sent to the server as a setting (PostgreSQL), and named as the option it looks like."""
+    wrong, _ = typo
+    with pytest.raises(ConfigurationError, match="did you mean '[a-z_]+'\\?"):
+        parse(f"{scheme}://app@db.example.com/app?{urlencode({wrong: '3'})}")
+
+
 # what people type into a URL, plus characters that NFKC-normalise into URL delimiters
 URL_CHARACTERS = st.one_of(
     st.sampled_from(list(":/?#[]@!$&'()*+,;=%-._~ \t\n")),
