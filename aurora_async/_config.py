@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import inspect
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Literal, cast
@@ -121,6 +122,24 @@ _SECONDS = (
     "iam_expiration",
     "secrets_manager_expiration",
 )
+# the shortest duration each option takes: below it a monitor would probe thousands of times a second (and
+# never see an answer in time), a timeout would expire before any network round trip, a credential would
+# be fetched again for every connection. topology_refresh also bounds how long a closed cluster's dialect
+# and topology are reused, which tests shorten to 0.01 s. "timeout" is connect()'s name for
+# connect_timeout. (failure_detection_time may be zero: it is an age, not a period.)
+MINIMUM_SECONDS: dict[str, float] = {
+    "failover_timeout": 1.0,
+    "topology_refresh": 0.01,
+    "topology_high_refresh": 0.05,
+    "topology_high_refresh_period": 0.05,
+    "connect_timeout": 0.05,
+    "timeout": 0.05,
+    "auxiliary_query_timeout": 0.05,
+    "failure_detection_interval": 0.05,
+    "monitor_disposal_time": 0.1,
+    "iam_expiration": 1.0,
+    "secrets_manager_expiration": 1.0,
+}
 _STRINGS = (
     "iam_region",
     "iam_host",
@@ -246,6 +265,7 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
 
 def _engine(dsn: Any, engine: Any) -> str:
     """The engine named by ``engine=``, else by the DSN's scheme (PostgreSQL when neither says)."""
+    _check_dsn_type(dsn)
     if engine is not None and engine not in ENGINES:
         raise ConfigurationError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     scheme = dsn.split("://", 1)[0].lower() if isinstance(dsn, str) and "://" in dsn else None
@@ -259,8 +279,17 @@ def _engine(dsn: Any, engine: Any) -> str:
     return str(engine or from_dsn or "postgresql")
 
 
+def _check_dsn_type(dsn: Any) -> None:
+    if dsn is not None and not isinstance(dsn, str):
+        # the value is not shown: a DSN (as bytes, say) holds the password
+        raise ConfigurationError(
+            f"dsn must be a str (a postgresql:// or mysql:// URL) or None, not {type(dsn).__name__}"
+        )
+
+
 def _split_dsn(dsn: str) -> tuple[str | None, dict[str, Any]]:
     """Take host, port, credentials and our options out of a DSN; return the rest for asyncpg."""
+    _check_dsn_type(dsn)
     try:
         parts = urlsplit(dsn)
     except ValueError:  # its message quotes the netloc, password included: say it without quoting
@@ -309,15 +338,47 @@ def _split_dsn(dsn: str) -> tuple[str | None, dict[str, Any]]:
         if key in OPTION_NAMES or (mysql and key in _MYSQL_DSN_KEYWORDS):
             found[key] = value
         elif mysql:
+            accepted = f"accepted are aurora_async options and {', '.join(_MYSQL_DSN_KEYWORDS)}"
+            guess = _near_miss(key, OPTION_NAMES | set(_MYSQL_DSN_KEYWORDS))
             raise ConfigurationError(
-                f"unknown parameter {key[:40]!r} in the mysql:// DSN: accepted are aurora_async options and "
-                f"{', '.join(_MYSQL_DSN_KEYWORDS)}"
+                f"unknown parameter {key[:40]!r} in the mysql:// DSN: "
+                + (f"did you mean {guess!r}? ({accepted})" if guess else accepted)
+            )
+        elif key not in _ASYNCPG_DSN_PARAMETERS and (guess := _near_miss(key, OPTION_NAMES)):
+            # asyncpg would send it to the server as a setting, which refuses the connection: a typo of
+            # an option is not a setting
+            raise ConfigurationError(
+                f"unknown parameter {key[:40]!r} in the DSN: did you mean {guess!r}? (a parameter that is "
+                "not an aurora_async option goes to the server as a setting)"
             )
         else:
             rest.append((key, value))
     found["_address"] = address
     stripped = f"{parts.scheme}:///?{urlencode(rest)}" if rest else None
     return stripped, found
+
+
+# what asyncpg itself reads from a postgresql:// DSN's query (asyncpg 0.30-0.32); the rest it sends to
+# the server as settings
+_ASYNCPG_DSN_PARAMETERS = frozenset(
+    {"host", "port", "dbname", "database", "user", "password", "passfile", "service", "sslmode", "sslcert"}
+    | {"sslkey", "sslrootcert", "sslcrl", "sslpassword", "sslnegotiation", "ssl_min_protocol_version"}
+    | {"ssl_max_protocol_version", "target_session_attrs", "krbsrvname", "gsslib"}
+)
+# how close (difflib's ratio) a DSN parameter must be to an option's name to count as its typo. The
+# nearest of PostgreSQL 15's settings and asyncpg's parameters is archive_timeout (0.77 to
+# failover_timeout); typos score 0.8 and more (topology_refresh_ms 0.91, failovr_timeout 0.97).
+_NEAR_MISS_CUTOFF = 0.8
+
+
+def _near_miss(key: str, names: Iterable[str]) -> str | None:
+    """The name ``key`` looks like a typo of, if any. A dotted name (``myext.setting``, an extension's
+    or the application's own) is no typo of ours."""
+    if "." in key:
+        return None
+    candidate = key.strip().lower().replace("-", "_")
+    matches = difflib.get_close_matches(candidate, sorted(names), n=1, cutoff=_NEAR_MISS_CUTOFF)
+    return matches[0] if matches else None
 
 
 def _port(value: Any, name: str = "port") -> int:
@@ -342,6 +403,8 @@ def _flag(name: str, value: Any) -> bool:
 
 
 def _seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    if isinstance(value, bool):  # float(True) is 1.0: timeout=True is a mistake, not one second
+        raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}")
     try:
         seconds = float(value)
     except (TypeError, ValueError, OverflowError):
@@ -349,15 +412,20 @@ def _seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
     if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
         kind = "non-negative" if allow_zero else "positive"
         raise ConfigurationError(f"{name} must be a {kind}, finite number of seconds, not {value!r}")
+    minimum = MINIMUM_SECONDS.get(name, 0.0)
+    if seconds < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum:g} s, not {value!r}")
     return seconds
 
 
 def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be a whole number of at least 1, not {value!r}")
     try:
         count = int(str(value).strip())
     except ValueError:
         raise ConfigurationError(f"{name} must be a whole number of at least 1, not {value!r}") from None
-    if count < 1 or isinstance(value, bool):
+    if count < 1:
         raise ConfigurationError(f"{name} must be a whole number of at least 1, not {value!r}")
     return count
 

@@ -6,6 +6,7 @@ same against real clusters and against ``aurora_async.testing``'s simulator.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -133,6 +134,10 @@ class MultiAzPgDialect(Dialect):
         "rds_tools.multi_az_db_cluster_source_dbi_resource_id()"
     )
     SELF_SQL = "SELECT dbi_resource_id FROM rds_tools.dbi_resource_id()"
+    INSTANCE_ID_SQL = (
+        "SELECT endpoint, port FROM rds_tools.show_topology() WHERE id OPERATOR(pg_catalog.=) "
+        "rds_tools.dbi_resource_id()"
+    )
     TOPOLOGY_SQL = f"SELECT id, endpoint, port FROM rds_tools.show_topology('aurora_async-{__version__}')"
 
     async def detect(self, conn: Any, timeout: float) -> bool:
@@ -140,12 +145,11 @@ class MultiAzPgDialect(Dialect):
         return row is not None and bool(row[0])
 
     async def instance_id(self, conn: Any, timeout: float) -> str:
-        row = await conn.fetchrow(
-            "SELECT endpoint FROM rds_tools.show_topology() WHERE id OPERATOR(pg_catalog.=) "
-            "rds_tools.dbi_resource_id()",
-            timeout=timeout,
-        )
-        return _first_label(str(row[0])) if row is not None else str(await conn.fetchval(self.SELF_SQL))
+        """The instance's name as :func:`multi_az_instances` gives it, from its own catalog row."""
+        row = await conn.fetchrow(self.INSTANCE_ID_SQL, timeout=timeout)
+        if row is not None and row[0] is not None:
+            return multi_az_instance_name(str(row[0]), row[1])
+        return str(await conn.fetchval(self.SELF_SQL, timeout=timeout))
 
     async def is_writer(self, conn: Any, timeout: float) -> bool:
         if await self.is_reader(conn, timeout):
@@ -204,15 +208,16 @@ def aurora_instances(rows: list[tuple[Any, ...]], build: HostBuilder) -> list[In
 def multi_az_instances(
     rows: Iterable[Sequence[Any]], is_writer: Callable[[Any], bool], build: HostBuilder
 ) -> list[Instance] | None:
-    """RDS Multi-AZ ``(id, endpoint, port)`` rows as instances named by their endpoint's first label;
+    """RDS Multi-AZ ``(id, endpoint, port)`` rows as instances named by :func:`multi_az_instance_name`;
     the first row whose id ``is_writer`` is the writer. None when no row is (the answer is unusable)."""
     by_name: dict[str, Instance] = {}
     writer: Instance | None = None
     for row_id, endpoint, port in rows:
         if row_id is None or endpoint is None:  # names no instance
             continue
-        name = _first_label(str(endpoint))
-        host, real_port = build(name, str(endpoint), int(port) if port is not None else None)
+        row_port = int(port) if port is not None else None
+        name = multi_az_instance_name(str(endpoint), row_port)
+        host, real_port = build(name, str(endpoint), row_port)
         if writer is None and is_writer(row_id):
             writer = by_name[name] = Instance(name, host, real_port, Role.WRITER)
         elif name not in by_name:  # a name listed twice: its first row (the writer's, if any)
@@ -222,11 +227,16 @@ def multi_az_instances(
 
 def host_builder(pattern: HostPattern | None, initial_host: str, initial_port: int) -> HostBuilder:
     """How instance ids become addresses: the configured pattern, else the RDS cluster's domain, else
-    (Multi-AZ only) the endpoint the catalog reports; ``LookupError`` when none of them applies."""
+    (Multi-AZ only) the endpoint the catalog reports; ``LookupError`` when none of them applies.
+
+    A Multi-AZ endpoint that is an IP address is used as listed (with the row's port): it is an address
+    already, and the instance it names has no id to put in a pattern."""
     template = pattern.template if pattern is not None else classify_host(initial_host).instance_template
     port = pattern.port if pattern is not None and pattern.port is not None else initial_port
 
     def build(instance_id: str, endpoint: str | None, row_port: int | None) -> tuple[str, int]:
+        if endpoint is not None and _ip_address(endpoint) is not None:
+            return endpoint, row_port or port
         if template is not None:
             return template.replace("?", instance_id), port
         if endpoint is not None:
@@ -236,14 +246,51 @@ def host_builder(pattern: HostPattern | None, initial_host: str, initial_port: i
     return build
 
 
-def _first_label(endpoint: str) -> str:
-    return endpoint.split(".", 1)[0]
+def multi_az_instance_name(endpoint: str, port: Any) -> str:
+    """The name of the instance a Multi-AZ catalog row lists at ``endpoint`` and ``port``.
+
+    RDS lists DNS names, whose first label is the instance identifier (``db-1`` for
+    ``db-1.abc.us-east-1.rds.amazonaws.com``). An IP address has no such label: it names the instance
+    whole, with its port (``10.0.0.5:5432``, ``[fd00::5]:5432``), so that neither two addresses nor two
+    ports of one address become one instance. :meth:`MultiAzPgDialect.instance_id` and its MySQL
+    counterpart name the instance a connection reached the same way, from its own row."""
+    address = _ip_address(endpoint)
+    if address is None:
+        return endpoint.split(".", 1)[0]
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return host if port is None else f"{host}:{int(port)}"
+
+
+def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+# SQLSTATEs that say a catalog object the probe asks about does not exist on this server: the one answer
+# that means "not this dialect" (aurora_replica_status() on RDS or community PostgreSQL: 42883; the
+# rds_tools schema where the extension is not installed: 3F000; a name cast to regproc or regclass:
+# 42704; a relation or column of a catalog of another shape: 42P01, 42703)
+NOT_THIS_DIALECT_SQLSTATES = frozenset({"42883", "42P01", "3F000", "42704", "42703"})
+DETECTION_NOTE = (
+    "aurora_async: raised by a dialect detection query, so the cluster's dialect is unknown and the "
+    "connect failed (the next one detects again); if the user may not read the catalog, grant it, or set "
+    "wrapper_dialect to skip detection"
+)
 
 
 async def _probe(conn: Any, query: str, timeout: float) -> asyncpg.Record | None:
-    """Run a detection query; any SQL error means "not this dialect"."""
+    """Run a detection query: its first row, or None when the catalog object it asks about does not
+    exist ("not this dialect"). Any other error (a privilege the user lacks, a statement timeout, a
+    cancelled query, a lost connection) says nothing about the dialect: it propagates, the same
+    exception with a note saying where it came from."""
     try:
         row: asyncpg.Record | None = await conn.fetchrow(query, timeout=timeout)
         return row
-    except asyncpg.PostgresError:
-        return None
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate in NOT_THIS_DIALECT_SQLSTATES:
+            return None
+        if not isinstance(exc, asyncpg.PostgresConnectionError):
+            exc.add_note(DETECTION_NOTE)
+        raise

@@ -7,13 +7,24 @@ clusters and against ``aurora_async.testing``'s simulator.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import aiomysql
 import pymysql
+from pymysql.constants import ER
 
-from ._dialects import Dialect, HostBuilder, aurora_instances, multi_az_instances
+from ._dialects import (
+    DETECTION_NOTE,
+    Dialect,
+    HostBuilder,
+    aurora_instances,
+    multi_az_instance_name,
+    multi_az_instances,
+)
 from ._topology import Instance
+
+log = logging.getLogger("aurora_async.topology")
 
 
 async def fetch_table(conn: Any, query: str, timeout: float) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -40,16 +51,51 @@ async def fetch_rows(conn: Any, query: str, timeout: float) -> list[tuple[Any, .
     return (await fetch_table(conn, query, timeout))[1]
 
 
-async def _probe(conn: Any, query: str, timeout: float) -> tuple[Any, ...] | None:
-    """First row of a detection query; a server-side SQL error means "not this dialect" (a lost
-    connection is not an answer: it propagates)."""
+# server errors that say a catalog object the probe asks about does not exist on this server: the one
+# answer that means "not this dialect". Privileges (1142, 1227, ...), statement timeouts (3024, 1969),
+# killed queries and lost connections say nothing about the dialect.
+NOT_THIS_DIALECT_ERRNOS = frozenset(
+    {
+        ER.NO_SUCH_TABLE,  # 1146: mysql.rds_topology on Aurora MySQL, community MySQL, MariaDB
+        ER.UNKNOWN_TABLE,  # 1109: "Unknown table ... in information_schema"
+        ER.BAD_DB_ERROR,  # 1049: unknown database (schema)
+        ER.SP_DOES_NOT_EXIST,  # 1305: no such function or procedure
+        ER.UNKNOWN_SYSTEM_VARIABLE,  # 1193: @@aurora_version and friends elsewhere
+        ER.BAD_FIELD_ERROR,  # 1054: a catalog table of another shape
+    }
+)
+
+
+async def _probe(
+    conn: Any, query: str, timeout: float, *, denied_means_absent: bool = False
+) -> tuple[Any, ...] | None:
+    """First row of a detection query, or None when the catalog object it asks about does not exist
+    ("not this dialect"). Any other error (a privilege the user lacks, a statement timeout, a killed
+    query, a lost connection) says nothing about the dialect: it propagates, the same exception (with a
+    note saying where a server's error came from).
+
+    ``denied_means_absent``: the query reads a table of the ``mysql`` schema. MySQL answers a user who
+    has no privilege there "SELECT command denied" (1142) whether the table exists or not, so that
+    answer cannot tell a missing table from an unreadable one: it is taken as "not this dialect", with a
+    warning saying how to make the table readable."""
     try:
         rows = await fetch_rows(conn, query, timeout)
     except pymysql.err.MySQLError as exc:
         errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        if errno is None or errno >= 2000:  # client-side: the connection failed
-            raise
-        return None
+        if errno in NOT_THIS_DIALECT_ERRNOS:
+            return None
+        if denied_means_absent and errno == ER.TABLEACCESS_DENIED_ERROR:
+            log.warning(
+                "dialect detection: %s is not readable by this user (%s), which MySQL also answers for "
+                "a table that does not exist; taken as not this dialect. On an RDS Multi-AZ DB cluster, "
+                "GRANT SELECT ON mysql.rds_topology TO the user, or set wrapper_dialect",
+                query,
+                exc.args[1] if len(exc.args) > 1 else errno,
+            )
+            return None
+        if errno is not None and not 2000 <= errno < 3000:  # a server's error (2000-2999: the client's)
+            exc.add_note(DETECTION_NOTE)
+        raise
     return rows[0] if rows else None
 
 
@@ -132,20 +178,21 @@ class MultiAzMySqlDialect(MySqlDialect):
     code = "multi-az-mysql"
     has_topology = True
     TOPOLOGY_SQL = "SELECT id, endpoint, port FROM mysql.rds_topology"
-    INSTANCE_ID_SQL = (
-        "SELECT id, SUBSTRING_INDEX(endpoint, '.', 1) FROM mysql.rds_topology WHERE id = @@server_id"
-    )
+    INSTANCE_ID_SQL = "SELECT id, endpoint, port FROM mysql.rds_topology WHERE id = @@server_id"
     SOURCE_COLUMNS = ("Source_Server_Id", "Master_Server_Id")
 
     async def detect(self, conn: Any, timeout: float) -> bool:
-        if await _probe(conn, self.TOPOLOGY_SQL, timeout) is None:
+        # report_host first: it needs no privilege, and where it is empty (not RDS) the catalog table,
+        # which only RDS has, is not asked for at all
+        if not await _variable(conn, "report_host", timeout):
             return False
-        return bool(await _variable(conn, "report_host", timeout))
+        return await _probe(conn, self.TOPOLOGY_SQL, timeout, denied_means_absent=True) is not None
 
     async def instance_id(self, conn: Any, timeout: float) -> str:
+        """The instance's name as :func:`multi_az_instances` gives it, from its own catalog row."""
         rows = await fetch_rows(conn, self.INSTANCE_ID_SQL, timeout)
         if rows and rows[0][1]:
-            return str(rows[0][1])
+            return multi_az_instance_name(str(rows[0][1]), rows[0][2])
         return str((await fetch_rows(conn, "SELECT @@server_id", timeout))[0][0])
 
     async def _source(self, conn: Any, timeout: float) -> int | None:

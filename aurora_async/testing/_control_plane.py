@@ -16,7 +16,7 @@ from typing import Literal
 from ._cluster_protocol import DatabaseCluster
 from ._errors import SimulatorError
 from ._network import LAST_INSTANCE_OCTET, ensure_free
-from ._pg_catalog import MASTER_SESSION_ID, TopologyRow
+from ._pg_catalog import MASTER_SESSION_ID, EndpointStyle, TopologyRow
 from ._pg_cluster import dbi_resource_id
 from ._process import wait_until
 from ._proxy_client import ProxyProcess
@@ -94,6 +94,7 @@ class ControlPlane:
         tag: str,
         dns_delay: float,
         delays: FailoverDelays,
+        endpoints: EndpointStyle = "names",
     ) -> None:
         self.cluster = cluster
         self.proxy = proxy
@@ -104,6 +105,7 @@ class ControlPlane:
         self.tag = tag
         self.dns_delay = dns_delay
         self.delays = delays
+        self.endpoints: EndpointStyle = endpoints
         self.dns_due: float | None = None
         self.dns_event: TimelineEvent | None = None
 
@@ -148,7 +150,11 @@ class ControlPlane:
                     is_writer=writer,
                     session_id=MASTER_SESSION_ID if writer else session,
                     dbi_resource_id=dbi_resource_id(self.tag, instance_id),
-                    endpoint=f"{instance_id}.{self.tag}.sim.invalid",
+                    endpoint=(
+                        inst.address
+                        if self.endpoints == "addresses"
+                        else f"{instance_id}.{self.tag}.sim.invalid"
+                    ),
                     port=self.port,
                     frozen_at=inst.frozen_at,
                     replica_lag_ms=None if writer else 8.0 + int(instance_id) % 7,

@@ -27,6 +27,10 @@ from typing import Literal
 
 TopologyMode = Literal["aurora", "multi-az", "none"]
 TOPOLOGY_MODES: tuple[TopologyMode, ...] = ("aurora", "multi-az", "none")
+# how the Multi-AZ catalog lists an instance's endpoint: a DNS name, as RDS does
+# ("11.<cluster tag>.sim.invalid", reached through cluster_instance_host_pattern), or its IP address
+EndpointStyle = Literal["names", "addresses"]
+ENDPOINT_STYLES: tuple[EndpointStyle, ...] = ("names", "addresses")
 
 TOPOLOGY_ROLE = "aurora_simulator"
 MASTER_SESSION_ID = "MASTER_SESSION_ID"

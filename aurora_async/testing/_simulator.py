@@ -27,7 +27,7 @@ from ._network import (
     check_prefix,
     pick_port,
 )
-from ._pg_catalog import TOPOLOGY_MODES, TopologyMode
+from ._pg_catalog import ENDPOINT_STYLES, TOPOLOGY_MODES, EndpointStyle, TopologyMode
 from ._pg_cluster import PostgresCluster
 from ._pg_server import PgBinaries
 from ._process import OsUser, run_to_completion
@@ -55,6 +55,11 @@ class AuroraSimulator:
         ``aurora_replica_status()`` and friends; MySQL: ``information_schema.replica_host_status``,
         ``@@aurora_server_id`` and friends, see ``_mysql_catalog``), ``"multi-az"`` (RDS Multi-AZ DB
         clusters: ``rds_tools.*``, or ``mysql.rds_topology``) or ``"none"`` (plain).
+    :param catalog_endpoints: how the Multi-AZ catalog (``rds_tools.show_topology()``,
+        ``mysql.rds_topology``) lists each instance's endpoint: ``"names"`` (DNS names, as RDS lists
+        them: ``11.<cluster tag>.sim.invalid``, which do not resolve, so clients reach the instances
+        through :attr:`instance_host_pattern`) or ``"addresses"`` (the instance's IP address, such as
+        ``127.0.42.11``, reachable as listed, with :attr:`port`).
     :param dns_delay: seconds after a promotion before the writer and reader cluster endpoints follow
         the new topology (stale DNS, as clients of Aurora see it).
     :param delays: pauses between the other failover steps.
@@ -89,6 +94,7 @@ class AuroraSimulator:
         instances: int = 3,
         *,
         topology: TopologyMode = "aurora",
+        catalog_endpoints: EndpointStyle = "names",
         dns_delay: float = 3.0,
         delays: FailoverDelays | None = None,
         address_prefix: str = "127.0.42.",
@@ -119,6 +125,10 @@ class AuroraSimulator:
             raise ValueError(f"instances must be an integer from 1 to {MAX_INSTANCES}, not {instances!r}")
         if topology not in TOPOLOGY_MODES:
             raise ValueError(f"topology must be one of {', '.join(TOPOLOGY_MODES)}, not {topology!r}")
+        if catalog_endpoints not in ENDPOINT_STYLES:
+            raise ValueError(
+                f"catalog_endpoints must be one of {', '.join(ENDPOINT_STYLES)}, not {catalog_endpoints!r}"
+            )
         if dns_delay < 0:
             raise ValueError("dns_delay must be >= 0")
         if max_connections < 10:
@@ -128,6 +138,7 @@ class AuroraSimulator:
                 raise ValueError(f"{name} must be a plain SQL identifier, not {value!r}")
         self.engine: Literal["postgresql", "mysql"] = "mysql" if mysql else "postgresql"
         self.topology: TopologyMode = topology
+        self.catalog_endpoints: EndpointStyle = catalog_endpoints
         self._dns_delay = float(dns_delay)
         self.delays = delays or FailoverDelays()
         self._size = instances
@@ -229,6 +240,7 @@ class AuroraSimulator:
             tag=self._cluster.cluster_tag,
             dns_delay=self._dns_delay,
             delays=self.delays,
+            endpoints=self.catalog_endpoints,
         )
         writer = (ids[0], instances[ids[0]].address)
         replicas = [(i, instances[i].address) for i in ids[1:]]

@@ -167,6 +167,13 @@ async def test_connect_lands_on_the_true_writer_whatever_the_catalog_says(
         # each scenario is a first contact: its own cluster identity, so that nothing the previous
         # scenario's (closed) cluster learned is reused
         fresh = options(sim, cluster_id=name)
+        if name == "not JSON":
+            # the Aurora functions exist but fail: that is no answer to "is this Aurora?", so the
+            # first contact fails with the catalog's error (it used to settle on plain PostgreSQL)
+            with pytest.raises(asyncpg.InvalidTextRepresentationError):
+                await aurora_async.connect(sim.dsn("cluster"), **fresh)
+            assert registry.clusters() == [], name
+            continue
         if name == "no writer row":
             # first contact through a replica's endpoint, and the catalog names no writer: nothing
             # to move to, and no guess: a clear error at failover_timeout
@@ -188,8 +195,7 @@ async def test_connect_lands_on_the_true_writer_whatever_the_catalog_says(
                 assert {"99", "ghost", ""} <= {r.instance_id for r in topology.readers}
             # through a replica's own endpoint once the cluster is known: moved to the writer, the
             # catalog's (when it names it) or the cluster endpoint (when it names none; then the
-            # cluster is known by its endpoint alone; without JSON, the Aurora functions fail and the
-            # cluster is plain PostgreSQL, whose writer is whoever is out of recovery)
+            # cluster is known by its endpoint alone)
             async with aurora_async.connect(sim.dsn(replica), **fresh) as moved:
                 await assert_on_the_writer(moved, sim, f"{name}, through {replica}")
             assert await conn.fetchval(INSTANCE_ID_SQL) == writer, name  # still usable, still there

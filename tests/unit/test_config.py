@@ -245,3 +245,107 @@ def test_credential_plugins_without_aioboto3_say_what_to_install(monkeypatch: py
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "aioboto3" else real(name))
     with pytest.raises(ConfigurationError, match=r"needs aioboto3: pip install 'aurora_async\[aws\]'"):
         parse(host=CLUSTER, plugins=("aws_secrets_manager",), secrets_manager_secret_id="x")
+
+
+@pytest.mark.parametrize("dsn", [12345, b"postgresql://app@db.example.com/app", ["postgresql://x"], 1.5])
+def test_a_dsn_that_is_not_a_string_is_a_configuration_error(dsn: Any) -> None:
+    with pytest.raises(ConfigurationError, match=f"dsn must be a str .*not {type(dsn).__name__}"):
+        aurora_async.connect(dsn=dsn)
+    with pytest.raises(ConfigurationError, match="dsn must be a str"):
+        aurora_async.connect(dsn, engine="mysql")
+    with pytest.raises(ConfigurationError, match="dsn must be a str"):
+        parse(dsn, host=CLUSTER)
+
+
+NUMERIC_OPTIONS = [
+    "failover_timeout", "topology_refresh", "topology_high_refresh", "topology_high_refresh_period",
+    "connect_timeout", "auxiliary_query_timeout", "failure_detection_interval", "monitor_disposal_time",
+    "iam_expiration", "secrets_manager_expiration", "failure_detection_time", "failure_detection_count",
+    "iam_port", "port", "timeout",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", [True, False])
+@pytest.mark.parametrize("name", NUMERIC_OPTIONS)
+def test_a_bool_is_no_number(name: str, value: bool) -> None:
+    """``timeout=True`` was one second, ``failure_detection_time=False`` zero."""
+    with pytest.raises(ConfigurationError, match=f"^{name} must be .*, not {value}"):
+        parse(host=CLUSTER, **{name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "minimum"),
+    [
+        ("failure_detection_interval", 0.0001, "0.05"),  # was 2,950 probes in 3 s, monitoring disabled
+        ("topology_high_refresh", 0.001, "0.05"),
+        ("topology_refresh", 0.001, "0.01"),
+        ("failover_timeout", 0.5, "1"),
+        ("connect_timeout", 0.01, "0.05"),
+        ("timeout", 0.01, "0.05"),
+        ("auxiliary_query_timeout", 0.001, "0.05"),
+        ("monitor_disposal_time", 0.05, "0.1"),
+        ("iam_expiration", 0.5, "1"),
+        ("secrets_manager_expiration", 0.5, "1"),
+    ],
+)
+def test_durations_have_a_lower_bound(name: str, value: float, minimum: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"^{name} must be at least {minimum} s, not {value}"):
+        parse(host=CLUSTER, **{name: value})
+    if name != "timeout":  # (asyncpg's keyword, not a DSN parameter)
+        with pytest.raises(ConfigurationError, match=rf"^{name} must be at least {minimum} s"):
+            parse(f"postgresql://app@{CLUSTER}/db?{name}={value}")
+    parse(host=CLUSTER, **{name: float(minimum)})  # the bound itself is accepted
+
+
+def test_every_duration_has_a_lower_bound_that_its_default_meets() -> None:
+    from aurora_async._config import _SECONDS, MINIMUM_SECONDS
+
+    assert set(MINIMUM_SECONDS) == {*_SECONDS, "timeout"}
+    defaults = aurora_async.Options()
+    for name in _SECONDS:
+        assert getattr(defaults, name) >= MINIMUM_SECONDS[name] > 0, name
+    assert MINIMUM_SECONDS["timeout"] == MINIMUM_SECONDS["connect_timeout"]
+    assert MINIMUM_SECONDS["topology_refresh"] <= 0.01  # tests/integration/test_connect_failover.py uses it
+    # failure_detection_time (how old a call must be before monitoring acts) may be zero
+    assert parse(host=CLUSTER, failure_detection_time=0).options.failure_detection_time == 0.0
+
+
+@pytest.mark.parametrize(
+    ("parameter", "meant"),
+    [
+        ("failovr_timeout", "failover_timeout"),  # was sent to the server as a setting
+        ("failover_timout", "failover_timeout"),
+        ("Failover_Timeout", "failover_timeout"),
+        ("failover-mode", "failover_mode"),
+        ("topology_refresh_ms", "topology_refresh"),
+        ("failure_detection_intervall", "failure_detection_interval"),
+        ("plugin", "plugins"),
+        ("clusterinstancehostpattern", "cluster_instance_host_pattern"),
+        ("secret_manager_secret_id", "secrets_manager_secret_id"),
+        ("wrapper_dialects", "wrapper_dialect"),
+    ],
+)
+def test_a_mistyped_option_in_a_dsn_is_named(parameter: str, meant: str) -> None:
+    message = rf"unknown parameter '{parameter}'.*did you mean '{meant}'\?"
+    with pytest.raises(ConfigurationError, match=message):
+        parse(f"postgresql://app@{CLUSTER}/db?sslmode=require&{parameter}=3")
+    with pytest.raises(ConfigurationError, match=rf"did you mean '{meant}'\?"):
+        parse(f"mysql://app@{CLUSTER}/db?{parameter}=3")
+
+
+# server settings (a sample; test_dsn_settings.py checks every one the real server knows) and asyncpg's
+# own DSN parameters, some of them close to an option's name
+NOT_OURS = [
+    "application_name", "search_path", "statement_timeout", "lock_timeout", "archive_timeout",
+    "checkpoint_timeout", "idle_in_transaction_session_timeout", "cluster_name", "archive_mode",
+    "TimeZone", "work_mem", "pg_stat_statements.track", "auto_explain.log_min_duration", "myapp.tenant",
+    "sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword", "sslnegotiation",
+    "ssl_min_protocol_version", "ssl_max_protocol_version", "target_session_attrs", "krbsrvname", "gsslib",
+    "passfile", "service",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("parameter", NOT_OURS)
+def test_other_dsn_parameters_go_to_asyncpg(parameter: str) -> None:
+    config = parse(f"postgresql://app@{CLUSTER}/db?{parameter}=x")
+    assert config.dsn == f"postgresql:///?{parameter}=x"

@@ -9,6 +9,7 @@ any error, exactly one writer in any topology).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import string
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
@@ -28,12 +29,13 @@ from aurora_async._config import (
     FAILOVER_MODES,
     IMPLEMENTED_PLUGINS,
     KNOWN_PLUGINS,
+    MINIMUM_SECONDS,
     OPTION_NAMES,
     SELECTOR_STRATEGIES,
     Config,
     parse,
 )
-from aurora_async._dialects import MultiAzPgDialect, aurora_instances, host_builder
+from aurora_async._dialects import MultiAzPgDialect, aurora_instances, host_builder, multi_az_instance_name
 from aurora_async._rds_hosts import HostPattern, RdsUrlType, classify_host
 from aurora_async._topology import Instance, Role, with_writer
 
@@ -135,9 +137,14 @@ def _pattern() -> st.SearchStrategy[tuple[str, HostPattern]]:
     )
 
 
+def _seconds_from(name: str) -> st.SearchStrategy[float]:
+    """Durations ``name`` accepts: from its minimum (MINIMUM_SECONDS) up."""
+    return st.floats(min_value=MINIMUM_SECONDS[name], max_value=1e7, allow_nan=False, allow_infinity=False)
+
+
 OPTION_VALUES: dict[str, st.SearchStrategy[tuple[Any, Any]]] = {
     **{
-        name: _same(SECONDS)
+        name: _same(_seconds_from(name))
         for name in (
             "failover_timeout",
             "topology_refresh",
@@ -289,6 +296,7 @@ BAD_PORTS = st.one_of(
     st.lists(st.integers(), max_size=2),
 )
 BAD_SECONDS = st.one_of(
+    st.booleans(),  # float(True) is 1.0, but a flag is no duration
     st.floats(max_value=0.0),  # zero, negative, -inf
     st.just(float("nan")),
     st.just(float("inf")),
@@ -299,6 +307,7 @@ BAD_SECONDS = st.one_of(
     st.lists(st.floats(), max_size=2),
 )
 BAD_NON_NEGATIVE_SECONDS = st.one_of(
+    st.booleans(),
     st.floats(max_value=-1e-9),
     st.just(float("nan")),
     st.just(float("inf")),
@@ -330,6 +339,11 @@ GARBAGE: st.SearchStrategy[tuple[str, Any]] = st.one_of(
             + ["failure_detection_interval", "auxiliary_query_timeout", "monitor_disposal_time"]
         ),
         BAD_SECONDS,
+    ),
+    st.sampled_from(sorted(MINIMUM_SECONDS)).flatmap(  # positive, but shorter than the option's minimum
+        lambda name: st.tuples(
+            st.just(name), st.floats(min_value=0.0, max_value=MINIMUM_SECONDS[name], exclude_max=True)
+        )
     ),
     st.tuples(st.just("failure_detection_time"), BAD_NON_NEGATIVE_SECONDS),
     st.tuples(st.just("failure_detection_count"), BAD_COUNTS),
@@ -409,6 +423,35 @@ def test_a_bad_port_in_the_dsn_is_a_configuration_error(port: str, secret: str) 
     with pytest.raises(ConfigurationError) as raised:
         parse(f"postgresql://app:{secret}@db.example.com:{quote(port, safe=':')}/app")
     _assert_secret_kept(raised.value, secret)
+
+
+@st.composite
+def typos(draw: st.DrawFn) -> tuple[str, str]:
+    """(an option's name with one character deleted, replaced, inserted or swapped, the name)."""
+    name = draw(st.sampled_from(sorted(OPTION_NAMES)))
+    at = draw(st.integers(0, len(name) - 1))
+    char = draw(st.sampled_from(LOWER + "_"))
+    typo = draw(
+        st.sampled_from(
+            [
+                name[:at] + name[at + 1 :],
+                name[:at] + char + name[at + 1 :],
+                name[:at] + char + name[at:],
+                name[:at] + name[at + 1 : at + 2] + name[at : at + 1] + name[at + 2 :],
+            ]
+        )
+    )
+    assume(typo not in OPTION_NAMES)
+    return typo, name
+
+
+@FAST
+@given(typos(), st.sampled_from(["postgresql", "mysql"]))
+def test_a_typo_of_an_option_in_a_dsn_is_refused(typo: tuple[str, str], scheme: str) -> None:
+    """Not sent to the server as a setting (PostgreSQL), and named as the option it looks like."""
+    wrong, _ = typo
+    with pytest.raises(ConfigurationError, match="did you mean '[a-z_]+'\\?"):
+        parse(f"{scheme}://app@db.example.com/app?{urlencode({wrong: '3'})}")
 
 
 # what people type into a URL, plus characters that NFKC-normalise into URL delimiters
@@ -702,6 +745,7 @@ class _MultiAzCatalog:
 DBIS = st.none() | st.sampled_from(["db-A", "db-B", "db-C"])
 ENDPOINTS = st.none() | st.sampled_from(
     ["i1.abc.us-east-1.rds.amazonaws.com", "i2.abc.us-east-1.rds.amazonaws.com", "i3", ""]
+    + ["10.0.0.1", "10.0.0.2", "fd00::1"]
 )
 
 
@@ -725,8 +769,20 @@ async def test_multi_az_rows_give_at_most_one_writer_and_no_null_instances(
     assert "None" not in ids, "a NULL endpoint names no instance"
     writers = [i for i in instances if i.role is Role.WRITER]
     assert len(writers) == 1
-    assert writers[0].instance_id in {str(r[1]).split(".", 1)[0] for r in writer_rows}
+    assert writers[0].instance_id in {multi_az_instance_name(str(r[1]), r[2]) for r in writer_rows}
     assert all(isinstance(i, Instance) for i in instances)
+    # an IP address is no instance identifier: every address and port listed is an instance of its own
+    listed = {(r[1], r[2]) for r in rows if r[0] is not None and r[1] is not None}
+    by_address = {(i.host, i.port) for i in instances if _is_ip(i.host)}
+    assert by_address == {(e, p or 5432) for e, p in listed if _is_ip(e)}
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 @given(status_rows(), IDS.filter(lambda i: i is not None))
