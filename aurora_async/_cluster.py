@@ -208,8 +208,13 @@ class Cluster:
         async with self._prepared:
             if self._pattern_checked:
                 return
+            # where failover and host monitoring would dial this instance: its topology entry (built
+            # through the pattern), else the pattern itself
+            listed = self.topology.get(reached.instance_id) if self.topology is not None else None
             try:
-                address = self._build(reached.instance_id, None, None)
+                address = (
+                    (listed.host, listed.port) if listed else self._build(reached.instance_id, None, None)
+                )
             except LookupError:
                 return
             if address != (host, port):
