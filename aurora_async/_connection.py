@@ -8,7 +8,7 @@ swaps in a connection to the right instance and raises ``FailoverSuccessError`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -49,6 +49,8 @@ class AuroraConnection(FailoverSession):
     # -- the asyncpg API, with failover -------------------------------------------------------------
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        if self._block_lost:
+            raise self._block_lost_error()
         self._busy_since = monotonic()
         try:
             return await self._raw.execute(query, *args, timeout=timeout)
@@ -59,6 +61,8 @@ class AuroraConnection(FailoverSession):
             self._busy_since = None
 
     async def executemany(self, command: str, args: Iterable[Any], *, timeout: float | None = None) -> None:
+        if self._block_lost:
+            raise self._block_lost_error()
         self._busy_since = monotonic()
         try:
             return await self._raw.executemany(command, args, timeout=timeout)
@@ -71,6 +75,8 @@ class AuroraConnection(FailoverSession):
     async def fetch(
         self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None
     ) -> list[Any]:
+        if self._block_lost:
+            raise self._block_lost_error()
         self._busy_since = monotonic()
         try:
             rows: list[Any] = await self._raw.fetch(query, *args, timeout=timeout, record_class=record_class)
@@ -84,6 +90,8 @@ class AuroraConnection(FailoverSession):
     async def fetchrow(
         self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None
     ) -> Any:
+        if self._block_lost:
+            raise self._block_lost_error()
         self._busy_since = monotonic()
         try:
             return await self._raw.fetchrow(query, *args, timeout=timeout, record_class=record_class)
@@ -94,6 +102,8 @@ class AuroraConnection(FailoverSession):
             self._busy_since = None
 
     async def fetchval(self, query: str, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
+        if self._block_lost:
+            raise self._block_lost_error()
         self._busy_since = monotonic()
         try:
             return await self._raw.fetchval(query, *args, column=column, timeout=timeout)
@@ -127,9 +137,11 @@ class AuroraConnection(FailoverSession):
     async def copy_records_to_table(self, table_name: str, **kwargs: Any) -> str:
         return await self._guard(self._raw.copy_records_to_table, table_name, **kwargs)  # type: ignore[no-any-return]
 
-    def cursor(self, query: str, *args: Any, **kwargs: Any) -> Any:
-        """asyncpg's cursor factory on the current connection (inside a transaction, as in asyncpg)."""
-        return self._raw.cursor(query, *args, **kwargs)
+    def cursor(self, query: str, *args: Any, **kwargs: Any) -> AuroraCursorFactory:
+        """asyncpg's cursor factory (``async for record in conn.cursor(...)``, ``await conn.cursor(...)``;
+        inside a transaction, as in asyncpg). Opening the cursor fails over like any call; the cursor
+        itself belongs to the physical connection it was opened on."""
+        return AuroraCursorFactory(self, query, args, kwargs)
 
     def transaction(
         self, *, isolation: str | None = None, readonly: bool = False, deferrable: bool = False
@@ -138,8 +150,10 @@ class AuroraConnection(FailoverSession):
 
     async def reset(self, *, timeout: float | None = None) -> None:
         """asyncpg's ``reset()``: roll back an open transaction, drop session settings, listeners and
-        advisory locks (what a pool does on release). Listeners added here are forgotten too."""
+        advisory locks (what a pool does on release). Listeners added here are forgotten too, and a
+        transaction block lost in a failover is ended."""
         self._listeners.clear()
+        self._end_block()
         await self._guard(self._raw.reset, timeout=timeout)
 
     async def add_listener(self, channel: str, callback: Listener) -> None:
@@ -177,8 +191,12 @@ class AuroraConnection(FailoverSession):
 class AuroraTransaction:
     """``conn.transaction()``: asyncpg's transaction, aware that its connection can fail over.
 
-    A failure inside the block, or at COMMIT, raises ``TransactionResolutionUnknownError``; the block
-    then exits without touching the (new) connection, since the transaction lived on the old one.
+    Starting it on a connection whose physical connection died fails over like any call (the block does
+    not run: ``FailoverSuccessError``). A failure inside the block, or at COMMIT, raises
+    ``TransactionResolutionUnknownError``. The block is then lost: every later call on the connection
+    (a savepoint block included) raises ``TransactionResolutionUnknownError`` until the block ends, and
+    a block that ends without an error in flight (the application caught the failover error inside it)
+    raises it too, so it never reports success for work the failover took away.
     """
 
     def __init__(self, conn: AuroraConnection, **options: Any) -> None:
@@ -186,23 +204,45 @@ class AuroraTransaction:
         self._options = options
         self._raw: asyncpg.Connection | None = None
         self._tx: Any = None
+        self._outermost = False
 
     async def start(self) -> None:
-        self._raw = self._conn.raw
-        self._tx = self._raw.transaction(**self._options)
-        await self._conn._guard(self._tx.start)
+        conn = self._conn
+        outermost = conn._block_raw is None and not conn._block_lost
+        self._raw, self._tx = await conn._guard(self._begin)
+        if outermost:
+            self._outermost = True
+            conn._begin_block(self._raw)
+
+    async def _begin(self) -> tuple[asyncpg.Connection, Any]:
+        raw = self._conn.raw
+        tx = raw.transaction(**self._options)  # raises at once on a closed connection: fails over
+        await tx.start()
+        return raw, tx
 
     def _still_on_its_connection(self) -> bool:
         return self._raw is not None and self._raw is self._conn.raw
 
+    def _finish(self) -> None:
+        if self._outermost:
+            self._outermost = False
+            self._conn._end_block()
+
     async def commit(self) -> None:
         if not self._still_on_its_connection():
-            raise asyncpg.InterfaceError("cannot commit: the transaction's connection failed over")
-        await self._conn._guard(self._tx.commit)
+            self._finish()
+            raise self._conn._block_lost_error()
+        try:
+            await self._conn._guard(self._tx.commit)
+        finally:
+            self._finish()
 
     async def rollback(self) -> None:
-        if self._still_on_its_connection():
-            await self._conn._guard(self._tx.rollback)
+        try:
+            if self._still_on_its_connection():
+                await self._conn._guard(self._tx.rollback)
+        finally:
+            self._finish()  # a lost transaction is rolled back already: it died with its connection
 
     async def __aenter__(self) -> AuroraTransaction:
         await self.start()
@@ -212,8 +252,52 @@ class AuroraTransaction:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if not self._still_on_its_connection():
-            return  # the transaction died with its connection; the error in flight says so
+            self._finish()
+            if exc is None:
+                raise self._conn._block_lost_error()
+            return  # the error in flight says what happened
         if exc is None:
             await self.commit()
         else:
             await self.rollback()
+
+
+class AuroraCursorFactory:
+    """What :meth:`AuroraConnection.cursor` returns: ``await`` it for a cursor, or ``async for`` over
+    it; the asyncpg cursor is opened on the current physical connection, with failover."""
+
+    def __init__(
+        self, conn: AuroraConnection, query: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        self._conn = conn
+        self._query, self._args, self._kwargs = query, args, kwargs
+
+    def _factory(self) -> Any:
+        return self._conn.raw.cursor(self._query, *self._args, **self._kwargs)  # raises if closed
+
+    async def _open(self) -> Any:
+        return await self._factory()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._conn._guard(self._open).__await__()
+
+    def __aiter__(self) -> _CursorIteration:
+        return _CursorIteration(self)
+
+
+class _CursorIteration:
+    def __init__(self, factory: AuroraCursorFactory) -> None:
+        self._factory = factory
+        self._iterator: Any = None
+
+    def __aiter__(self) -> _CursorIteration:
+        return self
+
+    async def _start(self) -> Any:
+        return self._factory._factory().__aiter__()
+
+    async def __anext__(self) -> Any:
+        conn = self._factory._conn
+        if self._iterator is None:
+            self._iterator = await conn._guard(self._start)
+        return await conn._guard(self._iterator.__anext__)

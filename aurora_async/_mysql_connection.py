@@ -80,12 +80,24 @@ class AuroraMySQLConnection(FailoverSession):
         return _CursorContext(AuroraMySQLCursor(self, cursors))
 
     async def begin(self) -> None:
-        await self._guard(self._raw.begin)
+        """Start a transaction. Its work is tracked through failover: if the connection fails over
+        before :meth:`commit`, every call until :meth:`commit` or :meth:`rollback` raises
+        ``TransactionResolutionUnknownError``, and so does that ``commit()``: a transaction is never
+        reported committed when the failover took part of it away. (A ``begin()`` after that starts
+        over.)"""
+        self._end_block()  # MySQL ends any transaction at BEGIN: so does a lost one end here
+        raw = self._raw
+        await self._guard(raw.begin)
+        self._begin_block(raw)
 
     async def commit(self) -> None:
+        if self._end_block():
+            raise self._block_lost_error()
         await self._guard(self._raw.commit)
 
     async def rollback(self) -> None:
+        if self._end_block():
+            return  # the lost transaction was rolled back with the connection it lived on
         await self._guard(self._raw.rollback)
 
     async def autocommit(self, value: bool) -> None:
@@ -259,7 +271,10 @@ class AuroraMySQLCursor:
         self._closed = True
         cursor, self._cursor = self._cursor, None
         if cursor is not None and self._on is self._conn.raw and not self._on.is_closed():
-            await self._conn._guard(cursor.close)
+            if self._conn._block_lost:  # closing runs no statement: not refused with the lost block
+                await cursor.close()
+            else:
+                await self._conn._guard(cursor.close)
 
     async def __aenter__(self) -> AuroraMySQLCursor:
         return self

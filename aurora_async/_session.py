@@ -55,6 +55,13 @@ class FailoverSession:
         self._monitored = config.options.has("host_monitoring") and cluster.dialect is not None
         self._read_only = False
         self._spare: tuple[Any, Instance] | None = None  # the other role's connection
+        # the open transaction block (asyncpg transaction(), aiomysql begin()) began on this physical
+        # connection; lost: the connection failed over inside it, so its work is gone and every call
+        # is refused until the block ends (else the block's later statements would commit on their own)
+        self._block_raw: Any | None = None
+        self._block_lost = False
+        self._watching = False
+        self._raw_protocol: tuple[Any, Any] = (None, None)
         self._watch()
 
     def __repr__(self) -> str:
@@ -198,9 +205,29 @@ class FailoverSession:
                 return raw, reader
         return None
 
+    # -- transaction blocks ------------------------------------------------------------------------
+
+    def _block_lost_error(self) -> TransactionResolutionUnknownError:
+        return TransactionResolutionUnknownError(
+            "the transaction this block opened was lost: the connection failed over inside it, so none of "
+            "its work was committed; leave the block (or roll it back) and re-run the whole transaction"
+        )
+
+    def _begin_block(self, raw: Any) -> None:
+        """An outermost transaction block began on ``raw``."""
+        self._block_raw, self._block_lost = raw, False
+
+    def _end_block(self) -> bool:
+        """The outermost block ended; returns whether it had been lost."""
+        lost = self._block_lost
+        self._block_raw, self._block_lost = None, False
+        return lost
+
     # -- failover ----------------------------------------------------------------------------------
 
     async def _guard(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._block_lost:
+            raise self._block_lost_error()
         self._busy_since = monotonic()
         try:
             return await method(*args, **kwargs)
@@ -227,6 +254,8 @@ class FailoverSession:
                     may_have_run=driver.may_have_taken_effect(exc),
                 ) from exc
             in_transaction = self._in_transaction(raw)
+            if self._block_raw is not None and self._block_raw is raw:
+                self._block_lost = True
             await self._fail_over(exc)
         if in_transaction:
             raise TransactionResolutionUnknownError(
@@ -309,6 +338,10 @@ class FailoverSession:
         return self._tracker_plugin and self._mode == "strict_writer"
 
     def _untrack(self) -> None:
+        """Undo :meth:`_watch` (idempotent: a close during a failover must not count twice)."""
+        if not self._watching:
+            return
+        self._watching = False
         if self._track:
             self._cluster.tracker.remove(self._instance.instance_id, self._raw)
         if self._monitored:
@@ -321,6 +354,12 @@ class FailoverSession:
             self._spare = None
 
     def _watch(self) -> None:
+        """Register the current physical connection (load, tracker, host monitor); once per connection."""
+        if self._watching:
+            return
+        self._watching = True
+        # asyncpg drops its protocol at terminate(), and with it the transaction status: keep it
+        self._raw_protocol = (self._raw, getattr(self._raw, "_protocol", None))
         self._cluster.load[self._instance.instance_id] += 1
         if self._track:
             self._cluster.tracker.add(self._instance.instance_id, self._raw)
@@ -342,12 +381,16 @@ class FailoverSession:
             raw.terminate()
 
     def _in_transaction(self, raw: Any) -> bool:
-        """Whether ``raw`` was inside a transaction when it failed (asyncpg forgets once it is
-        terminated: then what we saw when aborting it, or "yes" when unknown, the cautious answer)."""
+        """Whether ``raw`` was inside a transaction when it failed, as of the server's last status
+        (asyncpg forgets once it is terminated: then what we saw when aborting it, or its protocol's
+        last status, or "yes" when unknown, the cautious answer)."""
         aborted = self._aborted_in_transaction
         if aborted is not None and aborted[0] is raw:
             return aborted[1]
         try:
             return bool(raw.is_in_transaction())
         except AttributeError:
+            kept, protocol = self._raw_protocol
+            if kept is raw and protocol is not None:
+                return bool(protocol.is_in_transaction())
             return True

@@ -181,6 +181,11 @@ async def test_failover_mid_transaction(aurora_mysql: AuroraSimulator, conn: Aur
         await cur.execute("INSERT INTO ledger VALUES (2)")
     assert isinstance(caught.value.__cause__, pymysql.err.Error)
     assert not conn.is_in_transaction()
+    # the begin() block is lost: until it ends, calls are refused (its later statements would commit
+    # without the ones the failover took away)
+    with pytest.raises(TransactionResolutionUnknownError, match="lost"):
+        await cur.execute("SELECT count(*) FROM ledger")
+    await conn.rollback()  # ends it (the server rolled it back with the old connection)
     await cur.execute("SELECT count(*) FROM ledger")
     assert await cur.fetchone() == (0,)  # the transaction never committed
     await conn.begin()  # and the connection works for the retry
