@@ -283,7 +283,45 @@ async def test_an_insert_whose_answer_is_lost_is_stored_once(
     assert await stored(sim, table) == 2
 
 
+@pytest.mark.parametrize("fault", ANSWER_LOST)
+async def test_a_select_that_writes_is_not_sent_again(
+    fault: Fault, sim: AuroraSimulator, emu: DataApiEmulator, proxy: FaultyProxy, table: str
+) -> None:
+    async with connect(emu, proxy.endpoint_url, **timeouts(fault)) as conn:
+        before = emu.requests["ExecuteStatement"]
+        proxy.lose(1, fault)
+        with pytest.raises(RequestOutcomeUnknownError, match="may or may not have run"):
+            await conn.fetchval(f"SELECT {table}_bump()")
+        assert emu.requests["ExecuteStatement"] - before == 1
+    assert await stored(sim, table) == 1  # the function ran once
+
+
 # -- opting in -------------------------------------------------------------------------------------------
+
+
+async def test_resend_reads_sends_selects_again_but_not_explain_analyse(
+    sim: AuroraSimulator, emu: DataApiEmulator, proxy: FaultyProxy, table: str
+) -> None:
+    async with connect(emu, proxy.endpoint_url, resend_reads=True) as conn:
+        before = emu.requests["ExecuteStatement"]
+        proxy.lose(1, "reset")
+        assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0
+        assert (proxy.lost, emu.requests["ExecuteStatement"] - before) == (1, 2)
+
+        for explain in ("EXPLAIN ANALYSE", "EXPLAIN (ANALYZE)", "EXPLAIN (COSTS off, ANALYSE true)"):
+            before = emu.requests["ExecuteStatement"]
+            proxy.lose(1, "close")
+            with pytest.raises(RequestOutcomeUnknownError):  # it runs the statement: not a read
+                await conn.fetch(f"{explain} INSERT INTO {table} DEFAULT VALUES")
+            assert emu.requests["ExecuteStatement"] - before == 1
+        assert await stored(sim, table) == 3
+
+        async with conn.transaction():  # inside a transaction nothing is sent again, not even a read
+            before = emu.requests["ExecuteStatement"]
+            proxy.lose(1, "unavailable")
+            with pytest.raises(RequestOutcomeUnknownError):
+                await conn.fetchval("SELECT 1", idempotent=True)
+            assert emu.requests["ExecuteStatement"] - before == 1
 
 
 async def test_idempotent_true_sends_a_statement_again(

@@ -212,12 +212,25 @@ def test_parameter_names_are_checked_against_the_statement() -> None:
         ("  -- why\n /* c */ (SELECT 1)", True),
         ("show tables", True),
         ("EXPLAIN SELECT 1", True),
+        ("EXPLAIN (COSTS off, FORMAT json) DELETE FROM t", True),
+        ("SELECT * FROM t FOR UPDATE", True),
+        ("SELECT 1;", True),
         ("EXPLAIN ANALYZE DELETE FROM t", False),
+        ("EXPLAIN ANALYSE DELETE FROM t", False),
+        ("explain analyse verbose select f()", False),
+        ("EXPLAIN (ANALYZE) DELETE FROM t", False),
+        ("EXPLAIN (ANALYSE true) DELETE FROM t", False),
+        ("EXPLAIN (FORMAT json, ANALYSE) DELETE FROM t", False),
+        ("EXPLAIN /* c */ (COSTS false,\n ANALYZE on) SELECT f()", False),
+        ("EXPLAIN FORMAT=TREE ANALYZE SELECT 1", False),
+        ("SELECT * INTO copy FROM t", False),
+        ("SELECT a INTO @x FROM t", False),
+        ("SELECT 1; DELETE FROM t", False),
         ("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", False),
         ("INSERT INTO t VALUES (1)", False),
     ],
 )
-def test_only_selects_are_repeated_by_default(sql: str, reads: bool) -> None:
+def test_only_reads_recognises_statements_that_change_nothing(sql: str, reads: bool) -> None:
     assert only_reads(sql) is reads
 
 
@@ -241,6 +254,7 @@ def test_backoff_grows_with_jitter_up_to_the_cap() -> None:
         ({"retry_timeout": -1}, "retry_timeout"),
         ({"max_concurrency": 0}, "max_concurrency"),
         ({"database": ""}, "database"),
+        ({"resend_reads": "yes"}, "resend_reads must be True or False, not 'yes'"),
     ],
 )
 def test_bad_connect_arguments_are_named(kwargs: dict[str, Any], words: str) -> None:
