@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Generator, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -436,11 +437,11 @@ def connect(
         and one the caller allows to repeat (``idempotent=True``, ``resend_reads``) after a lost answer.
         Nothing else is sent again: once a request may have reached the server (a reset or a timeout
         after sending, a 5xx), it is :class:`RequestOutcomeUnknownError` (botocore's own retries are
-        off).
-    :param request_timeout: seconds to wait for an answer; keep it above the Data API's 45 s
-        statement limit so a long statement ends with its own error.
-    :param connect_timeout: seconds to open the HTTPS connection.
-    :param max_concurrency: HTTP connections to the endpoint (concurrent requests).
+        off). Finite, >= 0; 0 sends each request once.
+    :param request_timeout: seconds to wait for an answer (finite, > 0); keep it above the Data API's
+        45 s statement limit so a long statement ends with its own error.
+    :param connect_timeout: seconds to open the HTTPS connection (finite, > 0).
+    :param max_concurrency: HTTP connections to the endpoint (concurrent requests), an int >= 1.
     :param resend_reads: also send again, after a lost answer, statements that only read by their words
         (SELECT, SHOW, VALUES, TABLE, DESCRIBE, EXPLAIN without ANALYZE, one statement, no INTO) outside
         a transaction. Only if your SELECTs call no function that writes (``nextval()`` included): such
@@ -461,13 +462,9 @@ def connect(
         raise ConfigurationError(f"engine must be 'postgresql' or 'mysql', not {engine!r}")
     if database is not None and (not isinstance(database, str) or not database):
         raise ConfigurationError(f"database must be a non-empty str, not {database!r}")
-    for name, value in (
-        ("retry_timeout", retry_timeout),
-        ("request_timeout", request_timeout),
-        ("connect_timeout", connect_timeout),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ConfigurationError(f"{name} must be a number of seconds >= 0, not {value!r}")
+    _check_seconds("retry_timeout", retry_timeout, zero="0: send each request once")
+    _check_seconds("request_timeout", request_timeout)
+    _check_seconds("connect_timeout", connect_timeout)
     if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
         raise ConfigurationError(f"max_concurrency must be an int >= 1, not {max_concurrency!r}")
     if not isinstance(resend_reads, bool):
@@ -508,6 +505,19 @@ def connect(
         )
 
     return _Connecting(make)
+
+
+def _check_seconds(name: str, value: Any, *, zero: str | None = None) -> None:
+    """A finite number of seconds, > 0 (>= 0 when ``zero`` says what 0 means)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and zero is None)
+    ):
+        accepted = f">= 0 ({zero})" if zero is not None else "> 0"
+        raise ConfigurationError(f"{name} must be a finite number of seconds {accepted}, not {value!r}")
 
 
 def _arn(name: str, value: Any, service: str) -> re.Match[str]:
