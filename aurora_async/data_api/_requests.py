@@ -75,6 +75,7 @@ class Requester:
         ``resumable``: re-send it while the cluster resumes (False inside a transaction)."""
         deadline = self._clock() + self.retry_timeout
         attempt = 0
+        reached = False  # an earlier attempt may have run
         while True:
             try:
                 response: dict[str, Any] = await getattr(self.client, operation)(**request)
@@ -83,7 +84,8 @@ class Requester:
                 error, again = self._classify(exc, repeatable=repeatable, resumable=resumable)
             delay = self.backoff.delay(attempt)
             if not again or self._clock() + delay > deadline:
-                raise self._gave_up(error, attempt + 1, again) from error.__cause__
+                raise self._gave_up(error, attempt + 1, again, reached) from error.__cause__
+            reached = reached or isinstance(error, RequestOutcomeUnknownError)
             attempt += 1
             self.retries += 1
             log.info(
@@ -138,14 +140,15 @@ class Requester:
         unknown.__cause__ = exc
         return unknown
 
-    def _gave_up(self, error: DataApiError, attempts: int, again: bool) -> DataApiError:
+    def _gave_up(self, error: DataApiError, attempts: int, again: bool, reached: bool) -> DataApiError:
         """The error to raise when the request is not sent again (``again``: it was allowed, but
-        ``retry_timeout`` ran out)."""
-        after = f"{attempts} attempts in {self.retry_timeout:g} s (retry_timeout)"
+        ``retry_timeout`` ran out; ``reached``: an earlier attempt may have run)."""
+        after = (
+            f"{attempts} attempt{'s' if attempts != 1 else ''} in {self.retry_timeout:g} s (retry_timeout)"
+        )
         gave_up: DataApiError
         if isinstance(error, RequestOutcomeUnknownError):
-            how = f"; {attempts} attempts in {self.retry_timeout:g} s (retry_timeout)" if again else ""
-            how = how or "; it was not sent again"
+            how = f"; {after}" if again else "; it was not sent again"
             gave_up = RequestOutcomeUnknownError(error.message + how, code=error.code, status=error.status)
         elif not again:
             return error
@@ -159,6 +162,13 @@ class Requester:
             gave_up = DataApiError(
                 f"could not connect to the Data API endpoint after {after}, so nothing was sent: "
                 f"{error.__cause__}",
+                code=error.code,
+                status=error.status,
+            )
+        if reached and not isinstance(gave_up, RequestOutcomeUnknownError):
+            gave_up = RequestOutcomeUnknownError(
+                f"{gave_up.message} - but an earlier attempt got no answer: the statement may or may not "
+                "have run",
                 code=error.code,
                 status=error.status,
             )

@@ -190,9 +190,17 @@ async def test_giving_up_on_a_repeatable_request_counts_the_attempts() -> None:
     assert f"{client.calls} attempts in 0.05 s (retry_timeout)" in info.value.message
 
 
+async def test_giving_up_after_an_attempt_that_may_have_run_is_an_unknown_outcome() -> None:
+    client = FakeClient(reset_after_sending(), *(refused() for _ in range(1000)))
+    with pytest.raises(RequestOutcomeUnknownError, match="an earlier attempt got no answer") as info:
+        await requester(client, retry_timeout=0.05).send("execute_statement", {}, repeatable=True)
+    assert "may or may not have run" in info.value.message
+    assert info.value.code == "EndpointConnectionError"
+
+
 async def test_retry_timeout_zero_sends_once() -> None:
     client = FakeClient(refused(), refused())
-    with pytest.raises(DataApiError, match="nothing was sent"):
+    with pytest.raises(DataApiError, match=r"after 1 attempt in 0 s \(retry_timeout\), so nothing was sent"):
         await requester(client, retry_timeout=0).send("execute_statement", {}, repeatable=True)
     assert client.calls == 1
 
