@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Generator, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -71,12 +72,16 @@ class DataApiConnection:
         database: str | None,
         engine: Engine | None,
         exit_stack: AsyncExitStack,
+        resend_reads: bool = False,
     ) -> None:
         self._requester = requester
         self.resource_arn = resource_arn
         self.secret_arn = secret_arn
         self.database = database
         self.engine: Engine | None = engine
+        self.resend_reads = resend_reads
+        """Whether SELECT-like statements outside a transaction are sent again after a lost answer (see
+        :func:`connect`)."""
         self._exit_stack = exit_stack
         self._closed = False
         self._transactions: list[DataApiTransaction] = []
@@ -102,8 +107,12 @@ class DataApiConnection:
             :mod:`aurora_async.data_api`).
         :param continue_after_timeout: let a statement that runs past the Data API's 45 s keep running
             on the server (recommended for DDL); you still get :class:`StatementTimeoutError`.
-        :param idempotent: whether running it twice is harmless, so it may be sent again after a lost
-            answer (default: only SELECT-like statements outside a transaction).
+        :param idempotent: ``True`` if running it twice is harmless, so that it is sent again (until
+            ``retry_timeout``) after an answer that was lost once it may have reached the server (a
+            reset or timeout after sending, a 5xx). Default (``None``): only when the connection was
+            made with ``resend_reads=True`` and the statement only reads; ``False``: never. Without
+            that, a lost answer is :class:`RequestOutcomeUnknownError`. Inside a transaction nothing is
+            sent again. A request that never left the client (connection refused) is always sent again.
         """
         response = await self._execute(sql, params, False, continue_after_timeout, idempotent)
         generated = tuple(decode_field(f, "") for f in response.get("generatedFields") or ())
@@ -117,6 +126,12 @@ class DataApiConnection:
         A PostgreSQL SELECT whose result is over the Data API's 1 MiB response limit is paged with a
         server-side cursor, in one transaction (so one snapshot); on MySQL that is a
         :class:`ResultTooLargeError` that says how to page. Never a silently cut result.
+
+        :param params: values for the statement's ``:name`` parameters.
+        :param idempotent: whether it may be sent again after a lost answer, as for :meth:`execute`:
+            by default only with ``resend_reads=True`` on the connection and a statement that only
+            reads. A SELECT can write (through a function, ``nextval()``): the default is not to repeat
+            it.
         """
         try:
             response = await self._execute(sql, params, True, False, idempotent)
@@ -247,7 +262,7 @@ class DataApiConnection:
         request = self._statement(sql, params, with_rows=with_rows)
         if continue_after_timeout:
             request["continueAfterTimeout"] = True
-        repeatable = only_reads(sql) if idempotent is None else idempotent
+        repeatable = (self.resend_reads and only_reads(sql)) if idempotent is None else idempotent
         return await self._send("execute_statement", request, repeatable=repeatable)
 
     def _statement(self, sql: str, params: Mapping[str, Any] | None, *, with_rows: bool) -> dict[str, Any]:
@@ -403,6 +418,7 @@ def connect(
     request_timeout: float = 70.0,
     connect_timeout: float = 10.0,
     max_concurrency: int = 10,
+    resend_reads: bool = False,
 ) -> _Connecting:
     """A :class:`DataApiConnection` to an Aurora cluster's Data API: ``await connect(...)`` or
     ``async with connect(...) as conn``. No request is sent until the first statement.
@@ -415,14 +431,21 @@ def connect(
         engine's lexical rules, and large PostgreSQL results are paged.
     :param endpoint_url: another Data API endpoint (``aurora_async.testing.DataApiEmulator``).
     :param aws_session: an ``aioboto3.Session`` (default: a new one: the usual AWS credential chain).
-    :param retry_timeout: seconds to keep re-sending a request the Data API did not run (a cluster
-        resuming from auto-pause, "Communications link failure", an unreachable endpoint), and a
-        repeatable one (a read outside a transaction) after a 5xx or a lost answer; with backoff and
-        jitter. Other requests are never re-sent (botocore's own retries are off).
-    :param request_timeout: seconds to wait for an answer; keep it above the Data API's 45 s
-        statement limit so a long statement ends with its own error.
-    :param connect_timeout: seconds to open the HTTPS connection.
-    :param max_concurrency: HTTP connections to the endpoint (concurrent requests).
+    :param retry_timeout: seconds to keep sending again, with backoff and jitter, a request that did not
+        run: one that never left the client (connection refused, no such host, connect timeout) or that
+        the Data API did not run (a cluster resuming from auto-pause, "Communications link failure");
+        and one the caller allows to repeat (``idempotent=True``, ``resend_reads``) after a lost answer.
+        Nothing else is sent again: once a request may have reached the server (a reset or a timeout
+        after sending, a 5xx), it is :class:`RequestOutcomeUnknownError` (botocore's own retries are
+        off). Finite, >= 0; 0 sends each request once.
+    :param request_timeout: seconds to wait for an answer (finite, > 0); keep it above the Data API's
+        45 s statement limit so a long statement ends with its own error.
+    :param connect_timeout: seconds to open the HTTPS connection (finite, > 0).
+    :param max_concurrency: HTTP connections to the endpoint (concurrent requests), an int >= 1.
+    :param resend_reads: also send again, after a lost answer, statements that only read by their words
+        (SELECT, SHOW, VALUES, TABLE, DESCRIBE, EXPLAIN without ANALYZE, one statement, no INTO) outside
+        a transaction. Only if your SELECTs call no function that writes (``nextval()`` included): such
+        a SELECT would run twice. Default: not sent again (``idempotent=True`` per call instead).
     :raises ConfigurationError: a bad argument (before any request).
     """
     resource = _arn("resource_arn", resource_arn, "rds")
@@ -439,15 +462,13 @@ def connect(
         raise ConfigurationError(f"engine must be 'postgresql' or 'mysql', not {engine!r}")
     if database is not None and (not isinstance(database, str) or not database):
         raise ConfigurationError(f"database must be a non-empty str, not {database!r}")
-    for name, value in (
-        ("retry_timeout", retry_timeout),
-        ("request_timeout", request_timeout),
-        ("connect_timeout", connect_timeout),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ConfigurationError(f"{name} must be a number of seconds >= 0, not {value!r}")
+    _check_seconds("retry_timeout", retry_timeout, zero="0: send each request once")
+    _check_seconds("request_timeout", request_timeout)
+    _check_seconds("connect_timeout", connect_timeout)
     if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
         raise ConfigurationError(f"max_concurrency must be an int >= 1, not {max_concurrency!r}")
+    if not isinstance(resend_reads, bool):
+        raise ConfigurationError(f"resend_reads must be True or False, not {resend_reads!r}")
 
     async def make() -> DataApiConnection:
         try:
@@ -480,9 +501,23 @@ def connect(
             database=database,
             engine=engine,
             exit_stack=stack,
+            resend_reads=resend_reads,
         )
 
     return _Connecting(make)
+
+
+def _check_seconds(name: str, value: Any, *, zero: str | None = None) -> None:
+    """A finite number of seconds, > 0 (>= 0 when ``zero`` says what 0 means)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and zero is None)
+    ):
+        accepted = f">= 0 ({zero})" if zero is not None else "> 0"
+        raise ConfigurationError(f"{name} must be a finite number of seconds {accepted}, not {value!r}")
 
 
 def _arn(name: str, value: Any, service: str) -> re.Match[str]:

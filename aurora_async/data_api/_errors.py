@@ -8,10 +8,10 @@
         ├── ParameterError(…, ValueError)   a parameter cannot be sent (type, name); nothing was sent
         ├── StatementTimeoutError           the statement ran past the Data API's 45 s limit
         ├── TransactionNotFoundError        the transaction expired (3 min idle) or was aborted
-        ├── DatabaseResumingError           the paused cluster did not wake up before ``resume_timeout``
+        ├── DatabaseResumingError           the paused cluster did not wake up before ``retry_timeout``
         ├── ResultTooLargeError             over the 1 MiB response or the 64 KB row limit
         ├── UnsupportedResultError          a result column of a type the Data API cannot return
-        └── RequestOutcomeUnknownError      no answer: the statement may or may not have run
+        └── RequestOutcomeUnknownError      no usable answer: the statement may or may not have run
 
 Messages never contain parameter values or secrets.
 """
@@ -78,7 +78,7 @@ class TransactionNotFoundError(DataApiError):
 
 class DatabaseResumingError(DataApiError):
     """The auto-paused cluster kept answering ``DatabaseResumingException`` (or "Communications link
-    failure") until ``resume_timeout`` ran out. Nothing was executed."""
+    failure") until ``retry_timeout`` ran out. Nothing was executed."""
 
 
 class ResultTooLargeError(DataApiError):
@@ -92,9 +92,11 @@ class UnsupportedResultError(DataApiError):
 
 
 class RequestOutcomeUnknownError(DataApiError):
-    """The request got no usable answer (a timeout, a dropped connection, a 5xx) after it may have
-    reached the database, and the statement is not known to be safe to repeat, so it was not retried:
-    it may or may not have run (or committed). Check, then re-run it if needed."""
+    """The request got no usable answer (a connection reset or closed after sending, a read timeout, a
+    5xx) after it may have reached the database: it may or may not have run (or committed). It is sent
+    again only when the caller allowed it (``idempotent=True``, or ``resend_reads=True`` for a statement
+    that only reads, outside a transaction); this error then means ``retry_timeout`` ran out. Check,
+    then re-run it if needed."""
 
 
 def _group(pattern: str, text: str) -> str | None:

@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._errors import ParameterError
-from ._placeholders import Dialect, find_placeholders
+from ._placeholders import Dialect, find_placeholders, statement_count
 
 _FIRST_WORD = re.compile(r"\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*\(*\s*([A-Za-z]+)", re.DOTALL)
 _READS = frozenset({"select", "show", "values", "table", "describe", "desc", "explain"})
+_ANALYZE = re.compile(r"\banaly[sz]e\b", re.IGNORECASE)
+_INTO = re.compile(r"\binto\b", re.IGNORECASE)
 
 
 def first_word(sql: str) -> str:
@@ -20,10 +22,20 @@ def first_word(sql: str) -> str:
 
 
 def only_reads(sql: str) -> bool:
-    """True for statements that change nothing when run twice (SELECT, SHOW, VALUES, EXPLAIN without
-    ANALYZE ...). WITH is not among them: a CTE may write."""
+    """True for one statement that reads only, judged by its words: SELECT, SHOW, VALUES, TABLE, DESCRIBE,
+    EXPLAIN without ANALYZE. What ``resend_reads=True`` may send again after a lost answer.
+
+    Erring towards False: EXPLAIN that names ANALYZE or ANALYSE anywhere (``EXPLAIN ANALYSE``,
+    ``EXPLAIN (ANALYZE)``, ``EXPLAIN (FORMAT json, ANALYSE true)``: these run the statement), a statement
+    with INTO (``SELECT ... INTO`` creates a table, or on MySQL writes variables or a file), more than one
+    statement, and WITH (a CTE may write). It cannot see what a function does: ``SELECT nextval(...)``
+    or ``SELECT f()`` where ``f`` writes counts as a read."""
     word = first_word(sql)
-    return word in _READS and not (word == "explain" and re.search(r"\banalyze\b", sql, re.IGNORECASE))
+    if word not in _READS:
+        return False
+    if _ANALYZE.search(sql) if word == "explain" else _INTO.search(sql):
+        return False
+    return statement_count(sql, "postgresql") <= 1 and statement_count(sql, "mysql") <= 1
 
 
 def check_parameters(sql: str, params: Any, dialect: Dialect | None) -> Mapping[str, Any]:

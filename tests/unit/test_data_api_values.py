@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -212,12 +213,25 @@ def test_parameter_names_are_checked_against_the_statement() -> None:
         ("  -- why\n /* c */ (SELECT 1)", True),
         ("show tables", True),
         ("EXPLAIN SELECT 1", True),
+        ("EXPLAIN (COSTS off, FORMAT json) DELETE FROM t", True),
+        ("SELECT * FROM t FOR UPDATE", True),
+        ("SELECT 1;", True),
         ("EXPLAIN ANALYZE DELETE FROM t", False),
+        ("EXPLAIN ANALYSE DELETE FROM t", False),
+        ("explain analyse verbose select f()", False),
+        ("EXPLAIN (ANALYZE) DELETE FROM t", False),
+        ("EXPLAIN (ANALYSE true) DELETE FROM t", False),
+        ("EXPLAIN (FORMAT json, ANALYSE) DELETE FROM t", False),
+        ("EXPLAIN /* c */ (COSTS false,\n ANALYZE on) SELECT f()", False),
+        ("EXPLAIN FORMAT=TREE ANALYZE SELECT 1", False),
+        ("SELECT * INTO copy FROM t", False),
+        ("SELECT a INTO @x FROM t", False),
+        ("SELECT 1; DELETE FROM t", False),
         ("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", False),
         ("INSERT INTO t VALUES (1)", False),
     ],
 )
-def test_only_selects_are_repeated_by_default(sql: str, reads: bool) -> None:
+def test_only_reads_recognises_statements_that_change_nothing(sql: str, reads: bool) -> None:
     assert only_reads(sql) is reads
 
 
@@ -238,12 +252,51 @@ def test_backoff_grows_with_jitter_up_to_the_cap() -> None:
         ({"secret_arn": CLUSTER}, "secret_arn must be an ARN of the secretsmanager service"),
         ({"resource_arn": "arn:aws:rds:eu-west-1:123456789012:og:x"}, "must name a DB cluster"),
         ({"engine": "oracle"}, "engine must be"),
-        ({"retry_timeout": -1}, "retry_timeout"),
-        ({"max_concurrency": 0}, "max_concurrency"),
         ({"database": ""}, "database"),
+        ({"resend_reads": "yes"}, "resend_reads must be True or False, not 'yes'"),
     ],
 )
 def test_bad_connect_arguments_are_named(kwargs: dict[str, Any], words: str) -> None:
     arguments = {"resource_arn": CLUSTER, "secret_arn": SECRET, **kwargs}
     with pytest.raises(ConfigurationError, match=words):
         connect(**arguments)
+
+
+NOT_NUMBERS = [None, "10", True, Decimal("1")]
+
+
+@pytest.mark.parametrize("name", ["request_timeout", "connect_timeout"])
+@pytest.mark.parametrize("value", [0, 0.0, -1.5, float("nan"), float("inf"), float("-inf"), *NOT_NUMBERS])
+def test_timeouts_must_be_finite_and_positive(name: str, value: Any) -> None:
+    expected = f"{name} must be a finite number of seconds > 0, not {value!r}"
+    with pytest.raises(ConfigurationError, match=f"^{re.escape(expected)}$"):
+        connect(resource_arn=CLUSTER, secret_arn=SECRET, **{name: value})
+
+
+@pytest.mark.parametrize("value", [-1, -0.5, float("nan"), float("inf"), float("-inf"), *NOT_NUMBERS])
+def test_retry_timeout_must_be_finite_and_not_negative(value: Any) -> None:
+    expected = (
+        f"retry_timeout must be a finite number of seconds >= 0 (0: send each request once), not {value!r}"
+    )
+    with pytest.raises(ConfigurationError, match=f"^{re.escape(expected)}$"):
+        connect(resource_arn=CLUSTER, secret_arn=SECRET, retry_timeout=value)
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.0, float("nan"), float("inf"), *NOT_NUMBERS])
+def test_max_concurrency_must_be_a_positive_int(value: Any) -> None:
+    expected = f"max_concurrency must be an int >= 1, not {value!r}"
+    with pytest.raises(ConfigurationError, match=f"^{re.escape(expected)}$"):
+        connect(resource_arn=CLUSTER, secret_arn=SECRET, max_concurrency=value)
+
+
+def test_good_connect_arguments_are_accepted() -> None:
+    connecting = connect(
+        resource_arn=CLUSTER,
+        secret_arn=SECRET,
+        retry_timeout=0,  # send each request once
+        request_timeout=0.5,
+        connect_timeout=1,
+        max_concurrency=1,
+        resend_reads=True,
+    )
+    assert connecting is not None
