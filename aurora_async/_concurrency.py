@@ -57,3 +57,28 @@ def _result(task: asyncio.Future[T | None]) -> T | None:
     if task.cancelled() or task.exception() is not None:
         return None
     return task.result()
+
+
+class Interrupted(Exception):
+    """:func:`unless_set`'s event fired before the work finished."""
+
+
+async def unless_set(event: asyncio.Event, work: Awaitable[T], *, discard: Callable[[T], None]) -> T:
+    """``await work``, unless ``event`` is set first: then the work is cancelled and awaited, and
+    :class:`Interrupted` is raised. The work runs as a task of its own that never outlives this call
+    (also when the caller is cancelled); a result nobody will take is handed to ``discard``."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(event.wait())
+    handed_over = False
+    try:
+        await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
+        if not event.is_set():
+            handed_over = True
+            return task.result()  # the work's result, or its exception
+    finally:
+        waiter.cancel()
+        task.cancel()
+        await asyncio.wait((task, waiter))
+        if not handed_over and task.done() and not task.cancelled() and task.exception() is None:
+            discard(task.result())
+    raise Interrupted

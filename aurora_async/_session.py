@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from ._cluster import Cluster
+from ._concurrency import Interrupted, unless_set
 from ._config import Config
-from ._driver import discard
+from ._driver import discard, discard_first
 from ._exceptions import (
     ConfigurationError,
     FailoverFailedError,
@@ -48,6 +50,8 @@ class FailoverSession:
         self._failover = config.options.has("failover")
         self._tracker_plugin = config.options.has("aurora_connection_tracker")
         self._closed = False
+        self._closing = asyncio.Event()  # set with _closed: a failover in flight stops waiting
+        self._loop = asyncio.get_running_loop()
         self._failed_from = ""
         self._failover_lock = asyncio.Lock()
         self._busy_since: float | None = None  # when the call in flight started (host monitoring)
@@ -104,7 +108,7 @@ class FailoverSession:
         """Close the connection; the cluster's background work stops with its last connection."""
         if self._closed:
             return
-        self._closed = True
+        self._mark_closed()
         self._untrack()
         self._drop_spare()
         try:
@@ -117,11 +121,36 @@ class FailoverSession:
     def terminate(self) -> None:
         """Close at once, without a goodbye to the server."""
         if not self._closed:
-            self._closed = True
+            self._mark_closed()
             self._untrack()
             self._drop_spare()
             self._raw.terminate()
             self._cluster.release(self._identity)
+
+    def _mark_closed(self) -> None:
+        self._closed = True
+        self._closing.set()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        """A connection dropped without close(): say so (as asyncpg does), and let its physical
+        connection and its cluster go, on the loop, rather than keep them until the loop ends."""
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        _warn(f"unclosed connection {self!r}: close it (await conn.close())", ResourceWarning, source=self)
+        loop, cluster, identity = self._loop, self._cluster, self._identity
+        raws = [self._raw] + ([self._spare[0]] if self._spare is not None else [])
+        counted = self._instance.instance_id if self._watching else None
+
+        def let_go() -> None:
+            for raw in raws:
+                discard(raw)
+            if counted is not None:
+                cluster.load[counted] -= 1
+            cluster.release(identity)
+
+        if not loop.is_closed():
+            loop.call_soon(let_go)
 
     # -- read/write splitting ------------------------------------------------------------------------
 
@@ -248,6 +277,8 @@ class FailoverSession:
         ):
             return
         async with self._failover_lock:
+            if self._closed:  # closed while this call waited for another call's failover
+                raise self._closed_error() from exc
             if self._raw is not raw:  # another call on this connection already failed over
                 raise FailoverSuccessError(
                     "the connection has changed instance; re-run the statement",
@@ -279,18 +310,14 @@ class FailoverSession:
         options = self._config.options
         deadline = loop.time() + options.failover_timeout
         try:
-            if self._mode == "strict_writer":
-                raw, instance = await connect_to_writer(self._cluster, self._identity, started, deadline)
-            else:
-                raw, instance = await connect_to_reader(
-                    self._cluster,
-                    self._identity,
-                    self._mode,
-                    strategy=options.reader_host_selector_strategy,
-                    avoid=old.instance_id,
-                    deadline=deadline,
-                )
-                instance = await self._cluster.identify(raw, instance.host, instance.port)
+            raw, instance = await unless_set(
+                self._closing, self._reconnect(old, started, deadline), discard=discard_first
+            )
+        except Interrupted:
+            # close() or terminate() while failing over: the connection stays closed, and the call
+            # that started the failover is told so, as asyncpg tells a call whose connection closed
+            failover_log.info("failover from %s stopped: the connection was closed", old.instance_id)
+            raise self._closed_error() from cause
         except LoginRefused as refused:
             self._give_up()
             failover_log.warning("failover from %s failed: %s", old.instance_id, refused)
@@ -322,13 +349,32 @@ class FailoverSession:
             (time.monotonic() - started) * 1000,
         )
 
+    async def _reconnect(self, old: Instance, started: float, deadline: float) -> tuple[Any, Instance]:
+        """A physical connection, as this connection's identity, to an instance in its role."""
+        if self._mode == "strict_writer":
+            return await connect_to_writer(self._cluster, self._identity, started, deadline)
+        raw, instance = await connect_to_reader(
+            self._cluster,
+            self._identity,
+            self._mode,
+            strategy=self._config.options.reader_host_selector_strategy,
+            avoid=old.instance_id,
+            deadline=deadline,
+        )
+        try:
+            return raw, await self._cluster.identify(raw, instance.host, instance.port)
+        except BaseException:
+            discard(raw)
+            raise
+
     def _target_word(self) -> str:
         return "writer" if self._mode == "strict_writer" else "reader"
 
     def _give_up(self) -> None:
-        """A failover failed: the connection is closed, and lets its cluster go."""
+        """A failover failed: the connection is closed, and lets its cluster go (unless a close()
+        during the failover already did)."""
         if not self._closed:
-            self._closed = True
+            self._mark_closed()
             self._drop_spare()
             self._cluster.release(self._identity)
 
