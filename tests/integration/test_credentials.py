@@ -232,6 +232,8 @@ async def test_bad_secrets_raise_clear_errors(
     assert message in str(caught.value)
     assert caught.value.code == code
     assert "hunter2" not in str(caught.value)
+    # nothing rides along: a JSONDecodeError's .doc is the whole secret
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
     assert registry.clusters() == []
 
 
