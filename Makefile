@@ -49,6 +49,7 @@ bench: $(STAMP) servers $(PEERS_STAMP)
 	$(BIN)/python benchmarks/bench_failover.py
 	$(BIN)/python benchmarks/bench_host_monitoring.py
 	$(BIN)/python benchmarks/bench_credentials.py
+	$(BIN)/python benchmarks/bench_auth_stall.py
 	$(BIN)/python benchmarks/bench_pool.py
 	$(BIN)/python benchmarks/bench_mysql.py
 	$(BIN)/python benchmarks/bench_data_api.py
