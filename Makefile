@@ -23,8 +23,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) servers lint typecheck
-	$(BIN)/pytest
+# the fast tier first (no servers, seconds), then everything against real servers
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest tests/unit
+	@scripts/ensure-servers
+	$(BIN)/pytest --ignore=tests/unit
 
 PEERS := benchmarks/.venv-peers
 PEERS_STAMP := $(PEERS)/.installed

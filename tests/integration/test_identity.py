@@ -205,3 +205,33 @@ async def test_a_rotated_password_fails_only_the_connection_that_still_has_the_o
             assert old.is_closed()
     finally:
         await old.close()
+
+
+async def test_background_work_goes_on_when_the_login_it_preferred_is_refused(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+    """The writer search borrows the identity whose login last worked; when the server refuses it (its
+    password was changed), the next identity is used, and the other connections fail over as usual."""
+    sim = aurora_postgres
+    await sim.set_password("steady_user", "steady-pw-1")
+    await sim.set_password("changing_user", "changing-pw-1")
+    base = sim.dsn("cluster").replace("postgres@", "{}@")
+    steady = await aurora_async.connect(base.format("steady_user:steady-pw-1"), **common(sim))
+    changing = await aurora_async.connect(
+        base.format("changing_user:changing-pw-1"), **common(sim, failover_timeout=5)
+    )
+    try:
+        [cluster] = registry.clusters()
+        assert cluster.identities.for_background()[0].user == "changing_user"  # the last login that worked
+        await sim.set_password("changing_user", "changing-pw-2")
+        report = await sim.failover()
+        with pytest.raises(FailoverSuccessError):
+            await steady.fetchval("SELECT 1")
+        assert steady.instance.instance_id == report.new_writer
+        assert await steady.fetchval("SELECT current_user") == "steady_user"
+        assert cluster.identities.for_background()[0].user == "steady_user"  # refused, so now second
+        with pytest.raises(FailoverFailedError, match="refused the login"):
+            await changing.fetchval("SELECT 1")
+    finally:
+        await changing.close()
+        await steady.close()
