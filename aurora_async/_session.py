@@ -184,13 +184,18 @@ class FailoverSession:
             )
         async with self._failover_lock:
             wanted = Role.READER if read_only else Role.WRITER
+            if self._instance.role is wanted:  # already there (a read-only session left on the writer)
+                self._read_only = read_only
+                self._mode = "reader_or_writer" if read_only else self._config.options.failover_mode
+                return
             target = self._reusable_spare(wanted) or await self._open_in_role(wanted)
             if target is None:  # no reader reachable: stay on the writer, read-only in name
                 self._read_only = read_only
                 failover_log.info("no reader reachable: the read-only session stays on the writer")
                 return
             self._untrack()
-            self._spare = (self._raw, self._instance) if self._instance.role is not wanted else None
+            self._drop_spare()
+            self._spare = (self._raw, self._instance)  # the other role's, kept for the way back
             self._raw, self._instance = target
             self._read_only = read_only
             self._mode = "reader_or_writer" if read_only else self._config.options.failover_mode

@@ -65,8 +65,14 @@ async def test_falls_back_to_the_writer_when_no_reader_is_up(aurora_postgres: Au
     for reader in sim.reader_ids:
         await sim.crash(reader)
     async with aurora_async.connect(sim.dsn("cluster"), **options(sim)) as conn:
+        writer_raw = conn.raw
         await conn.set_read_only(True)
         assert conn.read_only and await conn.fetchval(AURORA_HOST_ID_SQL) == "11"
+        # and back: the session never left the writer, so it keeps its connection (no new one, none
+        # dropped unclosed)
+        await conn.set_read_only(False)
+        assert not conn.read_only and conn.raw is writer_raw and not writer_raw.is_closed()
+    assert writer_raw.is_closed()
 
 
 @pytest.mark.aurora_simulator(instances=4)
