@@ -35,6 +35,7 @@ from ._identity import Identities, Identity
 from ._mysql_driver import MYSQL
 from ._pg_driver import POSTGRESQL
 from ._rds_hosts import HostPattern, classify_host
+from ._tls import Tls
 from ._topology import Instance, Role, Topology, with_writer
 from ._tracker import Tracker
 
@@ -101,6 +102,8 @@ class Cluster:
         self.options = ClusterSettings.of(config.options)
         self.driver: Driver = DRIVERS[config.engine]
         self.identities = Identities()  # who this cluster's connections are (background work borrows)
+        # the TLS each background connection was opened with
+        self._background_tls: weakref.WeakKeyDictionary[Any, Tls] = weakref.WeakKeyDictionary()
         self.auth = auth  # the event loop's credentials cache
         self.dialect: Dialect | None = None
         # the topology's writer was confirmed (it answered as the writer): worth remembering at close
@@ -124,6 +127,7 @@ class Cluster:
         self._fast_until = 0.0
         self._closed = False
         self._pattern_checked = False
+        self._weak_dropped = False  # the monitor's connection was dropped for weaker TLS, not lost
 
     def __repr__(self) -> str:
         dialect = self.dialect.code if self.dialect else "?"
@@ -145,23 +149,47 @@ class Cluster:
     async def open_background(self, host: str, port: int, timeout: float) -> Any:
         """A physical connection for the cluster's own work (monitor, writer search, probes), opened
         with a borrowed identity (:meth:`Identities.for_background`): when the server refuses one
-        login, the next is tried within the same ``timeout``."""
+        login, the next is tried within the same ``timeout``. A connection that came out weaker than
+        the strongest TLS served (a stronger identity joined meanwhile) is not kept."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         refused: BaseException | None = None
-        for identity in self.identities.for_background():
+        candidates = self.identities.for_background()
+        while candidates:
+            identity = candidates.pop(0)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
             try:
-                return await self.open_as(identity, host, port, min(remaining, identity.connect_timeout))
+                conn = await self.open_as(identity, host, port, min(remaining, identity.connect_timeout))
             except self.driver.connect_errors as exc:
                 if not self.driver.is_login_error(exc):
                     raise
                 refused = exc
+                continue
+            if identity.tls < self.identities.strongest():
+                discard(conn)
+                candidates = self.identities.for_background()
+                continue
+            self._background_tls[conn] = identity.tls
+            return conn
         if refused is not None:
             raise refused
         raise OSError(f"no connection identity left to open a connection to {host}:{port}")
+
+    def too_weak(self, conn: Any) -> bool:
+        """Whether background connection ``conn`` has weaker TLS than a connection it now serves."""
+        return self._background_tls.get(conn, Tls.NONE) < self.identities.strongest()
+
+    def _strengthen_background(self) -> None:
+        """A connection with stronger TLS joined: background connections opened weaker are dropped
+        (the monitor and the probes open new ones, with the strongest identity, at once)."""
+        if self._monitor_conn is not None and self.too_weak(self._monitor_conn):
+            self._weak_dropped = True
+            self._replace_monitor_conn(None)
+            self._wakeup.set()
+        for monitor in self.host_monitors.values():
+            monitor.drop_weak_probe()
 
     # -- first contact -----------------------------------------------------------------------------
 
@@ -348,6 +376,9 @@ class Cluster:
         if won is None:
             raise TimeoutError("no writer found before the failover deadline")
         conn, instances = won
+        if self.too_weak(conn):  # a stronger identity joined during the search: the monitor opens anew
+            discard(conn)
+            conn = None
         self._replace_monitor_conn(conn)
         self._monitor_id = next(i.instance_id for i in instances if i.role is Role.WRITER)
         topology = self._publish(instances, verified=True)
@@ -457,6 +488,9 @@ class Cluster:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a broken monitor must not die: log and find the writer again
+                if self._monitor_conn is None and self._weak_dropped:
+                    self._weak_dropped = False  # its connection was too weak, not lost: open anew
+                    continue
                 lost = self.driver.is_connection_error(exc, self._monitor_conn)
                 if not lost and not isinstance(exc, TimeoutError):
                     topology_log.warning("topology refresh failed: %r", exc)
@@ -474,6 +508,7 @@ class Cluster:
         if conn is None or conn.is_closed():
             conn = await self.open_background(writer.host, writer.port, _BACKGROUND_CONNECT)
             self._replace_monitor_conn(conn)
+            self._weak_dropped = False
         assert self.dialect is not None
         aux = self.options.auxiliary_query_timeout
         if not await self.dialect.is_writer(conn, aux):
@@ -504,7 +539,10 @@ class Cluster:
     def acquire(self, identity: Identity) -> Cluster:
         """One more user of the cluster (a connection, a pool, a connector), who is ``identity``."""
         self.refs += 1
+        stronger = identity.tls > self.identities.strongest()
         self.identities.add(identity)
+        if stronger and self.refs > 1:
+            self._strengthen_background()
         return self
 
     def release(self, identity: Identity) -> None:

@@ -85,6 +85,15 @@ class HostMonitor:
         discard(self._probe_conn)
         self._probe_conn = None
 
+    def drop_weak_probe(self) -> None:
+        """The probe connection is weaker than a connection the cluster now serves: close it (the
+        next probe opens a new one, with the strongest identity; a probe it cuts short counts for
+        nothing)."""
+        if self._probe_conn is not None and self.cluster.too_weak(self._probe_conn):
+            discard(self._probe_conn)
+            self._probe_conn = None
+            self._wakeup.set()
+
     async def wait_stopped(self) -> None:
         if self._task is not None:
             await asyncio.wait([self._task])
@@ -148,7 +157,8 @@ class HostMonitor:
         loop = asyncio.get_running_loop()
         self.stats["probes"] += 1
         started = loop.time()
-        connecting = self._probe_conn is None or self._probe_conn.is_closed()
+        probed = self._probe_conn
+        connecting = probed is None or probed.is_closed()
         timeout = connect_timeout if connecting else query_timeout
         try:
             async with asyncio.timeout(timeout):
@@ -167,6 +177,8 @@ class HostMonitor:
                 # under open connections): the host is alive, which is all a probe asks
                 log.debug("probe of %s: login refused, the host answers", self.instance.instance_id)
                 return True
+            if not connecting and self._probe_conn is not probed:
+                return None  # its connection was dropped under it (drop_weak_probe): no verdict
             discard(self._probe_conn)  # a timed-out probe leaves its connection mid-protocol
             self._probe_conn = None
             late = isinstance(exc, TimeoutError) and loop.time() - started > timeout * _LATE

@@ -235,3 +235,28 @@ async def test_background_work_goes_on_when_the_login_it_preferred_is_refused(
     finally:
         await changing.close()
         await steady.close()
+
+
+@pytest.mark.aurora_simulator(tls=True)
+async def test_background_sessions_are_reopened_when_a_stronger_tls_joins(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+    sim = aurora_postgres
+    plain = await aurora_async.connect(sim.dsn("cluster"), ssl="disable", **common(sim))
+    try:
+        mine = {plain.raw.get_server_pid()}
+
+        async def background(tls: bool) -> bool:
+            sessions = [s for s in await _sessions(sim, sim.writer_id) if s[0] not in mine]
+            # the monitor and the writer's probe, all of the wanted kind
+            return len(sessions) >= 2 and all(bool(s[2]) is tls for s in sessions)
+
+        await eventually(lambda: background(False), what="plain background sessions for a plain connection")
+        async with aurora_async.connect(sim.dsn("cluster"), ssl="require", **common(sim)) as strong:
+            mine.add(strong.raw.get_server_pid())
+            await eventually(lambda: background(True), what="background sessions reopened with TLS")
+            [cluster] = registry.clusters()
+            assert cluster.stats["writer_searches"] == 0  # reopened, not searched for
+            assert await plain.fetchval("SELECT 1") == 1 and await strong.fetchval("SELECT 1") == 1
+    finally:
+        await plain.close()
