@@ -20,6 +20,7 @@ import pymysql
 
 from ._cluster import Cluster
 from ._config import Config
+from ._exceptions import TransactionResolutionUnknownError
 from ._mysql_driver import MySQLConnection
 from ._session import FailoverSession
 from ._topology import Instance
@@ -60,6 +61,7 @@ class AuroraMySQLConnection(FailoverSession):
         self._database: str | None = None
         self._charset: str | None = None
         self._isolation: str | None = None
+        self._lost_implicit = False  # a failover cut off a transaction begin() did not open
         super().__init__(cluster, config, raw, instance)
 
     @property
@@ -86,22 +88,47 @@ class AuroraMySQLConnection(FailoverSession):
         reported committed when the failover took part of it away. (A ``begin()`` after that starts
         over.)"""
         self._end_block()  # MySQL ends any transaction at BEGIN: so does a lost one end here
+        await self._drop_suspect_work()  # ... and BEGIN would commit what ran since a failover
         raw = self._raw
         await self._guard(raw.begin)
         self._begin_block(raw)
 
     async def commit(self) -> None:
+        """Commit. With autocommit off, a transaction that a failover cut off (its first statements
+        died with the old connection) is never committed in part: the work done since the failover is
+        rolled back and ``TransactionResolutionUnknownError`` raised; re-run the whole transaction."""
         if self._end_block():
             raise self._block_lost_error()
+        if await self._drop_suspect_work():
+            raise TransactionResolutionUnknownError(
+                "this transaction was cut off by a failover: what ran before it died with the old "
+                "connection, and what ran since was rolled back, so nothing of it is committed; re-run "
+                "the whole transaction"
+            )
         await self._guard(self._raw.commit)
 
     async def rollback(self) -> None:
+        self._lost_implicit = False
         if self._end_block():
             return  # the lost transaction was rolled back with the connection it lived on
         await self._guard(self._raw.rollback)
 
+    def _transaction_lost(self) -> None:
+        self._lost_implicit = True
+
+    async def _drop_suspect_work(self) -> bool:
+        """After a failover cut off an untracked transaction: roll back what ran since on the new
+        connection (the rest of a transaction whose start is gone). Returns whether it did."""
+        if not self._lost_implicit:
+            return False
+        self._lost_implicit = False
+        await self._guard(self._raw.rollback)
+        return True
+
     async def autocommit(self, value: bool) -> None:
         """Turn autocommit on or off for this session (kept across failover)."""
+        if value:
+            await self._drop_suspect_work()  # turning autocommit on commits the open transaction
         await self._guard(self._raw.autocommit, bool(value))
         self._autocommit = bool(value)
 

@@ -219,25 +219,34 @@ class FailoverSession:
         return raw, known
 
     async def _open_in_role(self, role: Role) -> tuple[Any, Instance] | None:
+        """A physical connection in ``role`` for :meth:`set_read_only` (None: no reader reachable).
+
+        :raises ReadWriteSplittingError: no writer within ``failover_timeout`` (the session stays).
+        :raises: the driver's login error when the server refuses this connection's login."""
         loop = asyncio.get_running_loop()
         options = self._config.options
         deadline = loop.time() + options.failover_timeout
-        if role is Role.WRITER:
-            return await connect_to_writer(self._cluster, self._identity, 0.0, deadline)
-        topology = self._cluster.topology
-        readers = [
-            r for r in (topology.readers if topology else ()) if r.instance_id not in self._cluster.down
-        ]
-        for reader in order_readers(readers, self._cluster, options.reader_host_selector_strategy):
-            try:
+        try:
+            if role is Role.WRITER:
+                return await connect_to_writer(self._cluster, self._identity, 0.0, deadline)
+            topology = self._cluster.topology
+            readers = [
+                r for r in (topology.readers if topology else ()) if r.instance_id not in self._cluster.down
+            ]
+            for reader in order_readers(readers, self._cluster, options.reader_host_selector_strategy):
                 raw = await connect_in_role(
                     self._cluster, self._identity, reader, Role.READER, self._identity.connect_timeout
                 )
-            except LoginRefused:
-                raw = None
-            if raw is not None:
-                return raw, reader
-        return None
+                if raw is not None:
+                    return raw, reader
+            return None
+        except LoginRefused as refused:
+            raise refused.__cause__ or refused from None  # as at connect: the driver's own login error
+        except TimeoutError:
+            raise ReadWriteSplittingError(
+                f"no writer could be reached within failover_timeout={options.failover_timeout:g} s; "
+                "the session stays on its reader"
+            ) from None
 
     # -- transaction blocks ------------------------------------------------------------------------
 
@@ -246,6 +255,10 @@ class FailoverSession:
             "the transaction this block opened was lost: the connection failed over inside it, so none of "
             "its work was committed; leave the block (or roll it back) and re-run the whole transaction"
         )
+
+    def _transaction_lost(self) -> None:
+        """A failover cut off a transaction that no block of the facade tracks (raw SQL, or MySQL's
+        implicit transactions with autocommit off): the engine facade may guard what follows."""
 
     def _begin_block(self, raw: Any) -> None:
         """An outermost transaction block began on ``raw``."""
@@ -292,6 +305,8 @@ class FailoverSession:
             in_transaction = self._in_transaction(raw)
             if self._block_raw is not None and self._block_raw is raw:
                 self._block_lost = True
+            elif in_transaction:
+                self._transaction_lost()
             await self._fail_over(exc)
         if in_transaction:
             raise TransactionResolutionUnknownError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import pytest
 
 import aurora_async
@@ -142,3 +143,19 @@ async def test_a_failed_failover_closes_the_cached_reader(aurora_postgres: Auror
     with pytest.raises(FailoverFailedError):
         await conn.fetchval("SELECT 1")
     assert conn.is_closed() and reader_raw.is_closed()
+
+
+async def test_a_refused_login_on_a_switch_is_the_drivers_error_and_the_session_stays(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+    sim = aurora_postgres
+    await sim.set_password("switching_user", "switch-pw-1")
+    dsn = sim.dsn("cluster").replace("postgres@", "switching_user:switch-pw-1@")
+    async with aurora_async.connect(dsn, **options(sim)) as conn:
+        await conn.set_read_only(True)
+        reader = await conn.fetchval(AURORA_HOST_ID_SQL)
+        await sim.set_password("switching_user", "switch-pw-2")  # rotated under the open session
+        conn._drop_spare()  # so that the way back needs a new writer connection
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await conn.set_read_only(False)
+        assert conn.read_only and await conn.fetchval(AURORA_HOST_ID_SQL) == reader  # where it was

@@ -234,3 +234,55 @@ async def test_mysql_begin_on_a_dead_idle_connection_fails_over(my: AuroraMySQLC
         await cur.execute("INSERT INTO t VALUES ('b', 1)")
     await my.commit()
     assert await _my_stored(my, "b") == [1]
+
+
+async def test_mysql_implicit_transaction_cut_by_a_failover_is_never_committed_in_part(
+    aurora_mysql: AuroraSimulator, my: AuroraMySQLConnection
+) -> None:
+    """autocommit off (aiomysql's default): no begin(), the transaction opens with the first statement.
+    A retry around one statement after a failover must not let commit() store the rest without the
+    start."""
+    assert my.get_autocommit() is False
+    async with my.cursor() as cur:
+        await cur.execute("INSERT INTO t VALUES ('i', 1)")
+        await aurora_mysql.failover()
+
+        @aurora_async.retry_on_failover(attempts=3)
+        async def second() -> None:
+            await cur.execute("INSERT INTO t VALUES ('i', 2)")
+
+        await second()
+    with pytest.raises(TransactionResolutionUnknownError, match="cut off by a failover"):
+        await my.commit()
+    assert await _my_stored(my, "i") == []
+    # the whole unit, retried around its commit, is stored once and whole
+    failed_over = False
+
+    @aurora_async.retry_on_failover(attempts=3)
+    async def unit() -> None:
+        nonlocal failed_over
+        async with my.cursor() as cur:
+            await cur.execute("INSERT INTO t VALUES ('w', 1)")
+            if not failed_over:
+                failed_over = True
+                await aurora_mysql.failover()
+            await cur.execute("INSERT INTO t VALUES ('w', 2)")
+        await my.commit()
+
+    await unit()
+    assert await _my_stored(my, "w") == [1, 2]
+
+
+async def test_mysql_rollback_after_a_cut_off_transaction_lets_the_next_one_commit(
+    aurora_mysql: AuroraSimulator, my: AuroraMySQLConnection
+) -> None:
+    async with my.cursor() as cur:
+        await cur.execute("INSERT INTO t VALUES ('k', 1)")
+        await aurora_mysql.failover()
+        with pytest.raises(TransactionResolutionUnknownError):
+            await cur.execute("INSERT INTO t VALUES ('k', 2)")
+        await my.rollback()
+        await cur.execute("INSERT INTO t VALUES ('k', 1)")
+        await cur.execute("INSERT INTO t VALUES ('k', 2)")
+    await my.commit()
+    assert await _my_stored(my, "k") == [1, 2]
