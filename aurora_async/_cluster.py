@@ -31,7 +31,7 @@ from ._dialects import Dialect, HostBuilder, host_builder
 from ._driver import Driver, discard, discard_first
 from ._exceptions import ConfigurationError
 from ._host_monitor import HostMonitor
-from ._identity import Identities, Identity
+from ._identity import Identities, Identity, LoginRefused
 from ._mysql_driver import MYSQL
 from ._pg_driver import POSTGRESQL
 from ._rds_hosts import HostPattern, classify_host
@@ -370,10 +370,13 @@ class Cluster:
         loop = asyncio.get_running_loop()
         started = loop.time()
         candidates = self._candidates()
+        refused: list[BaseException] = []
         won = await race_first(
-            [functools.partial(self._watch, i, deadline) for i in candidates], discard=discard_first
+            [functools.partial(self._watch, i, deadline, refused) for i in candidates], discard=discard_first
         )
         if won is None:
+            if refused:  # the instances that answered refused every login the search could borrow
+                raise LoginRefused("every login was refused") from refused[0]
             raise TimeoutError("no writer found before the failover deadline")
         conn, instances = won
         if self.too_weak(conn):  # a stronger identity joined during the search: the monitor opens anew
@@ -398,9 +401,13 @@ class Cluster:
             known.append(initial)
         return known
 
-    async def _watch(self, instance: Instance, deadline: float) -> tuple[Any, list[Instance]] | None:
+    async def _watch(
+        self, instance: Instance, deadline: float, refused: list[BaseException]
+    ) -> tuple[Any, list[Instance]] | None:
         """Ask ``instance`` "are you the writer?" until it says yes (its connection and the topology
-        it reports) or ``deadline`` passes (None)."""
+        it reports) or ``deadline`` passes (None). An instance that refuses every login the cluster
+        can borrow is not asked again (its error is added to ``refused``): users are the cluster's,
+        so the writer refuses them too."""
         assert self.dialect is not None
         loop = asyncio.get_running_loop()
         aux = self.options.auxiliary_query_timeout
@@ -412,6 +419,10 @@ class Cluster:
                     try:
                         conn = await self.open_background(instance.host, instance.port, remaining)
                     except self.driver.connect_errors as exc:
+                        if self.driver.is_login_error(exc):
+                            topology_log.info("probe %s: every login refused", instance.endpoint)
+                            refused.append(exc)
+                            return None
                         topology_log.debug(
                             "probe %s: unreachable (%s)", instance.endpoint, type(exc).__name__
                         )
@@ -499,6 +510,9 @@ class Cluster:
                     await self.find_writer(time.monotonic(), loop.time() + _MONITOR_SEARCH)
                 except TimeoutError:
                     topology_log.warning("no writer found within %g s; will keep trying", _MONITOR_SEARCH)
+                except LoginRefused:
+                    topology_log.warning("every login was refused; will try again at the next refresh")
+                    self._fast_until = 0.0  # not every topology_high_refresh
 
     async def _refresh(self) -> None:
         writer = self.topology.writer if self.topology is not None else None

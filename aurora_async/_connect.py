@@ -15,7 +15,8 @@ from ._config import Config, parse
 from ._connection import AuroraConnection
 from ._driver import discard
 from ._exceptions import ConfigurationError, FailoverFailedError
-from ._failover import LoginRefused, connect_to_reader, connect_to_writer
+from ._failover import connect_to_reader, connect_to_writer
+from ._identity import LoginRefused
 from ._mysql_connection import AuroraMySQLConnection
 from ._rds_hosts import RdsUrlType
 from ._topology import Instance, Role

@@ -220,8 +220,13 @@ class AuroraTransaction:
         await tx.start()
         return raw, tx
 
-    def _still_on_its_connection(self) -> bool:
-        return self._raw is not None and self._raw is self._conn.raw
+    def _lost(self) -> bool:
+        """The transaction died with its physical connection: the connection failed over (or tried
+        to, and gave up) since it began."""
+        conn = self._conn
+        if self._raw is None or self._raw is not conn.raw:
+            return True
+        return conn._block_lost and conn._block_raw is self._raw
 
     def _finish(self) -> None:
         if self._outermost:
@@ -229,8 +234,10 @@ class AuroraTransaction:
             self._conn._end_block()
 
     async def commit(self) -> None:
-        if not self._still_on_its_connection():
+        if self._lost():
             self._finish()
+            if self._conn._closed:
+                raise self._conn._closed_error()
             raise self._conn._block_lost_error()
         try:
             await self._conn._guard(self._tx.commit)
@@ -239,7 +246,7 @@ class AuroraTransaction:
 
     async def rollback(self) -> None:
         try:
-            if self._still_on_its_connection():
+            if not self._lost():
                 await self._conn._guard(self._tx.rollback)
         finally:
             self._finish()  # a lost transaction is rolled back already: it died with its connection
@@ -251,11 +258,11 @@ class AuroraTransaction:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if not self._still_on_its_connection():
+        if self._lost():
             self._finish()
             if exc is None:
                 raise self._conn._block_lost_error()
-            return  # the error in flight says what happened
+            return  # the error in flight says what happened (FailoverFailedError if it gave up)
         if exc is None:
             await self.commit()
         else:

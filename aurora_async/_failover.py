@@ -17,14 +17,8 @@ from ._cluster import Cluster
 from ._concurrency import race_first
 from ._config import FailoverMode
 from ._driver import discard, discard_first
-from ._identity import Identity
+from ._identity import Identity, LoginRefused
 from ._topology import Instance, Role
-
-
-class LoginRefused(Exception):
-    """The server refused the connection's own login while it was reconnecting: its password (or
-    credential source) no longer works, and waiting for the failover deadline would not change that.
-    ``__cause__`` is the driver's error."""
 
 
 async def connect_to_writer(

@@ -25,6 +25,12 @@ from ._auth import CredentialSource
 from ._tls import Tls
 
 
+class LoginRefused(Exception):
+    """The server refused a login (the connection's own, or every one the cluster's own work could
+    borrow): the password or credential source no longer works, and waiting for a deadline would not
+    change that. ``__cause__`` is the driver's error."""
+
+
 def _frozen(value: Any) -> Hashable:
     """A hashable stand-in for a connect argument: by value where it has one, else by identity."""
     if isinstance(value, Mapping):

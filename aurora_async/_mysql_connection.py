@@ -97,6 +97,8 @@ class AuroraMySQLConnection(FailoverSession):
         """Commit. With autocommit off, a transaction that a failover cut off (its first statements
         died with the old connection) is never committed in part: the work done since the failover is
         rolled back and ``TransactionResolutionUnknownError`` raised; re-run the whole transaction."""
+        if self._closed:
+            raise self._closed_error()
         if self._end_block():
             raise self._block_lost_error()
         if await self._drop_suspect_work():
@@ -109,7 +111,7 @@ class AuroraMySQLConnection(FailoverSession):
 
     async def rollback(self) -> None:
         self._lost_implicit = False
-        if self._end_block():
+        if self._end_block() and not self._closed:
             return  # the lost transaction was rolled back with the connection it lived on
         await self._guard(self._raw.rollback)
 

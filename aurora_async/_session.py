@@ -28,7 +28,8 @@ from ._exceptions import (
     ReadWriteSplittingError,
     TransactionResolutionUnknownError,
 )
-from ._failover import LoginRefused, connect_in_role, connect_to_reader, connect_to_writer, order_readers
+from ._failover import connect_in_role, connect_to_reader, connect_to_writer, order_readers
+from ._identity import LoginRefused
 from ._topology import Instance, Role
 
 monotonic = time.monotonic

@@ -286,3 +286,41 @@ async def test_mysql_rollback_after_a_cut_off_transaction_lets_the_next_one_comm
         await cur.execute("INSERT INTO t VALUES ('k', 2)")
     await my.commit()
     assert await _my_stored(my, "k") == [1, 2]
+
+
+async def test_a_block_whose_failover_gives_up_raises_failover_failed_not_a_usable_connection_error(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+    """TransactionResolutionUnknownError says "the connection is usable"; when the failover inside
+    the block gave up (here: the password changed), the block must say FailoverFailedError."""
+    sim = aurora_postgres
+    await sim.set_password("block_user", "block-pw-1")
+    dsn = sim.dsn("cluster").replace("postgres@", "block_user:block-pw-1@")
+    conn = await aurora_async.connect(dsn, **options(sim, failover_timeout=5))
+    try:
+        await sim.set_password("block_user", "block-pw-2")
+        with pytest.raises(aurora_async.FailoverFailedError, match="refused the login"):
+            async with conn.transaction():
+                await sim.failover()
+                await conn.execute("SELECT 1")
+        assert conn.is_closed()
+    finally:
+        await conn.close()
+
+
+async def test_mysql_commit_after_a_failover_that_gave_up_says_closed(aurora_mysql: AuroraSimulator) -> None:
+    sim = aurora_mysql
+    conn = await aurora_async.connect(sim.dsn("cluster"), **options(sim, failover_timeout=2))
+    try:
+        await conn.begin()
+        for instance_id in sim.instance_ids:
+            await sim.crash(instance_id)
+        with pytest.raises(aurora_async.FailoverFailedError):
+            async with conn.cursor() as cur:
+                await cur.execute("SELECT 1")
+        import pymysql
+
+        with pytest.raises(pymysql.err.InterfaceError):
+            await conn.commit()
+    finally:
+        await conn.ensure_closed()
