@@ -370,13 +370,14 @@ class Cluster:
         loop = asyncio.get_running_loop()
         started = loop.time()
         candidates = self._candidates()
-        refused: list[BaseException] = []
+        refused: dict[str, BaseException] = {}  # endpoint -> its last refusal, while it refuses
         won = await race_first(
-            [functools.partial(self._watch, i, deadline, refused) for i in candidates], discard=discard_first
+            [functools.partial(self._watch, i, deadline, refused, len(candidates)) for i in candidates],
+            discard=discard_first,
         )
         if won is None:
-            if refused:  # the instances that answered refused every login the search could borrow
-                raise LoginRefused("every login was refused") from refused[0]
+            if len(refused) == len(candidates):  # every instance refused every login it could borrow
+                raise LoginRefused("every login was refused") from next(iter(refused.values()))
             raise TimeoutError("no writer found before the failover deadline")
         conn, instances = won
         if self.too_weak(conn):  # a stronger identity joined during the search: the monitor opens anew
@@ -402,33 +403,36 @@ class Cluster:
         return known
 
     async def _watch(
-        self, instance: Instance, deadline: float, refused: list[BaseException]
+        self, instance: Instance, deadline: float, refused: dict[str, BaseException], watched: int
     ) -> tuple[Any, list[Instance]] | None:
         """Ask ``instance`` "are you the writer?" until it says yes (its connection and the topology
-        it reports) or ``deadline`` passes (None). An instance that refuses every login the cluster
-        can borrow is not asked again (its error is added to ``refused``): users are the cluster's,
-        so the writer refuses them too."""
+        it reports) or ``deadline`` passes (None). While the instance refuses every login the cluster
+        can borrow, it is in ``refused`` (and asked again, with the identities live then); once all
+        ``watched`` instances refuse, every watcher gives up: users are the cluster's, so the writer
+        refuses them too."""
         assert self.dialect is not None
         loop = asyncio.get_running_loop()
         aux = self.options.auxiliary_query_timeout
         conn: Any | None = None
         backoff = _POLL
         try:
-            while (remaining := deadline - loop.time()) > 0:
+            while (remaining := deadline - loop.time()) > 0 and len(refused) < watched:
                 if conn is None:
                     try:
                         conn = await self.open_background(instance.host, instance.port, remaining)
                     except self.driver.connect_errors as exc:
                         if self.driver.is_login_error(exc):
                             topology_log.info("probe %s: every login refused", instance.endpoint)
-                            refused.append(exc)
-                            return None
-                        topology_log.debug(
-                            "probe %s: unreachable (%s)", instance.endpoint, type(exc).__name__
-                        )
+                            refused[instance.endpoint] = exc
+                        else:
+                            refused.pop(instance.endpoint, None)
+                            topology_log.debug(
+                                "probe %s: unreachable (%s)", instance.endpoint, type(exc).__name__
+                            )
                         await asyncio.sleep(min(backoff, max(0.0, deadline - loop.time())))
                         backoff = min(backoff * 2, max(_POLL, self.options.topology_high_refresh))
                         continue
+                    refused.pop(instance.endpoint, None)
                     backoff = _POLL
                 try:
                     if await self.dialect.is_writer(conn, min(aux, remaining)):

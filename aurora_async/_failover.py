@@ -29,7 +29,15 @@ async def connect_to_writer(
     loop = asyncio.get_running_loop()
     pause = 0.02
     while True:
-        topology = await cluster.find_writer(not_before, deadline)
+        try:
+            topology = await cluster.find_writer(not_before, deadline)
+        except LoginRefused:
+            if cluster.identities.refused_lately(identity):
+                raise
+            # the search ended before it could borrow this identity's login, which works: look again
+            await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
+            pause = min(pause * 2, max(0.02, cluster.options.topology_high_refresh))
+            continue
         writer = topology.writer
         assert writer is not None
         remaining = deadline - loop.time()

@@ -126,14 +126,20 @@ class Identities:
     def refused(self, identity: Identity) -> None:
         self._refused[identity.login] = next(self._events)
 
+    def refused_lately(self, identity: Identity) -> bool:
+        """Whether the server refused ``identity``'s login since it last accepted it."""
+        return self._refused.get(identity.login, 0) > self._logged_in.get(identity.login, 0)
+
     def for_background(self) -> list[Identity]:
         """Identities to try, in order, for one of the library's own connections (module docstring)."""
 
         def preference(entry: tuple[Identity, int, int]) -> tuple[bool, int, int]:
             identity, _refs, seq = entry
-            ok = self._logged_in.get(identity.login, 0)
-            refused = self._refused.get(identity.login, 0) > ok
-            return (refused, -ok, -seq)  # not lately refused, then last accepted, then newest
+            return (
+                self.refused_lately(identity),
+                -self._logged_in.get(identity.login, 0),
+                -seq,
+            )  # not lately refused, then last accepted, then newest
 
         entries = sorted(self._live.values(), key=preference)
         top = self.strongest()

@@ -260,3 +260,27 @@ async def test_background_sessions_are_reopened_when_a_stronger_tls_joins(
             assert await plain.fetchval("SELECT 1") == 1 and await strong.fetchval("SELECT 1") == 1
     finally:
         await plain.close()
+
+
+async def test_a_search_that_met_only_refused_logins_takes_up_a_login_that_joins(
+    aurora_postgres: AuroraSimulator,
+) -> None:
+    """The writer search of a failover met only a rotated password (the one open connection's); a
+    connection with a working login joins meanwhile: the search borrows it, and that connection's own
+    failover succeeds."""
+    sim = aurora_postgres
+    await sim.set_password("stale_user", "stale-pw-1")
+    await sim.set_password("fresh_user", "fresh-pw-1")
+    base = sim.dsn("cluster").replace("postgres@", "{}@")
+    stale = await aurora_async.connect(base.format("stale_user:stale-pw-1"), **common(sim))
+    try:
+        await sim.set_password("stale_user", "stale-pw-2")
+        await sim.failover()  # the cluster's own search now meets only a refused login
+        async with aurora_async.connect(base.format("fresh_user:fresh-pw-1"), **common(sim)) as fresh:
+            await sim.reset_connections(sim.writer_id)
+            with pytest.raises(FailoverSuccessError):
+                await fresh.fetchval("SELECT 1")
+            assert fresh.instance.instance_id == sim.writer_id
+            assert await fresh.fetchval("SELECT current_user") == "fresh_user"
+    finally:
+        await stale.close()
