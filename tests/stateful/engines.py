@@ -363,7 +363,10 @@ class PgOps:
         await conn.fetchval("SELECT pg_sleep(0.05)")
 
     async def close(self, handle: Any, kind: str, how: str) -> None:
-        await handle.close()
+        if how == "terminate" and kind != "pool":
+            handle.terminate()
+        else:
+            await handle.close()
 
 
 class PgChecker:

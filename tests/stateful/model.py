@@ -233,8 +233,11 @@ class Generator:
     def _close(self) -> Step:
         target = self.rng.choice(sorted(o.label for o in self.model.objects.values() if o.kind != "lease"))
         how = None
-        if self.model.engine == "mysql" and self.model.objects[target].kind == "conn":
-            how = self.rng.choice(("ensure_closed", "close"))
+        kind = self.model.objects[target].kind
+        if self.model.engine == "mysql" and kind == "conn":
+            how = self.rng.choice(("ensure_closed", "close"))  # aiomysql's close() is synchronous
+        elif self.model.engine == "postgresql" and kind in ("conn", "raw") and self.rng.random() < 0.3:
+            how = "terminate"
         return step("close", target, how=how)
 
     def _unit(self, writers: list[Obj]) -> Step:
@@ -273,11 +276,13 @@ class Generator:
     def _fault(self) -> Step:
         kind = self.rng.choice(FAULTS)
         dns = self.rng.choice(DNS_LAGS) if kind in ("failover", "switchover", "blackhole") else None
-        on = None
+        on = reader = None
         if kind == "blackhole":
             busy = [o.label for o in self.model.sessions() if not o.read_only]
             on = self.rng.choice(busy) if busy else None
-        return step("fault", kind, dns=dns, on=on)
+        if kind.endswith("_reader"):
+            reader = self.rng.randrange(2)  # which of the readers, in the simulator's order
+        return step("fault", kind, dns=dns, on=on, r=reader)
 
     def _close_mid_failover(self) -> Step:
         """A connection closed while it is failing over; it shares a cluster with an open object when
@@ -285,7 +290,9 @@ class Generator:
         shared = [o.identity.name for o in self.model.objects.values()]
         ident = self.rng.choice(shared) if shared else self._ident()
         outcome = self.rng.choice(("completes", "times_out"))
-        return step("close_mid_failover", self.model.new_label(), ident, outcome=outcome)
+        pg = self.model.engine == "postgresql"
+        how = self.rng.choice(("close", "terminate") if pg else ("ensure_closed", "close"))
+        return step("close_mid_failover", self.model.new_label(), ident, outcome=outcome, how=how)
 
 
 def describe(steps: Iterable[Step]) -> str:

@@ -40,7 +40,7 @@ from .model import Engine, Generator, Step, parse_steps
 from .scenarios import SCENARIOS
 from .world import World
 
-SECONDS = float(os.environ.get("STATEFUL_SECONDS") or 20)
+SECONDS = float(os.environ.get("STATEFUL_SECONDS") or 15)
 SEED = int(os.environ.get("STATEFUL_SEED") or random.SystemRandom().randrange(1_000_000))
 STEPS = os.environ.get("STATEFUL_STEPS")
 KEEP_GOING = os.environ.get("STATEFUL_KEEP_GOING") == "1"
@@ -62,6 +62,9 @@ def report(world: World, engine: Engine, origin: str, elapsed: float) -> str:
     if world.violations:
         lines.append("  violations:")
         lines += [f"    {v}" for v in world.violations]
+    if world.traces:
+        lines.append("  where the undocumented errors came from:")
+        lines += [f"    {line}" for trace in world.traces for line in trace.splitlines()]
     return "\n".join(lines)
 
 
@@ -100,7 +103,8 @@ async def play(
             await world.step(step)
             if world.violations and not keep_going:
                 break
-        if not world.violations or keep_going:
+        ended = world.history and world.history[-1][1].kind == "close_all"
+        if (not world.violations or keep_going) and not ended:
             await world.step(Step("close_all"))
     finally:
         text = report(world, engine, origin, time.monotonic() - started)

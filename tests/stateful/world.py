@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -176,6 +177,7 @@ class World:
             PgChecker(sim) if engine == "postgresql" else MyChecker(sim, lambda u: self.passwords[u])
         )
         self.violations: list[Violation] = []
+        self.traces: list[str] = []
         self.history: list[tuple[int, Step, str]] = []
         self.step_no = 0
         self._reported: set[str] = set()
@@ -346,6 +348,7 @@ class World:
             return
         if self.ops.is_bare(exc):
             self.violate("I8", f"{what} on {self._describe(live)} raised the driver's {name}")
+            self._trace(exc)
             return
         if isinstance(exc, FailoverFailedError):
             if not live.stale:
@@ -367,6 +370,12 @@ class World:
             return
         if not isinstance(exc, aurora_async.AuroraError):
             self.violate("I8", f"{what} on {self._describe(live)} raised an unexpected {name}")
+            self._trace(exc)
+
+    def _trace(self, exc: BaseException) -> None:
+        """Keep where an undocumented error came from (printed with the report)."""
+        text = "".join(traceback.format_exception(exc))
+        self.traces.append(f"step {self.step_no}:\n{text}")
 
     async def _close_quietly(self, live: Live, how: str) -> None:
         try:
@@ -463,7 +472,7 @@ class World:
         )
 
         async def acquire() -> Any:
-            return await pool.handle.acquire(read_only=read_only)
+            return await pool.handle.acquire(read_only=read_only, timeout=OP_DEADLINE / 2)
 
         handle, exc = await self.guarded(live, f"acquire from {pool_label}", acquire, connecting=True)
         if exc is not None:
@@ -716,7 +725,7 @@ class World:
         call = asyncio.ensure_future(self.ops.ping(handle))
         failing_over = await until(lambda: call.done() or _internals.in_failover(handle), 5.0)
         note = "closed mid-failover" if failing_over and not call.done() else "the call ended before close"
-        how = "ensure_closed" if self.engine == "mysql" else "close"
+        how = step.opt("how", "ensure_closed" if self.engine == "mysql" else "close")
         try:
             async with asyncio.timeout(15):
                 await self.ops.close(handle, "conn", how)
@@ -769,10 +778,10 @@ class World:
         return None
 
     async def _check_identities(self) -> None:
-        for live in list(self.lives.values()):
-            if live.obj.kind == "pool":
-                continue
-            seen = await self._whoami(live)
+        """Ask every open connection who it is, all at once (connections broken by the last step fail
+        over together, as an application's would)."""
+        lives = [live for live in self.lives.values() if live.obj.kind != "pool"]
+        for live, seen in zip(lives, await asyncio.gather(*(self._whoami(x) for x in lives)), strict=True):
             if seen is None:
                 continue
             live.physicals[(seen.instance, seen.pid)] = seen.marker
