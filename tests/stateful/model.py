@@ -271,7 +271,10 @@ class Generator:
 
     def _read_only(self, sessions: list[Obj]) -> Step:
         target = self.rng.choice(sessions)
-        return step("read_only", target.label, "off" if target.read_only else "on")
+        if target.read_only:
+            return step("read_only", target.label, "off")
+        # sometimes with every reader down: the session stays on the writer, read-only in name
+        return step("read_only", target.label, "on", readers="down" if self.rng.random() < 0.2 else None)
 
     def _fault(self) -> Step:
         kind = self.rng.choice(FAULTS)

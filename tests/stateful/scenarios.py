@@ -13,6 +13,9 @@ SCENARIOS: dict[str, dict[str, str]] = {
         "settings_and_tls_after_failover": "open c1 alpha_plain; open c2 alpha_tls; fault failover",
         # set_read_only moves a connection to a reader with the first connection's settings (I1)
         "settings_on_reader": "open c1 alpha_plain; open c2 alpha_tls; read_only c2 on",
+        # set_read_only(False) on a session that stayed on the writer (no reader was up) opens a new
+        # writer connection and drops the one it had without closing it (I4)
+        "read_only_without_readers_leaks": "open c1 beta_tls; read_only c1 on readers=down; read_only c1 off",
         # a Secrets Manager identity logs in as another secret's user once that one has a pool (I1)
         "secret_identity_at_connect": "pool p1 admin_plain; open c1 report_tls",
         # after a rotation a connection with the new static password fails over with the old one (I7)
@@ -41,6 +44,9 @@ SCENARIOS: dict[str, dict[str, str]] = {
             "open c1 alpha_auto; open c2 alpha_manual; fault failover; unit c2 implicit end=abort"
         ),
         "secret_identity_at_connect": "open c1 admin_auto; open c2 report_manual",
+        "read_only_without_readers_leaks": (
+            "open c1 beta_manual; read_only c1 on readers=down; read_only c1 off"
+        ),
         "rotated_static_password": "open c1 beta_manual; rotate st_beta; open c2 beta_manual; fault failover",
         "inner_retry_commits_partial_work": "open c1 beta_manual; unit c1 begin inner=retry fault=reset@1",
         "swallowed_failover_then_commit": (

@@ -614,9 +614,20 @@ class World:
         if live is None:
             return "skipped (not open)"
         wanted = step.args[1] == "on"
+        down = self.sim.reader_ids if step.opt("readers") == "down" else []
+        try:
+            for reader in down:
+                await self.sim.crash(reader)
+        except Exception as exc:
+            raise Infrastructure(f"crashing the readers failed: {exc!r}") from exc
         _, exc = await self.guarded(
             live, f"set_read_only({wanted})", lambda: live.handle.set_read_only(wanted)
         )
+        try:
+            for reader in down:
+                await self.sim.restore(reader)
+        except Exception as error:
+            raise Infrastructure(f"restoring the readers failed: {error!r}") from error
         if exc is None:
             live.obj.read_only = wanted
             return "ok"
@@ -892,6 +903,32 @@ class World:
                 problems.append(f"{who} still has a server session: pid {pid} on {instance} as {s.user}")
         return problems
 
+    def _superseded_problems(self, sessions: list[Session]) -> list[tuple[str, str]]:
+        """Physical connections an open object used before (seen at an earlier check) but no longer
+        holds, as its current or spare connection or a pool member: they must be closed (I4)."""
+        marks = {(s.instance, s.pid, s.marker): s for s in sessions}
+        problems = []
+        for live in self.lives.values():
+            if live.obj.kind == "raw":
+                continue
+            current = set()
+            for raw, instance in self._raws_with_instance(live):
+                pid = self.ops.pid_of(raw)
+                if pid is not None:
+                    current.add(pid if self.engine == "postgresql" else (instance, pid))
+            for (instance, pid), marker in live.physicals.items():
+                held = pid if self.engine == "postgresql" else (instance, pid)
+                s = marks.get((instance, pid, marker))
+                if s is not None and held not in current:
+                    problems.append(
+                        (
+                            f"{self._describe(live)} left a physical connection it no longer uses open: "
+                            f"pid {pid} on {instance} as {s.user}",
+                            f"{live.obj.label}:{instance}:{pid}",
+                        )
+                    )
+        return problems
+
     def _background_tls_problems(self, sessions: list[Session]) -> list[tuple[str, str]]:
         """Plain-text sessions that are no application connection's, of a user whose clusters all serve
         a connection that requires TLS: (text, what makes it the same finding on the next step)."""
@@ -956,8 +993,8 @@ class World:
         async def probe() -> list[str]:
             sessions = await self._sessions()
             found.clear()
-            for closed in pending:
-                found.setdefault("I4", []).extend((p, p) for p in self._closed_problems(closed, sessions))
+            found["I4"] = [(p, p) for closed in pending for p in self._closed_problems(closed, sessions)]
+            found["I4"] += self._superseded_problems(sessions)
             found["I5"] = self._background_tls_problems(sessions)
             if not self.lives:
                 found["I6"] = [(p, p) for p in self._quiescence_problems(sessions)]
