@@ -16,10 +16,16 @@ each example costs seconds of real servers. A seed gives the same steps; a faili
 a form that ``STATEFUL_STEPS`` replays as is (cut it down by hand to a minimal reproduction), and
 ``STATEFUL_SECONDS`` bounds a run in time as ``tests/chaos`` does.
 
-    STATEFUL_SECONDS=120 STATEFUL_SEED=42 .venv/bin/pytest tests/stateful -s -p no:cacheprovider
+    STATEFUL_SECONDS=120 STATEFUL_SEED=42 .venv/bin/pytest tests/stateful -k stateful_ -s -p no:cacheprovider
     STATEFUL_STEPS='open c1 alpha_plain; open c2 alpha_tls; fault failover' \\
-        .venv/bin/pytest tests/stateful -k postgresql -s
+        .venv/bin/pytest tests/stateful -k stateful_postgresql -s
     STATEFUL_KEEP_GOING=1 ...   # do not stop at the first step that breaks an invariant
+
+A run stops at the first step that breaks an invariant (the report's ``replay`` line holds the steps
+up to it) and fails with the seed, the steps, their outcomes and the violations. ``make test`` runs
+``STATEFUL_SECONDS`` (15 s by default) of a random seed per engine, plus ``scenarios.py``: the smallest
+reproductions found so far, replayed on one cluster per engine, so that a fixed bug stays fixed whatever
+the seed of the day draws.
 
 MySQL has no pool and the simulator offers no TLS for it: those steps are skipped (pools) or absent
 (TLS identities, the background-TLS invariant) there.
@@ -56,7 +62,8 @@ def report(world: World, engine: Engine, origin: str, elapsed: float) -> str:
     if world.violations:
         last = max(v.step for v in world.violations)
         steps = "; ".join(str(s) for n, s, _ in world.history if n <= last)
-        lines.append(f"  replay: STATEFUL_STEPS='{steps}' .venv/bin/pytest tests/stateful -k {engine} -s")
+        command = f".venv/bin/pytest tests/stateful -k stateful_{engine} -s"
+        lines.append(f"  replay: STATEFUL_STEPS='{steps}' {command}")
     lines.append("  steps:")
     lines += [f"    {n:3d} {s} -> {outcome}" for n, s, outcome in world.history]
     if world.violations:
@@ -125,7 +132,7 @@ async def run_scenarios(sim: AuroraSimulator, engine: Engine, moto_endpoint: str
     failed = []
     for name, text in SCENARIOS[engine].items():
         world, shown = await play(
-            sim, engine, moto_endpoint, steps=parse_steps(text), origin=f"scenario {name}", keep_going=True
+            sim, engine, moto_endpoint, steps=parse_steps(text), origin=f"scenario {name}"
         )
         if world.violations:
             failed.append(f"{name}:\n{shown}")

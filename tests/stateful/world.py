@@ -8,7 +8,8 @@ Invariants (the letters are what a failing run reports):
 - I2 no unit of work reports success for partial work: one acknowledged as committed is stored whole,
   one rolled back (acknowledged) is absent, one that raised is stored whole or not at all;
 - I3 nothing acknowledged is stored twice or lost, nothing is stored that nobody wrote;
-- I4 a closed connection holds no physical connection and no server session;
+- I4 a closed connection holds no physical connection and no server session, and an open one keeps
+  none it no longer uses (a physical connection replaced at failover or by read/write splitting);
 - I5 (PostgreSQL) the library's background sessions never use weaker TLS than the connections of the
   cluster they serve;
 - I6 while an object is open its cluster lives; after the last one closes no cluster, aurora_async task
@@ -425,7 +426,8 @@ class World:
         return live
 
     async def _do_open(self, step: Step) -> str:
-        live = await self._open(step.args[0], step.args[1], read_only=step.opt("ro") == "1")
+        extra = {"failover_timeout": float(step.opt("timeout"))} if step.opt("timeout") else {}
+        live = await self._open(step.args[0], step.args[1], read_only=step.opt("ro") == "1", **extra)
         return "ok" if live is not None else "failed"
 
     async def _do_raw(self, step: Step) -> str:
