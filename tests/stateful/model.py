@@ -103,6 +103,7 @@ FAULTS = (
     "reset_reader",
     "reboot_reader",
     "crash_reader",
+    "blackhole_reader",
 )
 DNS_LAGS = ("0", "0.5", "2")
 

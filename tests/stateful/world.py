@@ -663,6 +663,18 @@ class World:
                         live, "a read on a crashed reader", lambda h=handle: self.ops.read(h, api)
                     )
                 await sim.restore(reader)
+            elif kind == "blackhole_reader" and reader is not None:
+                # reads on the silenced reader must be rescued by host monitoring and fail over
+                await sim.blackhole(reader)
+                api = "fetch" if self.engine == "postgresql" else "cursor"
+                on_it = [x for x in self.lives.values() if x.obj.read_only and self._instance_of(x) == reader]
+                for live in on_it:
+                    handle = live.handle
+                    await self.guarded(
+                        live, "a read on a black-holed reader", lambda h=handle: self.ops.read(h, api)
+                    )
+                await sim.restore(reader)
+                return f"{len(on_it)} read(s) on it"
             elif kind == "blackhole":
                 return await self._blackhole(step.opt("on"))
             return "ok"
