@@ -1012,7 +1012,10 @@ class World:
             found["I5"] = self._background_tls_problems(sessions)
             if not self.lives:
                 found["I6"] = [(p, p) for p in self._quiescence_problems(sessions)]
-            return [text for problems in found.values() for text, _ in problems]
+            # what was reported at an earlier step is not waited for again (STATEFUL_KEEP_GOING)
+            return [
+                t for i, problems in found.items() for t, k in problems if f"{i}:{k}" not in self._reported
+            ]
 
         await settle(probe)
         for invariant, problems in found.items():
