@@ -5,6 +5,20 @@ alpha_plain``, ``unit c1 block inner=retry fault=failover@1``) that ``STATEFUL_S
 The generator draws each step from a ``random.Random`` and the model's view of what is open, so a seed
 gives the same steps as long as the run's outcomes (which connection the library closed, for
 instance) are the same; the printed step list replays exactly.
+
+Steps (labels: ``cN`` connections, raw connections and pool leases, ``pN`` pools):
+
+- ``open cN IDENT [ro=1] [timeout=S]``: ``aurora_async.connect`` (``read_only=True``; its
+  ``failover_timeout``); ``raw cN IDENT``: ``connect_raw``; ``pool pN IDENT``: ``create_pool``
+  (PostgreSQL); ``acquire cN pN [ro=1]`` and ``release cN``; ``close cN|pN [how=...]`` (``close``,
+  ``terminate``, MySQL ``ensure_closed``); ``close_all``;
+- ``unit cN STYLE [inner=...] [end=abort] [outer=1] [fault=KIND@K]``: a unit of work (see below);
+- ``read cN API``, ``idle_break cN API`` (the connection's instance resets its connections while the
+  connection is idle, then API is called), ``read_only cN on|off [readers=down]``;
+- ``fault KIND [dns=S] [on=cN] [r=0|1]``: failover, switchover, blackhole (with a call in flight on
+  ``on``), reset_writer, reset_reader, reboot_reader, crash_reader, blackhole_reader;
+- ``rotate USER``: a new password (and secret value); ``close_mid_failover cN IDENT
+  outcome=completes|times_out [how=...]``: a connection closed while it fails over.
 """
 
 from __future__ import annotations
