@@ -148,6 +148,11 @@ class Checker(Protocol):
 
     async def ledger(self, prefix: str) -> dict[str, tuple[int, int]]: ...
 
+    async def kill_sessions(self) -> int:
+        """End every session of the test's users (what a failed run leaked), so that the next run on
+        the same cluster starts clean; how many there were."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -419,6 +424,17 @@ class PgChecker:
             prefix + "%",
         )
         return {r[0]: (r[1], r[2]) for r in rows}
+
+    async def kill_sessions(self) -> int:
+        killed = 0
+        for instance in self.sim.instance_ids:
+            rows = await self._query(
+                instance,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ANY($1::text[])",
+                list(USERS),
+            )
+            killed += len(rows)
+        return killed
 
     async def close(self) -> None:
         conns, self._conns = list(self._conns.values()), {}
@@ -708,6 +724,16 @@ class MyChecker:
             (prefix + "%",),
         )
         return {str(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
+    async def kill_sessions(self) -> int:
+        killed = 0
+        for session in await self.sessions():  # each user may end its own sessions
+            try:
+                await self._query(session.instance, session.user, f"KILL CONNECTION {session.pid}")
+                killed += 1
+            except pymysql.err.MySQLError:
+                pass  # gone meanwhile
+        return killed
 
     async def close(self) -> None:
         conns, self._conns = list(self._conns.values()), {}

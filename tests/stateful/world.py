@@ -250,7 +250,10 @@ class World:
             except Exception:
                 pass
         self.lives.clear()
-        await self.checker.close()
+        try:
+            await self.checker.kill_sessions()
+        finally:
+            await self.checker.close()
 
     # -- bookkeeping ----------------------------------------------------------------------------------
 
