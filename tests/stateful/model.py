@@ -18,7 +18,8 @@ Steps (labels: ``cN`` connections, raw connections and pool leases, ``pN`` pools
 - ``fault KIND [dns=S] [on=cN] [r=0|1]``: failover, switchover, blackhole (with a call in flight on
   ``on``), reset_writer, reset_reader, reboot_reader, crash_reader, blackhole_reader;
 - ``rotate USER``: a new password (and secret value); ``close_mid_failover cN IDENT
-  outcome=completes|times_out [how=...]``: a connection closed while it fails over.
+  outcome=completes|times_out [how=...]``: a connection closed while it fails over;
+  ``await_background``: wait until the library has opened its own sessions (scenarios use it).
 """
 
 from __future__ import annotations

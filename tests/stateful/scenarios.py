@@ -11,11 +11,20 @@ SCENARIOS: dict[str, dict[str, str]] = {
         # a second connection of the same user with its own TLS and settings fails over as the first
         # one (I1), and the cluster's own sessions are plain text while it requires TLS (I5)
         "settings_and_tls_after_failover": "open c1 alpha_plain; open c2 alpha_tls; fault failover",
+        # the cluster's background sessions, opened while only a plain-text connection used it, stay
+        # plain text once a connection that requires TLS joins (I5)
+        "background_tls_follows_a_stronger_identity": (
+            "open c1 alpha_plain; await_background; open c2 alpha_tls"
+        ),
         # set_read_only moves a connection to a reader with the first connection's settings (I1)
         "settings_on_reader": "open c1 alpha_plain; open c2 alpha_tls; read_only c2 on",
         # set_read_only(False) on a session that stayed on the writer (no reader was up) opens a new
         # writer connection and drops the one it had without closing it (I4)
         "read_only_without_readers_leaks": "open c1 beta_tls; read_only c1 on readers=down; read_only c1 off",
+        # set_read_only(False) with a rotated static password: the error must be a documented one (I8)
+        "read_only_off_with_rotated_password": (
+            "open c1 beta_tls ro=1; rotate st_beta; fault reset_writer; read_only c1 off"
+        ),
         # a Secrets Manager identity logs in as another secret's user once that one has a pool (I1)
         "secret_identity_at_connect": "pool p1 admin_plain; open c1 report_tls",
         # after a rotation a connection with the new static password fails over with the old one (I7);
@@ -50,10 +59,17 @@ SCENARIOS: dict[str, dict[str, str]] = {
         "read_only_without_readers_leaks": (
             "open c1 beta_manual; read_only c1 on readers=down; read_only c1 off"
         ),
+        "read_only_off_with_rotated_password": (
+            "open c1 beta_manual ro=1; rotate st_beta; fault reset_writer; read_only c1 off"
+        ),
         "rotated_static_password": (
             "open c1 beta_manual timeout=2; rotate st_beta; open c2 beta_manual; fault failover"
         ),
         "inner_retry_commits_partial_work": "open c1 beta_manual; unit c1 begin inner=retry fault=reset@1",
+        # the same without begin(): with autocommit off every statement is in a transaction (I2)
+        "implicit_transaction_commits_partial_work": (
+            "open c1 beta_manual; unit c1 implicit inner=retry fault=reset@1"
+        ),
         "swallowed_failover_then_commit": (
             "open c1 beta_manual; unit c1 begin inner=swallow fault=switchover@2"
         ),
