@@ -377,9 +377,21 @@ class World:
             self._trace(exc)
 
     def _trace(self, exc: BaseException) -> None:
-        """Keep where an undocumented error came from (printed with the report)."""
-        text = "".join(traceback.format_exception(exc))
-        self.traces.append(f"step {self.step_no}:\n{text}")
+        """Keep where an undocumented error came from (printed with the report). Frames only, no
+        carets: Python 3.11's caret placement parses source lines with ``ast``, and an ``ast.parse``
+        re-entered from a finalizer corrupts the parser's state for the rest of the process."""
+        lines: list[str] = []
+        visited: set[int] = set()
+        seen: BaseException | None = exc
+        while seen is not None and id(seen) not in visited:
+            visited.add(id(seen))
+            lines.append(f"{type(seen).__name__}: {seen}")
+            lines += [
+                f"  {f.filename}:{f.lineno} in {f.name}: {f.line}"
+                for f in traceback.extract_tb(seen.__traceback__)
+            ]
+            seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+        self.traces.append(f"step {self.step_no}:\n" + "\n".join(lines))
 
     async def _close_quietly(self, live: Live, how: str) -> None:
         try:
