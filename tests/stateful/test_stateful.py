@@ -33,7 +33,6 @@ MySQL has no pool and the simulator offers no TLS for it: those steps are skippe
 
 from __future__ import annotations
 
-import gc
 import os
 import random
 import time
@@ -118,8 +117,6 @@ async def play(
         text = report(world, engine, origin, time.monotonic() - started)
         print("\n" + text)
         await world.teardown()
-        # finalizers of whatever a failed run left behind run here, not in the middle of a later import
-        gc.collect()
     return world, text
 
 

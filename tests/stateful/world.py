@@ -182,6 +182,9 @@ class World:
         self.history: list[tuple[int, Step, str]] = []
         self.step_no = 0
         self._reported: set[str] = set()
+        # every physical connection of the application's objects seen: what the library leaked is
+        # closed at teardown (reported first), not left to a garbage collection at a random moment
+        self._seen_raws: dict[int, Any] = {}
 
     # -- set-up ---------------------------------------------------------------------------------------
 
@@ -250,6 +253,10 @@ class World:
             except Exception:
                 pass
         self.lives.clear()
+        for raw in self._seen_raws.values():
+            if not raw.is_closed():
+                raw.terminate()
+        self._seen_raws.clear()
         try:
             await self.checker.kill_sessions()
         finally:
@@ -308,17 +315,19 @@ class World:
     def _raws_with_instance(self, live: Live) -> list[tuple[Any, str | None]]:
         kind = live.obj.kind
         if kind == "pool":
-            return [
+            raws = [
                 (raw, str(member.instance.instance_id))
                 for member in _internals.pool_members(live.handle)
                 for raw in physical_raws(self.ops, member, "conn")
             ]
-        if kind == "raw":
-            return [(live.handle, live.last_instance)]
-        raws: list[tuple[Any, str | None]] = [(self.ops.raw_of(live.handle), self._instance_of(live))]
-        spare = _internals.spare(live.handle)
-        if spare is not None:
-            raws.append(spare)
+        elif kind == "raw":
+            raws = [(live.handle, live.last_instance)]
+        else:
+            raws = [(self.ops.raw_of(live.handle), self._instance_of(live))]
+            spare = _internals.spare(live.handle)
+            if spare is not None:
+                raws.append(spare)
+        self._seen_raws.update((id(raw), raw) for raw, _ in raws)
         return raws
 
     # -- calls on the application's objects -----------------------------------------------------------
@@ -935,6 +944,7 @@ class World:
         raws = list(closed.raws)
         if closed.facade is not None:
             raws.append((self.ops.raw_of(closed.facade), str(closed.facade.instance.instance_id)))
+        self._seen_raws.update((id(raw), raw) for raw, _ in raws)
         who = f"{closed.label} ({closed.how} at step {closed.step})"
         for raw, instance in raws:
             if not raw.is_closed():
