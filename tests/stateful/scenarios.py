@@ -32,6 +32,13 @@ SCENARIOS: dict[str, dict[str, str]] = {
         "rotated_static_password": (
             "open c1 beta_tls timeout=2; rotate st_beta; open c2 beta_tls; fault failover"
         ),
+        # a pool still open with a rotated static password (its idle connection never fails over, so
+        # its identity stays): a connection with current credentials of another user cannot fail
+        # over, the writer search keeps borrowing the refused login (I7)
+        "stale_pool_identity_blocks_failover": (
+            "pool p1 alpha_tls; rotate st_alpha; fault failover; open c2 beta_tls; "
+            "unit c2 block fault=reset@1"
+        ),
         # conn.transaction() on a connection closed while idle: a bare driver error, no failover (I8)
         "transaction_on_broken_idle_connection": "open c1 beta_tls; idle_break c1 transaction",
         # a retry inside a transaction block: the block reports success with one row of three (I2)
