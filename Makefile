@@ -58,10 +58,12 @@ bench: $(STAMP) servers $(PEERS_STAMP)
 	$(BIN)/python benchmarks/bench_data_api.py
 	$(BIN)/python benchmarks/bench_peers.py
 
-# make chaos [DURATION=60] [SEED=n] [WORKERS=50]: the randomized fault run (tests/chaos), reproducible by seed
+# make chaos [DURATION=60] [SEED=n] [WORKERS=50]: the randomized fault run (tests/chaos) and the stateful
+# run of identities and API habits (tests/stateful, per engine), longer, reproducible by seed
 DURATION ?= 60
 chaos: $(STAMP) servers
 	CHAOS_SECONDS=$(DURATION) CHAOS_SEED=$(SEED) CHAOS_WORKERS=$(WORKERS) $(BIN)/pytest tests/chaos -s -p no:cacheprovider
+	STATEFUL_SECONDS=$(DURATION) STATEFUL_SEED=$(SEED) $(BIN)/pytest tests/stateful -s -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) $(PEERS) .pytest_cache .mypy_cache .ruff_cache

@@ -86,8 +86,13 @@ async def statement(run: Callable[[], Awaitable[Any]], inner: str) -> None:
     elif inner == "swallow":
         try:
             await run()
-        except RETRYABLE:
-            pass  # the application catches the failover error and carries on with its transaction
+        except aurora_async.TransactionResolutionUnknownError:
+            pass  # the application catches the transaction's failover error and carries on with it
+        except aurora_async.FailoverSuccessError:
+            # the statement is to be re-run (the error's contract): dropping it would be the
+            # application's own partial work (e.g. MySQL's first statement with autocommit off, before
+            # which no transaction was open), which no library can see
+            await run()
     elif inner == "retry":
         await aurora_async.retry_on_failover(run, attempts=3)()
     elif inner == "attempts":

@@ -94,7 +94,8 @@ def identities(engine: Engine) -> dict[str, Identity]:
 #        savepoint block inside), stmt (one INSERT of all rows, autocommit); MySQL: begin (begin() ..
 #        commit()), implicit (autocommit off: statements, then commit()), stmt (one INSERT of all rows)
 # inner  what the application does around each statement inside the transaction: none, swallow (catches
-#        the failover error and goes on), retry (retry_on_failover), attempts (attempts_of inline)
+#        TransactionResolutionUnknownError and goes on; re-runs a statement FailoverSuccessError
+#        names), retry (retry_on_failover), attempts (attempts_of inline)
 # end    commit, or abort (PostgreSQL: an exception out of the block / tx.rollback(); MySQL rollback())
 # outer  1: attempts_of around the whole unit, reading back before a re-run (as an application should)
 # fault  <kind>@<k>: injected before statement k (k = PARTS: before the commit)
