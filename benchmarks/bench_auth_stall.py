@@ -24,14 +24,8 @@ from typing import Any
 
 from _common import command, commit, header, machine, summary, write
 
-# dummy credentials for offline signing and moto; never valid anywhere (as aurora_async.testing's)
-DUMMY_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
+# (aurora_async.testing imports neither aioboto3 nor botocore: the child measures their import)
+from aurora_async.testing import DUMMY_AWS_ENV
 
 USER, PASSWORD, SECRET = "stall_user", "stall-password-1", "bench/stall"
 HERE = Path(__file__).resolve()

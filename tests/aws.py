@@ -46,3 +46,16 @@ def moto_endpoint() -> Iterator[str]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+async def put_secret(name: str, value: str) -> str:
+    """Create (or overwrite) secret ``name`` in moto's server; its ARN (its name when it existed)."""
+    import aioboto3
+
+    async with aioboto3.Session().client("secretsmanager", region_name="us-east-1") as client:
+        try:
+            created = await client.create_secret(Name=name, SecretString=value)
+        except client.exceptions.ResourceExistsException:
+            await client.put_secret_value(SecretId=name, SecretString=value)
+            return name
+        return str(created["ARN"])

@@ -8,7 +8,6 @@ import logging
 import ssl
 from typing import Any
 
-import aioboto3
 import pytest
 
 import aurora_async
@@ -18,6 +17,7 @@ from aurora_async._cluster import registry
 from aurora_async._config import parse
 from aurora_async._pg_driver import open_connection
 from aurora_async.testing import AuroraSimulator, RehearsalSession
+from tests.aws import put_secret
 
 pytestmark = pytest.mark.usefixtures("moto_endpoint")
 
@@ -142,16 +142,6 @@ async def test_iam_connections_fail_over_with_the_cached_token(aurora_postgres: 
     assert session.calls["generate_db_auth_token"] == 1
 
 
-async def _secret(name: str, value: str) -> str:
-    async with aioboto3.Session().client("secretsmanager", region_name="us-east-1") as client:
-        try:
-            created = await client.create_secret(Name=name, SecretString=value)
-        except client.exceptions.ResourceExistsException:
-            await client.put_secret_value(SecretId=name, SecretString=value)
-            return name
-        return str(created["ARN"])
-
-
 def secret_options(sim: AuroraSimulator, session: Any, secret_id: str, **extra: Any) -> dict[str, Any]:
     return {
         "host": _host(sim),
@@ -177,7 +167,9 @@ async def test_secret_is_fetched_once_for_500_connects_and_survives_rotation(
 ) -> None:
     sim = aurora_postgres
     await sim.set_password(APP_USER, "first-password-1")
-    arn = await _secret("aurora/rotating", json.dumps({"username": APP_USER, "password": "first-password-1"}))
+    arn = await put_secret(
+        "aurora/rotating", json.dumps({"username": APP_USER, "password": "first-password-1"})
+    )
     session = RehearsalSession()
     options = secret_options(sim, session, arn, secrets_manager_endpoint=moto_endpoint)  # region from the ARN
     conns = await asyncio.gather(*(aurora_async.connect(**options) for _ in range(500)))
@@ -186,7 +178,7 @@ async def test_secret_is_fetched_once_for_500_connects_and_survives_rotation(
         assert await conns[0].fetchval("SELECT current_user") == APP_USER
         # rotation: the database password and the secret change; the cached secret is now stale
         await sim.set_password(APP_USER, "second-password-2")
-        await _secret(arn, json.dumps({"username": APP_USER, "password": "second-password-2"}))
+        await put_secret(arn, json.dumps({"username": APP_USER, "password": "second-password-2"}))
         async with aurora_async.connect(**options) as fresh:
             assert await fresh.fetchval("SELECT current_user") == APP_USER
         assert session.calls["get_secret_value"] == 2
@@ -225,7 +217,7 @@ async def test_bad_secrets_raise_clear_errors(
     sim = aurora_postgres
     name = "aurora/missing" if secret is None else f"aurora/bad-{abs(hash(secret))}"
     if secret is not None:
-        await _secret(name, secret)
+        await put_secret(name, secret)
     options = secret_options(sim, RehearsalSession(), name, secrets_manager_region="us-east-1", **keys)
     with pytest.raises(SecretsManagerError) as caught:
         await aurora_async.connect(**options)
@@ -243,7 +235,7 @@ async def test_no_token_password_or_secret_is_logged_or_shown(
     sim = aurora_postgres
     secret_password = "s3cret-value-never-shown"
     await sim.set_password(APP_USER, secret_password)
-    name = await _secret("aurora/quiet", json.dumps({"username": APP_USER, "password": secret_password}))
+    name = await put_secret("aurora/quiet", json.dumps({"username": APP_USER, "password": secret_password}))
     caplog.set_level(logging.DEBUG)  # everything, botocore included, from here: the connects
     shown: list[str] = []
     rehearsal = RehearsalSession(sim, IAM_USER)
@@ -273,7 +265,7 @@ async def test_secret_connections_fail_over_with_the_cached_secret(
 ) -> None:
     sim = aurora_postgres
     await sim.set_password(APP_USER, "failover-password")
-    name = await _secret(
+    name = await put_secret(
         "aurora/failover", json.dumps({"username": APP_USER, "password": "failover-password"})
     )
     session = RehearsalSession()

@@ -8,13 +8,13 @@ import asyncio
 import json
 from typing import Any
 
-import aioboto3
 import pytest
 
 import aurora_async
 from aurora_async import FailoverFailedError, FailoverSuccessError
 from aurora_async._cluster import registry
 from aurora_async.testing import AuroraSimulator, RehearsalSession
+from tests.aws import put_secret
 from tests.helpers import eventually
 
 ADMIN, REPORT = "admin_user", "report_user"
@@ -29,14 +29,7 @@ def common(sim: AuroraSimulator, **extra: Any) -> dict[str, Any]:
 
 
 async def _secret(name: str, user: str, password: str) -> str:
-    value = json.dumps({"username": user, "password": password})
-    async with aioboto3.Session().client("secretsmanager", region_name="us-east-1") as client:
-        try:
-            created = await client.create_secret(Name=name, SecretString=value)
-        except client.exceptions.ResourceExistsException:
-            await client.put_secret_value(SecretId=name, SecretString=value)
-            return name
-        return str(created["ARN"])
+    return await put_secret(name, json.dumps({"username": user, "password": password}))
 
 
 def _secret_options(sim: AuroraSimulator, secret_id: str, endpoint: str) -> dict[str, Any]:
