@@ -10,7 +10,6 @@ from . import data_api
 from ._cluster import registry as _registry
 from ._config import FailoverMode, Options
 from ._connect import RawConnector, connect, connect_raw, raw_connector
-from ._connection import AuroraConnection, AuroraTransaction
 from ._exceptions import (
     AuroraError,
     ConfigurationError,
@@ -23,11 +22,12 @@ from ._exceptions import (
     SecretsManagerError,
     TransactionResolutionUnknownError,
 )
-from ._mysql_connection import AuroraMySQLConnection, AuroraMySQLCursor
 from ._pool import AuroraPool, create_pool
 from ._retry import RetryState, attempts_of, retry_on_failover
 from ._topology import Instance, Role, Topology
 from ._version import __version__
+from .mysql.connection import AuroraMySQLConnection, AuroraMySQLCursor
+from .postgresql.connection import AuroraConnection, AuroraTransaction
 
 __all__ = [
     "AuroraConnection",

@@ -27,17 +27,17 @@ from typing import Any
 from ._auth import Authenticator
 from ._concurrency import race_first, retrieve_exception
 from ._config import Config, Options
-from ._dialects import Dialect, HostBuilder, host_builder
+from ._dialect import Dialect, HostBuilder, host_builder
 from ._driver import Driver, discard, discard_first
 from ._exceptions import ConfigurationError
 from ._host_monitor import HostMonitor
 from ._identity import Identities, Identity, LoginRefused
-from ._mysql_driver import MYSQL
-from ._pg_driver import POSTGRESQL
 from ._rds_hosts import HostPattern, classify_host
 from ._tls import Tls
 from ._topology import Instance, Role, Topology, with_writer
 from ._tracker import Tracker
+from .mysql.driver import MYSQL
+from .postgresql.driver import POSTGRESQL
 
 topology_log = logging.getLogger("aurora_async.topology")
 

@@ -12,14 +12,14 @@ import asyncpg
 
 from ._cluster import Cluster, registry
 from ._config import Config, parse
-from ._connection import AuroraConnection
 from ._driver import discard
 from ._exceptions import ConfigurationError, FailoverFailedError
 from ._failover import connect_to_reader, connect_to_writer
 from ._identity import LoginRefused
-from ._mysql_connection import AuroraMySQLConnection
 from ._rds_hosts import RdsUrlType
 from ._topology import Instance, Role
+from .mysql.connection import AuroraMySQLConnection
+from .postgresql.connection import AuroraConnection
 
 
 async def _open(config: Config) -> tuple[Cluster, Any, Instance]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from ._auth import Authenticator, Credentials
-    from ._dialects import Dialect
+    from ._dialect import Dialect
     from ._identity import Identity
 
 T = TypeVar("T")

@@ -19,8 +19,8 @@ from typing import Any
 from ._cluster import Cluster
 from ._config import Config, parse
 from ._connect import _open
-from ._connection import AuroraConnection
 from ._exceptions import ConfigurationError
+from .postgresql.connection import AuroraConnection
 
 log = logging.getLogger("aurora_async.pool")
 

@@ -15,7 +15,7 @@ from aurora_async import FailoverSuccessError, IamAuthError, SecretsManagerError
 from aurora_async._auth import Authenticator
 from aurora_async._cluster import registry
 from aurora_async._config import parse
-from aurora_async._pg_driver import open_connection
+from aurora_async.postgresql.driver import open_connection
 from aurora_async.testing import AuroraSimulator, RehearsalSession
 from tests.aws import put_secret
 

@@ -12,10 +12,10 @@ import aurora_async
 from aurora_async import ConfigurationError
 from aurora_async._cluster import cluster_key
 from aurora_async._config import DEFAULT_PLUGINS, parse
-from aurora_async._dialects import aurora_instances, host_builder
-from aurora_async._pg_driver import connect_kwargs, is_connection_error, is_read_only_error
+from aurora_async._dialect import aurora_instances, host_builder
 from aurora_async._rds_hosts import HostPattern
 from aurora_async._topology import Role
+from aurora_async.postgresql.driver import connect_kwargs, is_connection_error, is_read_only_error
 
 CLUSTER = "mydb.cluster-abc123.us-east-1.rds.amazonaws.com"
 

@@ -11,18 +11,13 @@ import pymysql
 import pytest
 from pymysql.constants import ER
 
-from aurora_async import _dialects, _mysql_dialects
-from aurora_async._dialects import (
-    AuroraPgDialect,
-    MultiAzPgDialect,
-    RdsPgDialect,
-    detect_dialect,
-    host_builder,
-    multi_az_instances,
-)
-from aurora_async._mysql_dialects import MultiAzMySqlDialect
+from aurora_async import _dialect
+from aurora_async._dialect import host_builder, multi_az_instances
 from aurora_async._rds_hosts import HostPattern
 from aurora_async._topology import Role
+from aurora_async.mysql import dialects as _mysql_dialects
+from aurora_async.mysql.dialects import MultiAzMySqlDialect
+from aurora_async.postgresql.dialects import AuroraPgDialect, MultiAzPgDialect, RdsPgDialect, detect_dialect
 
 # -- detection: only "does not exist" means "not this dialect" -------------------------------------------
 
@@ -60,7 +55,7 @@ SAYS_NOTHING = [
 @pytest.mark.parametrize("error", NOT_THERE, ids=lambda e: e.sqlstate)
 @pytest.mark.parametrize("dialect", [AuroraPgDialect, MultiAzPgDialect, RdsPgDialect])
 async def test_a_missing_catalog_object_means_not_this_dialect(
-    dialect: type[_dialects.Dialect], error: type[asyncpg.PostgresError]
+    dialect: type[_dialect.Dialect], error: type[asyncpg.PostgresError]
 ) -> None:
     assert await dialect().detect(_PgRaising(_pg_error(error)), 1.0) is False
 
@@ -72,7 +67,7 @@ async def test_a_server_where_nothing_exists_is_plain_pg() -> None:
 @pytest.mark.parametrize("error", SAYS_NOTHING, ids=lambda e: e.sqlstate)
 @pytest.mark.parametrize("dialect", [AuroraPgDialect, MultiAzPgDialect, RdsPgDialect])
 async def test_any_other_sql_error_propagates_unchanged(
-    dialect: type[_dialects.Dialect], error: type[asyncpg.PostgresError]
+    dialect: type[_dialect.Dialect], error: type[asyncpg.PostgresError]
 ) -> None:
     raised = _pg_error(error)
     with pytest.raises(error) as caught:
@@ -221,7 +216,7 @@ async def test_a_statement_timeout_of_the_multi_az_probe_propagates() -> None:
     ],
 )
 def test_instance_names(endpoint: str, port: int | None, name: str) -> None:
-    assert _dialects.multi_az_instance_name(endpoint, port) == name
+    assert _dialect.multi_az_instance_name(endpoint, port) == name
 
 
 def _source_is(source: str) -> Any:

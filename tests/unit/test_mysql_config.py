@@ -10,8 +10,8 @@ import pytest
 from aurora_async import ConfigurationError
 from aurora_async._cluster import DRIVERS, cluster_key
 from aurora_async._config import parse
-from aurora_async._mysql_connection import AuroraMySQLConnection
-from aurora_async._mysql_driver import (
+from aurora_async.mysql.connection import AuroraMySQLConnection
+from aurora_async.mysql.driver import (
     connect_kwargs,
     is_connection_error,
     is_login_error,

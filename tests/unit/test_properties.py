@@ -35,9 +35,10 @@ from aurora_async._config import (
     Config,
     parse,
 )
-from aurora_async._dialects import MultiAzPgDialect, aurora_instances, host_builder, multi_az_instance_name
+from aurora_async._dialect import aurora_instances, host_builder, multi_az_instance_name
 from aurora_async._rds_hosts import HostPattern, RdsUrlType, classify_host
 from aurora_async._topology import Instance, Role, with_writer
+from aurora_async.postgresql.dialects import MultiAzPgDialect
 
 # examples per property: the whole file runs in a few seconds; no example database (nothing written)
 FAST = settings(max_examples=50, deadline=None, database=None)

@@ -14,10 +14,10 @@ from typing import Any
 
 import asyncpg
 
-from ._cluster import Cluster
-from ._config import Config
-from ._session import FailoverSession, monotonic
-from ._topology import Instance
+from .._cluster import Cluster
+from .._config import Config
+from .._session import FailoverSession, monotonic
+from .._topology import Instance
 
 Listener = Callable[..., Any]
 

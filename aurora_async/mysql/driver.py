@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 import aiomysql
 import pymysql
 
-from ._driver import Driver, connect_as, set_keepalive
-from ._mysql_dialects import DIALECTS, MySqlDialect, detect_dialect
+from .._driver import Driver, connect_as, set_keepalive
+from .dialects import DIALECTS, MySqlDialect, detect_dialect
 
 if TYPE_CHECKING:
-    from ._auth import Authenticator
-    from ._identity import Identity
+    from .._auth import Authenticator
+    from .._identity import Identity
 
 # client-side error numbers for a connection that failed or was lost (the incumbent's list):
 # 2001/2002 socket/unix socket, 2003 cannot connect, 2004 cannot create socket, 2006 server gone,

@@ -18,12 +18,12 @@ from typing import Any
 import aiomysql
 import pymysql
 
-from ._cluster import Cluster
-from ._config import Config
-from ._exceptions import TransactionResolutionUnknownError
-from ._mysql_driver import MySQLConnection
-from ._session import FailoverSession
-from ._topology import Instance
+from .._cluster import Cluster
+from .._config import Config
+from .._exceptions import TransactionResolutionUnknownError
+from .._session import FailoverSession
+from .._topology import Instance
+from .driver import MySQLConnection
 
 _HEAD = re.compile(r"\s*(USE|SET)\b", re.IGNORECASE)
 _USE = re.compile(r"\s*USE\s+`?([^`\s;]+)`?\s*;?\s*$", re.IGNORECASE)

@@ -9,10 +9,10 @@ from typing import Any
 import asyncpg
 from asyncpg.exceptions import InternalClientError
 
-from ._auth import Authenticator
-from ._dialects import DIALECTS, Dialect, detect_dialect
-from ._driver import Driver, connect_as, set_keepalive
-from ._identity import Identity
+from .._auth import Authenticator
+from .._driver import Driver, connect_as, set_keepalive
+from .._identity import Identity
+from .dialects import DIALECTS, PgDialect, detect_dialect
 
 # SQLSTATE classes and codes that mean "this connection or its server is gone" (prefix match):
 # 08 connection exception, 53 insufficient resources, 57P01-03 admin/crash shutdown and
@@ -105,7 +105,7 @@ POSTGRESQL = Driver(
     engine="postgresql",
     connect_errors=CONNECT_ERRORS,
     dialects=DIALECTS,
-    plain_dialect=Dialect,
+    plain_dialect=PgDialect,
     open=open_connection,
     is_connection_error=is_connection_error,
     is_read_only_error=is_read_only_error,

@@ -14,7 +14,7 @@ import aiomysql
 import pymysql
 from pymysql.constants import ER
 
-from ._dialects import (
+from .._dialect import (
     DETECTION_NOTE,
     Dialect,
     HostBuilder,
@@ -22,7 +22,7 @@ from ._dialects import (
     multi_az_instance_name,
     multi_az_instances,
 )
-from ._topology import Instance
+from .._topology import Instance
 
 log = logging.getLogger("aurora_async.topology")
 

@@ -1,0 +1,1 @@
+"""The mysql engine: its driver boundary, dialects and connection facade."""

@@ -1,0 +1,1 @@
+"""The postgresql engine: its driver boundary, dialects and connection facade."""
