@@ -5,7 +5,8 @@
 Eight workers share nothing but the cluster: each has its own ``aurora_async.connect("mysql://...")``
 connection and records orders, one transaction per order, with the aiomysql cursor API. Mid-run the
 writer crashes. A worker whose statement was cut off gets ``FailoverSuccessError`` (its connection is
-already on the new writer) or, inside a transaction, ``TransactionResolutionUnknownError``; it then
+already on the new writer) or, inside a transaction, ``TransactionResolutionUnknownError``; then it calls
+``rollback()`` to end the lost transaction (until then every call raises that error again). It then
 checks whether the order was stored and re-runs the transaction only if it was not. At the end every
 order is stored exactly once, on the new writer.
 """
@@ -40,8 +41,15 @@ async def record(conn: AuroraMySQLConnection, order: int, worker: int, retries: 
                 await cur.execute("INSERT INTO orders VALUES (%s, %s, %s)", (order, worker, attempt))
             await conn.commit()
             return
-        except (FailoverSuccessError, TransactionResolutionUnknownError) as exc:
+        except FailoverSuccessError as exc:
             retries[type(exc).__name__] += 1  # the connection is on the new writer: try again
+        except TransactionResolutionUnknownError as exc:
+            retries[type(exc).__name__] += 1
+            # the transaction begin() opened is gone: end it (every call until then is refused, so
+            # that no statement of the lost transaction runs on its own), then try again
+            await conn.rollback()
+        if attempt == 5:
+            raise RuntimeError(f"order {order}: still failing after {attempt} attempts")
 
 
 async def work(dsn: str, pattern: str, worker: int, orders: range, retries: Counter[str]) -> str:

@@ -225,6 +225,31 @@ async def test_mysql_commit_after_a_swallowed_failover_raises_and_stores_nothing
     assert await _my_stored(my, "s") == [4]
 
 
+async def test_mysql_a_lost_begin_refuses_even_a_check_until_rolled_back(
+    aurora_mysql: AuroraSimulator, my: AuroraMySQLConnection
+) -> None:
+    """The check-then-retry habit: after the lost transaction's error, a read that checks whether the
+    work landed is refused too (it could be the lost transaction's next statement), until rollback()
+    ends the transaction; then the check and the re-run store the unit once."""
+    await my.begin()
+    async with my.cursor() as cur:
+        await cur.execute("INSERT INTO t VALUES ('c', 1)")
+        await aurora_mysql.failover()
+        with pytest.raises(TransactionResolutionUnknownError):
+            await cur.execute("INSERT INTO t VALUES ('c', 2)")
+        for _ in range(2):  # refused each time, not only once
+            with pytest.raises(TransactionResolutionUnknownError, match="lost"):
+                await cur.execute("SELECT n FROM t WHERE unit = 'c'")
+    await my.rollback()
+    assert await _my_stored(my, "c") == []
+    await my.begin()
+    async with my.cursor() as cur:
+        await cur.execute("INSERT INTO t VALUES ('c', 1)")
+        await cur.execute("INSERT INTO t VALUES ('c', 2)")
+    await my.commit()
+    assert await _my_stored(my, "c") == [1, 2]
+
+
 async def test_mysql_begin_on_a_dead_idle_connection_fails_over(my: AuroraMySQLConnection) -> None:
     my.raw.terminate()
     with pytest.raises(FailoverSuccessError):
