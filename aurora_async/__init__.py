@@ -7,7 +7,6 @@ The local Aurora simulator used by the test suite lives in :mod:`aurora_async.te
 from __future__ import annotations
 
 from . import data_api
-from ._cluster import registry as _registry
 from ._config import FailoverMode, Options
 from ._connect import RawConnector, connect, connect_raw, raw_connector
 from ._exceptions import (
@@ -23,6 +22,7 @@ from ._exceptions import (
     TransactionResolutionUnknownError,
 )
 from ._pool import AuroraPool, create_pool
+from ._registry import registry as _registry
 from ._retry import RetryState, attempts_of, retry_on_failover
 from ._topology import Instance, Role, Topology
 from ._version import __version__

@@ -1,12 +1,97 @@
-"""Small structured-concurrency helpers on plain asyncio."""
+"""Small structured-concurrency helpers on plain asyncio: one owner for background tasks, races,
+interruptible waits, back-off, and objects to await or use with ``async with``."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from types import TracebackType
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+
+class TaskOwner:
+    """The one owner of an object's background tasks: it starts them (:meth:`spawn`), and stops them
+    all and waits for their end (:meth:`aclose`; :meth:`cancel` when it cannot wait). A task group
+    would do, but a cluster lives as long as its last connection, across tasks, and a task group must
+    be left by the task that entered it."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def spawn(self, work: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
+        """Run ``work`` as a task of this owner."""
+        if self._closed:
+            work.close()
+            raise RuntimeError(f"cannot start {name}: its owner is closed")
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def cancel(self) -> None:
+        """Stop every task (they end at their next await); start no more."""
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+
+    async def aclose(self) -> None:
+        """:meth:`cancel`, and wait until every task has ended."""
+        self.cancel()
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+
+class Backoff:
+    """Pauses that double from ``initial`` up to ``ceiling``; :meth:`reset` starts over."""
+
+    def __init__(self, initial: float, ceiling: float) -> None:
+        self.initial, self.ceiling = initial, max(initial, ceiling)
+        self._next = initial
+
+    def reset(self) -> None:
+        self._next = self.initial
+
+    async def pause(self, deadline: float) -> None:
+        """Sleep the next pause, never past ``deadline`` (the loop's clock)."""
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(min(self._next, max(0.0, deadline - loop.time())))
+        self._next = min(self._next * 2, self.ceiling)
+
+
+class AwaitableContext(Generic[T]):
+    """What ``connect()`` and friends return: ``await`` it for the object, or use it as an async
+    context manager that closes the object at the end (``close`` is called with it)."""
+
+    def __init__(
+        self, make: Callable[[], Awaitable[T]], close: Callable[[T, BaseException | None], Awaitable[Any]]
+    ) -> None:
+        self._make = make
+        self._close = close
+        self._made: T | None = None
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self._make().__await__()
+
+    async def __aenter__(self) -> T:
+        self._made = await self._make()
+        return self._made
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._made is not None:
+            made, self._made = self._made, None
+            await self._close(made, exc)
 
 
 async def race_first(

@@ -110,6 +110,28 @@ class Options:
         return plugin in self.plugins
 
 
+@dataclass(frozen=True)
+class ClusterSettings:
+    """The options that govern what connections to a cluster share (its dialect, topology monitor and
+    host monitors). Connections whose settings differ get a cluster each; everything else (plugins,
+    failover mode and timeout, reader selection, credentials, TLS, driver arguments) is per connection."""
+
+    wrapper_dialect: str | None
+    cluster_instance_host_pattern: HostPattern | None
+    topology_refresh: float
+    topology_high_refresh: float
+    topology_high_refresh_period: float
+    auxiliary_query_timeout: float
+    failure_detection_time: float
+    failure_detection_interval: float
+    failure_detection_count: int
+    monitor_disposal_time: float
+
+    @classmethod
+    def of(cls, options: Options) -> ClusterSettings:
+        return cls(**{f.name: getattr(options, f.name) for f in fields(cls)})
+
+
 _SECONDS = (
     "failover_timeout",
     "topology_refresh",

@@ -10,13 +10,14 @@ from typing import Any
 
 import asyncpg
 
-from ._cluster import Cluster, registry
+from ._cluster import Cluster
 from ._config import Config, parse
 from ._driver import discard
 from ._exceptions import ConfigurationError, FailoverFailedError
-from ._failover import connect_to_reader, connect_to_writer
 from ._identity import LoginRefused
 from ._rds_hosts import RdsUrlType
+from ._registry import registry
+from ._routing import NoInstanceFound, connect_to_reader, connect_to_writer
 from ._topology import Instance, Role
 from .mysql.connection import AuroraMySQLConnection
 from .postgresql.connection import AuroraConnection
@@ -54,16 +55,16 @@ def _unreachable(cluster: Cluster, exc: BaseException) -> bool:
 async def _first_contact(cluster: Cluster, config: Config) -> tuple[Any, Instance]:
     """Connect to the address given and find out which instance, in which role, answered."""
     identity = config.identity
-    raw = await cluster.open_as(identity, config.host, config.port, identity.connect_timeout)
+    raw = await cluster.opener.open_as(identity, config.host, config.port, identity.connect_timeout)
     try:
         if not config.options.plugins:  # a plain connection: no dialect, no topology, no task
             plain = cluster.driver.plain_dialect()
             is_reader = await plain.is_reader(raw, config.options.auxiliary_query_timeout)
             role = Role.READER if is_reader else Role.WRITER
             return raw, Instance(f"{config.host}:{config.port}", config.host, config.port, role)
-        await cluster.prepare(raw)
-        instance = await cluster.identify(raw, config.host, config.port)
-        await cluster.check_pattern(identity, instance, config.host, config.port)
+        await cluster.discovery.prepare(raw)
+        instance = await cluster.discovery.identify(raw, config.host, config.port)
+        await cluster.discovery.check_pattern(identity, instance, config.host, config.port)
         return raw, instance
     except BaseException:
         discard(raw)
@@ -106,10 +107,10 @@ async def _elsewhere(cluster: Cluster, config: Config, why: str) -> tuple[Any, I
         raw, found = await connect_to_reader(
             cluster, identity, mode, strategy=strategy, avoid=None, deadline=deadline
         )
-        return raw, await cluster.identify(raw, found.host, found.port)
+        return raw, await cluster.discovery.identify(raw, found.host, found.port)
     except LoginRefused as refused:
         raise refused.__cause__ or refused from None  # the driver's own login error, as at any connect
-    except TimeoutError:
+    except (NoInstanceFound, TimeoutError):
         raise FailoverFailedError(
             f"{why}, and no instance in the role failover_mode={mode} asks for was reachable within "
             f"{config.options.failover_timeout:g} s"

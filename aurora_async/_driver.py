@@ -13,7 +13,7 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from ._auth import Authenticator, Credentials
@@ -21,6 +21,19 @@ if TYPE_CHECKING:
     from ._identity import Identity
 
 T = TypeVar("T")
+
+
+class RawConnection(Protocol):
+    """What the core asks of any driver's physical connection: asyncpg's own methods, which
+    aurora_async's aiomysql connection class adds to aiomysql's."""
+
+    def is_closed(self) -> bool: ...
+
+    def terminate(self) -> None: ...
+
+    def is_in_transaction(self) -> bool: ...
+
+    def add_termination_listener(self, callback: Any) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -34,7 +47,7 @@ class Driver:
     plain_dialect: type[Dialect]  # no topology: a connection without plugins uses it for its role
     # (identity, host, port, timeout, authenticator) -> a physical connection within timeout, opened
     # with the identity's settings (its credentials from the authenticator when it has a source)
-    open: Callable[[Identity, str, int, float, Authenticator], Awaitable[Any]]
+    open: Callable[[Identity, str, int, float, Authenticator], Awaitable[RawConnection]]
     # (error, connection or None) -> the physical connection is unusable (so failover should run)
     is_connection_error: Callable[[BaseException, Any], bool]
     is_read_only_error: Callable[[BaseException], bool]  # a write refused by a read-only instance
@@ -69,7 +82,7 @@ async def connect_as(
     return await auth.connect(source, kwargs["host"], kwargs["port"], with_credentials, is_login_error)
 
 
-def discard(conn: Any) -> None:
+def discard(conn: RawConnection | None) -> None:
     """Drop a connection we no longer want, without waiting on a server that may be gone."""
     if conn is not None and not conn.is_closed():
         conn.terminate()

@@ -1,150 +1,172 @@
-"""Finding a new physical connection for a failed one: to the writer, or to a reader.
+"""Failover: what a failed call leads to, and the reconnect, for one connection.
 
-Writer failover waits for the cluster's single-flight writer search (one search however many
-connections broke), then connects to the writer it found and checks the role again. Reader failover
-races connects to the known readers and takes the first that answers in the right role.
+A call goes straight to the driver. Only when the driver raises does :meth:`FailoverSession._failed`
+look at the error: a connection-level failure (or, in ``strict_writer`` mode, a read-only error)
+starts a failover, any other error passes through untouched. The failover asks ``_routing`` for a
+physical connection, as this connection's own identity, to an instance in its role (the writer through
+the cluster's single-flight writer search, or a reader), swaps it in, restores the session state the
+facade tracks, and raises the outcome (:func:`outcome`):
+
+- ``FailoverSuccessError``: not inside a transaction; re-run the statement (``may_have_run`` says
+  whether it may have reached the old instance);
+- ``TransactionResolutionUnknownError``: inside a transaction or its COMMIT; re-run the whole
+  transaction;
+- ``FailoverFailedError``: no instance in the role before ``failover_timeout``, or the server refused
+  this connection's login; the connection is closed.
+
+A ``close()`` during the failover ends it at once: the call raises the driver's "closed" error.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import random
-import time
+import logging
 from typing import Any
 
-from ._cluster import Cluster
-from ._concurrency import race_first
-from ._config import FailoverMode
-from ._driver import discard, discard_first
-from ._identity import Identity, LoginRefused
-from ._topology import Instance, Role
+from ._concurrency import Interrupted, unless_set
+from ._driver import Driver, RawConnection, discard, discard_first
+from ._exceptions import (
+    FailoverError,
+    FailoverFailedError,
+    FailoverSuccessError,
+    TransactionResolutionUnknownError,
+)
+from ._identity import LoginRefused
+from ._routing import NoInstanceFound, connect_to_reader, connect_to_writer
+from ._session import Session
+from ._topology import Instance
+
+log = logging.getLogger("aurora_async.failover")
 
 
-async def connect_to_writer(
-    cluster: Cluster, identity: Identity, not_before: float, deadline: float
-) -> tuple[Any, Instance]:
-    """A connection, as ``identity``, to the instance that is the writer now. Raises ``TimeoutError``
-    at ``deadline`` and :class:`LoginRefused` when the writer refuses the identity's login."""
-    loop = asyncio.get_running_loop()
-    pause = 0.02
-    while True:
+def calls_for_failover(driver: Driver, exc: BaseException, raw: RawConnection, mode: str) -> bool:
+    """Whether ``exc``, raised by a call on ``raw``, calls for a failover: the physical connection is
+    unusable, or (``strict_writer``) the instance refused a write as read-only."""
+    return driver.is_connection_error(exc, raw) or (
+        mode == "strict_writer" and driver.is_read_only_error(exc)
+    )
+
+
+def outcome(*, in_transaction: bool, may_have_run: bool, failed_from: str, now_on: Instance) -> FailoverError:
+    """The error a failover that found ``now_on`` raises to the call that failed."""
+    if in_transaction:
+        return TransactionResolutionUnknownError(
+            f"the connection to {failed_from} failed inside a transaction (or during its COMMIT), so its "
+            f"outcome is unknown; it is now on {now_on.instance_id}: re-run the whole transaction"
+        )
+    return FailoverSuccessError(
+        f"the connection to {failed_from} failed and is now on {now_on.instance_id} "
+        f"({now_on.role.value}); re-apply session state and re-run the statement",
+        may_have_run=may_have_run,
+    )
+
+
+class FailoverSession(Session):
+    """A session whose physical connection is replaced, on failure, by one to the right instance."""
+
+    async def _failed(self, exc: Exception) -> None:
+        """Fail over if ``exc`` calls for it (raising the outcome); return to let ``exc`` propagate."""
+        raw = self._raw
+        if not self._failover or self._closed:
+            return
+        driver = self._driver
+        if not calls_for_failover(driver, exc, raw, self._mode):
+            return
+        async with self._failover_lock:
+            if self._closed:  # closed while this call waited for another call's failover
+                raise self._closed_error() from exc
+            if self._raw is not raw:  # another call on this connection already failed over
+                raise FailoverSuccessError(
+                    "the connection has changed instance; re-run the statement",
+                    may_have_run=driver.may_have_taken_effect(exc),
+                ) from exc
+            in_transaction = self._in_transaction(raw)
+            if self._block_raw is not None and self._block_raw is raw:
+                self._block_lost = True
+            elif in_transaction:
+                self._transaction_lost()
+            await self._fail_over(exc)
+        raise outcome(
+            in_transaction=in_transaction,
+            may_have_run=driver.may_have_taken_effect(exc),
+            failed_from=self._failed_from,
+            now_on=self._instance,
+        ) from exc
+
+    async def _fail_over(self, cause: Exception) -> None:
+        old = self._instance
+        self._failed_from = old.instance_id
+        self._untrack()
+        discard(self._raw)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        options = self._config.options
+        deadline = loop.time() + options.failover_timeout
         try:
-            topology = await cluster.find_writer(not_before, deadline)
-        except LoginRefused:
-            if cluster.identities.refused_lately(identity):
-                raise
-            # the search ended before it could borrow this identity's login, which works: look again
-            await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
-            pause = min(pause * 2, max(0.02, cluster.options.topology_high_refresh))
-            continue
-        writer = topology.writer
-        assert writer is not None
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise TimeoutError("the failover deadline passed")
-        conn = await connect_in_role(cluster, identity, writer, Role.WRITER, remaining)
-        if conn is not None:
-            return conn, writer
-        # that writer is gone too, or cannot be reached at its address: look again, backing off so
-        # that a writer the catalog names but nobody can reach does not make every instance busy
-        await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
-        pause = min(pause * 2, max(0.02, cluster.options.topology_high_refresh))
-        not_before = time.monotonic()
-
-
-async def connect_to_reader(
-    cluster: Cluster,
-    identity: Identity,
-    mode: FailoverMode,
-    *,
-    strategy: str,
-    avoid: str | None,
-    deadline: float,
-) -> tuple[Any, Instance]:
-    """A connection, as ``identity``, to a reader chosen by ``strategy`` (or, in ``reader_or_writer``
-    mode, the writer as a last resort). Raises ``TimeoutError`` at ``deadline`` and
-    :class:`LoginRefused` when every instance tried refused the identity's login."""
-    loop = asyncio.get_running_loop()
-    cluster.request_refresh()
-    pause = 0.02
-    while True:
-        topology = cluster.topology
-        known = list(topology.readers) if topology is not None else []
-        readers = [r for r in known if r.instance_id not in cluster.down] or known  # skip dead hosts
-        candidates = order_readers(
-            [r for r in readers if r.instance_id != avoid] or readers, cluster, strategy
+            raw, instance = await unless_set(
+                self._closing, self._reconnect(old, started, deadline), discard=discard_first
+            )
+        except Interrupted:
+            # close() or terminate() while failing over: the connection stays closed, and the call
+            # that started the failover is told so, as asyncpg tells a call whose connection closed
+            log.info("failover from %s stopped: the connection was closed", old.instance_id)
+            raise self._closed_error() from cause
+        except LoginRefused as refused:
+            self._give_up()
+            log.warning("failover from %s failed: %s", old.instance_id, refused)
+            raise FailoverFailedError(
+                f"failover from {old.instance_id} reached {self._target_word()}, but the server refused the "
+                "login of this connection's user (was its password changed?); the connection is closed"
+            ) from refused.__cause__
+        except (NoInstanceFound, TimeoutError):  # (a role check that timed out on the last one)
+            self._give_up()
+            log.warning(
+                "failover from %s failed: no %s within %.1f s",
+                old.instance_id,
+                self._target_word(),
+                options.failover_timeout,
+            )
+            raise FailoverFailedError(
+                f"no {self._target_word()} could be reached within "
+                f"failover_timeout={options.failover_timeout:g} s; the connection is closed"
+            ) from cause
+        self._raw, self._instance = raw, instance
+        self._watch()
+        async with asyncio.timeout(self._config.options.auxiliary_query_timeout):
+            await self._restore_session(raw)
+        log.info(
+            "failed over from %s to %s (%s) in %.0f ms",
+            old.instance_id,
+            instance.instance_id,
+            instance.role.value,
+            (loop.time() - started) * 1000,
         )
-        writer = topology.writer if topology is not None else None
-        if writer is not None and (mode == "reader_or_writer" or not readers):
-            candidates.append(writer)
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise TimeoutError("no reader reachable before the failover deadline")
 
-        refused: list[LoginRefused] = []
-
-        async def attempt(
-            instance: Instance, remaining: float = remaining, refused: list[LoginRefused] = refused
-        ) -> tuple[Any, Instance] | None:
-            wanted = Role.READER if instance.role is Role.READER and mode == "strict_reader" else None
-            try:
-                conn = await connect_in_role(cluster, identity, instance, wanted, remaining)
-            except LoginRefused as exc:
-                refused.append(exc)
-                return None
-            return (conn, instance) if conn is not None else None
-
-        won = await race_first([functools.partial(attempt, i) for i in candidates], discard=discard_first)
-        if won is not None:
-            return won
-        if candidates and len(refused) == len(candidates):
-            raise refused[0]
-        await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
-        pause = min(pause * 2, 0.5)
-
-
-def order_readers(readers: list[Instance], cluster: Cluster, strategy: str) -> list[Instance]:
-    """Readers in the order ``strategy`` (``reader_host_selector_strategy``) prefers them."""
-    if strategy == "round_robin" and readers:
-        start = next(cluster.reader_turns) % len(readers)
-        return readers[start:] + readers[:start]
-    if strategy == "least_connections":
-        return sorted(readers, key=lambda r: cluster.load[r.instance_id])  # stable: topology order on ties
-    shuffled = list(readers)
-    random.shuffle(shuffled)
-    return shuffled
-
-
-async def connect_in_role(
-    cluster: Cluster, identity: Identity, instance: Instance, role: Role | None, timeout: float
-) -> Any | None:
-    """Connect to ``instance`` as ``identity`` and check it is in ``role`` (None: any role); None if
-    not reachable; :class:`LoginRefused` if it refused the login."""
-    assert cluster.dialect is not None
-    options = cluster.options
-    try:
-        conn = await cluster.open_as(
-            identity, instance.host, instance.port, min(identity.connect_timeout, timeout)
+    async def _reconnect(self, old: Instance, started: float, deadline: float) -> tuple[Any, Instance]:
+        """A physical connection, as this connection's identity, to an instance in its role."""
+        if self._mode == "strict_writer":
+            return await connect_to_writer(self._cluster, self._identity, started, deadline)
+        raw, instance = await connect_to_reader(
+            self._cluster,
+            self._identity,
+            self._mode,
+            strategy=self._config.options.reader_host_selector_strategy,
+            avoid=old.instance_id,
+            deadline=deadline,
         )
-    except cluster.driver.connect_errors as exc:
-        if cluster.driver.is_login_error(exc):
-            raise LoginRefused(f"{instance.instance_id} refused the login") from exc
-        return None
-    try:
-        # the cheap role check (is it in recovery?), as the incumbent does: the writer itself was
-        # verified with the dialect's full "am I the writer?" query by the cluster's writer search
-        if role is None:
-            ok = True
-        else:
-            is_reader = await cluster.dialect.is_reader(conn, options.auxiliary_query_timeout)
-            ok = is_reader == (role is Role.READER)
-    except cluster.driver.connect_errors:
-        ok = False
-    except BaseException:
-        discard(conn)
-        raise
-    if not ok:
-        discard(conn)
-        return None
-    return conn
+        try:
+            return raw, await self._cluster.discovery.identify(raw, instance.host, instance.port)
+        except BaseException:
+            discard(raw)
+            raise
+
+    def _target_word(self) -> str:
+        return "writer" if self._mode == "strict_writer" else "reader"
+
+    def _give_up(self) -> None:
+        """A failover failed: the connection is closed, and lets its cluster go (unless a close()
+        during the failover already did)."""
+        if not self._closed:
+            self._mark_closed()
+            self._drop_spare()
+            self._cluster.release(self._identity)

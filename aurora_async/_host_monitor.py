@@ -23,13 +23,11 @@ import logging
 import time
 import weakref
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
-from ._driver import discard
+from ._context import ClusterContext
+from ._driver import RawConnection, discard
 from ._topology import Instance
-
-if TYPE_CHECKING:
-    from ._cluster import Cluster
 
 log = logging.getLogger("aurora_async.host_monitoring")
 
@@ -47,7 +45,7 @@ class Monitored(Protocol):
 class HostMonitor:
     """Probes one host while connections to it are monitored; aborts them when it stops answering."""
 
-    def __init__(self, cluster: Cluster, instance: Instance) -> None:
+    def __init__(self, cluster: ClusterContext, instance: Instance) -> None:
         self.cluster = cluster
         self.instance = instance
         self.options = cluster.options
@@ -57,7 +55,7 @@ class HostMonitor:
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
         self._stopped = False
-        self._probe_conn: Any | None = None
+        self._probe_conn: RawConnection | None = None
 
     def __repr__(self) -> str:
         state = "dead" if self.dead else "alive"
@@ -70,7 +68,9 @@ class HostMonitor:
     def add(self, conn: Monitored) -> None:
         self.connections.add(conn)
         if not self.running and not self.cluster.closed:
-            self._task = asyncio.ensure_future(self._run())
+            self._task = self.cluster.spawn(
+                self._run(), name=f"aurora_async host monitor {self.instance.endpoint}"
+            )
         self._wakeup.set()
 
     def remove(self, conn: Monitored) -> None:
@@ -78,10 +78,9 @@ class HostMonitor:
         self._wakeup.set()
 
     def stop(self) -> None:
+        """The cluster stops (its task owner cancels the task): close the probe connection now."""
         self._stopped = True  # the task also ends on its own if a cancellation is lost on the way
         self._wakeup.set()
-        if self._task is not None:
-            self._task.cancel()
         discard(self._probe_conn)
         self._probe_conn = None
 
@@ -89,14 +88,10 @@ class HostMonitor:
         """The probe connection is weaker than a connection the cluster now serves: close it (the
         next probe opens a new one, with the strongest identity; a probe it cuts short counts for
         nothing)."""
-        if self._probe_conn is not None and self.cluster.too_weak(self._probe_conn):
+        if self._probe_conn is not None and self.cluster.opener.too_weak(self._probe_conn):
             discard(self._probe_conn)
             self._probe_conn = None
             self._wakeup.set()
-
-    async def wait_stopped(self) -> None:
-        if self._task is not None:
-            await asyncio.wait([self._task])
 
     # -- the task ----------------------------------------------------------------------------------
 
@@ -164,7 +159,7 @@ class HostMonitor:
             async with asyncio.timeout(timeout):
                 if connecting:
                     self._probe_conn = None
-                    self._probe_conn = await self.cluster.open_background(
+                    self._probe_conn = await self.cluster.opener.open_background(
                         self.instance.host, self.instance.port, timeout
                     )
                 else:

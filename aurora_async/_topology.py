@@ -35,7 +35,8 @@ class Instance:
 @dataclass(frozen=True)
 class Topology:
     """A snapshot: every known instance, at most one writer. ``version`` grows with each publication;
-    ``verified_at`` (``time.monotonic()``) is when the writer was last confirmed by asking it."""
+    ``verified_at`` (the event loop's clock, ``time.monotonic()`` for asyncio's loops) is when the writer
+    was last confirmed by asking it."""
 
     version: int
     instances: tuple[Instance, ...]

@@ -122,7 +122,7 @@ async def measure(sim: AuroraSimulator, endpoint: str, rounds: int, connects: in
 async def cache_hits(conns: list[Any], host: str, port: int, calls: int = 20000) -> dict[str, float]:
     """Seconds per ``Authenticator.credentials()`` call answered from the cache, per plugin: what a
     connect pays for its credentials once they are cached."""
-    from aurora_async._cluster import registry  # noqa: PLC0415 - a look inside, for this measurement
+    from aurora_async._registry import registry  # noqa: PLC0415 - a look inside, for this measurement
 
     hits: dict[str, float] = {}
     auth = registry.authenticator()

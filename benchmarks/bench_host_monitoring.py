@@ -25,7 +25,7 @@ from typing import Any
 from _common import command, commit, header, machine, percentile, summary, write
 
 import aurora_async
-from aurora_async._cluster import registry
+from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator
 
 INCUMBENT = {"failure_detection_time": 30, "failure_detection_interval": 5, "failure_detection_count": 3}

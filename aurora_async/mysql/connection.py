@@ -21,7 +21,7 @@ import pymysql
 from .._cluster import Cluster
 from .._config import Config
 from .._exceptions import TransactionResolutionUnknownError
-from .._session import FailoverSession
+from .._read_write import ReadWriteSession
 from .._topology import Instance
 from .driver import MySQLConnection
 
@@ -44,7 +44,7 @@ _SET_AUTOCOMMIT = re.compile(
 )
 
 
-class AuroraMySQLConnection(FailoverSession):
+class AuroraMySQLConnection(ReadWriteSession):
     """A connection to an Aurora MySQL / RDS MySQL cluster with the aiomysql ``Connection`` API.
 
     ``cursor()`` gives cursors with aiomysql's API (``execute``, ``executemany``, ``fetchone``,
@@ -70,6 +70,8 @@ class AuroraMySQLConnection(FailoverSession):
         return self._raw
 
     # -- the aiomysql API, with failover -------------------------------------------------------------
+
+    _END_LOST_BLOCK = "call rollback() (every call until then raises this error)"
 
     def cursor(self, *cursors: type[aiomysql.Cursor]) -> _CursorContext:
         """A cursor (``await conn.cursor()`` or ``async with conn.cursor() as cur``); cursor classes as

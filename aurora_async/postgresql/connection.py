@@ -16,13 +16,14 @@ import asyncpg
 
 from .._cluster import Cluster
 from .._config import Config
-from .._session import FailoverSession, monotonic
+from .._read_write import ReadWriteSession
+from .._session import monotonic
 from .._topology import Instance
 
 Listener = Callable[..., Any]
 
 
-class AuroraConnection(FailoverSession):
+class AuroraConnection(ReadWriteSession):
     """A connection to an Aurora / RDS cluster with the asyncpg ``Connection`` API.
 
     Methods not listed here are forwarded to the current asyncpg connection (``conn.raw``) as they are.

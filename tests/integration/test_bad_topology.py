@@ -31,7 +31,7 @@ import pytest
 
 import aurora_async
 from aurora_async import AuroraConnection, FailoverFailedError, FailoverSuccessError, Role
-from aurora_async._cluster import registry
+from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator
 from aurora_async.testing._pg_catalog import MASTER_SESSION_ID, TOPOLOGY_ROLE, sql_literal
 from tests.helpers import IS_READER_SQL, Forwarder, eventually, execute, fetchval

@@ -13,7 +13,7 @@ import pytest
 
 import aurora_async
 from aurora_async import FailoverSuccessError
-from aurora_async._cluster import registry
+from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator, FailoverDelays
 from tests.helpers import eventually
 

@@ -20,7 +20,7 @@ from aurora_async import (
     Role,
     TransactionResolutionUnknownError,
 )
-from aurora_async._cluster import registry
+from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator, FailoverDelays
 from tests.helpers import AURORA_HOST_ID_SQL, IS_READER_SQL, eventually, fetchval
 

@@ -13,8 +13,8 @@ import pytest
 import aurora_async
 from aurora_async import FailoverSuccessError, IamAuthError, SecretsManagerError
 from aurora_async._auth import Authenticator
-from aurora_async._cluster import registry
 from aurora_async._config import parse
+from aurora_async._registry import registry
 from aurora_async.postgresql.driver import open_connection
 from aurora_async.testing import AuroraSimulator, RehearsalSession
 from tests.aws import put_secret

@@ -21,7 +21,7 @@ import pytest
 
 import aurora_async
 from aurora_async import AuroraConnection, AuroraMySQLConnection
-from aurora_async._cluster import registry
+from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator
 from tests.helpers import eventually, execute, fetchval
 

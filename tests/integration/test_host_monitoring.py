@@ -11,7 +11,8 @@ import pytest
 
 import aurora_async
 from aurora_async import AuroraConnection, FailoverSuccessError
-from aurora_async._cluster import Cluster, registry
+from aurora_async._cluster import Cluster
+from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator
 from tests.helpers import eventually, fetchval
 

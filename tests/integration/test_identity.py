@@ -12,7 +12,7 @@ import pytest
 
 import aurora_async
 from aurora_async import FailoverFailedError, FailoverSuccessError
-from aurora_async._cluster import registry
+from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator, RehearsalSession
 from tests.aws import put_secret
 from tests.helpers import eventually

@@ -15,7 +15,7 @@ import pytest
 
 import aurora_async
 from aurora_async import AuroraConnection, AuroraMySQLConnection, FailoverSuccessError, Role
-from aurora_async._cluster import registry
+from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator
 from tests.helpers import IS_READER_SQL, fetchval
 

@@ -10,7 +10,7 @@ import pytest
 
 import aurora_async
 from aurora_async import AuroraConnection, ConfigurationError, FailoverSuccessError
-from aurora_async._cluster import registry
+from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator
 from tests.helpers import AURORA_HOST_ID_SQL, eventually, fetchval
 

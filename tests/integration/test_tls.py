@@ -12,7 +12,7 @@ import pymysql
 import pytest
 
 import aurora_async
-from aurora_async._cluster import registry
+from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator, RehearsalSession
 
 SECRET = "never-in-clear-4f1c2b"

@@ -40,7 +40,7 @@ import pymysql
 
 import aurora_async
 from aurora_async import FailoverFailedError, FailoverSuccessError, TransactionResolutionUnknownError
-from aurora_async._cluster import registry
+from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator
 
 from . import _internals

@@ -10,10 +10,10 @@ import pytest
 
 import aurora_async
 from aurora_async import ConfigurationError
-from aurora_async._cluster import cluster_key
 from aurora_async._config import DEFAULT_PLUGINS, parse
 from aurora_async._dialect import aurora_instances, host_builder
 from aurora_async._rds_hosts import HostPattern
+from aurora_async._registry import cluster_key
 from aurora_async._topology import Role
 from aurora_async.postgresql.driver import connect_kwargs, is_connection_error, is_read_only_error
 

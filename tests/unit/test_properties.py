@@ -21,7 +21,6 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from aurora_async import ConfigurationError, Options
-from aurora_async._cluster import cluster_key
 from aurora_async._config import (
     _ADDRESS_KEYWORDS,
     _DRIVER_KEYWORDS,
@@ -37,6 +36,7 @@ from aurora_async._config import (
 )
 from aurora_async._dialect import aurora_instances, host_builder, multi_az_instance_name
 from aurora_async._rds_hosts import HostPattern, RdsUrlType, classify_host
+from aurora_async._registry import cluster_key
 from aurora_async._topology import Instance, Role, with_writer
 from aurora_async.postgresql.dialects import MultiAzPgDialect
 

@@ -6,7 +6,7 @@ import itertools
 from types import SimpleNamespace
 from typing import Any
 
-from aurora_async._failover import order_readers
+from aurora_async._routing import order_readers
 from aurora_async._topology import Instance, Role
 
 READERS = [Instance(str(n), f"10.0.0.{n}", 5432, Role.READER) for n in (12, 13, 14)]

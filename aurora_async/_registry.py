@@ -1,0 +1,123 @@
+"""The registry of clusters: the library's only module-level state.
+
+One :class:`Cluster` per cluster and event loop (tasks and connections belong to one loop), found by
+its key (:func:`cluster_key`: where the cluster is and the settings of what its connections share;
+not who connects). A cluster leaves the registry when its last connection closes; the registry then
+remembers what it learned (its dialect and confirmed topology) for ``topology_refresh`` seconds, so
+that connect-close-connect does not detect the dialect and read the topology every time (roles are
+still checked at every connect, and the new cluster's monitor refreshes within a quarter second).
+It also holds, per loop, the credentials cache every cluster shares, and the process's aioboto3
+session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Hashable
+from typing import Any
+
+from ._auth import Authenticator
+from ._cluster import Cluster
+from ._config import ClusterSettings, Config
+from ._dialect import Dialect
+from ._driver import Driver
+from ._rds_hosts import classify_host
+from ._topology import Topology
+from .mysql.driver import MYSQL
+from .postgresql.driver import POSTGRESQL
+
+DRIVERS: dict[str, Driver] = {"postgresql": POSTGRESQL, "mysql": MYSQL}  # by Config.engine
+
+
+def cluster_key(config: Config) -> Hashable:
+    """What identifies a cluster: ``cluster_id``, else the instance pattern, else the RDS cluster name
+    and domain, else the host itself; plus the settings of what its connections share. Not who
+    connects: connections of every identity share the cluster."""
+    options = config.options
+    rds = classify_host(config.host)
+    address: Hashable
+    if options.cluster_id is not None:
+        address = ("id", options.cluster_id)
+    elif options.cluster_instance_host_pattern is not None:
+        address = ("pattern", options.cluster_instance_host_pattern)
+    elif rds.url_type.is_rds_cluster:
+        address = ("rds", (rds.name or "").lower(), (rds.domain or "").lower(), config.port)
+    else:
+        address = ("host", config.host.lower(), config.port)
+    return (config.engine, address, ClusterSettings.of(options))
+
+
+class ClusterRegistry:
+    """The clusters of this process, per event loop (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Cluster]] = (
+            weakref.WeakKeyDictionary()
+        )
+        # what closed clusters learned: (dialect, topology, when), per loop and cluster key
+        self._learned: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[Hashable, tuple[Dialect, Topology, float]]
+        ] = weakref.WeakKeyDictionary()
+        # the credentials cache of each loop, shared by its clusters (it outlives them: connect-close-
+        # connect reuses a token or a secret until it expires)
+        self._auth: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Authenticator] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._aws_session: Any = None  # the process's aioboto3 session, made on first use
+
+    def authenticator(self) -> Authenticator:
+        """The running loop's credentials cache."""
+        loop = asyncio.get_running_loop()
+        auth = self._auth.get(loop)
+        if auth is None:
+            auth = self._auth[loop] = Authenticator(default_session=self.aws_session)
+        return auth
+
+    def aws_session(self) -> Any:
+        """The aioboto3 session of every connection that brings none (``aws_session=``): one per
+        process, so botocore loads its service models once."""
+        if self._aws_session is None:
+            import aioboto3  # noqa: PLC0415 - the optional 'aws' extra, checked when the config was parsed
+
+            self._aws_session = aioboto3.Session()
+        return self._aws_session
+
+    def acquire(self, config: Config) -> Cluster:
+        """The cluster ``config`` belongs to, with one more reference, held by ``config.identity``."""
+        loop = asyncio.get_running_loop()
+        clusters = self._by_loop.setdefault(loop, {})
+        key = cluster_key(config)
+        cluster = clusters.get(key)
+        if cluster is None or cluster.closed:
+            cluster = Cluster(key, config, DRIVERS[config.engine], self.authenticator(), self._forget)
+            learned = self._learned.get(loop, {}).pop(key, None)
+            if (
+                learned is not None
+                and config.options.plugins
+                and time.monotonic() - learned[2] < config.options.topology_refresh
+            ):
+                cluster.discovery.adopt(learned[0], learned[1])
+            clusters[key] = cluster
+        return cluster.acquire(config.identity)
+
+    def _forget(self, cluster: Cluster) -> None:
+        for loop, clusters in self._by_loop.items():
+            if clusters.get(cluster.key) is cluster:
+                del clusters[cluster.key]
+                dialect, topology = cluster.dialect, cluster.topology
+                if (
+                    dialect is not None
+                    and topology is not None
+                    and (cluster.confirmed or not dialect.has_topology)
+                ):
+                    learned = self._learned.setdefault(loop, {})
+                    learned[cluster.key] = (dialect, topology, time.monotonic())
+
+    def clusters(self) -> list[Cluster]:
+        """Clusters alive on the running loop (for tests and diagnostics)."""
+        return list(self._by_loop.get(asyncio.get_running_loop(), {}).values())
+
+
+registry = ClusterRegistry()
