@@ -7,7 +7,6 @@ The local Aurora simulator used by the test suite lives in :mod:`aurora_async.te
 from __future__ import annotations
 
 from . import data_api
-from ._config import FailoverMode, Options
 from ._connect import RawConnector, connect, connect_raw, raw_connector
 from ._exceptions import (
     AuroraError,
@@ -21,6 +20,7 @@ from ._exceptions import (
     SecretsManagerError,
     TransactionResolutionUnknownError,
 )
+from ._options import FailoverMode, Options
 from ._pool import AuroraPool, create_pool
 from ._registry import registry as _registry
 from ._retry import RetryState, attempts_of, retry_on_failover

@@ -20,13 +20,14 @@ from typing import Any, TypeVar
 
 from ._auth import Authenticator
 from ._concurrency import TaskOwner
-from ._config import ClusterSettings, Config
+from ._config import Config
 from ._dialect import Dialect, HostBuilder
 from ._discovery import Discovery
 from ._driver import Driver, RawConnection
 from ._host_monitor import HostMonitor
 from ._identity import Identities, Identity
 from ._opener import Opener
+from ._options import ClusterSettings
 from ._routing import WriterSearch
 from ._topology import Instance, Role, Topology
 from ._topology_monitor import TopologyMonitor

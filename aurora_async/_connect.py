@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Generator
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, overload
 
 import asyncpg
 
 from ._cluster import Cluster
+from ._concurrency import AwaitableContext
 from ._config import Config, parse
 from ._driver import discard
 from ._exceptions import ConfigurationError, FailoverFailedError
 from ._identity import LoginRefused
+from ._plugins import Plugin
 from ._rds_hosts import RdsUrlType
 from ._registry import registry
 from ._routing import NoInstanceFound, connect_to_reader, connect_to_writer
@@ -30,12 +31,12 @@ async def _open(config: Config) -> tuple[Cluster, Any, Instance]:
         try:
             raw, instance = await _first_contact(cluster, config)
         except cluster.driver.connect_errors as exc:
-            if not (known and config.options.has("failover") and _unreachable(cluster, exc)):
+            if not (known and config.options.has(Plugin.FAILOVER) and _unreachable(cluster, exc)):
                 raise
             # the endpoint's instance is failing (a failover is under way): reach one in the right role
             # through the known topology, as a failover would, rather than failing the connect
             return cluster, *await _elsewhere(cluster, config, f"{type(exc).__name__} at {config.host}")
-        if config.options.has("initial_connection") and cluster.dialect is not None:
+        if config.options.has(Plugin.INITIAL_CONNECTION) and cluster.dialect is not None:
             raw, instance = await _right_instance(cluster, config, raw, instance)
         cluster.confirm(instance)
         return cluster, raw, instance
@@ -117,45 +118,53 @@ async def _elsewhere(cluster: Cluster, config: Config, why: str) -> tuple[Any, I
         ) from None
 
 
-class _Connecting:
-    """What :func:`connect` returns: await it, or use it as an async context manager."""
-
-    def __init__(self, config: Config, read_only: bool = False) -> None:
-        self._config = config
-        self._read_only = read_only
-        self._conn: Any = None
-
-    async def _connect(self) -> Any:
-        cluster, raw, instance = await _open(self._config)
-        facade = AuroraMySQLConnection if self._config.engine == "mysql" else AuroraConnection
-        conn = facade(cluster, self._config, raw, instance)
-        if self._read_only:
-            try:
-                await conn.set_read_only(True)
-            except BaseException:
-                conn.terminate()
-                raise
-        return conn
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self._connect().__await__()
-
-    async def __aenter__(self) -> Any:
-        self._conn = await self._connect()
-        return self._conn
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._conn is not None:
-            await self._conn._close(None)
+_FACADES: dict[str, type[AuroraConnection] | type[AuroraMySQLConnection]] = {
+    "postgresql": AuroraConnection,
+    "mysql": AuroraMySQLConnection,
+}
 
 
-def connect(dsn: str | None = None, *, read_only: bool = False, **options: Any) -> _Connecting:
+async def _connect(config: Config, read_only: bool) -> Any:
+    cluster, raw, instance = await _open(config)
+    conn = _FACADES[config.engine](cluster, config, raw, instance)
+    if read_only:
+        try:
+            await conn.set_read_only(True)
+        except BaseException:
+            conn.terminate()
+            raise
+    return conn
+
+
+async def _close_connection(
+    conn: AuroraConnection | AuroraMySQLConnection, exc: BaseException | None
+) -> None:
+    await conn._close(None)
+
+
+@overload
+def connect(
+    dsn: str | None = None, *, engine: Literal["postgresql"], read_only: bool = False, **options: Any
+) -> AwaitableContext[AuroraConnection]: ...
+
+
+@overload
+def connect(
+    dsn: str | None = None, *, engine: Literal["mysql"], read_only: bool = False, **options: Any
+) -> AwaitableContext[AuroraMySQLConnection]: ...
+
+
+@overload
+def connect(dsn: str | None = None, *, read_only: bool = False, **options: Any) -> AwaitableContext[Any]: ...
+
+
+def connect(dsn: str | None = None, *, read_only: bool = False, **options: Any) -> AwaitableContext[Any]:
     """Connect to an Aurora / RDS cluster: an :class:`AuroraConnection` (asyncpg API) for PostgreSQL,
     an :class:`AuroraMySQLConnection` (aiomysql API) for MySQL.
 
     ``await aurora_async.connect(dsn, ...)`` or ``async with aurora_async.connect(dsn, ...) as conn``.
+    The DSN's scheme picks the engine at run time; ``engine="postgresql"`` or ``engine="mysql"`` also
+    tells a type checker which connection class comes back.
 
     :param dsn: a ``postgresql://`` or ``mysql://`` DSN (or ``engine="mysql"`` with ``host=``...);
         aurora_async options may also be given as query parameters.
@@ -175,9 +184,9 @@ def connect(dsn: str | None = None, *, read_only: bool = False, **options: Any) 
     :raises ConfigurationError: a bad DSN, option or value (before any network I/O).
     """
     config = parse(dsn, **options)
-    if read_only and not config.options.has("read_write_splitting"):
+    if read_only and not config.options.has(Plugin.READ_WRITE_SPLITTING):
         raise ConfigurationError("read_only=True needs the 'read_write_splitting' plugin")
-    return _Connecting(config, read_only)
+    return AwaitableContext(lambda: _connect(config, read_only), _close_connection)
 
 
 async def connect_raw(dsn: str | None = None, **options: Any) -> Any:
@@ -197,7 +206,8 @@ async def connect_raw(dsn: str | None = None, **options: Any) -> Any:
 async def _connect_raw(config: Config) -> tuple[Cluster, Any]:
     cluster, raw, instance = await _open(config)
     tracked = (
-        config.options.has("aurora_connection_tracker") and config.options.failover_mode == "strict_writer"
+        config.options.has(Plugin.AURORA_CONNECTION_TRACKER)
+        and config.options.failover_mode == "strict_writer"
     )
     if tracked:
         cluster.tracker.add(instance.instance_id, raw)

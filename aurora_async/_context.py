@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Coroutine, Iterator
 from typing import Any, Protocol, TypeVar
 
-from ._config import ClusterSettings
 from ._dialect import Dialect, HostBuilder
 from ._driver import Driver, RawConnection
 from ._opener import Opener
+from ._options import ClusterSettings
 from ._topology import Instance, Topology
 
 T = TypeVar("T")

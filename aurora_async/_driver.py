@@ -1,4 +1,4 @@
-"""What the core needs from a database driver, and which driver serves which engine.
+"""What the core needs from a database driver: the engine's facts, its connections and its errors.
 
 The cluster, failover, host monitoring and the facades do not import asyncpg or aiomysql: they ask
 the cluster's :class:`Driver` to open a physical connection, to classify an error and to probe an
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ._auth import Authenticator, Credentials
     from ._dialect import Dialect
     from ._identity import Identity
+    from ._tls import Tls
 
 T = TypeVar("T")
 
@@ -38,9 +39,24 @@ class RawConnection(Protocol):
 
 @dataclass(frozen=True)
 class Driver:
-    """One database driver as the core sees it: what it raises and the functions that use it."""
+    """One database driver as the core sees it: the engine's facts (port, the driver's keywords, TLS),
+    what it raises and the functions that use it."""
 
     engine: str
+    schemes: tuple[str, ...]  # the DSN schemes that name the engine
+    default_port: int
+    connect_name: str  # how errors name the driver's connect function
+    # the driver's connect() keywords that aurora_async accepts and passes on (host, port, user,
+    # password, database and timeout it handles itself); aliases name the same thing differently
+    connect_keywords: frozenset[str]
+    keyword_aliases: Mapping[str, str]  # driver's name -> aurora_async's (aiomysql's db= is database=)
+    # DSN query parameters: with ``dsn_passthrough`` the driver reads the DSN itself (these are the ones
+    # it reads; the rest it sends to the server as settings); without, only ``dsn_keywords`` are accepted,
+    # and they become connect() keywords (the value says whether it is a true/false flag)
+    dsn_passthrough: bool
+    dsn_parameters: frozenset[str]
+    dsn_keywords: Mapping[str, bool]
+    tls: Callable[[Any, str | None], Tls]  # (ssl= argument, the DSN passed on) -> what TLS that gives
     # what opening a connection, or a probe query on one, raises when the instance cannot be used
     connect_errors: tuple[type[BaseException], ...]
     dialects: Mapping[str, type[Dialect]]  # by wrapper_dialect code

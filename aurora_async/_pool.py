@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Generator
 from types import TracebackType
 from typing import Any
 
 from ._cluster import Cluster
+from ._concurrency import AwaitableContext
 from ._config import Config, parse
 from ._connect import _open
 from ._exceptions import ConfigurationError
+from ._plugins import Plugin
 from .postgresql.connection import AuroraConnection
 
 log = logging.getLogger("aurora_async.pool")
@@ -75,7 +76,9 @@ class AuroraPool:
 
     # -- checkout ----------------------------------------------------------------------------------
 
-    def acquire(self, *, timeout: float | None = None, read_only: bool = False) -> _Acquire:
+    def acquire(
+        self, *, timeout: float | None = None, read_only: bool = False
+    ) -> AwaitableContext[AuroraConnection]:
         """A connection: ``await pool.acquire()`` or ``async with pool.acquire() as conn``.
 
         :param timeout: seconds to wait for a free slot (default: the pool's ``acquire_timeout``;
@@ -83,9 +86,10 @@ class AuroraPool:
         :param read_only: with the ``read_write_splitting`` plugin, a connection moved to a reader
             (it moves back to the writer when released).
         """
-        if read_only and not self._config.options.has("read_write_splitting"):
+        if read_only and not self._config.options.has(Plugin.READ_WRITE_SPLITTING):
             raise ConfigurationError("acquire(read_only=True) needs the 'read_write_splitting' plugin")
-        return _Acquire(self, self._acquire_timeout if timeout is None else timeout, read_only)
+        timeout = self._acquire_timeout if timeout is None else timeout
+        return AwaitableContext(lambda: self._acquire(timeout, read_only), self._release_after_block)
 
     async def _acquire(self, timeout: float | None, read_only: bool = False) -> AuroraConnection:
         conn = await self._checkout(timeout)
@@ -168,6 +172,9 @@ class AuroraPool:
             "max_size": self._max_size,
         }
 
+    async def _release_after_block(self, conn: AuroraConnection, exc: BaseException | None) -> None:
+        await self.release(conn)
+
     async def close(self) -> None:
         """Wait for every acquired connection to be released, then close them all."""
         self._closing = True
@@ -204,44 +211,6 @@ class AuroraPool:
         await self.close()
 
 
-class _Acquire:
-    def __init__(self, pool: AuroraPool, timeout: float | None, read_only: bool) -> None:
-        self._pool = pool
-        self._timeout = timeout
-        self._read_only = read_only
-        self._conn: AuroraConnection | None = None
-
-    def __await__(self) -> Generator[Any, None, AuroraConnection]:
-        return self._pool._acquire(self._timeout, self._read_only).__await__()
-
-    async def __aenter__(self) -> AuroraConnection:
-        self._conn = await self._pool._acquire(self._timeout, self._read_only)
-        return self._conn
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await self._pool.release(conn)
-
-
-class _Creating:
-    def __init__(self, pool: AuroraPool) -> None:
-        self._pool = pool
-
-    def __await__(self) -> Generator[Any, None, AuroraPool]:
-        return self._pool._start().__await__()
-
-    async def __aenter__(self) -> AuroraPool:
-        return await self._pool._start()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._pool.close()
-
-
 def create_pool(
     dsn: str | None = None,
     *,
@@ -249,7 +218,7 @@ def create_pool(
     max_size: int = 10,
     acquire_timeout: float | None = None,
     **options: Any,
-) -> _Creating:
+) -> AwaitableContext[AuroraPool]:
     """A pool of failover-aware connections: ``pool = await create_pool(dsn, ...)`` or
     ``async with create_pool(dsn, ...) as pool``.
 
@@ -273,6 +242,9 @@ def create_pool(
             "create_pool() serves PostgreSQL (the asyncpg pool API); for MySQL open connections with "
             "aurora_async.connect() (a pool for the aiomysql API is not available yet)"
         )
-    return _Creating(
-        AuroraPool(config, min_size=min_size, max_size=max_size, acquire_timeout=acquire_timeout)
-    )
+    pool = AuroraPool(config, min_size=min_size, max_size=max_size, acquire_timeout=acquire_timeout)
+    return AwaitableContext(pool._start, _close_pool)
+
+
+async def _close_pool(pool: AuroraPool, exc: BaseException | None) -> None:
+    await pool.close()

@@ -17,6 +17,7 @@ from ._driver import discard
 from ._exceptions import ConfigurationError, ReadWriteSplittingError
 from ._failover import FailoverSession
 from ._identity import LoginRefused
+from ._plugins import Plugin
 from ._routing import NoInstanceFound, connect_in_role, connect_to_writer, order_readers
 from ._topology import Instance, Role
 
@@ -42,7 +43,7 @@ class ReadWriteSession(FailoverSession):
 
         :raises ReadWriteSplittingError: inside a transaction (it lives on the current connection).
         """
-        if not self._config.options.has("read_write_splitting"):
+        if not self._config.options.has(Plugin.READ_WRITE_SPLITTING):
             raise ConfigurationError("set_read_only() needs the 'read_write_splitting' plugin")
         if self._closed:
             raise self._closed_error()

@@ -20,15 +20,11 @@ from typing import Any
 
 from ._auth import Authenticator
 from ._cluster import Cluster
-from ._config import ClusterSettings, Config
+from ._config import Config
 from ._dialect import Dialect
-from ._driver import Driver
+from ._options import ClusterSettings
 from ._rds_hosts import classify_host
 from ._topology import Topology
-from .mysql.driver import MYSQL
-from .postgresql.driver import POSTGRESQL
-
-DRIVERS: dict[str, Driver] = {"postgresql": POSTGRESQL, "mysql": MYSQL}  # by Config.engine
 
 
 def cluster_key(config: Config) -> Hashable:
@@ -91,7 +87,7 @@ class ClusterRegistry:
         key = cluster_key(config)
         cluster = clusters.get(key)
         if cluster is None or cluster.closed:
-            cluster = Cluster(key, config, DRIVERS[config.engine], self.authenticator(), self._forget)
+            cluster = Cluster(key, config, config.driver, self.authenticator(), self._forget)
             learned = self._learned.get(loop, {}).pop(key, None)
             if (
                 learned is not None

@@ -18,10 +18,10 @@ import random
 from typing import Any
 
 from ._concurrency import Backoff, race_first, retrieve_exception
-from ._config import FailoverMode
 from ._context import ClusterContext
 from ._driver import RawConnection, discard, discard_first
 from ._identity import Identity, LoginRefused
+from ._options import FailoverMode
 from ._topology import Instance, Role, Topology, with_writer
 
 log = logging.getLogger("aurora_async.topology")

@@ -21,6 +21,7 @@ from ._cluster import Cluster
 from ._config import Config
 from ._driver import discard
 from ._exceptions import TransactionResolutionUnknownError
+from ._plugins import Plugin
 from ._topology import Instance, Role
 
 monotonic = time.monotonic
@@ -37,8 +38,8 @@ class Session:
         self._raw = raw
         self._instance = instance
         self._mode = config.options.failover_mode
-        self._failover = config.options.has("failover")
-        self._tracker_plugin = config.options.has("aurora_connection_tracker")
+        self._failover = config.options.has(Plugin.FAILOVER)
+        self._tracker_plugin = config.options.has(Plugin.AURORA_CONNECTION_TRACKER)
         self._closed = False
         self._closing = asyncio.Event()  # set with _closed: a failover in flight stops waiting
         self._loop = asyncio.get_running_loop()
@@ -46,7 +47,7 @@ class Session:
         self._failover_lock = asyncio.Lock()
         self._busy_since: float | None = None  # when the call in flight started (host monitoring)
         self._aborted_in_transaction: tuple[Any, bool] | None = None
-        self._monitored = config.options.has("host_monitoring") and cluster.dialect is not None
+        self._monitored = config.options.has(Plugin.HOST_MONITORING) and cluster.dialect is not None
         self._read_only = False
         self._spare: tuple[Any, Instance] | None = None  # the other role's connection
         # the open transaction block (asyncpg transaction(), aiomysql begin()) began on this physical

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Generator, Iterable
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
@@ -19,6 +19,7 @@ import aiomysql
 import pymysql
 
 from .._cluster import Cluster
+from .._concurrency import AwaitableContext
 from .._config import Config
 from .._exceptions import TransactionResolutionUnknownError
 from .._read_write import ReadWriteSession
@@ -73,7 +74,7 @@ class AuroraMySQLConnection(ReadWriteSession):
 
     _END_LOST_BLOCK = "call rollback() (every call until then raises this error)"
 
-    def cursor(self, *cursors: type[aiomysql.Cursor]) -> _CursorContext:
+    def cursor(self, *cursors: type[aiomysql.Cursor]) -> AwaitableContext[AuroraMySQLCursor]:
         """A cursor (``await conn.cursor()`` or ``async with conn.cursor() as cur``); cursor classes as
         for aiomysql, e.g. ``conn.cursor(aiomysql.DictCursor)``."""
         if self._closed:
@@ -81,7 +82,8 @@ class AuroraMySQLConnection(ReadWriteSession):
         for cls in cursors:
             if not (isinstance(cls, type) and issubclass(cls, aiomysql.Cursor)):
                 raise TypeError("Custom cursor must be subclass of Cursor")
-        return _CursorContext(AuroraMySQLCursor(self, cursors))
+        cursor = AuroraMySQLCursor(self, cursors)
+        return AwaitableContext(lambda: _ready(cursor), _close_cursor)
 
     async def begin(self) -> None:
         """Start a transaction. Its work is tracked through failover: if the connection fails over
@@ -325,22 +327,9 @@ class AuroraMySQLCursor:
         return row
 
 
-class _CursorContext:
-    """What :meth:`AuroraMySQLConnection.cursor` returns: await it, or ``async with`` it."""
+async def _ready(cursor: AuroraMySQLCursor) -> AuroraMySQLCursor:
+    return cursor
 
-    def __init__(self, cursor: AuroraMySQLCursor) -> None:
-        self._cursor = cursor
 
-    def __await__(self) -> Generator[Any, None, AuroraMySQLCursor]:
-        return self._ready().__await__()
-
-    async def _ready(self) -> AuroraMySQLCursor:
-        return self._cursor
-
-    async def __aenter__(self) -> AuroraMySQLCursor:
-        return self._cursor
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._cursor.close()
+async def _close_cursor(cursor: AuroraMySQLCursor, exc: BaseException | None) -> None:
+    await cursor.close()

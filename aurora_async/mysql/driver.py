@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ import aiomysql
 import pymysql
 
 from .._driver import Driver, connect_as, set_keepalive
+from .._tls import mysql_tls
 from .dialects import DIALECTS, MySqlDialect, detect_dialect
 
 if TYPE_CHECKING:
@@ -173,6 +175,24 @@ async def _ping(conn: MySQLConnection) -> None:
 
 MYSQL = Driver(
     engine="mysql",
+    schemes=("mysql",),
+    default_port=3306,
+    connect_name="aiomysql.connect()",
+    connect_keywords=frozenset(inspect.signature(aiomysql.connect).parameters)
+    - {"host", "port", "user", "password", "db", "loop", "connect_timeout", "unix_socket"},
+    keyword_aliases={"db": "database"},
+    dsn_passthrough=False,
+    dsn_parameters=frozenset(),
+    # aiomysql keywords a mysql:// DSN may carry as query parameters (True: a true/false flag)
+    dsn_keywords={
+        "charset": False,
+        "sql_mode": False,
+        "init_command": False,
+        "program_name": False,
+        "autocommit": True,
+        "local_infile": True,
+    },
+    tls=lambda ssl, dsn: mysql_tls(ssl),
     connect_errors=CONNECT_ERRORS,
     dialects=DIALECTS,
     plain_dialect=MySqlDialect,

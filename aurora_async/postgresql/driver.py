@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 from typing import Any
 
 import asyncpg
@@ -12,6 +13,7 @@ from asyncpg.exceptions import InternalClientError
 from .._auth import Authenticator
 from .._driver import Driver, connect_as, set_keepalive
 from .._identity import Identity
+from .._tls import postgres_tls
 from .dialects import DIALECTS, PgDialect, detect_dialect
 
 # SQLSTATE classes and codes that mean "this connection or its server is gone" (prefix match):
@@ -101,8 +103,26 @@ async def _ping(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT 1")  # simple protocol: one round trip
 
 
+# what asyncpg itself reads from a postgresql:// DSN's query (asyncpg 0.30-0.32); the rest it sends to
+# the server as settings
+_DSN_PARAMETERS = frozenset(
+    {"host", "port", "dbname", "database", "user", "password", "passfile", "service", "sslmode", "sslcert"}
+    | {"sslkey", "sslrootcert", "sslcrl", "sslpassword", "sslnegotiation", "ssl_min_protocol_version"}
+    | {"ssl_max_protocol_version", "target_session_attrs", "krbsrvname", "gsslib"}
+)
+
 POSTGRESQL = Driver(
     engine="postgresql",
+    schemes=("postgresql", "postgres"),
+    default_port=5432,
+    connect_name="asyncpg.connect()",
+    connect_keywords=frozenset(inspect.signature(asyncpg.connect).parameters)
+    - {"dsn", "host", "port", "user", "password", "database", "loop", "timeout", "target_session_attrs"},
+    keyword_aliases={},
+    dsn_passthrough=True,
+    dsn_parameters=_DSN_PARAMETERS,
+    dsn_keywords={},
+    tls=postgres_tls,
     connect_errors=CONNECT_ERRORS,
     dialects=DIALECTS,
     plain_dialect=PgDialect,

@@ -67,14 +67,14 @@ async def test_forwards_bytes_both_ways(proxy: tuple[ProxyProcess, int]) -> None
 async def test_delay_adds_latency_each_way(proxy: tuple[ProxyProcess, int]) -> None:
     proc, port = proxy
     reader, writer = await asyncio.open_connection(HOST, port)
-    await proc.call("delay", name="a", seconds=0.1)
+    await proc.call("delay", name="a", seconds=0.5)
     started = time.monotonic()
     assert await _round_trip(reader, writer, b"ping") == b"ping"
-    assert time.monotonic() - started >= 0.19
+    assert time.monotonic() - started >= 0.99
     await proc.call("delay", name="a", seconds=0)
     started = time.monotonic()
     await _round_trip(reader, writer, b"ping")
-    assert time.monotonic() - started < 0.15
+    assert time.monotonic() - started < 0.5  # the 1 s delay is gone
     writer.close()
 
 

@@ -107,15 +107,15 @@ async def test_latency_slows_every_round_trip(aurora_postgres: AuroraSimulator) 
     sim = aurora_postgres
     conn = await connect(sim.dsn("13"))
     try:
-        await sim.latency("13", 0.2)
+        await sim.latency("13", 1.0)
         started = time.monotonic()
         await conn.fetchval("SELECT 1")
-        assert time.monotonic() - started >= 0.19
-        assert sim.instances["13"].latency == 0.2
+        assert time.monotonic() - started >= 0.99
+        assert sim.instances["13"].latency == 1.0
         await sim.restore("13")
         started = time.monotonic()
         await conn.fetchval("SELECT 1")
-        assert time.monotonic() - started < 0.15
+        assert time.monotonic() - started < 0.5  # the 1 s delay is gone
     finally:
         await conn.close()
     with pytest.raises(ValueError, match="latency"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,8 +12,9 @@ import pytest
 
 import aurora_async
 from aurora_async import ConfigurationError
-from aurora_async._config import DEFAULT_PLUGINS, parse
+from aurora_async._config import parse
 from aurora_async._dialect import aurora_instances, host_builder
+from aurora_async._plugins import DEFAULT_PLUGINS
 from aurora_async._rds_hosts import HostPattern
 from aurora_async._registry import cluster_key
 from aurora_async._topology import Role
@@ -230,7 +233,7 @@ def test_credentials_options() -> None:
     )
     arn = "arn:aws:secretsmanager:ap-south-1:123456789012:secret:app-AbCdEf"
     secret = parse(host=CLUSTER, plugins=("aws_secrets_manager",), secrets_manager_secret_id=arn).options
-    from aurora_async._config import secret_region
+    from aurora_async._credential_options import secret_region
 
     assert secret_region(secret) == "ap-south-1"
     assert secret.secrets_manager_secret_username_key == "username"
@@ -298,11 +301,12 @@ def test_durations_have_a_lower_bound(name: str, value: float, minimum: str) -> 
 
 
 def test_every_duration_has_a_lower_bound_that_its_default_meets() -> None:
-    from aurora_async._config import _SECONDS, MINIMUM_SECONDS
+    from aurora_async._options import MINIMUM_SECONDS
 
-    assert set(MINIMUM_SECONDS) == {*_SECONDS, "timeout"}
+    durations = {f.name for f in dataclasses.fields(aurora_async.Options) if f.type == "float"}
+    assert set(MINIMUM_SECONDS) == {*durations, "timeout"}
     defaults = aurora_async.Options()
-    for name in _SECONDS:
+    for name in durations - {"failure_detection_time"}:
         assert getattr(defaults, name) >= MINIMUM_SECONDS[name] > 0, name
     assert MINIMUM_SECONDS["timeout"] == MINIMUM_SECONDS["connect_timeout"]
     assert MINIMUM_SECONDS["topology_refresh"] <= 0.01  # tests/integration/test_connect_failover.py uses it
@@ -349,3 +353,24 @@ NOT_OURS = [
 def test_other_dsn_parameters_go_to_asyncpg(parameter: str) -> None:
     config = parse(f"postgresql://app@{CLUSTER}/db?{parameter}=x")
     assert config.dsn == f"postgresql:///?{parameter}=x"
+
+
+def test_every_option_has_a_reader_a_doc_line_and_a_place_in_the_readme() -> None:
+    """The option table is the one list of options: each says how it is read and what it does, and the
+    README names it (a new option cannot be added without both)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for option in dataclasses.fields(aurora_async.Options):
+        assert callable(option.metadata["read"]), option.name
+        assert len(option.metadata["doc"]) > 10, option.name
+        assert re.search(rf"`{option.name}[`=]", readme), option.name
+
+
+def test_a_plugin_code_is_read_into_the_plugin_it_names() -> None:
+    from aurora_async._plugins import Plugin
+
+    config = parse(host=CLUSTER, plugins="failover, read_write_splitting")
+    assert config.options.plugins == (Plugin.FAILOVER, Plugin.READ_WRITE_SPLITTING)
+    assert config.options.has(Plugin.READ_WRITE_SPLITTING) and not config.options.has(Plugin.HOST_MONITORING)
+    assert repr(config.options.plugins) == "('failover', 'read_write_splitting')"

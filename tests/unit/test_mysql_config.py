@@ -9,7 +9,8 @@ import pytest
 
 from aurora_async import ConfigurationError
 from aurora_async._config import parse
-from aurora_async._registry import DRIVERS, cluster_key
+from aurora_async._engines import DRIVERS
+from aurora_async._registry import cluster_key
 from aurora_async.mysql.connection import AuroraMySQLConnection
 from aurora_async.mysql.driver import (
     connect_kwargs,

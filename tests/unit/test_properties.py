@@ -21,24 +21,15 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from aurora_async import ConfigurationError, Options
-from aurora_async._config import (
-    _ADDRESS_KEYWORDS,
-    _DRIVER_KEYWORDS,
-    DIALECT_CODES,
-    FAILOVER_MODES,
-    IMPLEMENTED_PLUGINS,
-    KNOWN_PLUGINS,
-    MINIMUM_SECONDS,
-    OPTION_NAMES,
-    SELECTOR_STRATEGIES,
-    Config,
-    parse,
-)
+from aurora_async._config import _ADDRESS_KEYWORDS, Config, parse
 from aurora_async._dialect import aurora_instances, host_builder, multi_az_instance_name
+from aurora_async._options import FAILOVER_MODES, MINIMUM_SECONDS, OPTION_NAMES, SELECTOR_STRATEGIES
+from aurora_async._plugins import Plugin
 from aurora_async._rds_hosts import HostPattern, RdsUrlType, classify_host
 from aurora_async._registry import cluster_key
 from aurora_async._topology import Instance, Role, with_writer
 from aurora_async.postgresql.dialects import MultiAzPgDialect
+from aurora_async.postgresql.driver import POSTGRESQL
 
 # examples per property: the whole file runs in a few seconds; no example database (nothing written)
 FAST = settings(max_examples=50, deadline=None, database=None)
@@ -114,7 +105,7 @@ HOSTS = st.one_of(HOST_NAMES, IPV4, rds_cluster_hosts().map(lambda h: h[0]))
 
 # option -> strategy of (value as given, value as parsed); the iam / aws_secrets_manager plugins are left
 # out (they need aioboto3 and AWS settings, which test_config.py covers)
-PLAIN_PLUGINS = sorted(IMPLEMENTED_PLUGINS - {"iam", "aws_secrets_manager"})
+PLAIN_PLUGINS = sorted(set(Plugin) - {Plugin.IAM, Plugin.AWS_SECRETS_MANAGER})
 SECONDS = st.floats(min_value=0.001, max_value=1e7, allow_nan=False, allow_infinity=False)
 
 
@@ -163,7 +154,7 @@ OPTION_VALUES: dict[str, st.SearchStrategy[tuple[Any, Any]]] = {
     "failover_mode": st.one_of(
         _spelled(FAILOVER_MODES), st.sampled_from(FAILOVER_MODES).map(lambda m: (m.replace("_", "-"), m))
     ),
-    "wrapper_dialect": _spelled(DIALECT_CODES["postgresql"]),
+    "wrapper_dialect": _spelled(tuple(POSTGRESQL.dialects)),
     "reader_host_selector_strategy": _spelled(SELECTOR_STRATEGIES),
     "iam_allow_plaintext": st.sampled_from(
         [("true", True), ("1", True), ("YES", True), ("On", True), ("false", False), ("0", False)]
@@ -323,8 +314,8 @@ BAD_FLAGS = st.one_of(
     JUNK_TEXT.filter(lambda t: t.strip().lower() not in FLAGS),
     st.integers().filter(lambda i: i not in (0, 1)),
 )
-BAD_PLUGIN_NAMES = JUNK_TEXT.filter(lambda t: "," not in t and t.strip() and t.strip() not in KNOWN_PLUGINS)
-KNOWN_KEYWORDS = OPTION_NAMES | _DRIVER_KEYWORDS["postgresql"] | _ADDRESS_KEYWORDS | {"engine"}
+BAD_PLUGIN_NAMES = JUNK_TEXT.filter(lambda t: "," not in t and t.strip() and t.strip() not in set(Plugin))
+KNOWN_KEYWORDS = OPTION_NAMES | POSTGRESQL.connect_keywords | _ADDRESS_KEYWORDS | {"engine"}
 
 
 def _bad_choice(accepted: Iterable[str]) -> st.SearchStrategy[str]:
@@ -359,7 +350,7 @@ GARBAGE: st.SearchStrategy[tuple[str, Any]] = st.one_of(
         ),
     ),
     st.tuples(st.just("failover_mode"), _bad_choice(FAILOVER_MODES)),
-    st.tuples(st.just("wrapper_dialect"), _bad_choice(DIALECT_CODES["postgresql"])),
+    st.tuples(st.just("wrapper_dialect"), _bad_choice(tuple(POSTGRESQL.dialects))),
     st.tuples(st.just("reader_host_selector_strategy"), _bad_choice(SELECTOR_STRATEGIES)),
     st.tuples(st.just("cluster_instance_host_pattern"), JUNK_TEXT.filter(lambda t: "?" not in t)),
     st.tuples(st.just("cluster_instance_host_pattern"), st.sampled_from(["? .x", "[?]", "?:0", "?:+1"])),
