@@ -4,6 +4,7 @@ interruptible waits, back-off, and objects to await or use with ``async with``."
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -52,20 +53,28 @@ class TaskOwner:
 
 
 class Backoff:
-    """Pauses that double from ``initial`` up to ``ceiling``; :meth:`reset` starts over."""
+    """Exponential back-off: pause ``n`` is ``min(ceiling, initial * 2**n)``; with an ``rng``, "equal
+    jitter" draws it between half of that and the whole. :meth:`delay` gives pause ``n``;
+    :meth:`pause` sleeps the next one (and :meth:`reset` starts over)."""
 
-    def __init__(self, initial: float, ceiling: float) -> None:
+    def __init__(self, initial: float, ceiling: float, *, rng: random.Random | None = None) -> None:
         self.initial, self.ceiling = initial, max(initial, ceiling)
-        self._next = initial
+        self._rng = rng
+        self._attempt = 0
+
+    def delay(self, attempt: int) -> float:
+        """Pause number ``attempt`` (from 0)."""
+        top = min(self.ceiling, self.initial * 2 ** min(attempt, 32))
+        return top if self._rng is None else self._rng.uniform(top / 2, top)
 
     def reset(self) -> None:
-        self._next = self.initial
+        self._attempt = 0
 
     async def pause(self, deadline: float) -> None:
         """Sleep the next pause, never past ``deadline`` (the loop's clock)."""
         loop = asyncio.get_running_loop()
-        await asyncio.sleep(min(self._next, max(0.0, deadline - loop.time())))
-        self._next = min(self._next * 2, self.ceiling)
+        await asyncio.sleep(min(self.delay(self._attempt), max(0.0, deadline - loop.time())))
+        self._attempt += 1
 
 
 class AwaitableContext(Generic[T]):

@@ -24,7 +24,8 @@ over the simulator's real databases.
 
 from __future__ import annotations
 
-from ._connection import DataApiConnection, ExecuteResult, connect
+from ._connect import connect
+from ._connection import DataApiConnection, ExecuteResult
 from ._errors import (
     DataApiError,
     DatabaseError,

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
+from .._concurrency import Backoff
 from ._errors import (
     DataApiError,
     DatabaseResumingError,
@@ -37,18 +37,6 @@ from ._errors import (
 )
 
 log = logging.getLogger("aurora_async.data_api")
-
-
-class Backoff:
-    """Delays of an exponential backoff with "equal jitter": attempt n waits between half of and the
-    whole of ``min(max_delay, initial * 2**n)``."""
-
-    def __init__(self, initial: float, max_delay: float, rng: random.Random) -> None:
-        self.initial, self.max_delay, self._rng = initial, max_delay, rng
-
-    def delay(self, attempt: int) -> float:
-        ceiling = min(self.max_delay, self.initial * 2 ** min(attempt, 32))
-        return self._rng.uniform(ceiling / 2, ceiling)
 
 
 class Requester:

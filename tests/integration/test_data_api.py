@@ -233,9 +233,9 @@ async def test_executemany_inserts_every_set_and_returns_mysql_ids(my_emu: DataA
 async def test_a_batch_over_several_requests_is_all_or_nothing(
     pg_emu: DataApiEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aurora_async.data_api import _connection
+    from aurora_async.data_api import _batches
 
-    monkeypatch.setattr(_connection, "_BATCH_BYTES", 400)  # a few sets per request
+    monkeypatch.setattr(_batches, "BATCH_BYTES", 400)  # a few sets per request
     table = table_name()
     async with connect(pg_emu) as conn:
         await conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY)")

@@ -26,8 +26,9 @@ from botocore.exceptions import (
     SSLError,
 )
 
+from aurora_async._concurrency import Backoff
 from aurora_async.data_api import DataApiError, DatabaseResumingError, RequestOutcomeUnknownError
-from aurora_async.data_api._requests import Backoff, Requester
+from aurora_async.data_api._requests import Requester
 
 URL = "https://rds-data.us-east-1.amazonaws.com/Execute"
 KEY = ConnectionKey("rds-data.us-east-1.amazonaws.com", 443, True, True, None, None, None)
@@ -128,7 +129,7 @@ class FakeClient:
 
 
 def requester(client: FakeClient, retry_timeout: float = 30.0) -> Requester:
-    return Requester(client, retry_timeout=retry_timeout, backoff=Backoff(0.001, 0.002, random.Random(1)))
+    return Requester(client, retry_timeout=retry_timeout, backoff=Backoff(0.001, 0.002, rng=random.Random(1)))
 
 
 async def send(client: FakeClient, *, repeatable: bool = False, resumable: bool = True) -> dict[str, Any]:

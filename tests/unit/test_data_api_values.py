@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from aurora_async import ConfigurationError
+from aurora_async._concurrency import Backoff
 from aurora_async.data_api import (
     DataApiError,
     DatabaseError,
@@ -27,7 +28,6 @@ from aurora_async.data_api import (
 )
 from aurora_async.data_api._errors import from_client_error, is_resuming
 from aurora_async.data_api._records import column_index
-from aurora_async.data_api._requests import Backoff
 from aurora_async.data_api._statements import check_parameters, only_reads
 from aurora_async.data_api._values import decode_field, encode_parameter
 
@@ -236,7 +236,7 @@ def test_only_reads_recognises_statements_that_change_nothing(sql: str, reads: b
 
 
 def test_backoff_grows_with_jitter_up_to_the_cap() -> None:
-    backoff = Backoff(0.25, 8.0, random.Random(7))
+    backoff = Backoff(0.25, 8.0, rng=random.Random(7))
     delays = [backoff.delay(n) for n in range(10)]
     for n, delay in enumerate(delays):
         ceiling = min(8.0, 0.25 * 2**n)

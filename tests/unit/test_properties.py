@@ -332,7 +332,7 @@ GARBAGE: st.SearchStrategy[tuple[str, Any]] = st.one_of(
         ),
         BAD_SECONDS,
     ),
-    st.sampled_from(sorted(MINIMUM_SECONDS)).flatmap(  # positive, but shorter than the option's minimum
+    st.sampled_from(sorted(n for n, m in MINIMUM_SECONDS.items() if m > 0)).flatmap(  # under the minimum
         lambda name: st.tuples(
             st.just(name), st.floats(min_value=0.0, max_value=MINIMUM_SECONDS[name], exclude_max=True)
         )
