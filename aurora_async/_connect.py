@@ -155,7 +155,7 @@ def connect(
 
 
 @overload
-def connect(dsn: str | None = None, *, read_only: bool = False, **options: Any) -> AwaitableContext[Any]: ...
+def connect(dsn: str | None = None, **options: Any) -> AwaitableContext[Any]: ...
 
 
 def connect(dsn: str | None = None, *, read_only: bool = False, **options: Any) -> AwaitableContext[Any]:

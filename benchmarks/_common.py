@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def latency_stats(values: list[float]) -> dict[str, float]:
 Work = Callable[[Any], Awaitable[Any]]
 
 
-async def batch(conns: list[Any], work: Work, ops: int) -> float:
+async def batch(conns: Sequence[Any], work: Work, ops: int) -> float:
     """Seconds per operation: ``ops`` operations spread over ``conns``, all connections at once."""
     per_conn = max(1, ops // len(conns))
 
@@ -63,8 +63,8 @@ async def batch(conns: list[Any], work: Work, ops: int) -> float:
 
 
 async def ab_rounds(
-    sides: dict[str, list[Any]],
-    workloads: dict[str, Work],
+    sides: Mapping[str, Sequence[Any]],
+    workloads: Mapping[str, Work],
     concurrency: Iterable[int],
     rounds: int,
     ops: int,

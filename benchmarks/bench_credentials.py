@@ -48,7 +48,7 @@ async def main() -> None:
 
 async def measure(sim: AuroraSimulator, endpoint: str, rounds: int, connects: int) -> dict[str, Any]:
     host = sim.cluster_endpoint.rsplit(":", 1)[0]
-    common = {
+    common: dict[str, Any] = {
         "host": host,
         "port": sim.port,
         "database": "postgres",

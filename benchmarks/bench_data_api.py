@@ -132,7 +132,7 @@ async def main() -> None:
                 await c.execute("INSERT INTO bench_data_api (v) VALUES (:v)", {"v": "value"})
 
         workloads = {"SELECT 1": select_1, "fetch 100 rows": fetch_100, "INSERT one row": insert}
-        sides = {"asyncpg": direct, "aurora_async": http, "aioboto3": raw}
+        sides: dict[str, list[Any]] = {"asyncpg": direct, "aurora_async": http, "aioboto3": raw}
         samples = await ab_rounds(sides, workloads, args.connections, args.rounds, args.ops)
         await conn.close()
         for c in direct:

@@ -55,7 +55,7 @@ async def detection(sim: AuroraSimulator, settings: dict[str, Any]) -> float:
 
 
 async def idle_cost(sim: AuroraSimulator, monitored: bool) -> dict[str, float]:
-    plugins = ("initial_connection", "aurora_connection_tracker", "failover")
+    plugins: tuple[str, ...] = ("initial_connection", "aurora_connection_tracker", "failover")
     if monitored:
         plugins += ("host_monitoring",)
     options = {"cluster_instance_host_pattern": sim.instance_host_pattern, "plugins": plugins}

@@ -22,7 +22,7 @@ import asyncio
 import sys
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import aiomysql
 from _common import (
@@ -109,7 +109,7 @@ async def insert(conn: Any, worker: int) -> None:
         await cur.execute(INSERT, (worker,))
 
 
-async def failover_run(topology: str, connections: int) -> list[float]:
+async def failover_run(topology: Literal["aurora", "multi-az"], connections: int) -> list[float]:
     """Seconds from promotion to each worker's first write on the new writer."""
     async with AuroraSimulator(engine="mysql", instances=3, topology=topology, delays=DELAYS) as sim:
         options = {"cluster_instance_host_pattern": sim.instance_host_pattern, "failover_timeout": 30}
@@ -141,7 +141,8 @@ async def main() -> None:
     pooled: dict[str, list[float]] = defaultdict(list)
     per_run: dict[str, list[float]] = defaultdict(list)
     for run in range(args.runs):
-        for topology in ("aurora", "multi-az"):
+        topologies: tuple[Literal["aurora", "multi-az"], ...] = ("aurora", "multi-az")
+        for topology in topologies:
             for n in args.connections:
                 seconds = await failover_run(topology, n)
                 key = f"{topology}, {n} conn"

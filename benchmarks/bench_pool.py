@@ -76,7 +76,7 @@ async def main() -> None:
             for round_no in range(args.rounds):
                 for name, work in WORKLOADS.items():
                     for tasks in TASKS:
-                        sides = [("asyncpg", theirs), ("aurora_async", ours)]
+                        sides: list[tuple[str, Any]] = [("asyncpg", theirs), ("aurora_async", ours)]
                         if round_no % 2:
                             sides.reverse()
                         for side, pool in sides:

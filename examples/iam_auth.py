@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+from typing import Any
 
 import aurora_async
 from aurora_async.testing import DUMMY_AWS_ENV, AuroraSimulator, RehearsalSession
@@ -36,7 +37,7 @@ async def main() -> None:
     async with AuroraSimulator(instances=3, tls=True) as sim:
         session = RehearsalSession(sim, "app_user")
         assert sim.tls_root_cert is not None
-        options = {
+        options: dict[str, Any] = {
             "host": sim.cluster_endpoint.rsplit(":", 1)[0],
             "port": sim.port,
             "user": "app_user",

@@ -53,7 +53,7 @@ async def record(conn: AuroraMySQLConnection, order: int, worker: int, retries: 
 
 
 async def work(dsn: str, pattern: str, worker: int, orders: range, retries: Counter[str]) -> str:
-    async with aurora_async.connect(dsn, cluster_instance_host_pattern=pattern) as conn:
+    async with aurora_async.connect(dsn, engine="mysql", cluster_instance_host_pattern=pattern) as conn:
         for order in orders:
             await record(conn, order, worker, retries)
             await asyncio.sleep(0.01)

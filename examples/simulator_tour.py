@@ -37,6 +37,7 @@ async def whoami(dsn: str) -> str:
         row = await conn.fetchrow(
             "SELECT pg_catalog.aurora_db_instance_identifier() AS id, pg_catalog.pg_is_in_recovery() AS ro"
         )
+        assert row is not None
         return f"instance {row['id']} ({'read-only replica' if row['ro'] else 'writer'})"
     finally:
         await conn.close()
@@ -79,7 +80,7 @@ async def main() -> None:
         await setup.execute("CREATE TABLE orders(id serial PRIMARY KEY, note text)")
         await setup.close()
 
-        stop, outages = asyncio.Event(), []
+        stop, outages = asyncio.Event(), list[tuple[float, float]]()
         client = asyncio.create_task(plain_client(sim.dsn("cluster"), stop, outages))
         await asyncio.sleep(0.5)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Any
 
 import aurora_async
 from aurora_async import AuroraPool
@@ -38,7 +39,7 @@ async def prepare(pool: AuroraPool) -> None:
 
 
 async def run(
-    pool: AuroraPool, job_count: int, workers: int, during: asyncio.Future[object] | None = None
+    pool: AuroraPool, job_count: int, workers: int, during: asyncio.Future[Any] | None = None
 ) -> Counter[str]:
     """Feed ``job_count`` jobs to ``workers`` consumers (while ``during`` runs); returns how many jobs
     needed a retry, by the error that interrupted them."""

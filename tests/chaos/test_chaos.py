@@ -28,6 +28,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -157,8 +158,8 @@ async def schedule(sim: AuroraSimulator, rng: random.Random, seconds: float, log
 async def test_chaos(aurora_postgres: AuroraSimulator) -> None:
     sim = aurora_postgres
     rng = random.Random(SEED)
-    ledger, faults = Ledger(), []
-    options = {
+    ledger, faults = Ledger(), list[str]()
+    options: dict[str, Any] = {
         "cluster_instance_host_pattern": sim.instance_host_pattern,
         "failover_timeout": FAILOVER_TIMEOUT,
     }

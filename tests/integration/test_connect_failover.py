@@ -274,7 +274,7 @@ async def test_reader_or_writer_falls_back_to_the_writer(aurora_postgres: Aurora
         for reader in sim.reader_ids:
             await sim.crash(reader)
         await _fails_over(conn, lambda: conn.fetchval("SELECT 1"))
-        assert conn.instance.instance_id == sim.writer_id and conn.role is Role.WRITER
+        assert conn.instance.instance_id == sim.writer_id and conn.instance.role is Role.WRITER
 
 
 SECRET = "hunter2-not-for-logs"

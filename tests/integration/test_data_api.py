@@ -383,7 +383,7 @@ async def test_a_lost_answer_to_a_write_is_not_sent_again(pg_emu: DataApiEmulato
     async with connect(pg_emu) as conn:
 
         async def inserted() -> bool:
-            return await conn.fetchval(f"SELECT count(*) FROM {table}") == 1
+            return bool(await conn.fetchval(f"SELECT count(*) FROM {table}") == 1)
 
         await eventually(inserted, what="the statement to finish on the server")
         assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 1  # once, not twice
@@ -403,7 +403,7 @@ async def test_statement_timeout_with_and_without_continuing(pg_sim: AuroraSimul
             )
 
         async def continued() -> bool:
-            return await conn.fetch(f"SELECT id FROM {table}") == [(2,)]
+            return bool(await conn.fetch(f"SELECT id FROM {table}") == [(2,)])
 
         await eventually(continued, what="the continued statement to commit")
         await conn.execute(f"DROP TABLE {table}")

@@ -226,7 +226,7 @@ async def test_read_only_error_fails_over_in_strict_writer_mode(aurora_mysql: Au
         await cur.execute("CREATE TABLE ro(x int)")
         await cur.execute("INSERT INTO ro VALUES (1)")
         await conn.commit()
-        assert conn.instance.instance_id == sim.writer_id and conn.role is Role.WRITER
+        assert conn.instance.instance_id == sim.writer_id and conn.instance.role is Role.WRITER
         await sim.switchover()  # and a demoted writer: the write fails over again, to the new writer
         await _fails_over(lambda: cur.execute("INSERT INTO ro VALUES (2)"))
         await cur.execute("INSERT INTO ro VALUES (2)")
@@ -371,7 +371,7 @@ async def test_read_write_splitting(aurora_mysql: AuroraSimulator) -> None:
         await conn.set_read_only(True)
         assert conn.role is Role.READER and await scalar(conn, "SELECT @@read_only") == 1
         await conn.set_read_only(False)
-        assert conn.role is Role.WRITER and await scalar(conn, "SELECT @@read_only") == 0
+        assert conn.instance.role is Role.WRITER and await scalar(conn, "SELECT @@read_only") == 0
         await conn.begin()
         await scalar(conn, "SELECT 1")
         with pytest.raises(aurora_async.ReadWriteSplittingError):

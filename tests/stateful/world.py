@@ -24,6 +24,7 @@ Invariants (the letters are what a failing run reports):
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import traceback
@@ -315,7 +316,7 @@ class World:
     def _raws_with_instance(self, live: Live) -> list[tuple[Any, str | None]]:
         kind = live.obj.kind
         if kind == "pool":
-            raws = [
+            raws: list[tuple[Any, str | None]] = [
                 (raw, str(member.instance.instance_id))
                 for member in _internals.pool_members(live.handle)
                 for raw in physical_raws(self.ops, member, "conn")
@@ -646,7 +647,7 @@ class World:
                 await self.sim.crash(reader)
         except Exception as exc:
             raise Infrastructure(f"crashing the readers failed: {exc!r}") from exc
-        _, exc = await self.guarded(
+        _, failed = await self.guarded(
             live, f"set_read_only({wanted})", lambda: live.handle.set_read_only(wanted)
         )
         try:
@@ -654,10 +655,10 @@ class World:
                 await self.sim.restore(reader)
         except Exception as error:
             raise Infrastructure(f"restoring the readers failed: {error!r}") from error
-        if exc is None:
+        if failed is None:
             live.obj.read_only = wanted
             return "ok"
-        return f"raised {type(exc).__name__}"
+        return f"raised {type(failed).__name__}"
 
     async def _do_fault(self, step: Step) -> str:
         kind = step.args[0]
@@ -684,7 +685,7 @@ class World:
                 for live in on_it:
                     handle = live.handle
                     await self.guarded(
-                        live, "a read on a crashed reader", lambda h=handle: self.ops.read(h, api)
+                        live, "a read on a crashed reader", functools.partial(self.ops.read, handle, api)
                     )
                 await sim.restore(reader)
             elif kind == "blackhole_reader" and reader is not None:
@@ -695,7 +696,7 @@ class World:
                 for live in on_it:
                     handle = live.handle
                     await self.guarded(
-                        live, "a read on a black-holed reader", lambda h=handle: self.ops.read(h, api)
+                        live, "a read on a black-holed reader", functools.partial(self.ops.read, handle, api)
                     )
                 await sim.restore(reader)
                 return f"{len(on_it)} read(s) on it"
@@ -777,6 +778,7 @@ class World:
             return "open failed"
         sim, handle = self.sim, live.handle
         cluster = _internals.cluster_of(handle)
+        assert cluster is not None, "a connection open through the library has a cluster"
         refs_before = cluster.refs  # this connection's reference included
         # a connect_raw connection holds a reference until it closes, and the crash may close it
         raws = [x.handle for x in self.lives.values() if x.obj.kind == "raw" and not x.handle.is_closed()]

@@ -866,11 +866,11 @@ async def test_statement_timeout_cancels_or_continues_on_mysql(my_sim: AuroraSim
 
 
 async def _is_zero(value: Awaitable[Any]) -> bool:
-    return await value == 0
+    return bool(await value == 0)
 
 
 async def _equal(value: Awaitable[Any], expected: Any) -> bool:
-    return [tuple(row) for row in await value] == expected
+    return bool([tuple(row) for row in await value] == expected)
 
 
 async def _first(rows: Awaitable[list[tuple[Any, ...]]]) -> Any:

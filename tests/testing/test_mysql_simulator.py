@@ -5,6 +5,7 @@ proxies, Aurora MySQL's SQL (verbatim, reference/aws-wrapper-facts.md section 4.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import shutil
@@ -324,7 +325,9 @@ async def test_replicas_are_read_only_for_the_dsn_user(sim: AuroraSimulator) -> 
         with pytest.raises(pymysql.err.OperationalError) as caught:
             await execute(sim.dsn(replica), "INSERT INTO rw_probe VALUES (2)")
         assert errno(caught.value) == READ_ONLY and "--read-only" in str(caught.value)
-        await eventually(lambda r=replica: has_rows(sim.dsn(r), 1, "rw_probe"), what=f"rw_probe on {replica}")
+        await eventually(
+            functools.partial(has_rows, sim.dsn(replica), 1, "rw_probe"), what=f"rw_probe on {replica}"
+        )
         status = await rows(sim.dsn(replica), "SHOW REPLICA STATUS")  # SLAVE MONITOR is granted
         assert status and status[0][1] == "127.0.42.11"
     assert await value(sim.dsn("11"), "SELECT @@read_only") == 0
@@ -564,7 +567,7 @@ async def test_crash_failover_keeps_every_acknowledged_commit(failover_sim: Auro
     assert errno(caught.value) == READ_ONLY
     for instance_id in sim.instance_ids:
         await eventually(
-            lambda i=instance_id: has_rows(sim.dsn(i), len(present)), what=f"rows on {instance_id}"
+            functools.partial(has_rows, sim.dsn(instance_id), len(present)), what=f"rows on {instance_id}"
         )
 
 
@@ -594,7 +597,7 @@ async def test_switchover_moves_the_writer_cleanly(failover_sim: AuroraSimulator
     )
     for reader in sim.reader_ids:
         await eventually(
-            lambda r=reader: has_rows(sim.dsn(r), 1, "after_switchover"), what=f"rows on {reader}"
+            functools.partial(has_rows, sim.dsn(reader), 1, "after_switchover"), what=f"rows on {reader}"
         )
 
 
@@ -621,7 +624,9 @@ async def test_an_old_writer_with_unacknowledged_commits_is_rebuilt(failover_sim
     old = sim.writer_id
     await execute(sim.dsn("cluster"), "CREATE TABLE divergence(id INT PRIMARY KEY)")
     for reader in sim.reader_ids:
-        await eventually(lambda r=reader: has_rows(sim.dsn(r), 0, "divergence"), what=f"table on {reader}")
+        await eventually(
+            functools.partial(has_rows, sim.dsn(reader), 0, "divergence"), what=f"table on {reader}"
+        )
         await execute(as_root(sim, reader), "STOP SLAVE")
     # the commit reaches the writer's binary log, then waits for a replica's acknowledgement forever
     conn = await connect(sim.dsn(old))

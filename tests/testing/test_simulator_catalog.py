@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import asyncpg
 import pytest
 
@@ -33,6 +35,7 @@ async def test_every_instance_reports_its_own_identity_and_role(aurora_postgres:
         conn = await connect(sim.dsn(instance_id))
         try:
             row = await conn.fetchrow(AURORA_HOST_ID_SQL)
+            assert row is not None
             assert tuple(row) == (instance_id, instance_id)
             assert await conn.fetchval(IS_READER_SQL) is (instance_id != sim.writer_id)
             writer_rows = await conn.fetch(AURORA_WRITER_ID_SQL)
@@ -59,7 +62,7 @@ async def test_replicas_refuse_writes_and_receive_the_writers(aurora_postgres: A
             assert await conn.fetchval("SHOW transaction_read_only") == "on"
             # synchronous replication guarantees one replica has it; the other follows quickly
             await eventually(
-                lambda conn=conn: _count_is(conn, 50), timeout=10, what=f"rows on replica {reader_id}"
+                functools.partial(_count_is, conn, 50), timeout=10, what=f"rows on replica {reader_id}"
             )
         finally:
             await conn.close()
@@ -141,6 +144,7 @@ async def test_multi_az_topology_functions(aurora_postgres: AuroraSimulator) -> 
             assert len(rows) == 3
             assert {r["port"] for r in rows} == {sim.port}
             host_id = await conn.fetchrow(MULTI_AZ_HOST_ID_SQL)
+            assert host_id is not None
             assert host_id[1] == instance_id  # the first label of the endpoint names the instance
             ids[instance_id] = host_id[0]
             assert host_id[0].startswith("db-")
@@ -148,6 +152,7 @@ async def test_multi_az_topology_functions(aurora_postgres: AuroraSimulator) -> 
             writer_rows = await conn.fetch(MULTI_AZ_WRITER_SQL)
             assert bool(writer_rows) is (instance_id != sim.writer_id)
             detect = await conn.fetchrow(RDS_DETECT_SQL)
+            assert detect is not None
             assert tuple(detect) == (True, False)
             with pytest.raises(asyncpg.UndefinedFunctionError):
                 await conn.fetchval("SELECT pg_catalog.aurora_replica_status()")

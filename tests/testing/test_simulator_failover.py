@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -106,7 +107,7 @@ async def test_no_acknowledged_commit_is_lost(aurora_postgres: AuroraSimulator, 
     # every instance, the rejoined old writer included, converges on the same rows
     for instance_id in sim.instance_ids:
         await eventually(
-            lambda i=instance_id: _has_rows(sim.dsn(i), len(present)),
+            functools.partial(_has_rows, sim.dsn(instance_id), len(present)),
             timeout=10,
             what=f"rows on {instance_id}",
         )

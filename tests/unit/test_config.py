@@ -157,7 +157,8 @@ class _Open:
 
 
 def _pg_error(cls: type[asyncpg.PostgresError]) -> asyncpg.PostgresError:
-    return cls.new({"M": "x", "C": cls.sqlstate})  # type: ignore[attr-defined,no-any-return]
+    error: asyncpg.PostgresError = cls.new({"M": "x", "C": cls.sqlstate})
+    return error
 
 
 def test_error_classification() -> None:
@@ -273,7 +274,7 @@ NUMERIC_OPTIONS = [
 def test_a_bool_is_no_number(name: str, value: bool) -> None:
     """``timeout=True`` was one second, ``failure_detection_time=False`` zero."""
     with pytest.raises(ConfigurationError, match=f"^{name} must be .*, not {value}"):
-        parse(host=CLUSTER, **{name: value})
+        parse(None, host=CLUSTER, **{name: value})
 
 
 @pytest.mark.parametrize(
@@ -293,11 +294,11 @@ def test_a_bool_is_no_number(name: str, value: bool) -> None:
 )
 def test_durations_have_a_lower_bound(name: str, value: float, minimum: str) -> None:
     with pytest.raises(ConfigurationError, match=rf"^{name} must be at least {minimum} s, not {value}"):
-        parse(host=CLUSTER, **{name: value})
+        parse(None, host=CLUSTER, **{name: value})
     if name != "timeout":  # (asyncpg's keyword, not a DSN parameter)
         with pytest.raises(ConfigurationError, match=rf"^{name} must be at least {minimum} s"):
             parse(f"postgresql://app@{CLUSTER}/db?{name}={value}")
-    parse(host=CLUSTER, **{name: float(minimum)})  # the bound itself is accepted
+    parse(None, host=CLUSTER, **{name: float(minimum)})  # the bound itself is accepted
 
 
 def test_every_duration_has_a_lower_bound_that_its_default_meets() -> None:

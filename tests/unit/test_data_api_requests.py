@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import socket
 import ssl
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -36,67 +36,73 @@ KEY = ConnectionKey("rds-data.us-east-1.amazonaws.com", 443, True, True, None, N
 
 def refused() -> Exception:
     error = aiohttp.ClientConnectorError(KEY, ConnectionRefusedError(111, "Connection refused"))
-    return EndpointConnectionError(endpoint_url=URL, error=error)
+    return cast(Exception, EndpointConnectionError(endpoint_url=URL, error=error))
 
 
 def no_such_host() -> Exception:
     error = aiohttp.ClientConnectorDNSError(KEY, socket.gaierror(-2, "Name or service not known"))
-    return EndpointConnectionError(endpoint_url=URL, error=error)
+    return cast(Exception, EndpointConnectionError(endpoint_url=URL, error=error))
 
 
 def raw_dns_failure() -> Exception:
-    return EndpointConnectionError(endpoint_url=URL, error=socket.gaierror(-2, "Name or service not known"))
+    return cast(
+        Exception,
+        EndpointConnectionError(endpoint_url=URL, error=socket.gaierror(-2, "Name or service not known")),
+    )
 
 
 def connect_timeout() -> Exception:
     error = aiohttp.ConnectionTimeoutError(f"Connection timeout to host {URL}")
-    return ConnectTimeoutError(endpoint_url=URL, error=error)
+    return cast(Exception, ConnectTimeoutError(endpoint_url=URL, error=error))
 
 
 def proxy_refused() -> Exception:
     error = aiohttp.ClientProxyConnectionError(KEY, ConnectionRefusedError(111, "Connection refused"))
-    return ProxyConnectionError(proxy_url="http://proxy:3128", error=error)
+    return cast(Exception, ProxyConnectionError(proxy_url="http://proxy:3128", error=error))
 
 
 def tls_handshake_cut() -> Exception:
     error = aiohttp.ClientConnectorSSLError(KEY, ssl.SSLEOFError(8, "EOF occurred in violation of protocol"))
-    return SSLError(endpoint_url=URL, error=error)
+    return cast(Exception, SSLError(endpoint_url=URL, error=error))
 
 
 def reset_after_sending() -> Exception:
     # a reset while waiting for the answer: aiohttp's ClientOSError, which aiobotocore maps to the same
     # EndpointConnectionError as a refused connection
     error = aiohttp.ClientOSError(104, "Connection reset by peer")
-    return EndpointConnectionError(endpoint_url=URL, error=error)
+    return cast(Exception, EndpointConnectionError(endpoint_url=URL, error=error))
 
 
 def closed_after_sending() -> Exception:
     error = aiohttp.ServerDisconnectedError("Server disconnected")
-    return ConnectionClosedError(endpoint_url=URL, error=error, request=None)
+    return cast(Exception, ConnectionClosedError(endpoint_url=URL, error=error, request=None))
 
 
 def cut_answer() -> Exception:
     error = aiohttp.ClientPayloadError("Response payload is not completed")
-    return ConnectionClosedError(endpoint_url=URL, error=error, request=None)
+    return cast(Exception, ConnectionClosedError(endpoint_url=URL, error=error, request=None))
 
 
 def read_timeout() -> Exception:
     error = aiohttp.SocketTimeoutError("Timeout on reading data from socket")
-    return ReadTimeoutError(endpoint_url=URL, error=error)
+    return cast(Exception, ReadTimeoutError(endpoint_url=URL, error=error))
 
 
 def plain_timeout() -> Exception:
-    return ReadTimeoutError(endpoint_url=URL, error=TimeoutError())
+    return cast(Exception, ReadTimeoutError(endpoint_url=URL, error=TimeoutError()))
 
 
 def other_client_error() -> Exception:
-    return HTTPClientError(error=RuntimeError("something in the HTTP client"))
+    return cast(Exception, HTTPClientError(error=RuntimeError("something in the HTTP client")))
 
 
 def aws_error(code: str, status: int, message: str = "m") -> Exception:
-    return ClientError(
-        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}},
-        "ExecuteStatement",
+    return cast(
+        Exception,
+        ClientError(
+            {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}},
+            "ExecuteStatement",
+        ),
     )
 
 

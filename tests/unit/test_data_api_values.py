@@ -8,7 +8,7 @@ import random
 import re
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -145,13 +145,16 @@ def test_records_are_tuples_and_mappings() -> None:
 def _client_error(code: str, message: str, status: int = 400, **extra: Any) -> Exception:
     from botocore.exceptions import ClientError
 
-    return ClientError(
-        {
-            "Error": {"Code": code, "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": status},
-            **extra,
-        },
-        "ExecuteStatement",
+    return cast(
+        Exception,
+        ClientError(
+            {
+                "Error": {"Code": code, "Message": message},
+                "ResponseMetadata": {"HTTPStatusCode": status},
+                **extra,
+            },
+            "ExecuteStatement",
+        ),
     )
 
 

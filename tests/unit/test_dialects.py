@@ -23,7 +23,8 @@ from aurora_async.postgresql.dialects import AuroraPgDialect, MultiAzPgDialect, 
 
 
 def _pg_error(cls: type[asyncpg.PostgresError]) -> asyncpg.PostgresError:
-    return cls.new({"M": "x", "C": cls.sqlstate})  # type: ignore[attr-defined,no-any-return]
+    error: asyncpg.PostgresError = cls.new({"M": "x", "C": cls.sqlstate})
+    return error
 
 
 class _PgRaising:

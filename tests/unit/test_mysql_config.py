@@ -28,7 +28,7 @@ def test_a_mysql_dsn_selects_aiomysql() -> None:
     assert config.engine == "mysql" and DRIVERS[config.engine].engine == "mysql"
     assert (config.host, config.port, config.user, config.database) == (CLUSTER, 3306, "app", "shop")
     assert config.options.failover_timeout == 9.0
-    kwargs = connect_kwargs(config, "10.0.0.5", 3307)
+    kwargs = connect_kwargs(config.identity, "10.0.0.5", 3307)
     assert kwargs == {
         "host": "10.0.0.5",
         "port": 3307,

@@ -750,7 +750,7 @@ async def test_multi_az_rows_give_at_most_one_writer_and_no_null_instances(
 ) -> None:
     build = host_builder(HostPattern.parse("?.abc.us-east-1.rds.amazonaws.com"), "ignored", 5432)
     catalog = _MultiAzCatalog(source, rows)
-    instances = await MultiAzPgDialect().topology(catalog, 1.0, build)  # type: ignore[arg-type]
+    instances = await MultiAzPgDialect().topology(catalog, 1.0, build)
     writer_rows = [r for r in rows if source is not None and r[0] == source and r[1] is not None]
     if not writer_rows:
         assert instances is None, "no row is the source instance: no usable topology"
