@@ -125,7 +125,7 @@ CONNECTION_LOST = (
     OSError,
 )
 
-# The incumbent's Aurora PostgreSQL SQL, verbatim (reference/aws-wrapper-facts.md section 4.3).
+# The incumbent's Aurora PostgreSQL SQL, verbatim (aws-advanced-python-wrapper's Aurora PostgreSQL dialect).
 AURORA_TOPOLOGY_SQL = (
     "SELECT SERVER_ID, CASE WHEN SESSION_ID OPERATOR(pg_catalog.=) 'MASTER_SESSION_ID' THEN TRUE ELSE "
     "FALSE END, CPU, COALESCE(REPLICA_LAG_IN_MSEC, 0), LAST_UPDATE_TIMESTAMP FROM "

@@ -1,6 +1,6 @@
 """The simulator with ``engine="mysql"``: real MariaDB servers with GTID replication behind the fault
-proxies, Aurora MySQL's SQL (verbatim, reference/aws-wrapper-facts.md section 4.3) and RDS Multi-AZ's
-``mysql.rds_topology``, observed with plain aiomysql."""
+proxies, Aurora MySQL's SQL (verbatim, as aws-advanced-python-wrapper's Aurora MySQL dialect sends it)
+and RDS Multi-AZ's ``mysql.rds_topology``, observed with plain aiomysql."""
 
 from __future__ import annotations
 

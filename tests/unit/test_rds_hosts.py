@@ -1,8 +1,9 @@
 """RDS host-name classification and ``cluster_instance_host_pattern`` parsing (``_rds_hosts``): no sockets.
 
-Expected values follow the incumbent wrapper's rules (``RdsUtils.identify_rds_type``,
-``get_rds_instance_host_pattern`` and the topology host-pattern validation; see
-``/work/shared/reference/aws-wrapper-facts.md`` §4.4 and §4.5).
+Expected values follow the incumbent wrapper's rules: ``RdsUtils.identify_rds_type`` and
+``get_rds_instance_host_pattern`` in ``aws_advanced_python_wrapper/utils/rds_utils.py`` and the
+host-pattern validation of ``TopologyUtils`` in ``aws_advanced_python_wrapper/host_list_provider.py``
+(github.com/aws/aws-advanced-python-wrapper).
 """
 
 from __future__ import annotations
