@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from ._concurrency import retrieve_exception
+from ._concurrency import TaskOwner, retrieve_exception
 from ._exceptions import IamAuthError, SecretsManagerError
 
 log = logging.getLogger("aurora_async.auth")
@@ -35,10 +35,12 @@ Clock = Callable[[], float]
 
 
 class _Cached(Generic[T]):
-    """One value with an expiry, fetched by at most one task at a time."""
+    """One value with an expiry, fetched by at most one task at a time (a task of ``tasks``, so that
+    callers that give up do not cancel the fetch the others wait for)."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, tasks: TaskOwner) -> None:
         self._clock = clock
+        self._tasks = tasks
         self._value: T | None = None
         self._expires = 0.0
         self._fetching: asyncio.Future[T] | None = None
@@ -57,7 +59,7 @@ class _Cached(Generic[T]):
         if value is not None and value is not stale:
             return value, stale is None
         if self._fetching is None or self._fetching.done():
-            self._fetching = asyncio.ensure_future(self._run(fetch))
+            self._fetching = self._tasks.spawn(self._run(fetch), name="aurora_async credentials fetch")
             self._fetching.add_done_callback(retrieve_exception)
         fetching = self._fetching
         try:
@@ -73,10 +75,6 @@ class _Cached(Generic[T]):
 
     def expired(self) -> bool:
         return self.fresh() is None and (self._fetching is None or self._fetching.done())
-
-    def cancel(self) -> None:
-        if self._fetching is not None:
-            self._fetching.cancel()
 
 
 class _RedactSecrets(logging.Filter):
@@ -162,6 +160,7 @@ class Authenticator:
         self._clock = clock
         self._default_session = default_session
         self._cache: dict[tuple[Any, ...], _Cached[Credentials]] = {}
+        self._tasks = TaskOwner()  # the fetches in flight
         redact_botocore_logs()
 
     def __repr__(self) -> str:
@@ -176,7 +175,7 @@ class Authenticator:
         cached = self._cache.get(key)
         if cached is None:
             self._prune()
-            cached = self._cache[key] = _Cached(self._clock)
+            cached = self._cache[key] = _Cached(self._clock, self._tasks)
         if isinstance(source, IamSource):
             token_host, token_port = source.host or host, source.port or port
 
@@ -217,8 +216,8 @@ class Authenticator:
                 del self._cache[key]
 
     def close(self) -> None:
-        for cached in self._cache.values():
-            cached.cancel()
+        """Stop the fetches in flight and forget every cached value; fetch no more."""
+        self._tasks.cancel()
         self._cache.clear()
 
     # -- AWS -----------------------------------------------------------------------------------------
