@@ -156,6 +156,7 @@ class FakeCluster:
         self.claims: set[str] = {writer}
         self.dns = writer  # the instance the cluster endpoint resolves to
         self.catalog_writer: str | None = None  # the writer the catalog rows name (None: per claims)
+        self.clusters: list[Cluster] = []  # made by make_cluster: fake_world closes them at the end
         self.events = 0
         self._changed = asyncio.Event()
         self._seq = itertools.count(1)
@@ -395,6 +396,7 @@ def make_cluster(world: FakeCluster, **options: Any) -> tuple[Cluster, Config]:
         forget=lambda cluster: None,
     )
     cluster.acquire(config.identity)
+    world.clusters.append(cluster)
     cluster.dialect = FakeDialect()
     cluster.build = host_builder(config.options.cluster_instance_host_pattern, config.host, config.port)
     cluster.publish(world.catalog(), verified=True)
@@ -452,9 +454,15 @@ class VirtualClock:
 async def fake_world(
     ids: Iterable[str] = ("a", "b", "c"), *, writer: str = "a"
 ) -> AsyncIterator[FakeCluster]:
-    """A :class:`FakeCluster` under a :class:`VirtualClock` (for a fixture)."""
+    """A :class:`FakeCluster` under a :class:`VirtualClock` (for a fixture); at the end, every cluster
+    :func:`make_cluster` made on it is closed (also when the test failed half-way)."""
     with VirtualClock():
-        yield FakeCluster(ids, writer=writer)
+        world = FakeCluster(ids, writer=writer)
+        try:
+            yield world
+        finally:
+            for cluster in world.clusters:
+                await cluster.aclose()
 
 
 async def elapse(seconds: float) -> None:
