@@ -136,7 +136,7 @@ async def test_an_ordinary_error_passes_through_untouched(world: FakeCluster) ->
     with pytest.raises(FakeSQLError) as caught:
         await conn.execute("SELEC 1")
     assert caught.value is error
-    assert conn.raw is raw and not raw.is_closed()  # no reconnect
+    assert _raw(conn) is raw and not raw.is_closed()  # no reconnect
     assert world.opened() == opened and cluster.stats["writer_searches"] == 0
     await conn.close()
     assert world.open_connections() == []
@@ -163,7 +163,7 @@ async def test_outside_strict_writer_a_read_only_error_passes_through(world: Fak
     world.promote("b")
     with pytest.raises(FakeReadOnlyError):
         await conn.execute("INSERT INTO t VALUES (1)")
-    assert conn.raw is raw and world.opened() == opened
+    assert _raw(conn) is raw and world.opened() == opened
     await conn.close()
     assert world.open_connections() == []
 
@@ -176,7 +176,7 @@ async def test_without_the_failover_plugin_a_connection_error_passes_through(wor
     world.promote("b")
     with pytest.raises(FakeConnectionLost):
         await conn.execute("SELECT 1")
-    assert conn.raw is raw and world.opened() == opened and cluster.stats["writer_searches"] == 0
+    assert _raw(conn) is raw and world.opened() == opened and cluster.stats["writer_searches"] == 0
     assert conn.is_closed()  # without failover, a closed physical connection is a closed connection
     await conn.close()
     assert world.open_connections() == []
