@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from aurora_async._routing import NoInstanceFound, connect_to_writer
+from aurora_async._routing import POLL, NoInstanceFound, connect_to_writer
 from aurora_async._topology import Topology
 
-from .fake_driver import FakeCluster, FakeRawConnection, elapse, fake_world, make_cluster
+from .fake_driver import FakeCluster, FakeDialect, FakeRawConnection, elapse, fake_world, make_cluster
 
 N = 25
 
@@ -164,3 +165,31 @@ async def test_connect_to_writer_from_many_tasks_one_search_one_connection_each(
         raw.terminate()
     await cluster.aclose()
     assert world.open_connections() == []
+
+
+class _InstanceIdFails(FakeDialect):
+    """A dialect whose "which instance is this?" fails with an error no driver classifies (a bug, a
+    catalog the user may not read through some other error class)."""
+
+    async def instance_id(self, conn: Any, timeout: float) -> str:
+        await conn.round_trip("instance_id", timeout)
+        raise LookupError("unexpected")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="library: when every watcher dies on an unclassified error, race_first reports 'no result', "
+    "the search ends at once with NoInstanceFound and find_writer starts the next one without a pause",
+)
+async def test_watchers_failing_on_an_unexpected_error_do_not_search_back_to_back(world: FakeCluster) -> None:
+    cluster, _ = make_cluster(world)
+    cluster.dialect = _InstanceIdFails()
+    world.claims = {"a", "b", "c"}  # every watcher gets as far as instance_id()
+    for instance in world.instances.values():
+        instance.query_delay = 0.001
+    loop = asyncio.get_running_loop()
+    await elapse(0.1)
+    now = loop.time()
+    with pytest.raises(NoInstanceFound):
+        await cluster.find_writer(now, now + 1.0)
+    assert cluster.stats["writer_searches"] <= 1.0 / POLL  # at most one search per poll period
