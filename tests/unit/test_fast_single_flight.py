@@ -186,10 +186,10 @@ async def test_watchers_failing_on_an_unexpected_error_do_not_search_back_to_bac
     cluster.dialect = _InstanceIdFails()
     world.claims = {"a", "b", "c"}  # every watcher gets as far as instance_id()
     for instance in world.instances.values():
-        instance.query_delay = 0.001
+        instance.query_delay = 0.002  # a search fails after 4 ms (is_writer, instance_id)
     loop = asyncio.get_running_loop()
     await elapse(0.1)
     now = loop.time()
     with pytest.raises(NoInstanceFound):
-        await cluster.find_writer(now, now + 1.0)
-    assert cluster.stats["writer_searches"] <= 1.0 / POLL  # at most one search per poll period
+        await cluster.find_writer(now, now + 0.5)
+    assert cluster.stats["writer_searches"] <= 0.5 / POLL  # at most one search per poll period
