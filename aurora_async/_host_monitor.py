@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import weakref
 from collections import Counter
 from typing import Protocol
@@ -191,7 +190,7 @@ class HostMonitor:
             return False
 
     def _declare_dead(self, failures: int) -> None:
-        now = time.monotonic()
+        now = asyncio.get_running_loop().time()
         grace = self.options.failure_detection_time
         aborted = 0
         for conn in list(self.connections):

@@ -13,7 +13,6 @@ session.
 from __future__ import annotations
 
 import asyncio
-import time
 import weakref
 from collections.abc import Hashable
 from typing import Any
@@ -92,7 +91,7 @@ class ClusterRegistry:
             if (
                 learned is not None
                 and config.options.plugins
-                and time.monotonic() - learned[2] < config.options.topology_refresh
+                and loop.time() - learned[2] < config.options.topology_refresh
             ):
                 cluster.discovery.adopt(learned[0], learned[1])
             clusters[key] = cluster
@@ -109,7 +108,7 @@ class ClusterRegistry:
                     and (cluster.confirmed or not dialect.has_topology)
                 ):
                     learned = self._learned.setdefault(loop, {})
-                    learned[cluster.key] = (dialect, topology, time.monotonic())
+                    learned[cluster.key] = (dialect, topology, loop.time())
 
     def clusters(self) -> list[Cluster]:
         """Clusters alive on the running loop (for tests and diagnostics)."""

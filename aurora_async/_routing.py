@@ -67,6 +67,8 @@ class WriterSearch:
             except NoInstanceFound:
                 if loop.time() >= deadline:
                     raise
+                # a search that ended early (every watcher failed): pause before the next one
+                await asyncio.sleep(min(POLL, max(0.0, deadline - loop.time())))
             except asyncio.CancelledError:
                 current = asyncio.current_task()
                 if cluster.closed and current is not None and not current.cancelling():
@@ -133,6 +135,7 @@ class WriterSearch:
         aux = cluster.options.auxiliary_query_timeout
         conn: RawConnection | None = None
         backoff = Backoff(POLL, max(POLL, cluster.options.topology_high_refresh))
+        failed_checks = 0
         try:
             while (remaining := deadline - loop.time()) > 0 and len(refused) < watched:
                 if conn is None:
@@ -162,6 +165,18 @@ class WriterSearch:
                     log.debug("probe %s: failed (%s)", instance.endpoint, type(exc).__name__)
                     discard(conn)
                     conn = None
+                except Exception as exc:  # the catalog query itself failed: say so (once), ask again later
+                    log.log(
+                        logging.DEBUG if failed_checks else logging.WARNING,
+                        "probe %s: the writer check failed: %r",
+                        instance.endpoint,
+                        exc,
+                    )
+                    failed_checks += 1
+                    discard(conn)
+                    conn = None
+                    await backoff.pause(deadline)
+                    continue
                 await asyncio.sleep(min(POLL, max(0.0, deadline - loop.time())))
             return None
         finally:

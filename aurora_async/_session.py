@@ -12,19 +12,16 @@ is ``_read_write``'s. The asyncpg facade (``postgresql.connection``) and the aio
 from __future__ import annotations
 
 import asyncio
-import time
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 from ._cluster import Cluster
 from ._config import Config
-from ._driver import discard
+from ._driver import RawConnection, discard
 from ._exceptions import TransactionResolutionUnknownError
 from ._plugins import Plugin
 from ._topology import Instance, Role
-
-monotonic = time.monotonic
 
 
 class Session:
@@ -43,7 +40,11 @@ class Session:
         self._closed = False
         self._closing = asyncio.Event()  # set with _closed: a failover in flight stops waiting
         self._loop = asyncio.get_running_loop()
+        self._clock = self._loop.time  # the one clock (host monitors compare busy_since with it)
         self._failed_from = ""
+        # the physical connection whose failure lost a transaction: a call that failed on it too, and
+        # waited for that failover, is told its transaction's outcome is unknown as well
+        self._lost_transaction_on: RawConnection | None = None
         self._failover_lock = asyncio.Lock()
         self._busy_since: float | None = None  # when the call in flight started (host monitoring)
         self._aborted_in_transaction: tuple[Any, bool] | None = None
@@ -173,7 +174,7 @@ class Session:
     async def _guard(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self._block_lost:
             raise self._block_lost_error()
-        self._busy_since = monotonic()
+        self._busy_since = self._clock()
         try:
             return await method(*args, **kwargs)
         except Exception as exc:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import enum
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 
@@ -35,12 +34,11 @@ class Instance:
 @dataclass(frozen=True)
 class Topology:
     """A snapshot: every known instance, at most one writer. ``version`` grows with each publication;
-    ``verified_at`` (the event loop's clock, ``time.monotonic()`` for asyncio's loops) is when the writer
-    was last confirmed by asking it."""
+    ``verified_at`` (the event loop's clock) is when the writer was last confirmed by asking it."""
 
     version: int
     instances: tuple[Instance, ...]
-    verified_at: float = field(default_factory=time.monotonic)
+    verified_at: float
 
     @property
     def writer(self) -> Instance | None:

@@ -17,7 +17,6 @@ import asyncpg
 from .._cluster import Cluster
 from .._config import Config
 from .._read_write import ReadWriteSession
-from .._session import monotonic
 from .._topology import Instance
 
 Listener = Callable[..., Any]
@@ -52,7 +51,7 @@ class AuroraConnection(ReadWriteSession):
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
         if self._block_lost:
             raise self._block_lost_error()
-        self._busy_since = monotonic()
+        self._busy_since = self._clock()
         try:
             return await self._raw.execute(query, *args, timeout=timeout)
         except Exception as exc:
@@ -64,7 +63,7 @@ class AuroraConnection(ReadWriteSession):
     async def executemany(self, command: str, args: Iterable[Any], *, timeout: float | None = None) -> None:
         if self._block_lost:
             raise self._block_lost_error()
-        self._busy_since = monotonic()
+        self._busy_since = self._clock()
         try:
             return await self._raw.executemany(command, args, timeout=timeout)
         except Exception as exc:
@@ -78,7 +77,7 @@ class AuroraConnection(ReadWriteSession):
     ) -> list[Any]:
         if self._block_lost:
             raise self._block_lost_error()
-        self._busy_since = monotonic()
+        self._busy_since = self._clock()
         try:
             rows: list[Any] = await self._raw.fetch(query, *args, timeout=timeout, record_class=record_class)
             return rows
@@ -93,7 +92,7 @@ class AuroraConnection(ReadWriteSession):
     ) -> Any:
         if self._block_lost:
             raise self._block_lost_error()
-        self._busy_since = monotonic()
+        self._busy_since = self._clock()
         try:
             return await self._raw.fetchrow(query, *args, timeout=timeout, record_class=record_class)
         except Exception as exc:
@@ -105,7 +104,7 @@ class AuroraConnection(ReadWriteSession):
     async def fetchval(self, query: str, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
         if self._block_lost:
             raise self._block_lost_error()
-        self._busy_since = monotonic()
+        self._busy_since = self._clock()
         try:
             return await self._raw.fetchval(query, *args, column=column, timeout=timeout)
         except Exception as exc:

@@ -236,11 +236,6 @@ async def test_no_instance_before_failover_timeout_fails_and_closes(world: FakeC
     await conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library: a second call of a transaction that the failover lost gets FailoverSuccessError "
-    "('re-run the statement'), which would run it outside the transaction",
-)
 async def test_every_call_of_a_lost_transaction_learns_its_outcome_is_unknown(world: FakeCluster) -> None:
     conn, _ = await _connect(world)
     await conn.execute("BEGIN")

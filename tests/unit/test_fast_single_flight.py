@@ -176,12 +176,9 @@ class _InstanceIdFails(FakeDialect):
         raise LookupError("unexpected")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library: when every watcher dies on an unclassified error, race_first reports 'no result', "
-    "the search ends at once with NoInstanceFound and find_writer starts the next one without a pause",
-)
-async def test_watchers_failing_on_an_unexpected_error_do_not_search_back_to_back(world: FakeCluster) -> None:
+async def test_watchers_failing_on_an_unexpected_error_do_not_search_back_to_back(
+    world: FakeCluster, caplog: pytest.LogCaptureFixture
+) -> None:
     cluster, _ = make_cluster(world)
     cluster.dialect = _InstanceIdFails()
     world.claims = {"a", "b", "c"}  # every watcher gets as far as instance_id()
@@ -193,3 +190,8 @@ async def test_watchers_failing_on_an_unexpected_error_do_not_search_back_to_bac
     with pytest.raises(NoInstanceFound):
         await cluster.find_writer(now, now + 0.5)
     assert cluster.stats["writer_searches"] <= 0.5 / POLL  # at most one search per poll period
+    # the error is named, once per endpoint watched, not hidden behind "no writer found"
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "writer check failed" in r.message]
+    endpoints = [r.args[0] for r in warnings if isinstance(r.args, tuple)]
+    assert len(endpoints) == len(set(endpoints)) >= 3  # the instances and the cluster endpoint
+    assert all("LookupError('unexpected')" in r.getMessage() for r in warnings)
