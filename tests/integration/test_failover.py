@@ -253,9 +253,9 @@ async def test_plain_connection_without_plugins_and_connect_raw(sim: AuroraSimul
 @WITH_MULTI_AZ_MYSQL
 async def test_failover_of_an_idle_connection(sim: AuroraSimulator, ops: EngineOps, conn: Conn) -> None:
     report = await sim.failover()
-    statements = await ops.statements(conn)  # (MySQL: a cursor, kept across the failover)
-    if ops.engine == "postgresql":
-        # asyncpg sends a query on a socket it has not yet seen closed (it may then have run): wait
+    # MySQL: one cursor, made before the connection notices and used again after it failed over
+    statements = await ops.statements(conn)
+    if ops.engine == "postgresql":  # asyncpg sends on a socket it has not seen closed (may_have_run)
 
         async def noticed() -> bool:
             return conn.raw.is_closed()
