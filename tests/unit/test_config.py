@@ -310,7 +310,7 @@ def test_every_duration_has_a_lower_bound_that_its_default_meets() -> None:
     for name in durations - {"failure_detection_time"}:
         assert getattr(defaults, name) >= MINIMUM_SECONDS[name] > 0, name
     assert MINIMUM_SECONDS["timeout"] == MINIMUM_SECONDS["connect_timeout"]
-    assert MINIMUM_SECONDS["topology_refresh"] <= 0.01  # tests/integration/test_connect_failover.py uses it
+    assert MINIMUM_SECONDS["topology_refresh"] <= 0.01  # tests/integration/test_failover.py uses it
     # failure_detection_time (how old a call must be before monitoring acts) may be zero
     assert parse(host=CLUSTER, failure_detection_time=0).options.failure_detection_time == 0.0
 
