@@ -1,6 +1,6 @@
 """The fault proxy: forwards TCP connections to database servers and injects network faults.
 
-It runs in its own process (see ``_proxy_main``) so that a test's event loop, a blocking client or a
+It runs in its own process (see ``_main``) so that a test's event loop, a blocking client or a
 benchmark never shares CPU time or scheduling with the network it is being tested against.
 
 Vocabulary:
@@ -24,9 +24,9 @@ Vocabulary:
   servers run without TLS, so clients talk plain text to them.
 
 A backend speaks ``postgresql`` (the default) or ``mysql``. The links of a MySQL backend follow the
-client's packets (see ``_mysql_protocol``): that is how they recognise a COMMIT, and, for a backend
+client's packets (see ``_mysql_wire``): that is how they recognise a COMMIT, and, for a backend
 with ``aurora_mysql`` set, how they rewrite the Aurora MySQL catalog SQL that MariaDB cannot run as
-sent (the substitutions are listed in ``_mysql_catalog``). The server's answer to a caught MySQL COMMIT
+sent (the substitutions are listed in ``mysql._catalog``). The server's answer to a caught MySQL COMMIT
 is its one OK or ERR packet.
 """
 
@@ -40,8 +40,8 @@ import sys
 from collections import deque
 from typing import Any, Literal
 
-from ._mysql_catalog import aurora_rewriter
-from ._mysql_protocol import ClientPackets, is_commit_packet, reply_complete
+from ..mysql._catalog import aurora_rewriter
+from ._mysql_wire import ClientPackets, is_commit_packet, reply_complete
 
 Mode = Literal["up", "down", "blackhole"]
 MODES: tuple[Mode, ...] = ("up", "down", "blackhole")

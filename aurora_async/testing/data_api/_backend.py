@@ -1,6 +1,6 @@
 """What the Data API emulator needs from a database engine, and the encodings both engines share.
 
-One backend per engine (``_data_api_pg``: PostgreSQL through asyncpg, ``_data_api_mysql``: MariaDB
+One backend per engine (``_postgres``: PostgreSQL through asyncpg, ``_mysql``: MariaDB
 through aiomysql) turns a statement with Data API parameters into the driver's form, runs it on one of
 its sessions (a real connection to the simulator's writer) and encodes the result as Data API ``Field``
 values and ``columnMetadata``.
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._data_api_protocol import INT64, ApiError, Field, Param, ResultOptions
+from ._protocol import INT64, ApiError, Field, Param, ResultOptions
 
 if TYPE_CHECKING:
-    from ._simulator import AuroraSimulator
+    from ..simulator._simulator import AuroraSimulator
 
 NULL: Field = {"isNull": True}
 CLOSE_TIMEOUT = 5.0  # seconds for a graceful close, a cancel or a KILL QUERY before giving up
@@ -126,10 +126,10 @@ class Backend(Protocol):
 def make_backend(sim: AuroraSimulator, tag: str) -> Backend:
     """The backend for ``sim.engine``, connecting through the writer endpoint (``sim.dsn("cluster")``)."""
     if sim.engine == "mysql":
-        from ._data_api_mysql import MySQLBackend  # noqa: PLC0415 - keep aiomysql out of PostgreSQL use
+        from ._mysql import MySQLBackend  # noqa: PLC0415 - keep aiomysql out of PostgreSQL use
 
         return MySQLBackend(sim.dsn("cluster"), tag)
-    from ._data_api_pg import PostgresBackend  # noqa: PLC0415
+    from ._postgres import PostgresBackend  # noqa: PLC0415
 
     return PostgresBackend(sim.dsn("cluster"), tag)
 

@@ -14,11 +14,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from ._cluster_protocol import DatabaseCluster
+from .._cluster_protocol import DatabaseCluster
+from .._errors import SimulatorError
+from .._process import OsUser, run_to_completion
+from ..mysql._cluster import MariaDbCluster
+from ..mysql._server import MariaDbBinaries
+from ..postgresql._catalog import ENDPOINT_STYLES, TOPOLOGY_MODES, EndpointStyle, TopologyMode
+from ..postgresql._cluster import PostgresCluster
+from ..postgresql._server import PgBinaries
+from ..proxy._client import ProxyProcess
 from ._control_plane import MAX_INSTANCES, ControlPlane, FailoverDelays, Instance, InstanceState
-from ._errors import SimulatorError
-from ._mysql_cluster import MariaDbCluster
-from ._mysql_server import MariaDbBinaries
 from ._network import (
     FIRST_INSTANCE_OCTET,
     LAST_INSTANCE_OCTET,
@@ -27,11 +32,6 @@ from ._network import (
     check_prefix,
     pick_port,
 )
-from ._pg_catalog import ENDPOINT_STYLES, TOPOLOGY_MODES, EndpointStyle, TopologyMode
-from ._pg_cluster import PostgresCluster
-from ._pg_server import PgBinaries
-from ._process import OsUser, run_to_completion
-from ._proxy_client import ProxyProcess
 from ._tempdirs import choose_base_dir, make_root, sweep_stale_dirs
 from ._timeline import FailoverReport, Timeline, TimelineEvent
 
@@ -53,7 +53,7 @@ class AuroraSimulator:
     :param instances: number of instances, 1 to 32; the first is the writer.
     :param topology: which catalog the servers expose: ``"aurora"`` (PostgreSQL:
         ``aurora_replica_status()`` and friends; MySQL: ``information_schema.replica_host_status``,
-        ``@@aurora_server_id`` and friends, see ``_mysql_catalog``), ``"multi-az"`` (RDS Multi-AZ DB
+        ``@@aurora_server_id`` and friends, see ``mysql._catalog``), ``"multi-az"`` (RDS Multi-AZ DB
         clusters: ``rds_tools.*``, or ``mysql.rds_topology``) or ``"none"`` (plain).
     :param catalog_endpoints: how the Multi-AZ catalog (``rds_tools.show_topology()``,
         ``mysql.rds_topology``) lists each instance's endpoint: ``"names"`` (DNS names, as RDS lists

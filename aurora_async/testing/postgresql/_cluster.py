@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._cluster_protocol import ServerSet
-from ._pg_catalog import (
+from .._cluster_protocol import ServerSet
+from .._process import OsUser, run_command, wait_until
+from ._catalog import (
     TopologyMode,
     TopologyRow,
     cluster_setup_sql,
@@ -23,8 +24,7 @@ from ._pg_catalog import (
     instance_settings,
     set_topology_sql,
 )
-from ._pg_server import PgBinaries, PgServer
-from ._process import OsUser, run_command, wait_until
+from ._server import PgBinaries, PgServer
 
 _STREAM_TIMEOUT = 30.0
 

@@ -13,13 +13,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from ._cluster_protocol import DatabaseCluster
-from ._errors import SimulatorError
+from .._cluster_protocol import DatabaseCluster
+from .._errors import SimulatorError
+from .._process import wait_until
+from ..postgresql._catalog import MASTER_SESSION_ID, EndpointStyle, TopologyRow
+from ..postgresql._cluster import dbi_resource_id
+from ..proxy._client import ProxyProcess
 from ._network import LAST_INSTANCE_OCTET, ensure_free
-from ._pg_catalog import MASTER_SESSION_ID, EndpointStyle, TopologyRow
-from ._pg_cluster import dbi_resource_id
-from ._process import wait_until
-from ._proxy_client import ProxyProcess
 from ._timeline import FailoverReport, Timeline, TimelineEvent
 
 Role = Literal["writer", "reader"]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import asyncpg
 
-from ._errors import SimulatorError
-from ._process import OsUser, kill_and_wait, open_log, run_command, run_to_completion, wait_until
+from .._errors import SimulatorError
+from .._process import OsUser, kill_and_wait, open_log, run_command, run_to_completion, wait_until
 
 _REQUIRED_TOOLS = ("initdb", "postgres", "pg_basebackup", "pg_rewind")
 _START_TIMEOUT = 30.0

@@ -21,8 +21,8 @@ from typing import Any
 
 import asyncpg
 
-from ..data_api._placeholders import find_placeholders
-from ._data_api_backends import (
+from ...data_api._placeholders import find_placeholders
+from ._backend import (
     APPLICATION_NAME,
     CLOSE_TIMEOUT,
     NULL,
@@ -36,7 +36,7 @@ from ._data_api_backends import (
     missing_parameter,
     temporal_text,
 )
-from ._data_api_protocol import (
+from ._protocol import (
     MULTISTATEMENTS,
     ApiError,
     Field,

@@ -22,9 +22,10 @@ from collections import Counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from ..data_api._placeholders import statement_count
-from ._data_api_backends import CLOSE_TIMEOUT, Session, StatementResult, Translated, make_backend
-from ._data_api_protocol import (
+from ...data_api._placeholders import statement_count
+from .._process import run_to_completion
+from ._backend import CLOSE_TIMEOUT, Session, StatementResult, Translated, make_backend
+from ._protocol import (
     LINK_FAILURE,
     MULTISTATEMENTS,
     REQUEST_LIMIT,
@@ -41,13 +42,12 @@ from ._data_api_protocol import (
     parse_request,
     unavailable,
 )
-from ._data_api_runner import StatementRunner, cancel_all
-from ._process import run_to_completion
+from ._runner import StatementRunner, cancel_all
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from ._simulator import AuroraSimulator
+    from ..simulator._simulator import AuroraSimulator
 
 log = logging.getLogger("aurora_async.testing.data_api")
 
