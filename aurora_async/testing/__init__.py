@@ -15,9 +15,9 @@ with its errors, limits, timeouts, transactions and auto-pause.
 from __future__ import annotations
 
 from ._aws import DUMMY_AWS_ENV, MotoServer, RehearsalSession
+from ._catalog import TopologyMode
 from ._errors import SimulatorError
 from .data_api._emulator import DataApiEmulator
-from .postgresql._catalog import TopologyMode
 from .simulator._control_plane import FailoverDelays, InstanceState
 from .simulator._simulator import AuroraSimulator
 from .simulator._timeline import FailoverReport, TimelineEvent

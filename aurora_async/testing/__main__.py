@@ -9,8 +9,8 @@ import signal
 import sys
 from contextlib import AsyncExitStack
 
+from ._catalog import TOPOLOGY_MODES
 from .data_api._emulator import DataApiEmulator
-from .postgresql._catalog import TOPOLOGY_MODES
 from .simulator._control_plane import FailoverDelays
 from .simulator._simulator import AuroraSimulator
 

@@ -33,7 +33,8 @@ import aurora_async
 from aurora_async import AuroraConnection, FailoverFailedError, FailoverSuccessError, Role
 from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator
-from aurora_async.testing.postgresql._catalog import MASTER_SESSION_ID, TOPOLOGY_ROLE, sql_literal
+from aurora_async.testing._catalog import MASTER_SESSION_ID
+from aurora_async.testing.postgresql._catalog import TOPOLOGY_ROLE, sql_literal
 from tests.helpers import IS_READER_SQL, Forwarder, eventually, execute, fetchval
 
 pytestmark = pytest.mark.aurora_simulator(instances=3, dns_delay=0.5)

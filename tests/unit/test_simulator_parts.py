@@ -8,9 +8,9 @@ import os
 import pytest
 
 from aurora_async.testing import FailoverDelays, FailoverReport, SimulatorError, TimelineEvent
+from aurora_async.testing._catalog import TopologyRow
 from aurora_async.testing._process import OsUser
 from aurora_async.testing.postgresql._catalog import (
-    TopologyRow,
     database_setup_sql,
     instance_settings,
     set_topology_sql,

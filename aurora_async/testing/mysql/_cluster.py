@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._catalog import TopologyMode, TopologyRow
 from .._cluster_protocol import ServerSet
 from .._errors import SimulatorError
 from .._process import OsUser, run_command, wait_until
-from ..postgresql._catalog import TopologyMode, TopologyRow
 from ._catalog import (
     REPLICATION_USER,
     account,

@@ -9,16 +9,14 @@ commits alone, like a single-instance Aurora cluster.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._catalog import TopologyMode, TopologyRow, dbi_resource_id
 from .._cluster_protocol import ServerSet
 from .._process import OsUser, run_command, wait_until
 from ._catalog import (
-    TopologyMode,
-    TopologyRow,
     cluster_setup_sql,
     database_setup_sql,
     instance_settings,
@@ -27,11 +25,6 @@ from ._catalog import (
 from ._server import PgBinaries, PgServer
 
 _STREAM_TIMEOUT = 30.0
-
-
-def dbi_resource_id(cluster_tag: str, instance_id: str) -> str:
-    digest = hashlib.sha256(f"{cluster_tag}/{instance_id}".encode()).hexdigest().upper()
-    return "db-" + digest[:26]
 
 
 PASSWORD_LOGIN_ROLE = "password_login"

@@ -13,11 +13,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+from .._catalog import MASTER_SESSION_ID, EndpointStyle, TopologyRow, dbi_resource_id
 from .._cluster_protocol import DatabaseCluster
 from .._errors import SimulatorError
 from .._process import wait_until
-from ..postgresql._catalog import MASTER_SESSION_ID, EndpointStyle, TopologyRow
-from ..postgresql._cluster import dbi_resource_id
 from ..proxy._client import ProxyProcess
 from ._network import LAST_INSTANCE_OCTET, ensure_free
 from ._timeline import FailoverReport, Timeline, TimelineEvent

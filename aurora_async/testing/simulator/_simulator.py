@@ -14,12 +14,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from .._catalog import ENDPOINT_STYLES, TOPOLOGY_MODES, EndpointStyle, TopologyMode
 from .._cluster_protocol import DatabaseCluster
 from .._errors import SimulatorError
 from .._process import OsUser, run_to_completion
 from ..mysql._cluster import MariaDbCluster
 from ..mysql._server import MariaDbBinaries
-from ..postgresql._catalog import ENDPOINT_STYLES, TOPOLOGY_MODES, EndpointStyle, TopologyMode
 from ..postgresql._cluster import PostgresCluster
 from ..postgresql._server import PgBinaries
 from ..proxy._client import ProxyProcess
