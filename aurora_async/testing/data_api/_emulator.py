@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ...data_api._placeholders import statement_count
 from .._process import run_to_completion
-from ._backend import CLOSE_TIMEOUT, Session, StatementResult, Translated, make_backend
+from ._backend import CLOSE_TIMEOUT, Session, StatementResult, Translated
+from ._factory import make_backend
 from ._protocol import (
     LINK_FAILURE,
     MULTISTATEMENTS,

@@ -28,11 +28,11 @@ from ...data_api._placeholders import find_placeholders
 from ._backend import (
     APPLICATION_NAME,
     CLOSE_TIMEOUT,
-    NULL,
     StatementResult,
     Translated,
     missing_parameter,
 )
+from ._encoding import NULL
 from ._mysql_types import column_of, conversions
 from ._protocol import ApiError, Param, ResultOptions, database_error, unavailable
 

@@ -16,7 +16,8 @@ from typing import Any
 import pymysql
 from pymysql.constants import FIELD_TYPE, FLAG
 
-from ._backend import NULL, Column, decimal_field, long_field, metadata, temporal_text
+from ._backend import Column
+from ._encoding import NULL, decimal_field, long_field, metadata, temporal_text
 from ._protocol import Field, ResultOptions, blob
 from ._protocol import unsupported_type as unsupported
 

@@ -25,17 +25,13 @@ from ...data_api._placeholders import find_placeholders
 from ._backend import (
     APPLICATION_NAME,
     CLOSE_TIMEOUT,
-    NULL,
     Column,
     SessionLost,
     StatementResult,
     Translated,
-    decimal_field,
-    long_field,
-    metadata,
     missing_parameter,
-    temporal_text,
 )
+from ._encoding import NULL, decimal_field, long_field, metadata, temporal_text
 from ._protocol import (
     MULTISTATEMENTS,
     ApiError,
