@@ -18,7 +18,8 @@ from ._aws import DUMMY_AWS_ENV, MotoServer, RehearsalSession
 from ._catalog import TopologyMode
 from ._errors import SimulatorError
 from .data_api._emulator import DataApiEmulator
-from .simulator._control_plane import FailoverDelays, InstanceState
+from .simulator._failover import FailoverDelays
+from .simulator._instances import InstanceState
 from .simulator._simulator import AuroraSimulator
 from .simulator._timeline import FailoverReport, TimelineEvent
 

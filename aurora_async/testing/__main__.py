@@ -11,7 +11,7 @@ from contextlib import AsyncExitStack
 
 from ._catalog import TOPOLOGY_MODES
 from .data_api._emulator import DataApiEmulator
-from .simulator._control_plane import FailoverDelays
+from .simulator._failover import FailoverDelays
 from .simulator._simulator import AuroraSimulator
 
 

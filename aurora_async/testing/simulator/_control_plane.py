@@ -1,86 +1,31 @@
-"""The simulator's control plane: the state of every instance and the operations that change it.
+"""The simulator's control plane: the operations that change a running cluster (faults, failover,
+membership).
 
 It plays Aurora's part: it decides roles, keeps the catalog's topology, the fault proxy's routes and
-synchronous replication in step with what happens to the servers, and records every step on the
-timeline. The caller (``AuroraSimulator``) runs one operation at a time.
+synchronous replication in step with what happens to the servers (``_cluster_state``), and records
+every step on the timeline. The caller (``AuroraSimulator``) runs one operation at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from dataclasses import dataclass
 from typing import Literal
 
-from .._catalog import MASTER_SESSION_ID, EndpointStyle, TopologyRow, dbi_resource_id
+from .._catalog import EndpointStyle
 from .._cluster_protocol import DatabaseCluster
 from .._errors import SimulatorError
-from .._process import wait_until
 from ..proxy._client import ProxyProcess
+from ._cluster_state import ClusterState
+from ._failover import FailoverDelays, fail_over
+from ._instances import MAX_INSTANCES, Instance
 from ._network import LAST_INSTANCE_OCTET, ensure_free
-from ._timeline import FailoverReport, Timeline, TimelineEvent
-
-Role = Literal["writer", "reader"]
-Network = Literal["ok", "crashed", "blackhole"]
-MAX_INSTANCES = 32
+from ._timeline import FailoverReport, Timeline
 
 
-@dataclass(frozen=True)
-class FailoverDelays:
-    """Pauses between the steps of a failover, in seconds.
+class ControlPlane(ClusterState):
+    """Every operation on a running cluster: faults, failover, membership."""
 
-    Real Aurora takes seconds to tens of seconds for the whole sequence; the defaults keep the order and
-    shape of the steps but scale the waits down so tests stay fast. Raise them to rehearse slow failovers.
-
-    :param promotion: from the loss of the writer until a replica is promoted (failure detection).
-    :param topology: from the promotion until the topology shows the new writer.
-    :param replica_restart: how long each other replica refuses connections while it is re-pointed at the
-        new writer (Aurora restarts them).
-    :param rejoin: from the re-pointed replicas until the old writer starts rejoining as a replica.
-    """
-
-    promotion: float = 0.1
-    topology: float = 0.05
-    replica_restart: float = 0.1
-    rejoin: float = 0.2
-
-    def __post_init__(self) -> None:
-        for name in ("promotion", "topology", "replica_restart", "rejoin"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"FailoverDelays.{name} must be >= 0")
-
-
-@dataclass(frozen=True)
-class InstanceState:
-    """A snapshot of one simulated instance."""
-
-    instance_id: str
-    address: str
-    port: int
-    role: Role
-    running: bool
-    network: Network
-    latency: float
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.address}:{self.port}"
-
-
-@dataclass
-class Instance:
-    instance_id: str
-    address: str
-    role: Role
-    running: bool = True
-    network: Network = "ok"
-    latency: float = 0.0
-    frozen_at: float | None = None  # wall-clock time it went down, reported as its last status update
-    writer_when_stopped: str | None = None
-
-
-class ControlPlane:
     def __init__(
         self,
         *,
@@ -95,139 +40,18 @@ class ControlPlane:
         delays: FailoverDelays,
         endpoints: EndpointStyle = "names",
     ) -> None:
-        self.cluster = cluster
-        self.proxy = proxy
-        self.timeline = timeline
-        self.instances = instances
-        self.prefix = prefix
-        self.port = port
-        self.tag = tag
-        self.dns_delay = dns_delay
+        super().__init__(
+            cluster=cluster,
+            proxy=proxy,
+            timeline=timeline,
+            instances=instances,
+            prefix=prefix,
+            port=port,
+            tag=tag,
+            dns_delay=dns_delay,
+            endpoints=endpoints,
+        )
         self.delays = delays
-        self.endpoints: EndpointStyle = endpoints
-        self.dns_due: float | None = None
-        self.dns_event: TimelineEvent | None = None
-
-    # -- reading the state -----------------------------------------------------------------------
-
-    @property
-    def instance_ids(self) -> list[str]:
-        return sorted(self.instances, key=int)
-
-    @property
-    def writer_id(self) -> str:
-        return next(i.instance_id for i in self.instances.values() if i.role == "writer")
-
-    @property
-    def reader_ids(self) -> list[str]:
-        return [i for i in self.instance_ids if self.instances[i].role == "reader"]
-
-    def get(self, instance_id: str | int) -> Instance:
-        try:
-            return self.instances[str(instance_id)]
-        except KeyError:
-            raise SimulatorError(
-                f"unknown instance '{instance_id}'; instances are {', '.join(self.instance_ids)}"
-            ) from None
-
-    def snapshot(self) -> dict[str, InstanceState]:
-        return {
-            i: InstanceState(i, s.address, self.port, s.role, s.running, s.network, s.latency)
-            for i, s in ((i, self.instances[i]) for i in self.instance_ids)
-        }
-
-    def rows(self) -> list[TopologyRow]:
-        """The topology as the catalog reports it."""
-        rows = []
-        for instance_id in self.instance_ids:
-            inst = self.instances[instance_id]
-            writer = inst.role == "writer"
-            session = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{self.tag}/{instance_id}"))
-            rows.append(
-                TopologyRow(
-                    instance_id=instance_id,
-                    is_writer=writer,
-                    session_id=MASTER_SESSION_ID if writer else session,
-                    dbi_resource_id=dbi_resource_id(self.tag, instance_id),
-                    endpoint=(
-                        inst.address
-                        if self.endpoints == "addresses"
-                        else f"{instance_id}.{self.tag}.sim.invalid"
-                    ),
-                    port=self.port,
-                    frozen_at=inst.frozen_at,
-                    replica_lag_ms=None if writer else 8.0 + int(instance_id) % 7,
-                    cpu=2.0 + int(instance_id) % 5,
-                )
-            )
-        return rows
-
-    # -- keeping catalog, replication and proxy in step ------------------------------------------
-
-    async def register(self, inst: Instance) -> None:
-        """Give the fault proxy the instance's server and its own endpoint."""
-        cluster = self.cluster
-        await self.proxy.call(
-            "backend",
-            name=inst.instance_id,
-            host=inst.address,
-            port=cluster.backend_port,
-            **cluster.proxy_options,
-        )
-        await self.proxy.call(
-            "listen", name=inst.instance_id, host=inst.address, port=self.port, targets=[inst.instance_id]
-        )
-
-    async def write_topology(self) -> None:
-        """Publish the topology on the writer (it replicates); a stopped writer is updated when it
-        comes back."""
-        if self.instances[self.writer_id].running:
-            await self.cluster.write_topology(self.writer_id, self.rows())
-
-    async def sync_replication(self) -> None:
-        """Synchronous replication to ANY 1 of the running replicas, or none when none runs."""
-        if self.instances[self.writer_id].running:
-            running = [i for i in self.reader_ids if self.instances[i].running]
-            await self.cluster.set_sync_replicas(self.writer_id, running)
-
-    async def set_mode(self, inst: Instance, mode: str) -> None:
-        """Proxy mode for ``inst``, except that a black-holed instance stays black-holed: its clients
-        keep hanging whatever happens to the server behind it, until it is restored."""
-        if inst.network != "blackhole":
-            await self.proxy.call("mode", name=inst.instance_id, mode=mode)
-
-    async def publish_dns(self, at: float | None) -> None:
-        """Point the writer endpoint at the writer and the reader endpoint at the readers, at ``at``."""
-        readers = self.reader_ids
-        await self.proxy.call("route", name="cluster", targets=[self.writer_id], at=at)
-        await self.proxy.call("route", name="reader", targets=readers or [self.writer_id], at=at)
-
-    def dns_pending(self) -> bool:
-        return self.dns_due is not None and self.dns_due > time.monotonic()
-
-    async def republish_dns(self) -> None:
-        """After a membership change: now, or with the update a failover already scheduled."""
-        await self.publish_dns(self.dns_due if self.dns_pending() else None)
-
-    async def schedule_dns(self, due: float) -> None:
-        if self.dns_event is not None and self.dns_pending():
-            self.timeline.discard(self.dns_event)  # superseded by this newer failover
-        await self.publish_dns(due if self.dns_delay > 0 else None)
-        self.dns_due = due
-        self.dns_event = self.timeline.record(
-            "endpoint DNS updated", f"cluster endpoint -> {self.writer_id}", at=due
-        )
-
-    async def wait_dns_settled(self, timeout: float | None) -> None:
-        due = self.dns_due or 0.0
-        limit = timeout if timeout is not None else max(0.0, due - time.monotonic()) + 10.0
-        proxy = self.proxy
-
-        async def settled() -> bool:
-            status = await proxy.call("status")
-            return all(entry["pending"] is None for entry in status["listeners"].values())
-
-        await wait_until(settled, timeout=limit, what="the endpoint DNS to follow the topology")
 
     # -- faults ----------------------------------------------------------------------------------
 
@@ -317,77 +141,7 @@ class ControlPlane:
     async def fail_over(
         self, kind: Literal["failover", "switchover"], target: str | int | None
     ) -> FailoverReport:
-        cluster, delays = self.cluster, self.delays
-        old = self.instances[self.writer_id]
-        candidates = [r for r in self.reader_ids if self.instances[r].running]
-        if target is not None:
-            chosen = self.get(target).instance_id
-            if chosen == old.instance_id:
-                raise SimulatorError(f"instance {chosen} is the writer already")
-            if chosen not in candidates:
-                raise SimulatorError(f"instance {chosen} is not a running replica and cannot be promoted")
-
-        started = time.monotonic()
-        if kind == "failover":
-            await self.set_mode(old, "down")
-            await cluster.stop(old.instance_id, "immediate")
-            self.timeline.record("writer lost", f"{old.instance_id} crashed")
-        else:
-            await cluster.stop(old.instance_id, "fast")  # sessions get 57P01 admin_shutdown
-            await self.set_mode(old, "down")
-            self.timeline.record("writer stopped", f"{old.instance_id} shut down cleanly")
-        if old.running:
-            old.frozen_at = time.time()
-        old.running = False
-        if old.network == "crashed":
-            old.network = "ok"  # the failover restarts it, as a replica or in place
-
-        await asyncio.sleep(delays.promotion)
-        if not candidates:  # Aurora restarts a lone writer where it is
-            await cluster.start(old.instance_id)
-            old.running, old.frozen_at = True, None
-            await self.set_mode(old, "up")
-            await self.write_topology()
-            self.timeline.record("writer restarted in place", f"{old.instance_id} (no replica to promote)")
-            return self._report(kind, old.instance_id, old.instance_id, started)
-
-        best, lsns = await cluster.most_advanced(candidates)
-        chosen = self.get(target).instance_id if target is not None else best
-        if lsns[chosen] < lsns[best]:
-            await cluster.catch_up(chosen, best, lsns[best])
-            self.timeline.record("replica caught up", f"{chosen} streamed the WAL it lacked from {best}")
-        await cluster.promote(chosen)
-        self.instances[chosen].role, old.role = "writer", "reader"
-        self.timeline.record("replica promoted", f"{chosen} is the writer")
-        await self.schedule_dns(time.monotonic() + self.dns_delay)
-
-        await asyncio.sleep(delays.topology)
-        await self.write_topology()
-        self.timeline.record("topology updated", f"writer {chosen}")
-
-        others = [r for r in candidates if r != chosen]
-        if others:
-            await asyncio.gather(*(self._restart_replica(self.instances[r], chosen) for r in others))
-            self.timeline.record("replicas re-pointed", f"{', '.join(others)} follow {chosen}")
-        await self.sync_replication()
-
-        await asyncio.sleep(delays.rejoin)
-        how = await cluster.rejoin(old.instance_id, chosen)
-        old.running, old.frozen_at = True, None
-        await self.sync_replication()
-        await self.write_topology()
-        await self.set_mode(old, "up")
-        self.timeline.record("old writer rejoined", f"{old.instance_id} is a replica of {chosen} ({how})")
-        return self._report(kind, old.instance_id, chosen, started)
-
-    async def _restart_replica(self, replica: Instance, writer_id: str) -> None:
-        await self.set_mode(replica, "down")
-        await self.cluster.repoint(replica.instance_id, writer_id)
-        await asyncio.sleep(self.delays.replica_restart)
-        await self.set_mode(replica, "up")
-
-    def _report(self, kind: str, old: str, new: str, started: float) -> FailoverReport:
-        return FailoverReport(kind, old, new, started, self.timeline.since(started))
+        return await fail_over(self, self.delays, kind, target)
 
     # -- membership ------------------------------------------------------------------------------
 

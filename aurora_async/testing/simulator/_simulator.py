@@ -23,7 +23,9 @@ from ..mysql._server import MariaDbBinaries
 from ..postgresql._cluster import PostgresCluster
 from ..postgresql._server import PgBinaries
 from ..proxy._client import ProxyProcess
-from ._control_plane import MAX_INSTANCES, ControlPlane, FailoverDelays, Instance, InstanceState
+from ._control_plane import ControlPlane
+from ._failover import FailoverDelays
+from ._instances import MAX_INSTANCES, Instance, InstanceState
 from ._network import (
     FIRST_INSTANCE_OCTET,
     LAST_INSTANCE_OCTET,
