@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import Counter
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._process import run_to_completion
 from ._backend import CLOSE_TIMEOUT
@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aurora_async.testing.data_api")
 
-T = TypeVar("T")
-
 ACCOUNT = "123456789012"
 SHUTDOWN_GRACE = 0.5  # seconds a request in flight at exit may take before it is cancelled
 _OPERATIONS = {
@@ -55,7 +53,6 @@ _OPERATIONS = {
     "/RollbackTransaction": "RollbackTransaction",
     "/ExecuteSql": "ExecuteSql",
 }
-NOT_FOUND = "TransactionNotFoundException"
 _EXECUTE_SQL = "ExecuteSql is deprecated and not supported on provisioned clusters, use ExecuteStatement"
 
 
