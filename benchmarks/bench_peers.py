@@ -60,7 +60,7 @@ import asyncpg
 from _common import RESULTS, command, commit, header, machine, percentile, summary, write
 
 from aurora_async.testing import AuroraSimulator, FailoverDelays
-from aurora_async.testing._mysql_server import MariaDbBinaries
+from aurora_async.testing.mysql._server import MariaDbBinaries
 
 HERE = Path(__file__).resolve().parent
 CONTENDER = HERE / "peers" / "contender.py"

@@ -15,12 +15,13 @@ with its errors, limits, timeouts, transactions and auto-pause.
 from __future__ import annotations
 
 from ._aws import DUMMY_AWS_ENV, MotoServer, RehearsalSession
-from ._control_plane import FailoverDelays, InstanceState
-from ._data_api_emulator import DataApiEmulator
+from ._catalog import TopologyMode
 from ._errors import SimulatorError
-from ._pg_catalog import TopologyMode
-from ._simulator import AuroraSimulator
-from ._timeline import FailoverReport, TimelineEvent
+from .data_api._emulator import DataApiEmulator
+from .simulator._failover import FailoverDelays
+from .simulator._instances import InstanceState
+from .simulator._simulator import AuroraSimulator
+from .simulator._timeline import FailoverReport, TimelineEvent
 
 __all__ = [
     "DUMMY_AWS_ENV",

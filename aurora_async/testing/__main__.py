@@ -9,10 +9,10 @@ import signal
 import sys
 from contextlib import AsyncExitStack
 
-from ._control_plane import FailoverDelays
-from ._data_api_emulator import DataApiEmulator
-from ._pg_catalog import TOPOLOGY_MODES
-from ._simulator import AuroraSimulator
+from ._catalog import TOPOLOGY_MODES
+from .data_api._emulator import DataApiEmulator
+from .simulator._failover import FailoverDelays
+from .simulator._simulator import AuroraSimulator
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ from ._errors import SimulatorError
 from ._process import die_with_parent, kill_and_wait, wait_until
 
 if TYPE_CHECKING:
-    from ._simulator import AuroraSimulator
+    from .simulator._simulator import AuroraSimulator
 
 # Dummy credentials for moto and offline token signing; never valid anywhere.
 DUMMY_AWS_ENV = {

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
-from ._pg_catalog import TopologyRow
+from ._catalog import TopologyRow
 
 
 class DatabaseCluster(Protocol):

@@ -28,9 +28,9 @@ from typing import Any
 import pytest
 
 from ._errors import SimulatorError
-from ._mysql_server import MariaDbBinaries
-from ._pg_server import PgBinaries
-from ._simulator import AuroraSimulator
+from .mysql._server import MariaDbBinaries
+from .postgresql._server import PgBinaries
+from .simulator._simulator import AuroraSimulator
 
 try:
     import pytest_asyncio

@@ -1,9 +1,9 @@
 """Garbage in the catalog, an instance host pattern that leads nowhere, a wrong password: on the simulator.
 
 The simulator keeps Aurora's topology as a JSON document in the comment of the role ``aurora_simulator``
-(``aurora_async.testing._pg_catalog``); overwriting it on the writer (it replicates) feeds garbage to the
-library's real topology SQL: unknown instance ids, no writer, two writers, NULL ids and session ids,
-missing fields, no JSON at all.
+(``aurora_async.testing.postgresql._catalog``); overwriting it on the writer (it replicates) feeds
+garbage to the library's real topology SQL: unknown instance ids, no writer, two writers, NULL ids and
+session ids, missing fields, no JSON at all.
 
 What the library must do whatever the catalog says: a connection it hands out in ``strict_writer`` mode
 is on the instance that really is the writer (not in recovery, writes succeed), or it raises a clear
@@ -33,7 +33,8 @@ import aurora_async
 from aurora_async import AuroraConnection, FailoverFailedError, FailoverSuccessError, Role
 from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator
-from aurora_async.testing._pg_catalog import MASTER_SESSION_ID, TOPOLOGY_ROLE, sql_literal
+from aurora_async.testing._catalog import MASTER_SESSION_ID
+from aurora_async.testing.postgresql._catalog import TOPOLOGY_ROLE, sql_literal
 from tests.helpers import IS_READER_SQL, Forwarder, eventually, execute, fetchval
 
 pytestmark = pytest.mark.aurora_simulator(instances=3, dns_delay=0.5)

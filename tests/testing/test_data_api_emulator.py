@@ -28,7 +28,7 @@ import pytest_asyncio
 from botocore.exceptions import ClientError
 
 from aurora_async.testing import DUMMY_AWS_ENV, AuroraSimulator, DataApiEmulator
-from aurora_async.testing._data_api_pg import PostgresBackend, PostgresSession
+from aurora_async.testing.data_api._postgres import PostgresBackend, PostgresSession
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

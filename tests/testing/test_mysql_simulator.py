@@ -24,8 +24,8 @@ import pytest_asyncio
 
 from aurora_async.testing import AuroraSimulator, FailoverDelays, SimulatorError
 from aurora_async.testing.__main__ import _parser
-from aurora_async.testing._mysql_catalog import rewrite_aurora_sql
-from aurora_async.testing._mysql_protocol import ClientPackets, is_commit_packet
+from aurora_async.testing.mysql._catalog import rewrite_aurora_sql
+from aurora_async.testing.proxy._mysql_wire import ClientPackets, is_commit_packet
 from tests.helpers import Leftovers, eventually, processes_mentioning
 
 # the async tests share the event loop of the module-scoped simulators

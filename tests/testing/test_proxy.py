@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aurora_async.testing import SimulatorError
-from aurora_async.testing._proxy_client import ProxyProcess
+from aurora_async.testing.proxy._client import ProxyProcess
 from tests.helpers import eventually, process_exists
 
 HOST = "127.0.43.11"

@@ -8,16 +8,16 @@ import os
 import pytest
 
 from aurora_async.testing import FailoverDelays, FailoverReport, SimulatorError, TimelineEvent
-from aurora_async.testing._network import check_prefix
-from aurora_async.testing._pg_catalog import (
-    TopologyRow,
+from aurora_async.testing._catalog import TopologyRow
+from aurora_async.testing._process import OsUser
+from aurora_async.testing.postgresql._catalog import (
     database_setup_sql,
     instance_settings,
     set_topology_sql,
     sql_literal,
     topology_document,
 )
-from aurora_async.testing._process import OsUser
+from aurora_async.testing.simulator._network import check_prefix
 
 
 def _row(instance_id: str, writer: bool = False, frozen_at: float | None = None) -> TopologyRow:

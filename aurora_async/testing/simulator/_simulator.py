@@ -5,34 +5,21 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
-import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from ._cluster_protocol import DatabaseCluster
-from ._control_plane import MAX_INSTANCES, ControlPlane, FailoverDelays, Instance, InstanceState
-from ._errors import SimulatorError
-from ._mysql_cluster import MariaDbCluster
-from ._mysql_server import MariaDbBinaries
-from ._network import (
-    FIRST_INSTANCE_OCTET,
-    LAST_INSTANCE_OCTET,
-    READER_ENDPOINT_OCTET,
-    WRITER_ENDPOINT_OCTET,
-    check_prefix,
-    pick_port,
-)
-from ._pg_catalog import ENDPOINT_STYLES, TOPOLOGY_MODES, EndpointStyle, TopologyMode
-from ._pg_cluster import PostgresCluster
-from ._pg_server import PgBinaries
-from ._process import OsUser, run_to_completion
-from ._proxy_client import ProxyProcess
-from ._tempdirs import choose_base_dir, make_root, sweep_stale_dirs
+from .._catalog import ENDPOINT_STYLES, TOPOLOGY_MODES, EndpointStyle, TopologyMode
+from .._errors import SimulatorError
+from .._process import run_to_completion
+from ._control_plane import ControlPlane
+from ._deployment import Deployment
+from ._failover import FailoverDelays
+from ._instances import MAX_INSTANCES, InstanceState
+from ._network import READER_ENDPOINT_OCTET, WRITER_ENDPOINT_OCTET, check_prefix
+from ._tempdirs import choose_base_dir
 from ._timeline import FailoverReport, Timeline, TimelineEvent
 
 
@@ -53,7 +40,7 @@ class AuroraSimulator:
     :param instances: number of instances, 1 to 32; the first is the writer.
     :param topology: which catalog the servers expose: ``"aurora"`` (PostgreSQL:
         ``aurora_replica_status()`` and friends; MySQL: ``information_schema.replica_host_status``,
-        ``@@aurora_server_id`` and friends, see ``_mysql_catalog``), ``"multi-az"`` (RDS Multi-AZ DB
+        ``@@aurora_server_id`` and friends, see ``mysql._catalog``), ``"multi-az"`` (RDS Multi-AZ DB
         clusters: ``rds_tools.*``, or ``mysql.rds_topology``) or ``"none"`` (plain).
     :param catalog_endpoints: how the Multi-AZ catalog (``rds_tools.show_topology()``,
         ``mysql.rds_topology``) lists each instance's endpoint: ``"names"`` (DNS names, as RDS lists
@@ -151,10 +138,8 @@ class AuroraSimulator:
         self._server_user = server_user
         self._base_dir = choose_base_dir(base_dir)
         self._lock = asyncio.Lock()
-        self._cluster: DatabaseCluster | None = None
-        self._proxy: ProxyProcess | None = None
+        self._deployment = Deployment()
         self._control: ControlPlane | None = None
-        self._root: Path | None = None
         self._timeline = Timeline()
         self._state: Literal["new", "running", "closed"] = "new"
 
@@ -186,85 +171,29 @@ class AuroraSimulator:
         await run_to_completion(self._cleanup())
 
     async def _start(self) -> None:
-        started = time.monotonic()
-        server_user = OsUser.for_servers(
-            self._server_user, default="mysql" if self.engine == "mysql" else "postgres"
-        )
-        binaries = MariaDbBinaries.find() if self.engine == "mysql" else PgBinaries.find(self._pg_bin_dir)
-        sweep_stale_dirs(self._base_dir)
-        self._root = make_root(self._base_dir, server_user)
-
-        ids = [str(FIRST_INSTANCE_OCTET + k) for k in range(self._size)]
-        instances = {
-            instance_id: Instance(instance_id, self._prefix + instance_id, "writer" if k == 0 else "reader")
-            for k, instance_id in enumerate(ids)
-        }
-        instance_hosts = [i.address for i in instances.values()]
-        endpoint_hosts = [self._address(WRITER_ENDPOINT_OCTET), self._address(READER_ENDPOINT_OCTET)]
-        port = pick_port(endpoint_hosts + instance_hosts, self._requested_port)
-        backend_port = pick_port(instance_hosts, None, avoid={port})
-
-        self._proxy = ProxyProcess(self._root / "proxy.log")
-        options: dict[str, Any] = {
-            "root": self._root,
-            "user": server_user,
-            "topology": self.topology,
-            "cluster_tag": uuid.uuid4().hex[:8],
-            "backend_port": backend_port,
-            "max_connections": self._max_connections,
-            "database": self._database,
-            "db_user": self._user,
-            "password": self._password,
-        }
-        if isinstance(binaries, MariaDbBinaries):
-            self._cluster = MariaDbCluster(binaries=binaries, **options)
-        else:
-            tls_addresses = [
-                self._address(octet)
-                for octet in (
-                    WRITER_ENDPOINT_OCTET,
-                    READER_ENDPOINT_OCTET,
-                    *range(FIRST_INSTANCE_OCTET, LAST_INSTANCE_OCTET + 1),
-                )
-            ]
-            self._cluster = PostgresCluster(
-                binaries=binaries, tls=self._tls, tls_addresses=tls_addresses, **options
-            )
-        control = ControlPlane(
-            cluster=self._cluster,
-            proxy=self._proxy,
-            timeline=self._timeline,
-            instances=instances,
-            prefix=self._prefix,
-            port=port,
-            tag=self._cluster.cluster_tag,
+        self._control = await self._deployment.start(
+            engine=self.engine,
+            size=self._size,
+            topology=self.topology,
+            catalog_endpoints=self.catalog_endpoints,
             dns_delay=self._dns_delay,
             delays=self.delays,
-            endpoints=self.catalog_endpoints,
-        )
-        writer = (ids[0], instances[ids[0]].address)
-        replicas = [(i, instances[i].address) for i in ids[1:]]
-        await asyncio.gather(self._proxy.start(), self._cluster.create(writer, replicas, control.rows()))
-        for inst in instances.values():
-            await control.register(inst)
-        await self._proxy.call("listen", name="cluster", host=endpoint_hosts[0], port=port, targets=ids[:1])
-        await self._proxy.call(
-            "listen", name="reader", host=endpoint_hosts[1], port=port, targets=ids[1:] or ids[:1]
-        )
-        self._control = control
-        self._timeline.record(
-            "cluster started",
-            f"{self._size} instance(s), writer {ids[0]}, in {time.monotonic() - started:.2f} s",
+            prefix=self._prefix,
+            requested_port=self._requested_port,
+            user=self._user,
+            password=self._password,
+            database=self._database,
+            max_connections=self._max_connections,
+            tls=self._tls,
+            pg_bin_dir=self._pg_bin_dir,
+            server_user_name=self._server_user,
+            base_dir=self._base_dir,
+            timeline=self._timeline,
         )
 
     async def _cleanup(self) -> None:
         self._state = "closed"
-        if self._proxy is not None:
-            await self._proxy.close()
-        if self._cluster is not None:
-            await self._cluster.close()
-        if self._root is not None:
-            shutil.rmtree(self._root, ignore_errors=True)
+        await self._deployment.close()
 
     def _running(self) -> ControlPlane:
         if self._state != "running" or self._control is None:
@@ -371,16 +300,13 @@ class AuroraSimulator:
     def root(self) -> Path:
         """The temporary directory holding data directories and logs (deleted on exit)."""
         self._running()
-        assert self._root is not None
-        return self._root
+        assert self._deployment.root is not None
+        return self._deployment.root
 
     @property
     def process_ids(self) -> list[int]:
         """PIDs of the running database servers and of the fault proxy process."""
-        pids = self._cluster.pids() if self._cluster is not None else []
-        if self._proxy is not None and self._proxy.pid is not None:
-            pids.append(self._proxy.pid)
-        return pids
+        return self._deployment.pids()
 
     async def proxy_status(self) -> dict[str, Any]:
         """Backends (mode, delay, open connections) and listeners of the fault proxy."""

@@ -22,18 +22,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
 
-TopologyMode = Literal["aurora", "multi-az", "none"]
-TOPOLOGY_MODES: tuple[TopologyMode, ...] = ("aurora", "multi-az", "none")
-# how the Multi-AZ catalog lists an instance's endpoint: a DNS name, as RDS does
-# ("11.<cluster tag>.sim.invalid", reached through cluster_instance_host_pattern), or its IP address
-EndpointStyle = Literal["names", "addresses"]
-ENDPOINT_STYLES: tuple[EndpointStyle, ...] = ("names", "addresses")
+from .._catalog import TopologyMode, TopologyRow
 
 TOPOLOGY_ROLE = "aurora_simulator"
-MASTER_SESSION_ID = "MASTER_SESSION_ID"
 AURORA_VERSION = "15.4.1"
 
 RDS_EXTENSIONS: dict[TopologyMode, str | None] = {
@@ -41,21 +33,6 @@ RDS_EXTENSIONS: dict[TopologyMode, str | None] = {
     "multi-az": "pg_stat_statements, pgcrypto, plpgsql, postgis, rds_tools, uuid-ossp",
     "none": None,
 }
-
-
-@dataclass(frozen=True)
-class TopologyRow:
-    """One instance as the catalog reports it."""
-
-    instance_id: str
-    is_writer: bool
-    session_id: str
-    dbi_resource_id: str
-    endpoint: str
-    port: int
-    frozen_at: float | None = None  # epoch seconds: last status update of an instance that is down
-    replica_lag_ms: float | None = None
-    cpu: float = 1.0
 
 
 def topology_document(rows: Sequence[TopologyRow]) -> str:

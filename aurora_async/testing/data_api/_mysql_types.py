@@ -16,9 +16,10 @@ from typing import Any
 import pymysql
 from pymysql.constants import FIELD_TYPE, FLAG
 
-from ._data_api_backends import NULL, Column, decimal_field, long_field, metadata, temporal_text
-from ._data_api_protocol import Field, ResultOptions, blob
-from ._data_api_protocol import unsupported_type as unsupported
+from ._backend import Column
+from ._encoding import NULL, decimal_field, long_field, metadata, temporal_text
+from ._protocol import Field, ResultOptions, blob
+from ._protocol import unsupported_type as unsupported
 
 BINARY_CHARSET = 63
 _TEXT_DECODED = (

@@ -9,29 +9,22 @@ commits alone, like a single-instance Aurora cluster.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._cluster_protocol import ServerSet
-from ._pg_catalog import (
-    TopologyMode,
-    TopologyRow,
+from .._catalog import TopologyMode, TopologyRow, dbi_resource_id
+from .._cluster_protocol import ServerSet
+from .._process import OsUser, run_command, wait_until
+from ._catalog import (
     cluster_setup_sql,
     database_setup_sql,
     instance_settings,
     set_topology_sql,
 )
-from ._pg_server import PgBinaries, PgServer
-from ._process import OsUser, run_command, wait_until
+from ._server import PgBinaries, PgServer
 
 _STREAM_TIMEOUT = 30.0
-
-
-def dbi_resource_id(cluster_tag: str, instance_id: str) -> str:
-    digest = hashlib.sha256(f"{cluster_tag}/{instance_id}".encode()).hexdigest().upper()
-    return "db-" + digest[:26]
 
 
 PASSWORD_LOGIN_ROLE = "password_login"

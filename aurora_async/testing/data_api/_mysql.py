@@ -8,7 +8,7 @@ booleans, binary strings (character set 63) and BIT(n>1) blobs; DECIMAL and temp
 the server's text. Sessions run with ``time_zone='+00:00'``, autocommit outside transactions, and
 CLIENT_FOUND_ROWS (``numberOfRecordsUpdated`` counts matched rows, as with Connector/J's default).
 
-How results are typed: ``_data_api_mysql_types``.
+How results are typed: ``_mysql_types``.
 """
 
 from __future__ import annotations
@@ -24,17 +24,17 @@ import aiomysql
 import pymysql
 from pymysql.constants import CLIENT
 
-from ..data_api._placeholders import find_placeholders
-from ._data_api_backends import (
+from ...data_api._placeholders import find_placeholders
+from ._backend import (
     APPLICATION_NAME,
     CLOSE_TIMEOUT,
-    NULL,
     StatementResult,
     Translated,
     missing_parameter,
 )
-from ._data_api_mysql_types import column_of, conversions
-from ._data_api_protocol import ApiError, Param, ResultOptions, database_error, unavailable
+from ._encoding import NULL
+from ._mysql_types import column_of, conversions
+from ._protocol import ApiError, Param, ResultOptions, database_error, unavailable
 
 log = logging.getLogger("aurora_async.testing.data_api")
 

@@ -8,8 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ._errors import SimulatorError
-from ._process import OsUser
+from .._errors import SimulatorError
+from .._process import OsUser
 
 _PREFIX = "aurora-sim-"
 _SOCKET_PATH_LIMIT = 100  # sun_path holds 108 bytes; leave room for ".s.PGSQL.<port>"

@@ -1,33 +1,23 @@
-"""What the Data API emulator needs from a database engine, and the encodings both engines share.
+"""What the Data API emulator needs from a database engine: the ``Backend`` and ``Session`` protocols
+and the values they exchange (a translated statement, a result and its columns).
 
-One backend per engine (``_data_api_pg``: PostgreSQL through asyncpg, ``_data_api_mysql``: MariaDB
+One backend per engine (``_postgres``: PostgreSQL through asyncpg, ``_mysql``: MariaDB
 through aiomysql) turns a statement with Data API parameters into the driver's form, runs it on one of
 its sessions (a real connection to the simulator's writer) and encodes the result as Data API ``Field``
-values and ``columnMetadata``.
+values and ``columnMetadata`` (with the helpers of ``_encoding``); ``_factory`` picks the backend.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from ._data_api_protocol import INT64, ApiError, Field, Param, ResultOptions
+from ._protocol import ApiError, Field, Param, ResultOptions
 
-if TYPE_CHECKING:
-    from ._simulator import AuroraSimulator
-
-NULL: Field = {"isNull": True}
 CLOSE_TIMEOUT = 5.0  # seconds for a graceful close, a cancel or a KILL QUERY before giving up
 APPLICATION_NAME = "aurora_async data api emulator"
-
-_TEMPORAL = re.compile(
-    r"(?P<main>(?:\d+-\d\d-\d\d )?-?\d+:\d\d:\d\d)(?:\.(?P<frac>\d+))?"
-    r"(?:[+-]\d\d(?::\d\d){0,2})?(?P<era> BC)?"
-)
 
 
 class SessionLost(ConnectionError):
@@ -123,83 +113,5 @@ class Backend(Protocol):
         ...
 
 
-def make_backend(sim: AuroraSimulator, tag: str) -> Backend:
-    """The backend for ``sim.engine``, connecting through the writer endpoint (``sim.dsn("cluster")``)."""
-    if sim.engine == "mysql":
-        from ._data_api_mysql import MySQLBackend  # noqa: PLC0415 - keep aiomysql out of PostgreSQL use
-
-        return MySQLBackend(sim.dsn("cluster"), tag)
-    from ._data_api_pg import PostgresBackend  # noqa: PLC0415
-
-    return PostgresBackend(sim.dsn("cluster"), tag)
-
-
 def missing_parameter(name: str) -> ApiError:
     return ApiError("BadRequestException", f'No value specified for parameter "{name}" (:{name} in the SQL)')
-
-
-# -- encodings shared by both engines ---------------------------------------------------------------------
-
-
-def long_field(value: int, options: ResultOptions) -> Field:
-    if options.long_as_string or not INT64[0] <= value <= INT64[1]:
-        return {"stringValue": str(value)}
-    return {"longValue": value}
-
-
-def decimal_field(text: str, options: ResultOptions) -> Field:
-    """DECIMAL/NUMERIC: the database's own text, or (``DOUBLE_OR_LONG``) a long when integral."""
-    if not options.decimal_as_number:
-        return {"stringValue": text}
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return {"stringValue": text}
-    if number.is_finite() and number == number.to_integral_value() and INT64[0] <= number <= INT64[1]:
-        return {"longValue": int(number)}
-    return {"doubleValue": float(number)}
-
-
-def temporal_text(text: str) -> str:
-    """``HH:MM:SS[.ffffff]`` and ``YYYY-MM-DD HH:MM:SS[.ffffff]`` from the database's text: the fraction
-    as six digits, only when not zero (like ``isoformat``), the UTC offset dropped (sessions run in UTC).
-    Dates, ``infinity`` and other text pass unchanged."""
-    match = _TEMPORAL.fullmatch(text)
-    if match is None:
-        return text
-    fraction = (match["frac"] or "").ljust(6, "0")[:6]
-    return match["main"] + (f".{fraction}" if fraction.strip("0") else "") + (match["era"] or "")
-
-
-def metadata(
-    label: str,
-    type_name: str,
-    jdbc_type: int,
-    *,
-    nullable: int = 2,
-    precision: int = 0,
-    scale: int = 0,
-    schema_name: str = "",
-    table_name: str = "",
-    signed: bool = False,
-    auto_increment: bool = False,
-    case_sensitive: bool = False,
-    array_base_type: int = 0,
-) -> dict[str, Any]:
-    """A ``ColumnMetadata`` (``name`` and ``label`` are both the column's label)."""
-    return {
-        "name": label,
-        "label": label,
-        "typeName": type_name,
-        "type": jdbc_type,
-        "nullable": nullable,
-        "precision": precision,
-        "scale": scale,
-        "schemaName": schema_name,
-        "tableName": table_name,
-        "isSigned": signed,
-        "isAutoIncrement": auto_increment,
-        "isCaseSensitive": case_sensitive,
-        "isCurrency": False,
-        "arrayBaseColumnType": array_base_type,
-    }

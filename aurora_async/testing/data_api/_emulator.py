@@ -6,7 +6,8 @@ per database, a session held by each open transaction. Statement timeouts, idle 
 lifetimes, the response and row size limits and an auto-paused cluster (:meth:`DataApiEmulator.pause`)
 behave as documented for Aurora Serverless v2 and provisioned clusters.
 
-The HTTP server is aiohttp's, imported when the emulator starts (aiohttp comes with aiobotocore).
+The HTTP server is aiohttp's, imported when the emulator starts (aiohttp comes with aiobotocore). This
+module holds the emulator's lifecycle and HTTP handling; the operations themselves are in ``_operations``.
 """
 
 from __future__ import annotations
@@ -20,39 +21,27 @@ import time
 import uuid
 from collections import Counter
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
-from ..data_api._placeholders import statement_count
-from ._data_api_backends import CLOSE_TIMEOUT, Session, StatementResult, Translated, make_backend
-from ._data_api_protocol import (
-    LINK_FAILURE,
-    MULTISTATEMENTS,
+from .._process import run_to_completion
+from ._backend import CLOSE_TIMEOUT
+from ._factory import make_backend
+from ._operations import Operations, Pause, PauseError
+from ._protocol import (
     REQUEST_LIMIT,
     ApiError,
-    Param,
-    Request,
-    ResultOptions,
     bad_request,
-    check_response,
-    check_rows,
-    dumps,
-    formatted_records,
     parse_body,
-    parse_request,
     unavailable,
 )
-from ._data_api_runner import StatementRunner, cancel_all
-from ._process import run_to_completion
+from ._runner import StatementRunner, cancel_all
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from ._simulator import AuroraSimulator
+    from ..simulator._simulator import AuroraSimulator
 
 log = logging.getLogger("aurora_async.testing.data_api")
-
-T = TypeVar("T")
-PauseError = Literal["resuming", "link_failure"]
 
 ACCOUNT = "123456789012"
 SHUTDOWN_GRACE = 0.5  # seconds a request in flight at exit may take before it is cancelled
@@ -64,7 +53,6 @@ _OPERATIONS = {
     "/RollbackTransaction": "RollbackTransaction",
     "/ExecuteSql": "ExecuteSql",
 }
-NOT_FOUND = "TransactionNotFoundException"
 _EXECUTE_SQL = "ExecuteSql is deprecated and not supported on provisioned clusters, use ExecuteStatement"
 
 
@@ -144,8 +132,16 @@ class DataApiEmulator:
         """Requests received, by operation name (``ExecuteStatement``, ``BeginTransaction``, ...)."""
         self._statements: StatementRunner | None = None
         self._handlers: set[asyncio.Task[Any]] = set()
-        self._paused_until = 0.0
-        self._pause_error: PauseError = "resuming"
+        self._pause = Pause()
+        self._operations = Operations(
+            resource_arn=self.resource_arn,
+            secret_arn=self.secret_arn,
+            cluster_id=self.cluster_id,
+            response_limit=self._response_limit,
+            row_limit=self._row_limit,
+            pause=self._pause,
+            running=self._running,
+        )
         self._http: web.BaseRunner | None = None
         self._port: int | None = None
         self._state: Literal["new", "running", "closed"] = "new"
@@ -177,12 +173,12 @@ class DataApiEmulator:
             raise ValueError(f"error must be 'resuming' or 'link_failure', not {error!r}")
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
             raise ValueError(f"seconds must be a number >= 0, not {seconds!r}")
-        self._pause_error = error
-        self._paused_until = time.monotonic() + seconds
+        self._pause.error = error
+        self._pause.until = time.monotonic() + seconds
 
     def resume(self) -> None:
         """End a :meth:`pause` now."""
-        self._paused_until = 0.0
+        self._pause.until = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -296,139 +292,14 @@ class DataApiEmulator:
         if operation == "ExecuteSql":
             raise bad_request(_EXECUTE_SQL)
         body = parse_body(raw)
+        operations = self._operations
         if operation == "ExecuteStatement":
-            return await self._execute_statement(body)
+            return await operations.execute_statement(body)
         if operation == "BatchExecuteStatement":
-            return await self._batch_execute_statement(body)
+            return await operations.batch_execute_statement(body)
         if operation == "BeginTransaction":
-            return await self._begin_transaction(body)
-        return await self._end_transaction(body, commit=operation == "CommitTransaction")
-
-    # -- operations --------------------------------------------------------------------------------------
-
-    async def _execute_statement(self, body: dict[str, Any]) -> bytes:
-        request = self._request(body, needs_sql=True)
-        assert request.sql is not None
-        statement = self._translate(request.sql, request.parameters)
-        self._check_paused()
-        options = request.options
-
-        def encode(result: StatementResult) -> bytes:
-            return self._execute_response(result, request)
-
-        runner = self._running()
-        if request.transaction_id is not None:
-            tx = runner.claim(request.transaction_id, request.resource_arn, "TransactionNotFoundException")
-            try:
-                result = await runner.run_in_transaction(
-                    tx, lambda session: session.execute(statement, options, implicit_transaction=False)
-                )
-                return encode(result)
-            finally:
-                runner.release(tx)
-        return await runner.run_alone(
-            request.database,
-            lambda session: session.execute(statement, options, implicit_transaction=True),
-            encode,
-            continue_after_timeout=request.continue_after_timeout,
-        )
-
-    def _execute_response(self, result: StatementResult, request: Request) -> bytes:
-        body: dict[str, Any] = {"numberOfRecordsUpdated": result.updated, "generatedFields": result.generated}
-        if result.records is not None:
-            check_rows(result.records, self._row_limit)
-            if request.json_records:
-                labels = [column.label for column in result.columns]
-                body["formattedRecords"] = formatted_records(labels, result.records)
-            else:
-                body["records"] = result.records
-                if request.options.include_metadata:
-                    body["columnMetadata"] = [column.metadata for column in result.columns]
-        return check_response(dumps(body), self._response_limit)
-
-    async def _batch_execute_statement(self, body: dict[str, Any]) -> bytes:
-        request = self._request(body, needs_sql=True)
-        assert request.sql is not None
-        sets = request.parameter_sets or []
-        statements = [self._translate(request.sql, params) for params in sets]
-        if not statements:
-            statements = [self._translate(request.sql, {})]
-        self._check_paused()
-
-        async def run(session: Session) -> list[list[Any]]:
-            generated = []
-            for statement in statements:
-                result = await session.execute(statement, ResultOptions(), implicit_transaction=False)
-                generated.append(result.generated)
-            return generated
-
-        async def run_alone(session: Session) -> list[list[Any]]:
-            await session.begin()  # all or nothing
-            generated = await run(session)
-            await session.commit()
-            return generated
-
-        def encode(generated: list[list[Any]]) -> bytes:
-            results = [{"generatedFields": fields} for fields in generated] if sets else []
-            return check_response(dumps({"updateResults": results}), self._response_limit)
-
-        runner = self._running()
-        if request.transaction_id is not None:
-            tx = runner.claim(request.transaction_id, request.resource_arn, "TransactionNotFoundException")
-            try:
-                return encode(await runner.run_in_transaction(tx, run))
-            finally:
-                runner.release(tx)
-        return await runner.run_alone(request.database, run_alone, encode)
-
-    async def _begin_transaction(self, body: dict[str, Any]) -> bytes:
-        request = self._request(body, needs_sql=False)
-        self._check_paused()
-        tx = await self._running().begin(request.database, request.resource_arn)
-        return dumps({"transactionId": tx.id})
-
-    async def _end_transaction(self, body: dict[str, Any], *, commit: bool) -> bytes:
-        request = self._request(body, needs_sql=False, needs_transaction=True)
-        assert request.transaction_id is not None
-        runner = self._running()
-        tx = runner.claim(request.transaction_id, request.resource_arn, "NotFoundException")
-        await runner.end(tx, commit=commit)
-        return dumps({"transactionStatus": "Transaction Committed" if commit else "Rollback Complete"})
-
-    # -- validation --------------------------------------------------------------------------------------
-
-    def _request(self, body: dict[str, Any], *, needs_sql: bool, needs_transaction: bool = False) -> Request:
-        request = parse_request(body, needs_sql=needs_sql, needs_transaction=needs_transaction)
-        if request.resource_arn != self.resource_arn:
-            raise bad_request(
-                f"{request.resource_arn} is not a valid resource ARN: there is no Aurora DB cluster with the "
-                "Data API enabled with this ARN"
-            )
-        if request.secret_arn != self.secret_arn:
-            raise ApiError(
-                "SecretsErrorException",
-                f"Error fetching secret {request.secret_arn}: "
-                "Secrets Manager can't find the specified secret.",
-            )
-        if "schema" in body:
-            raise ApiError("ValidationException", "The schema parameter isn't supported.")
-        return request
-
-    def _translate(self, sql: str, params: dict[str, Param]) -> Translated:
-        backend = self._running().backend
-        if statement_count(sql, "mysql" if backend.dialect == "mysql" else "postgresql") > 1:
-            raise ApiError("ValidationException", MULTISTATEMENTS)
-        return backend.translate(sql, params)
-
-    def _check_paused(self) -> None:
-        if time.monotonic() < self._paused_until:
-            if self._pause_error == "link_failure":
-                raise bad_request(LINK_FAILURE)
-            raise ApiError(
-                "DatabaseResumingException",
-                f"The Aurora DB instance {self.cluster_id} is resuming after being auto-paused. "
-                "Please wait a few seconds and try again.",
-            )
+            return await operations.begin_transaction(body)
+        return await operations.end_transaction(body, commit=operation == "CommitTransaction")
 
     def _running(self) -> StatementRunner:
         if self._statements is None or self._state != "running":

@@ -38,7 +38,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from ._pg_catalog import TopologyMode, TopologyRow
+from .._catalog import TopologyMode, TopologyRow
 
 AURORA_MYSQL_VERSION = "3.05.2"
 CATALOG_SCHEMA = "aurora_sim"

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from ._data_api_backends import CLOSE_TIMEOUT, Session
+from ._backend import CLOSE_TIMEOUT, Session
 
 log = logging.getLogger("aurora_async.testing.data_api")
 

@@ -1,4 +1,4 @@
-"""Entry point of the fault proxy process: ``python -m aurora_async.testing._proxy_main``.
+"""Entry point of the fault proxy process: ``python -m aurora_async.testing.proxy._main``.
 
 Reads one JSON command per line on stdin and answers one JSON line per command on stdout, echoing the
 command's ``id``. It exits when stdin closes, so it never outlives the simulator that started it.
@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from ._proxy_engine import ProxyCommandError, ProxyEngine
+from ._engine import ProxyCommandError, ProxyEngine
 
 
 def _reply(message: dict[str, Any]) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import asyncpg
 
-from ._errors import SimulatorError
-from ._process import OsUser, kill_and_wait, open_log, run_command, run_to_completion, wait_until
+from .._errors import SimulatorError
+from .._process import OsUser, kill_and_wait, open_log, run_command, run_to_completion, wait_until
 
 _REQUIRED_TOOLS = ("initdb", "postgres", "pg_basebackup", "pg_rewind")
 _START_TIMEOUT = 30.0
@@ -35,10 +35,9 @@ host    replication  all    127.0.0.0/8     trust
 
 @dataclass(frozen=True)
 class PgBinaries:
-    """Where the PostgreSQL server programs live, and their major version."""
+    """Where the PostgreSQL server programs live."""
 
     bindir: Path
-    major_version: int
 
     def tool(self, name: str) -> str:
         return str(self.bindir / name)
@@ -67,7 +66,7 @@ class PgBinaries:
         for directory in candidates:
             missing = [t for t in _REQUIRED_TOOLS if not os.access(directory / t, os.X_OK)]
             if not missing:
-                return cls(directory, _major_version(directory))
+                return cls(directory)
         where = ", ".join(str(c) for c in candidates) or "PATH and /usr/lib/postgresql/*/bin"
         first_missing = next(
             (t for t in _REQUIRED_TOOLS if not any(os.access(c / t, os.X_OK) for c in candidates)),
@@ -78,24 +77,6 @@ class PgBinaries:
             "PostgreSQL server (Debian/Ubuntu: apt-get install postgresql) or point AURORA_SIM_PG_BIN "
             "at the directory holding initdb, postgres, pg_basebackup and pg_rewind."
         )
-
-
-def _major_version(bindir: Path) -> int:
-    version_file = bindir.parent / "share" / "PG_VERSION"
-    match = re.search(r"/postgresql/(\d+)/", str(bindir) + "/")
-    if match:
-        return int(match.group(1))
-    if version_file.exists():
-        return int(version_file.read_text().strip().split(".")[0])
-    return 0
-
-
-@dataclass(frozen=True)
-class PgSettings:
-    """Server settings shared by every instance of one simulated cluster."""
-
-    max_connections: int = 300
-    extra: Mapping[str, str] | None = None
 
 
 class PgServer:

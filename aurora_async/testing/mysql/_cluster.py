@@ -21,9 +21,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._cluster_protocol import ServerSet
-from ._errors import SimulatorError
-from ._mysql_catalog import (
+from .._catalog import TopologyMode, TopologyRow
+from .._cluster_protocol import ServerSet
+from .._errors import SimulatorError
+from .._process import OsUser, run_command, wait_until
+from ._catalog import (
     REPLICATION_USER,
     account,
     bootstrap_sql,
@@ -31,9 +33,7 @@ from ._mysql_catalog import (
     sql_string,
     topology_sql,
 )
-from ._mysql_server import MariaDbBinaries, MariaDbServer, install_template
-from ._pg_catalog import TopologyMode, TopologyRow
-from ._process import OsUser, run_command, wait_until
+from ._server import MariaDbBinaries, MariaDbServer, install_template
 
 _STREAM_TIMEOUT = 30.0
 _KICK_INTERVAL = 0.25

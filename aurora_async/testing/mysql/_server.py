@@ -13,8 +13,8 @@ from typing import Any
 import aiomysql
 import pymysql
 
-from ._errors import SimulatorError
-from ._process import OsUser, kill_and_wait, open_log, run_command, run_to_completion, wait_until
+from .._errors import SimulatorError
+from .._process import OsUser, kill_and_wait, open_log, run_command, run_to_completion, wait_until
 
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 30.0

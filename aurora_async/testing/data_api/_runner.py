@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ._data_api_backends import CLOSE_TIMEOUT, Backend, Session, SessionLost
-from ._data_api_pool import SessionPool
-from ._data_api_protocol import STILL_RUNNING, ApiError, database_error, transaction_not_found, unavailable
-from ._process import run_to_completion
+from .._process import run_to_completion
+from ._backend import CLOSE_TIMEOUT, Backend, Session, SessionLost
+from ._pool import SessionPool
+from ._protocol import STILL_RUNNING, ApiError, database_error, transaction_not_found, unavailable
 
 log = logging.getLogger("aurora_async.testing.data_api")
 

@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._errors import SimulatorError
-from ._process import die_with_parent, kill_and_wait, open_log, run_to_completion
+from .._errors import SimulatorError
+from .._process import die_with_parent, kill_and_wait, open_log, run_to_completion
 
 _REPLY_TIMEOUT = 10.0
 
 
 class ProxyProcess:
-    """Starts ``_proxy_main`` in a child process and sends it commands, one at a time.
+    """Starts ``proxy._main`` in a child process and sends it commands, one at a time.
 
     Every call waits for the matching reply under a deadline; a reply left behind by a cancelled call
     is skipped by the next one (replies carry the request id).
@@ -38,7 +38,7 @@ class ProxyProcess:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "aurora_async.testing._proxy_main",
+                "aurora_async.testing.proxy._main",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,

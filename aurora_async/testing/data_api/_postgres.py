@@ -21,22 +21,18 @@ from typing import Any
 
 import asyncpg
 
-from ..data_api._placeholders import find_placeholders
-from ._data_api_backends import (
+from ...data_api._placeholders import find_placeholders
+from ._backend import (
     APPLICATION_NAME,
     CLOSE_TIMEOUT,
-    NULL,
     Column,
     SessionLost,
     StatementResult,
     Translated,
-    decimal_field,
-    long_field,
-    metadata,
     missing_parameter,
-    temporal_text,
 )
-from ._data_api_protocol import (
+from ._encoding import NULL, decimal_field, long_field, metadata, temporal_text
+from ._protocol import (
     MULTISTATEMENTS,
     ApiError,
     Field,

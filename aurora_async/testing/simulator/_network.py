@@ -12,7 +12,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 
-from ._errors import SimulatorError
+from .._errors import SimulatorError
 
 WRITER_ENDPOINT_OCTET = 1
 READER_ENDPOINT_OCTET = 2

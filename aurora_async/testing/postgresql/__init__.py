@@ -1,0 +1,1 @@
+"""Simulated Aurora PostgreSQL: PostgreSQL servers with streaming replication and Aurora's faked catalog."""

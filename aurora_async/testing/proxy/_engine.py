@@ -1,0 +1,273 @@
+"""The fault proxy's engine: it forwards TCP connections to database servers and injects network faults,
+driven by JSON commands (backends and listeners: ``_backends``; one proxied connection: ``_link``).
+
+It runs in its own process (see ``_main``) so that a test's event loop, a blocking client or a
+benchmark never shares CPU time or scheduling with the network it is being tested against.
+
+Vocabulary:
+
+- a *backend* is one database server (host, port) with a fault mode: ``up`` (bytes flow), ``down``
+  (existing connections are reset with RST, new connections are refused) or ``blackhole`` (bytes stop in
+  both directions, sockets stay open, new connections are accepted but go nowhere), plus an optional
+  one-way ``delay`` added to every chunk in each direction;
+- a *listener* is an address clients connect to; it routes each new connection to one of its target
+  backends (round robin over the ones not ``down``). An instance endpoint has one target; the writer
+  cluster endpoint has the backend its "DNS" currently names; the reader endpoint has several. A
+  listener whose targets are all down stops listening, so connects are refused as they would be;
+- a *link* is one proxied connection. It belongs to the backend it was routed to, so every fault of
+  that backend applies to it, whichever listener accepted it;
+- an *armed* fault is a one-shot trap on a backend. ``drop_after_commit``: the first COMMIT that any
+  link of the backend carries afterwards reaches the server and is executed, but the server's answer is
+  swallowed and the client's socket is reset (RST) once the server said it is ready for the next
+  query, so the transaction commits and the client cannot know. Only links of an armed backend look at
+  the bytes they carry, and only while it is armed. The proxy sees bytes, not TLS records: a COMMIT
+  sent over TLS goes unnoticed, as does one sent with the extended query protocol; the simulator's
+  servers run without TLS, so clients talk plain text to them.
+
+A backend speaks ``postgresql`` (the default) or ``mysql``. The links of a MySQL backend follow the
+client's packets (see ``_mysql_wire``): that is how they recognise a COMMIT, and, for a backend
+with ``aurora_mysql`` set, how they rewrite the Aurora MySQL catalog SQL that MariaDB cannot run as
+sent (the substitutions are listed in ``mysql._catalog``). The server's answer to a caught MySQL COMMIT
+is its one OK or ERR packet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import sys
+from typing import Any
+
+from ._backends import FAULTS, MODES, PROTOCOLS, Backend, Listener
+from ._link import CLIENT, Link
+
+
+class ProxyCommandError(Exception):
+    """A control command was malformed or could not be carried out."""
+
+
+class ProxyEngine:
+    """All backends and listeners of one simulator, driven by JSON commands (see :meth:`handle`)."""
+
+    def __init__(self) -> None:
+        self.backends: dict[str, Backend] = {}
+        self.listeners: dict[str, Listener] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+        # a scheduled route change and a command may both want a listener to (re)bind: one at a time
+        self.reconciling = asyncio.Lock()
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def route(self, listener: Listener) -> Backend | None:
+        candidates = [
+            self.backends[name]
+            for name in listener.targets
+            if name in self.backends and self.backends[name].mode != "down"
+        ]
+        if not candidates:
+            return None
+        backend = candidates[listener.next_index % len(candidates)]
+        listener.next_index += 1
+        listener.accepted += 1
+        return backend
+
+    def _backend(self, name: str) -> Backend:
+        try:
+            return self.backends[name]
+        except KeyError:
+            raise ProxyCommandError(f"unknown backend {name!r}") from None
+
+    def _listener(self, name: str) -> Listener:
+        try:
+            return self.listeners[name]
+        except KeyError:
+            raise ProxyCommandError(f"unknown listener {name!r}") from None
+
+    async def reconcile(self, listener: Listener) -> None:
+        """Listen exactly when at least one target can take connections."""
+        async with self.reconciling:
+            await self._reconcile(listener)
+
+    async def _reconcile(self, listener: Listener) -> None:
+        wanted = any(
+            name in self.backends and self.backends[name].mode != "down" for name in listener.targets
+        )
+        if wanted and listener.server is None:
+
+            def factory() -> asyncio.Protocol:
+                return Link(self, listener).sides[CLIENT]
+
+            try:
+                listener.server = await asyncio.get_running_loop().create_server(
+                    factory, listener.host, listener.port, backlog=1024, reuse_address=True
+                )
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise ProxyCommandError(
+                        f"address {listener.host}:{listener.port} is already in use"
+                    ) from None
+                raise ProxyCommandError(f"cannot listen on {listener.host}:{listener.port}: {exc}") from None
+            sock = listener.server.sockets[0]
+            listener.port = sock.getsockname()[1]
+        elif not wanted and listener.server is not None:
+            listener.server.close()  # refuses new connects; accepted links live on
+            listener.server = None
+
+    async def reconcile_all(self) -> None:
+        for listener in list(self.listeners.values()):
+            await self.reconcile(listener)
+
+    def _apply_pending_route(self, listener: Listener) -> None:
+        listener.pending_timer = None
+        if listener.pending is not None:
+            listener.targets = listener.pending[1]
+            listener.pending = None
+            self.spawn(self._reconcile_logged(listener))
+
+    async def _reconcile_logged(self, listener: Listener) -> None:
+        try:
+            await self.reconcile(listener)
+        except ProxyCommandError as exc:  # nobody awaits a scheduled change: say it in the log
+            sys.stderr.write(f"scheduled route change of {listener.name}: {exc}\n")
+            sys.stderr.flush()
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "backend":
+            name = str(request["name"])
+            protocol = request.get("protocol", "postgresql")
+            if protocol not in PROTOCOLS:
+                raise ProxyCommandError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+            aurora_mysql = bool(request.get("aurora_mysql", False))
+            backend = self.backends.get(name)
+            if backend is None:
+                backend = Backend(name, str(request["host"]), int(request["port"]), protocol, aurora_mysql)
+                self.backends[name] = backend
+            else:
+                backend.host, backend.port = str(request["host"]), int(request["port"])
+                backend.protocol, backend.aurora_mysql = protocol, aurora_mysql
+            await self.reconcile_all()
+            return {}
+        if op == "listen":
+            name = str(request["name"])
+            if name in self.listeners:
+                raise ProxyCommandError(f"listener {name!r} exists already")
+            listener = Listener(name, str(request["host"]), int(request["port"]), list(request["targets"]))
+            await self.reconcile(listener)
+            self.listeners[name] = listener
+            return {"port": listener.port}
+        if op == "route":
+            listener = self._listener(str(request["name"]))
+            targets = [str(t) for t in request["targets"]]
+            if listener.pending_timer is not None:
+                listener.pending_timer.cancel()
+                listener.pending_timer = None
+            listener.pending = None
+            at = request.get("at")
+            if at is None:
+                listener.targets = targets
+                await self.reconcile(listener)
+            else:
+                listener.pending = (float(at), targets)
+                listener.pending_timer = asyncio.get_running_loop().call_at(
+                    float(at), self._apply_pending_route, listener
+                )
+            return {}
+        if op == "mode":
+            backend = self._backend(str(request["name"]))
+            mode = request["mode"]
+            if mode not in MODES:
+                raise ProxyCommandError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+            backend.mode = mode
+            for link in list(backend.links):
+                if mode == "down":
+                    link.reset()
+                elif mode == "blackhole":
+                    link.pause()
+                else:
+                    link.resume()
+            await self.reconcile_all()
+            return {}
+        if op == "delay":
+            backend = self._backend(str(request["name"]))
+            seconds = float(request["seconds"])
+            if seconds < 0:
+                raise ProxyCommandError("delay must be >= 0")
+            backend.delay = seconds
+            return {}
+        if op == "arm":
+            backend = self._backend(str(request["name"]))
+            fault = request.get("fault")
+            if fault not in FAULTS:
+                raise ProxyCommandError(f"fault must be one of {', '.join(FAULTS)}, not {fault!r}")
+            backend.armed = fault
+            return {}
+        if op == "reset":
+            backend = self._backend(str(request["name"]))
+            for link in list(backend.links):
+                link.reset()
+            return {}
+        if op == "remove_listener":
+            removed = self.listeners.pop(str(request["name"]), None)
+            if removed is not None:
+                if removed.pending_timer is not None:
+                    removed.pending_timer.cancel()
+                if removed.server is not None:
+                    removed.server.close()
+            return {}
+        if op == "remove_backend":
+            backend = self.backends.pop(str(request["name"]), None)
+            if backend is not None:
+                for link in list(backend.links):
+                    link.reset()
+            await self.reconcile_all()
+            return {}
+        if op == "status":
+            return self.status()
+        raise ProxyCommandError(f"unknown operation {op!r}")
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "backends": {
+                b.name: {
+                    "mode": b.mode,
+                    "delay": b.delay,
+                    "armed": b.armed,
+                    "links": len(b.links),
+                    "protocol": b.protocol,
+                }
+                for b in self.backends.values()
+            },
+            "listeners": {
+                entry.name: {
+                    "address": f"{entry.host}:{entry.port}",
+                    "listening": entry.server is not None,
+                    "targets": entry.targets,
+                    "pending": entry.pending[1] if entry.pending else None,
+                    "accepted": entry.accepted,
+                }
+                for entry in self.listeners.values()
+            },
+        }
+
+    async def close(self) -> None:
+        for listener in self.listeners.values():
+            if listener.pending_timer is not None:
+                listener.pending_timer.cancel()
+            if listener.server is not None:
+                listener.server.close()
+        for backend in self.backends.values():
+            for link in list(backend.links):
+                link.reset()
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -1,0 +1,2 @@
+"""The simulator core: ``AuroraSimulator``, its control plane, failover, timeline, addresses and
+temporary directories."""

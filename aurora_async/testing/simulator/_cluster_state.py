@@ -1,0 +1,166 @@
+"""The state of a simulated cluster (its instances and roles) and how the control plane keeps the
+catalog's topology, the fault proxy's routes and synchronous replication in step with it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from .._catalog import MASTER_SESSION_ID, EndpointStyle, TopologyRow, dbi_resource_id
+from .._cluster_protocol import DatabaseCluster
+from .._errors import SimulatorError
+from .._process import wait_until
+from ..proxy._client import ProxyProcess
+from ._instances import Instance, InstanceState
+from ._timeline import Timeline, TimelineEvent
+
+
+class ClusterState:
+    """The instances of one cluster, their roles, and what keeps the catalog's topology, the fault
+    proxy's routes (the endpoints' "DNS") and synchronous replication in step with them."""
+
+    def __init__(
+        self,
+        *,
+        cluster: DatabaseCluster,
+        proxy: ProxyProcess,
+        timeline: Timeline,
+        instances: dict[str, Instance],
+        prefix: str,
+        port: int,
+        tag: str,
+        dns_delay: float,
+        endpoints: EndpointStyle = "names",
+    ) -> None:
+        self.cluster = cluster
+        self.proxy = proxy
+        self.timeline = timeline
+        self.instances = instances
+        self.prefix = prefix
+        self.port = port
+        self.tag = tag
+        self.dns_delay = dns_delay
+        self.endpoints: EndpointStyle = endpoints
+        self.dns_due: float | None = None
+        self.dns_event: TimelineEvent | None = None
+
+    # -- reading the state -----------------------------------------------------------------------
+
+    @property
+    def instance_ids(self) -> list[str]:
+        return sorted(self.instances, key=int)
+
+    @property
+    def writer_id(self) -> str:
+        return next(i.instance_id for i in self.instances.values() if i.role == "writer")
+
+    @property
+    def reader_ids(self) -> list[str]:
+        return [i for i in self.instance_ids if self.instances[i].role == "reader"]
+
+    def get(self, instance_id: str | int) -> Instance:
+        try:
+            return self.instances[str(instance_id)]
+        except KeyError:
+            raise SimulatorError(
+                f"unknown instance '{instance_id}'; instances are {', '.join(self.instance_ids)}"
+            ) from None
+
+    def snapshot(self) -> dict[str, InstanceState]:
+        return {
+            i: InstanceState(i, s.address, self.port, s.role, s.running, s.network, s.latency)
+            for i, s in ((i, self.instances[i]) for i in self.instance_ids)
+        }
+
+    def rows(self) -> list[TopologyRow]:
+        """The topology as the catalog reports it."""
+        rows = []
+        for instance_id in self.instance_ids:
+            inst = self.instances[instance_id]
+            writer = inst.role == "writer"
+            session = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{self.tag}/{instance_id}"))
+            rows.append(
+                TopologyRow(
+                    instance_id=instance_id,
+                    is_writer=writer,
+                    session_id=MASTER_SESSION_ID if writer else session,
+                    dbi_resource_id=dbi_resource_id(self.tag, instance_id),
+                    endpoint=(
+                        inst.address
+                        if self.endpoints == "addresses"
+                        else f"{instance_id}.{self.tag}.sim.invalid"
+                    ),
+                    port=self.port,
+                    frozen_at=inst.frozen_at,
+                    replica_lag_ms=None if writer else 8.0 + int(instance_id) % 7,
+                    cpu=2.0 + int(instance_id) % 5,
+                )
+            )
+        return rows
+
+    # -- keeping catalog, replication and proxy in step ------------------------------------------
+
+    async def register(self, inst: Instance) -> None:
+        """Give the fault proxy the instance's server and its own endpoint."""
+        cluster = self.cluster
+        await self.proxy.call(
+            "backend",
+            name=inst.instance_id,
+            host=inst.address,
+            port=cluster.backend_port,
+            **cluster.proxy_options,
+        )
+        await self.proxy.call(
+            "listen", name=inst.instance_id, host=inst.address, port=self.port, targets=[inst.instance_id]
+        )
+
+    async def write_topology(self) -> None:
+        """Publish the topology on the writer (it replicates); a stopped writer is updated when it
+        comes back."""
+        if self.instances[self.writer_id].running:
+            await self.cluster.write_topology(self.writer_id, self.rows())
+
+    async def sync_replication(self) -> None:
+        """Synchronous replication to ANY 1 of the running replicas, or none when none runs."""
+        if self.instances[self.writer_id].running:
+            running = [i for i in self.reader_ids if self.instances[i].running]
+            await self.cluster.set_sync_replicas(self.writer_id, running)
+
+    async def set_mode(self, inst: Instance, mode: str) -> None:
+        """Proxy mode for ``inst``, except that a black-holed instance stays black-holed: its clients
+        keep hanging whatever happens to the server behind it, until it is restored."""
+        if inst.network != "blackhole":
+            await self.proxy.call("mode", name=inst.instance_id, mode=mode)
+
+    async def publish_dns(self, at: float | None) -> None:
+        """Point the writer endpoint at the writer and the reader endpoint at the readers, at ``at``."""
+        readers = self.reader_ids
+        await self.proxy.call("route", name="cluster", targets=[self.writer_id], at=at)
+        await self.proxy.call("route", name="reader", targets=readers or [self.writer_id], at=at)
+
+    def dns_pending(self) -> bool:
+        return self.dns_due is not None and self.dns_due > time.monotonic()
+
+    async def republish_dns(self) -> None:
+        """After a membership change: now, or with the update a failover already scheduled."""
+        await self.publish_dns(self.dns_due if self.dns_pending() else None)
+
+    async def schedule_dns(self, due: float) -> None:
+        if self.dns_event is not None and self.dns_pending():
+            self.timeline.discard(self.dns_event)  # superseded by this newer failover
+        await self.publish_dns(due if self.dns_delay > 0 else None)
+        self.dns_due = due
+        self.dns_event = self.timeline.record(
+            "endpoint DNS updated", f"cluster endpoint -> {self.writer_id}", at=due
+        )
+
+    async def wait_dns_settled(self, timeout: float | None) -> None:
+        due = self.dns_due or 0.0
+        limit = timeout if timeout is not None else max(0.0, due - time.monotonic()) + 10.0
+        proxy = self.proxy
+
+        async def settled() -> bool:
+            status = await proxy.call("status")
+            return all(entry["pending"] is None for entry in status["listeners"].values())
+
+        await wait_until(settled, timeout=limit, what="the endpoint DNS to follow the topology")

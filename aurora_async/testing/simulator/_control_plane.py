@@ -1,0 +1,180 @@
+"""The simulator's control plane: the operations that change a running cluster (faults, failover,
+membership).
+
+It plays Aurora's part: it decides roles, keeps the catalog's topology, the fault proxy's routes and
+synchronous replication in step with what happens to the servers (``_cluster_state``), and records
+every step on the timeline. The caller (``AuroraSimulator``) runs one operation at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Literal
+
+from .._catalog import EndpointStyle
+from .._cluster_protocol import DatabaseCluster
+from .._errors import SimulatorError
+from ..proxy._client import ProxyProcess
+from ._cluster_state import ClusterState
+from ._failover import FailoverDelays, fail_over
+from ._instances import MAX_INSTANCES, Instance
+from ._network import LAST_INSTANCE_OCTET, ensure_free
+from ._timeline import FailoverReport, Timeline
+
+
+class ControlPlane(ClusterState):
+    """Every operation on a running cluster: faults, failover, membership."""
+
+    def __init__(
+        self,
+        *,
+        cluster: DatabaseCluster,
+        proxy: ProxyProcess,
+        timeline: Timeline,
+        instances: dict[str, Instance],
+        prefix: str,
+        port: int,
+        tag: str,
+        dns_delay: float,
+        delays: FailoverDelays,
+        endpoints: EndpointStyle = "names",
+    ) -> None:
+        super().__init__(
+            cluster=cluster,
+            proxy=proxy,
+            timeline=timeline,
+            instances=instances,
+            prefix=prefix,
+            port=port,
+            tag=tag,
+            dns_delay=dns_delay,
+            endpoints=endpoints,
+        )
+        self.delays = delays
+
+    # -- faults ----------------------------------------------------------------------------------
+
+    async def crash(self, instance_id: str | int) -> None:
+        inst = self.get(instance_id)
+        if not inst.running:
+            raise SimulatorError(f"instance {inst.instance_id} is not running")
+        await self.proxy.call("mode", name=inst.instance_id, mode="down")
+        inst.network, inst.running = "crashed", False
+        inst.frozen_at = time.time()
+        inst.writer_when_stopped = self.writer_id
+        if inst.role == "reader":
+            await self.sync_replication()  # before the kill, so that no commit waits on it
+        await self.cluster.stop(inst.instance_id, "immediate")
+        if inst.role == "reader":
+            await self.write_topology()
+        self.timeline.record("instance crashed", inst.instance_id)
+
+    async def blackhole(self, instance_id: str | int) -> None:
+        inst = self.get(instance_id)
+        if inst.network == "crashed":
+            raise SimulatorError(f"instance {inst.instance_id} is crashed; restore it first")
+        await self.proxy.call("mode", name=inst.instance_id, mode="blackhole")
+        inst.network = "blackhole"
+        self.timeline.record("instance black-holed", inst.instance_id)
+
+    async def latency(self, instance_id: str | int, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("latency must be >= 0")
+        inst = self.get(instance_id)
+        await self.proxy.call("delay", name=inst.instance_id, seconds=seconds / 2)
+        inst.latency = float(seconds)
+        self.timeline.record("latency set", f"{inst.instance_id}: +{seconds * 1000:.0f} ms per round trip")
+
+    async def reset_connections(self, instance_id: str | int) -> None:
+        inst = self.get(instance_id)
+        await self.proxy.call("reset", name=inst.instance_id)
+        self.timeline.record("connections reset", inst.instance_id)
+
+    async def drop_after_commit(self, instance_id: str | int) -> None:
+        inst = self.get(instance_id)
+        await self.proxy.call("arm", name=inst.instance_id, fault="drop_after_commit")
+        self.timeline.record("commit drop armed", inst.instance_id)
+
+    async def restore(self, instance_id: str | int) -> None:
+        inst = self.get(instance_id)
+        if not inst.running:
+            writer_up = self.instances[self.writer_id].running
+            if inst.role == "reader" and writer_up and inst.writer_when_stopped != self.writer_id:
+                await self.cluster.rejoin(inst.instance_id, self.writer_id)
+            else:
+                await self.cluster.start(inst.instance_id)
+                if inst.role == "reader" and writer_up:
+                    await self.cluster.wait_streaming(self.writer_id, inst.instance_id)
+            inst.running, inst.frozen_at = True, None
+            await self.sync_replication()  # a restarted writer may remember replicas that are gone
+            await self.write_topology()
+        inst.network, inst.latency = "ok", 0.0
+        await self.proxy.call("delay", name=inst.instance_id, seconds=0)
+        await self.proxy.call("mode", name=inst.instance_id, mode="up")
+        self.timeline.record("instance restored", inst.instance_id)
+
+    async def reboot(self, instance_id: str | int) -> None:
+        inst = self.get(instance_id)
+        if not inst.running:
+            raise SimulatorError(f"instance {inst.instance_id} is not running; use restore()")
+        await self.set_mode(inst, "down")
+        if inst.role == "reader":
+            inst.running = False
+            await self.sync_replication()
+        await self.cluster.stop(inst.instance_id, "fast")
+        self.timeline.record("instance stopped for reboot", inst.instance_id)
+        await self.cluster.start(inst.instance_id)
+        inst.running = True
+        followers = (
+            [inst.instance_id]
+            if inst.role == "reader"
+            else [r for r in self.reader_ids if self.instances[r].running]
+        )
+        await asyncio.gather(*(self.cluster.wait_streaming(self.writer_id, r) for r in followers))
+        await self.sync_replication()
+        await self.set_mode(inst, "up")
+        self.timeline.record("instance rebooted", inst.instance_id)
+
+    # -- failover --------------------------------------------------------------------------------
+
+    async def fail_over(
+        self, kind: Literal["failover", "switchover"], target: str | int | None
+    ) -> FailoverReport:
+        return await fail_over(self, self.delays, kind, target)
+
+    # -- membership ------------------------------------------------------------------------------
+
+    async def add_instance(self) -> str:
+        octet = max(int(i) for i in self.instances) + 1
+        if octet > LAST_INSTANCE_OCTET or len(self.instances) >= MAX_INSTANCES:
+            raise SimulatorError(f"cannot add more than {MAX_INSTANCES} instances")
+        instance_id = str(octet)
+        address = self.prefix + instance_id
+        ensure_free([address], self.port)
+        ensure_free([address], self.cluster.backend_port)
+        await self.cluster.add_replica(instance_id, address, self.writer_id)
+        self.instances[instance_id] = inst = Instance(instance_id, address, "reader")
+        await self.register(inst)
+        await self.sync_replication()
+        await self.write_topology()
+        await self.republish_dns()
+        self.timeline.record("instance added", f"{instance_id} replicates from {self.writer_id}")
+        return instance_id
+
+    async def remove_instance(self, instance_id: str | int) -> None:
+        inst = self.get(instance_id)
+        if len(self.instances) == 1:
+            raise SimulatorError("cannot remove the last instance of the cluster")
+        if inst.role == "writer":
+            if not any(self.instances[r].running for r in self.reader_ids):
+                raise SimulatorError("cannot remove the writer: no running replica to fail over to")
+            await self.fail_over("failover", None)
+        await self.proxy.call("remove_listener", name=inst.instance_id)
+        await self.proxy.call("remove_backend", name=inst.instance_id)
+        del self.instances[inst.instance_id]
+        await self.cluster.remove(inst.instance_id)
+        await self.sync_replication()
+        await self.write_topology()
+        await self.republish_dns()
+        self.timeline.record("instance removed", inst.instance_id)

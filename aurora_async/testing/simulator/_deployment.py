@@ -1,0 +1,154 @@
+"""What one simulator run starts and must stop: its temporary directory, the fault proxy process and
+the database servers, and the order in which they are brought up."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .._catalog import EndpointStyle, TopologyMode
+from .._cluster_protocol import DatabaseCluster
+from .._process import OsUser
+from ..mysql._cluster import MariaDbCluster
+from ..mysql._server import MariaDbBinaries
+from ..postgresql._cluster import PostgresCluster
+from ..postgresql._server import PgBinaries
+from ..proxy._client import ProxyProcess
+from ._control_plane import ControlPlane
+from ._failover import FailoverDelays
+from ._instances import Instance
+from ._network import (
+    FIRST_INSTANCE_OCTET,
+    LAST_INSTANCE_OCTET,
+    READER_ENDPOINT_OCTET,
+    WRITER_ENDPOINT_OCTET,
+    pick_port,
+)
+from ._tempdirs import make_root, sweep_stale_dirs
+from ._timeline import Timeline
+
+
+def _address(prefix: str, octet: int) -> str:
+    return f"{prefix}{octet}"
+
+
+class Deployment:
+    """The temporary directory, fault proxy and database servers of one simulator run. :meth:`start`
+    brings them up and returns the control plane over them; :meth:`close` stops and deletes whatever
+    was started, also after a start that failed half-way."""
+
+    def __init__(self) -> None:
+        self.root: Path | None = None
+        self.proxy: ProxyProcess | None = None
+        self.cluster: DatabaseCluster | None = None
+
+    async def start(
+        self,
+        *,
+        engine: str,
+        size: int,
+        topology: TopologyMode,
+        catalog_endpoints: EndpointStyle,
+        dns_delay: float,
+        delays: FailoverDelays,
+        prefix: str,
+        requested_port: int | None,
+        user: str,
+        password: str | None,
+        database: str,
+        max_connections: int,
+        tls: bool,
+        pg_bin_dir: str | os.PathLike[str] | None,
+        server_user_name: str | None,
+        base_dir: Path,
+        timeline: Timeline,
+    ) -> ControlPlane:
+        started = time.monotonic()
+        server_user = OsUser.for_servers(
+            server_user_name, default="mysql" if engine == "mysql" else "postgres"
+        )
+        binaries = MariaDbBinaries.find() if engine == "mysql" else PgBinaries.find(pg_bin_dir)
+        sweep_stale_dirs(base_dir)
+        self.root = root = make_root(base_dir, server_user)
+
+        ids = [str(FIRST_INSTANCE_OCTET + k) for k in range(size)]
+        instances = {
+            instance_id: Instance(instance_id, prefix + instance_id, "writer" if k == 0 else "reader")
+            for k, instance_id in enumerate(ids)
+        }
+        instance_hosts = [i.address for i in instances.values()]
+        endpoint_hosts = [_address(prefix, WRITER_ENDPOINT_OCTET), _address(prefix, READER_ENDPOINT_OCTET)]
+        port = pick_port(endpoint_hosts + instance_hosts, requested_port)
+        backend_port = pick_port(instance_hosts, None, avoid={port})
+
+        self.proxy = proxy = ProxyProcess(root / "proxy.log")
+        options: dict[str, Any] = {
+            "root": root,
+            "user": server_user,
+            "topology": topology,
+            "cluster_tag": uuid.uuid4().hex[:8],
+            "backend_port": backend_port,
+            "max_connections": max_connections,
+            "database": database,
+            "db_user": user,
+            "password": password,
+        }
+        if isinstance(binaries, MariaDbBinaries):
+            cluster: DatabaseCluster = MariaDbCluster(binaries=binaries, **options)
+        else:
+            tls_addresses = [
+                _address(prefix, octet)
+                for octet in (
+                    WRITER_ENDPOINT_OCTET,
+                    READER_ENDPOINT_OCTET,
+                    *range(FIRST_INSTANCE_OCTET, LAST_INSTANCE_OCTET + 1),
+                )
+            ]
+            cluster = PostgresCluster(binaries=binaries, tls=tls, tls_addresses=tls_addresses, **options)
+        self.cluster = cluster
+        control = ControlPlane(
+            cluster=cluster,
+            proxy=proxy,
+            timeline=timeline,
+            instances=instances,
+            prefix=prefix,
+            port=port,
+            tag=cluster.cluster_tag,
+            dns_delay=dns_delay,
+            delays=delays,
+            endpoints=catalog_endpoints,
+        )
+        writer = (ids[0], instances[ids[0]].address)
+        replicas = [(i, instances[i].address) for i in ids[1:]]
+        await asyncio.gather(proxy.start(), cluster.create(writer, replicas, control.rows()))
+        for inst in instances.values():
+            await control.register(inst)
+        await proxy.call("listen", name="cluster", host=endpoint_hosts[0], port=port, targets=ids[:1])
+        await proxy.call(
+            "listen", name="reader", host=endpoint_hosts[1], port=port, targets=ids[1:] or ids[:1]
+        )
+        timeline.record(
+            "cluster started",
+            f"{size} instance(s), writer {ids[0]}, in {time.monotonic() - started:.2f} s",
+        )
+        return control
+
+    async def close(self) -> None:
+        if self.proxy is not None:
+            await self.proxy.close()
+        if self.cluster is not None:
+            await self.cluster.close()
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def pids(self) -> list[int]:
+        """PIDs of the running database servers and of the fault proxy process."""
+        pids = self.cluster.pids() if self.cluster is not None else []
+        if self.proxy is not None and self.proxy.pid is not None:
+            pids.append(self.proxy.pid)
+        return pids
