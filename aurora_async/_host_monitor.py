@@ -157,6 +157,7 @@ class HostMonitor:
         try:
             async with asyncio.timeout(timeout):
                 if connecting:
+                    discard(probed)  # one its peer closed: the driver's object still holds it
                     self._probe_conn = None
                     self._probe_conn = await self.cluster.opener.open_background(
                         self.instance.host, self.instance.port, timeout
