@@ -156,7 +156,7 @@ class PostgresCluster(ServerSet[PgServer]):
         if self.tls:
             await self._make_certificate()
         primary = self._server(*writer)
-        await primary.initdb()
+        await primary.initdb(templates=self.root.parent)  # beside the simulators' directories
         primary.configure_primary()
         await primary.start()
         await self._install(primary, rows)

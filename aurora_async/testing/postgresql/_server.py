@@ -16,6 +16,7 @@ import asyncpg
 
 from .._errors import SimulatorError
 from .._process import OsUser, kill_and_wait, open_log, run_command, run_to_completion, wait_until
+from .._templates import fill_from_template, template_key
 
 _REQUIRED_TOOLS = ("initdb", "postgres", "pg_basebackup", "pg_rewind")
 _START_TIMEOUT = 30.0
@@ -131,30 +132,39 @@ class PgServer:
             directory.mkdir(parents=True, exist_ok=True)
             self.user.chown(directory)
 
-    async def initdb(self) -> None:
+    async def initdb(self, *, templates: Path | None = None) -> None:
+        """A new data directory; with ``templates`` (a directory), copied from the result of an earlier
+        identical ``initdb`` kept there (see ``_templates``)."""
         self.make_dirs()
-        await run_command(
-            [
-                self.binaries.tool("initdb"),
-                "-D",
-                str(self.datadir),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-                "--no-sync",
-                "--no-instructions",
-                # checksums let pg_rewind work even on the single-user crash-recovery run it makes,
-                # which does not see our command-line wal_log_hints
-                "--data-checksums",
-            ],
-            user=self.user,
-            timeout=120,
-            env=_tool_env(),
-            process_group=True,  # its bootstrap postgres must die with it
-        )
+        initdb = self.binaries.tool("initdb")
+        argv = [
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+            "--no-instructions",
+            # checksums let pg_rewind work even on the single-user crash-recovery run it makes,
+            # which does not see our command-line wal_log_hints
+            "--data-checksums",
+        ]
+
+        async def run_initdb(datadir: Path) -> None:
+            await run_command(
+                [initdb, "-D", str(datadir), *argv],
+                user=self.user,
+                timeout=120,
+                env=_tool_env(),
+                process_group=True,  # its bootstrap postgres must die with it
+            )
+
+        if templates is None:
+            await run_initdb(self.datadir)
+        else:
+            key = "pg-" + template_key(initdb, argv, self.user)
+            await fill_from_template(self.datadir, base=templates, key=key, user=self.user, make=run_initdb)
         self.write_file(self.datadir / "pg_hba.conf", _HBA)
 
     async def copy_datadir_from(self, source: PgServer) -> None:
