@@ -31,6 +31,8 @@ from ._topology import Instance
 log = logging.getLogger("aurora_async.host_monitoring")
 
 _LATE = 2.0  # a probe whose timeout fired this many times later than asked: the loop was blocked
+# a probe timed out at the end of the window ends it, float rounding of the timer's deadline aside
+_SLACK = 0.001
 
 
 class Monitored(Protocol):
@@ -123,7 +125,7 @@ class HostMonitor:
                         failing_since = started
                     if (
                         failures >= self.options.failure_detection_count
-                        or loop.time() - failing_since >= window
+                        or loop.time() - failing_since >= window - _SLACK
                     ):
                         self._declare_dead(failures)
                 pause = started + interval - loop.time()

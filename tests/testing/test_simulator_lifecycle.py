@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from aurora_async.testing import AuroraSimulator, SimulatorError
+from aurora_async.testing._templates import PREFIX as TEMPLATE_PREFIX
 from tests.helpers import AURORA_HOST_ID_SQL, Leftovers, eventually, fetchval, processes_mentioning
 
 
@@ -28,7 +30,9 @@ def base_dir() -> Iterator[Path]:
 
 
 async def _assert_nothing_in(base_dir: Path) -> None:
-    assert list(base_dir.iterdir()) == [], "the simulator left files behind"
+    """Nothing left but finished data-directory templates (kept on purpose, for the next simulator)."""
+    left = [p for p in base_dir.iterdir() if not re.fullmatch(rf"{TEMPLATE_PREFIX}pg-[0-9a-f]{{16}}", p.name)]
+    assert left == [], "the simulator left files behind"
     assert processes_mentioning(str(base_dir)) == []
 
 
