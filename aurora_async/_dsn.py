@@ -38,8 +38,8 @@ class SplitDsn:
 
 
 def split_dsn(dsn: str, driver: Driver) -> SplitDsn:
-    """Take host, port, credentials, our options and the driver's keywords out of ``dsn``."""
-    check_dsn_type(dsn)
+    """Take host, port, credentials, our options and the driver's keywords out of ``dsn`` (a str:
+    :func:`check_dsn_type` first)."""
     try:
         parts = urlsplit(dsn)
     except ValueError:  # its message quotes the netloc, password included: say it without quoting

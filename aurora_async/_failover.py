@@ -72,32 +72,29 @@ class FailoverSession(Session):
         driver = self._driver
         if not calls_for_failover(driver, exc, raw, self._mode):
             return
+        may_have_run = driver.may_have_taken_effect(exc)
         async with self._failover_lock:
             if self._closed:  # closed while this call waited for another call's failover
                 raise self._closed_error() from exc
             if self._raw is not raw:  # another call on this connection already failed over
-                if self._lost_transaction_on is raw:  # ... and lost the transaction this call was in
-                    raise outcome(
-                        in_transaction=True,
-                        may_have_run=driver.may_have_taken_effect(exc),
-                        failed_from=self._failed_from,
-                        now_on=self._instance,
+                if self._lost_transaction_on is not raw:
+                    raise FailoverSuccessError(
+                        "the connection has changed instance; re-run the statement", may_have_run=may_have_run
                     ) from exc
-                raise FailoverSuccessError(
-                    "the connection has changed instance; re-run the statement",
-                    may_have_run=driver.may_have_taken_effect(exc),
-                ) from exc
-            in_transaction = self._in_transaction(raw)
-            in_block = self._block_raw is not None and self._block_raw is raw
-            if in_block:
-                self._block_lost = True
-            elif in_transaction:
-                self._transaction_lost()
-            self._lost_transaction_on = raw if in_transaction or in_block else None
-            await self._fail_over(exc)
+                # ... and lost the transaction this call was in
+                in_transaction = True
+            else:
+                in_transaction = self._in_transaction(raw)
+                in_block = self._block_raw is not None and self._block_raw is raw
+                if in_block:
+                    self._block_lost = True
+                elif in_transaction:
+                    self._transaction_lost()
+                self._lost_transaction_on = raw if in_transaction or in_block else None
+                await self._fail_over(exc)
         raise outcome(
             in_transaction=in_transaction,
-            may_have_run=driver.may_have_taken_effect(exc),
+            may_have_run=may_have_run,
             failed_from=self._failed_from,
             now_on=self._instance,
         ) from exc
