@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 from .._catalog import MASTER_SESSION_ID, EndpointStyle, TopologyRow, dbi_resource_id
 from .._cluster_protocol import DatabaseCluster
@@ -13,6 +14,9 @@ from .._process import wait_until
 from ..proxy._client import ProxyProcess
 from ._instances import Instance, InstanceState
 from ._timeline import Timeline, TimelineEvent
+
+if TYPE_CHECKING:
+    from ._failover import FailoverDelays
 
 
 class ClusterState:
@@ -30,6 +34,7 @@ class ClusterState:
         port: int,
         tag: str,
         dns_delay: float,
+        delays: FailoverDelays,
         endpoints: EndpointStyle = "names",
     ) -> None:
         self.cluster = cluster
@@ -41,6 +46,7 @@ class ClusterState:
         self.tag = tag
         self.dns_delay = dns_delay
         self.endpoints: EndpointStyle = endpoints
+        self.delays = delays  # the pauses between a failover's steps
         self.dns_due: float | None = None
         self.dns_event: TimelineEvent | None = None
 

@@ -12,46 +12,16 @@ import asyncio
 import time
 from typing import Literal
 
-from .._catalog import EndpointStyle
-from .._cluster_protocol import DatabaseCluster
 from .._errors import SimulatorError
-from ..proxy._client import ProxyProcess
 from ._cluster_state import ClusterState
-from ._failover import FailoverDelays, fail_over
+from ._failover import fail_over
 from ._instances import MAX_INSTANCES, Instance
 from ._network import LAST_INSTANCE_OCTET, ensure_free
-from ._timeline import FailoverReport, Timeline
+from ._timeline import FailoverReport
 
 
 class ControlPlane(ClusterState):
     """Every operation on a running cluster: faults, failover, membership."""
-
-    def __init__(
-        self,
-        *,
-        cluster: DatabaseCluster,
-        proxy: ProxyProcess,
-        timeline: Timeline,
-        instances: dict[str, Instance],
-        prefix: str,
-        port: int,
-        tag: str,
-        dns_delay: float,
-        delays: FailoverDelays,
-        endpoints: EndpointStyle = "names",
-    ) -> None:
-        super().__init__(
-            cluster=cluster,
-            proxy=proxy,
-            timeline=timeline,
-            instances=instances,
-            prefix=prefix,
-            port=port,
-            tag=tag,
-            dns_delay=dns_delay,
-            endpoints=endpoints,
-        )
-        self.delays = delays
 
     # -- faults ----------------------------------------------------------------------------------
 
