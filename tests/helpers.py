@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -199,57 +200,104 @@ async def assert_writer_replicates(sim: AuroraSimulator, table: str = "replicati
         await wait_for_table(sim.dsn(reader), table)
 
 
-class Forwarder:
+class LoopbackServer:
+    """A TCP server on loopback for a test that owns every connection it accepts: each gets its
+    task the moment it is made, and leaving ``async with`` closes the server, aborts every
+    connection (and every :meth:`own`-ed one), and waits for every task, so nothing is left open
+    for a later test's garbage collection to report. Subclasses implement :meth:`serve`."""
+
+    def __init__(self, host: str = "127.0.0.1", sock: socket.socket | None = None) -> None:
+        self.host = host
+        self._sock = sock
+        self._server: asyncio.Server | None = None
+        self._closing = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        if self._sock is not None:
+            self._server = await asyncio.start_server(self._accepted, sock=self._sock)
+        else:
+            self._server = await asyncio.start_server(self._accepted, self.host, 0)
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._closing = True  # an accept still under way is aborted as it completes
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=30)
+        assert not self._tasks, f"{len(self._tasks)} connection tasks did not end"
+        await self._server.wait_closed()
+
+    def own(self, writer: asyncio.StreamWriter) -> None:
+        """Abort ``writer`` too when the server stops (e.g. a connection :meth:`serve` opened)."""
+        self._writers.add(writer)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._closing:
+            writer.transport.abort()
+            return
+        self.own(writer)
+        task = asyncio.get_running_loop().create_task(self._run(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self.serve(reader, writer)
+        except OSError:
+            pass
+        finally:
+            writer.close()  # (flushed: a test's "close" is a FIN; stop() aborts what is left)
+
+
+class Forwarder(LoopbackServer):
     """``async with Forwarder(listen_host, target) as port:`` a TCP forwarder on loopback: every
     connection to ``listen_host:port`` is piped to ``target`` (``"host:port"``). It stands for an
     address that leads to an instance for a while (a network path, a DNS name), then stops: leaving
     the block closes it and every connection through it."""
 
     def __init__(self, listen_host: str, target: str) -> None:
-        self.listen_host = listen_host
+        super().__init__(listen_host)
         self.target_host, port = target.rsplit(":", 1)
         self.target_port = int(port)
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> int:
-        self._server = await asyncio.start_server(self._serve, self.listen_host, 0)
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        await self.start()
+        return self.port
 
     async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks)
-        await self._server.wait_closed()
+        await self.stop()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
-        except OSError:
-            writer.close()
-            self._tasks.discard(task)
-            return
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            except (OSError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                sink.close()
-
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
+        self.own(up_writer)
         try:
             await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         finally:
-            writer.close()
             up_writer.close()
-            self._tasks.discard(task)
+
+
+async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    """Copy ``source`` to ``sink`` until ``source`` ends, then close ``sink``."""
+    try:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+    except (OSError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        sink.close()

@@ -32,7 +32,7 @@ import pytest_asyncio
 from aurora_async import data_api
 from aurora_async.data_api import DataApiConnection, DataApiError, RequestOutcomeUnknownError
 from aurora_async.testing import DUMMY_AWS_ENV, AuroraSimulator, DataApiEmulator
-from tests.helpers import eventually, fetchval
+from tests.helpers import LoopbackServer, eventually, fetchval, pipe
 
 module_loop = pytest.mark.asyncio(loop_scope="module")
 pytestmark = module_loop
@@ -43,7 +43,7 @@ STALLED_REQUEST_TIMEOUT = 0.5  # request_timeout of the clients that meet the "s
 DEADLINE = 30.0  # generous: 2 shared cores
 
 
-class FaultyProxy:
+class FaultyProxy(LoopbackServer):
     """A TCP proxy on 127.0.0.1 in front of the emulator. It passes requests and answers through, except
     the next :meth:`lose` answers: for each of those it reads the emulator's whole answer, so the
     statement has run (and, outside a transaction, committed), and instead of passing it on:
@@ -59,13 +59,10 @@ class FaultyProxy:
     """
 
     def __init__(self, upstream_url: str, sock: socket.socket | None = None) -> None:
+        super().__init__(sock=sock)
         parts = urlsplit(upstream_url)
         assert parts.hostname == "127.0.0.1" and parts.port is not None
         self._upstream = (parts.hostname, parts.port)
-        self._sock = sock
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
         self._faults: list[Fault] = []
         self.lost = 0
         """Answers lost so far."""
@@ -76,42 +73,21 @@ class FaultyProxy:
 
     @property
     def endpoint_url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> FaultyProxy:
-        if self._sock is not None:
-            self._server = await asyncio.start_server(self._serve, sock=self._sock)
-        else:
-            self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        await self.start()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:  # the connections end, and so do their tasks
-            writer.transport.abort()
-        if self._tasks:
-            await asyncio.wait_for(asyncio.gather(*self._tasks), DEADLINE)
-        await self._server.wait_closed()
+        await self.stop()
 
-    async def _serve(self, client_reader: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self._writers.add(client)
-        try:
-            upstream_reader, upstream = await asyncio.open_connection(*self._upstream)
-        except OSError:
-            client.transport.abort()
-            self._tasks.discard(task)
-            self._writers.discard(client)
-            return
-        self._writers.add(upstream)
-        requests = asyncio.create_task(_pump(client_reader, upstream))
+    async def serve(self, client_reader: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream = await asyncio.open_connection(*self._upstream)
+        self.own(upstream)
+        requests = asyncio.create_task(pipe(client_reader, upstream))
         try:
             while answer := await _read_answer(upstream_reader):
                 if not self._faults:
@@ -131,15 +107,12 @@ class FaultyProxy:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     client.transport.abort()
                 break
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except asyncio.IncompleteReadError:
             pass
         finally:
             requests.cancel()
             await asyncio.gather(requests, return_exceptions=True)
             upstream.close()
-            client.close()
-            self._writers.difference_update((client, upstream))
-            self._tasks.discard(task)
 
 
 _UNAVAILABLE_BODY = json.dumps(
@@ -151,13 +124,6 @@ _UNAVAILABLE = (
     + f"x-amzn-RequestId: {uuid.uuid4()}\r\nContent-Length: {len(_UNAVAILABLE_BODY)}\r\n\r\n".encode()
     + _UNAVAILABLE_BODY
 )
-
-
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError):
-        while data := await reader.read(1 << 16):
-            writer.write(data)
-            await writer.drain()
 
 
 async def _read_answer(reader: asyncio.StreamReader) -> bytes:

@@ -14,30 +14,28 @@ import pytest
 import aurora_async
 from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator, RehearsalSession
+from tests.helpers import LoopbackServer
 
 SECRET = "never-in-clear-4f1c2b"
 
 
-class _PlainMySqlGreeter:
+class _PlainMySqlGreeter(LoopbackServer):
     """A loopback server that greets like a MySQL server without TLS (no CLIENT_SSL capability) and
     records every byte the client sends after the greeting."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.received = bytearray()
         self.greeted = asyncio.Event()
-        self._server: asyncio.Server | None = None
 
     async def __aenter__(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        await self.start()
+        return self.port
 
     async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
+        await self.stop()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         capabilities = 0x0200 | 0x8000 | 0x80000  # PROTOCOL_41, SECURE_CONNECTION, PLUGIN_AUTH; no SSL
         salt = b"abcdefgh" + b"ijklmnopqrst"
         payload = (
@@ -58,12 +56,8 @@ class _PlainMySqlGreeter:
         writer.write(struct.pack("<I", len(payload))[:3] + b"\x00" + payload)
         await writer.drain()
         self.greeted.set()
-        try:
-            while data := await reader.read(4096):
-                self.received += data
-        except OSError:
-            pass
-        writer.close()
+        while data := await reader.read(4096):
+            self.received += data
 
 
 def _pattern(sim: AuroraSimulator) -> dict[str, str]:
