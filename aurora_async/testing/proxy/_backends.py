@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from ._link import Link
 
-Mode = Literal["up", "down", "blackhole"]
-MODES: tuple[Mode, ...] = ("up", "down", "blackhole")
+Mode = Literal["up", "down", "blackhole", "paused"]
+MODES: tuple[Mode, ...] = ("up", "down", "blackhole", "paused")
 Fault = Literal["drop_after_commit"]
 FAULTS: tuple[Fault, ...] = ("drop_after_commit",)
 WireProtocol = Literal["postgresql", "mysql"]
@@ -37,6 +37,15 @@ class Backend:
         self.delay = 0.0
         self.armed: Fault | None = None  # a one-shot fault, disarmed by the link it catches
         self.links: set[Link] = set()
+        # mode "paused": seconds from the first connection attempt until the backend resumes, and the
+        # timer that resumes it (None until a connection attempt wakes it)
+        self.resume_seconds = 0.0
+        self.resume_timer: asyncio.TimerHandle | None = None
+
+    def cancel_resume(self) -> None:
+        if self.resume_timer is not None:
+            self.resume_timer.cancel()
+            self.resume_timer = None
 
     @property
     def flowing(self) -> bool:

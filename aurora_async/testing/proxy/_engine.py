@@ -8,8 +8,11 @@ Vocabulary:
 
 - a *backend* is one database server (host, port) with a fault mode: ``up`` (bytes flow), ``down``
   (existing connections are reset with RST, new connections are refused) or ``blackhole`` (bytes stop in
-  both directions, sockets stay open, new connections are accepted but go nowhere), plus an optional
-  one-way ``delay`` added to every chunk in each direction;
+  both directions, sockets stay open, new connections are accepted but go nowhere) or ``paused`` (an
+  Aurora Serverless v2 instance scaled to zero: existing connections are reset; new connections are
+  accepted and held, with nothing sent either way, until ``resume_seconds`` after the first connection
+  attempt since the pause, when the backend turns ``up`` by itself and the held links connect to the
+  server), plus an optional one-way ``delay`` added to every chunk in each direction;
 - a *listener* is an address clients connect to; it routes each new connection to one of its target
   backends (round robin over the ones not ``down``). An instance endpoint has one target; the writer
   cluster endpoint has the backend its "DNS" currently names; the reader endpoint has several. A
@@ -75,7 +78,19 @@ class ProxyEngine:
         backend = candidates[listener.next_index % len(candidates)]
         listener.next_index += 1
         listener.accepted += 1
+        if backend.mode == "paused" and backend.resume_timer is None:  # a connection attempt wakes it
+            backend.resume_timer = asyncio.get_running_loop().call_later(
+                backend.resume_seconds, self._resumed, backend
+            )
         return backend
+
+    def _resumed(self, backend: Backend) -> None:
+        """A paused backend's resume is over: it is ``up``, and the links it held go to the server."""
+        backend.resume_timer = None
+        if backend.mode == "paused":
+            backend.mode = "up"
+            for link in list(backend.links):
+                link.resume()
 
     def _backend(self, name: str) -> Backend:
         try:
@@ -186,9 +201,15 @@ class ProxyEngine:
             mode = request["mode"]
             if mode not in MODES:
                 raise ProxyCommandError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+            backend.cancel_resume()
+            if mode == "paused":
+                resume_seconds = float(request.get("resume_seconds", 15.0))
+                if not 0 <= resume_seconds < 86400:
+                    raise ProxyCommandError("resume_seconds must be >= 0 and less than a day")
+                backend.resume_seconds = resume_seconds
             backend.mode = mode
             for link in list(backend.links):
-                if mode == "down":
+                if mode in ("down", "paused"):  # a paused instance has no connections
                     link.reset()
                 elif mode == "blackhole":
                     link.pause()
@@ -226,6 +247,7 @@ class ProxyEngine:
         if op == "remove_backend":
             backend = self.backends.pop(str(request["name"]), None)
             if backend is not None:
+                backend.cancel_resume()
                 for link in list(backend.links):
                     link.reset()
             await self.reconcile_all()
@@ -243,6 +265,7 @@ class ProxyEngine:
                     "armed": b.armed,
                     "links": len(b.links),
                     "protocol": b.protocol,
+                    "resuming": b.resume_timer is not None,
                 }
                 for b in self.backends.values()
             },
@@ -265,6 +288,7 @@ class ProxyEngine:
             if listener.server is not None:
                 listener.server.close()
         for backend in self.backends.values():
+            backend.cancel_resume()
             for link in list(backend.links):
                 link.reset()
         for task in list(self.tasks):

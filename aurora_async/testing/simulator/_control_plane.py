@@ -66,6 +66,19 @@ class ControlPlane(ClusterState):
         await self.proxy.call("arm", name=inst.instance_id, fault="drop_after_commit")
         self.timeline.record("commit drop armed", inst.instance_id)
 
+    async def pause(self, instance_id: str | int, resume_seconds: float) -> None:
+        if isinstance(resume_seconds, bool) or not 0 <= resume_seconds < 86400:
+            raise ValueError(f"resume_seconds must be a number from 0 to a day, not {resume_seconds!r}")
+        inst = self.get(instance_id)
+        if not inst.running or inst.network != "ok":
+            state = inst.network if inst.network != "ok" else "not running"
+            raise SimulatorError(f"instance {inst.instance_id} is {state}; restore it first")
+        await self.proxy.call("mode", name=inst.instance_id, mode="paused", resume_seconds=resume_seconds)
+        self.timeline.record(
+            "instance paused",
+            f"{inst.instance_id} (resumes {resume_seconds:g} s after the first connection attempt)",
+        )
+
     async def restore(self, instance_id: str | int) -> None:
         inst = self.get(instance_id)
         if not inst.running:

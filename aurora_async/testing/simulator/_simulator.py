@@ -17,13 +17,14 @@ from .._process import run_to_completion
 from ._control_plane import ControlPlane
 from ._deployment import Deployment
 from ._failover import FailoverDelays
+from ._faults import Faults
 from ._instances import MAX_INSTANCES, InstanceState
 from ._network import READER_ENDPOINT_OCTET, WRITER_ENDPOINT_OCTET, check_prefix
 from ._tempdirs import choose_base_dir
 from ._timeline import FailoverReport, Timeline, TimelineEvent
 
 
-class AuroraSimulator:
+class AuroraSimulator(Faults):
     """A local, Aurora-like cluster: one writer and N-1 replicas of real database servers (PostgreSQL
     with streaming replication, or MariaDB with GTID replication), each behind a fault proxy on its own
     loopback address, plus writer and reader cluster endpoints.
@@ -336,47 +337,6 @@ class AuroraSimulator:
         as :meth:`failover`."""
         async with self._operation() as control:
             return await control.fail_over("switchover", target)
-
-    async def crash(self, instance_id: str | int) -> None:
-        """Kill the instance's server: its connections are reset, new connects are refused.
-
-        A crashed writer stays down (no failover) until :meth:`restore` or :meth:`failover`."""
-        async with self._operation() as control:
-            await control.crash(instance_id)
-
-    async def blackhole(self, instance_id: str | int) -> None:
-        """Silence the instance's network: bytes stop both ways, sockets stay open, new connects hang."""
-        async with self._operation() as control:
-            await control.blackhole(instance_id)
-
-    async def latency(self, instance_id: str | int, seconds: float) -> None:
-        """Add ``seconds`` to every round trip to the instance (half each way); 0 removes it."""
-        async with self._operation() as control:
-            await control.latency(instance_id, seconds)
-
-    async def reset_connections(self, instance_id: str | int) -> None:
-        """Reset every open connection through the instance's endpoint (TCP RST to both ends), as a
-        network blip or a middlebox would; the server keeps running and new connections work at once."""
-        async with self._operation() as control:
-            await control.reset_connections(instance_id)
-
-    async def drop_after_commit(self, instance_id: str | int) -> None:
-        """The next COMMIT sent through this instance's proxy is executed by the server, but the
-        client's connection is reset before the reply reaches it: the transaction commits and the
-        client cannot know. One-shot; plain-text connections only."""
-        async with self._operation() as control:
-            await control.drop_after_commit(instance_id)
-
-    async def restore(self, instance_id: str | int) -> None:
-        """Undo crash, black hole and latency: the instance runs and is reachable again (a replica that
-        crashed before a failover rejoins the new writer)."""
-        async with self._operation() as control:
-            await control.restore(instance_id)
-
-    async def reboot(self, instance_id: str | int) -> None:
-        """Restart the instance's server cleanly: connections are dropped, the role stays."""
-        async with self._operation() as control:
-            await control.reboot(instance_id)
 
     async def set_password(self, user: str, password: str) -> None:
         """Create (or update) database user ``user``, who must log in with ``password``: password
