@@ -48,6 +48,7 @@ class Config:
             dsn=self.dsn,
             credentials=credential_source(self.options, self.host, self.user),
             connect_timeout=self.options.connect_timeout,
+            resume_timeout=self.options.resume_timeout,
             tls=self.driver.tls(self.driver_kwargs.get("ssl"), self.dsn),
         )
         object.__setattr__(self, "identity", identity)

@@ -56,7 +56,9 @@ def _unreachable(cluster: Cluster, exc: BaseException) -> bool:
 async def _first_contact(cluster: Cluster, config: Config) -> tuple[Any, Instance]:
     """Connect to the address given and find out which instance, in which role, answered."""
     identity = config.identity
-    raw = await cluster.opener.open_as(identity, config.host, config.port, identity.connect_timeout)
+    raw = await cluster.opener.open_as(
+        identity, config.host, config.port, identity.connect_timeout, resume_within=identity.resume_timeout
+    )
     try:
         if not config.options.plugins:  # a plain connection: no dialect, no topology, no task
             plain = cluster.driver.plain_dialect()
@@ -178,7 +180,11 @@ def connect(dsn: str | None = None, *, read_only: bool = False, **options: Any) 
         ``mysql``), ``reader_host_selector_strategy`` (``random``, ``round_robin``,
         ``least_connections``), the host monitoring and credentials options
         (:class:`Options`); every ``asyncpg.connect()`` (for MySQL: ``aiomysql.connect()``) argument is
-        passed on (``timeout`` is the per-connect deadline, default 10 s).
+        passed on (``timeout`` is the per-connect deadline, default 10 s). ``resume_timeout``
+        (default 30 s; 0: off): a connect that times out on a host that accepts TCP but sent no
+        greeting (an Aurora Serverless v2 instance resuming from auto-pause) keeps waiting up to this
+        long in all; this connection's reconnects at failover wait likewise, within
+        ``failover_timeout``. The library's background connections never wait for a resume.
     :param read_only: with the ``read_write_splitting`` plugin, start on a reader
         (:meth:`AuroraConnection.set_read_only`).
     :raises ConfigurationError: a bad DSN, option or value (before any network I/O).

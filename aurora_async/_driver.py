@@ -37,6 +37,20 @@ class RawConnection(Protocol):
     def add_termination_listener(self, callback: Any) -> None: ...
 
 
+async def accepts_tcp(host: str, port: int, timeout: float) -> bool:
+    """Whether ``host:port`` completes a TCP handshake within ``timeout`` (closed at once, nothing
+    sent): tells a host that accepts connections but does not answer a login (an Aurora Serverless
+    v2 instance resuming) from one that cannot be reached at all."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout):
+            transport, _ = await loop.create_connection(asyncio.Protocol, host, port)
+    except (OSError, TimeoutError):
+        return False
+    transport.abort()
+    return True
+
+
 @dataclass(frozen=True)
 class Driver:
     """One database driver as the core sees it: the engine's facts (port, the driver's keywords, TLS),
@@ -71,6 +85,8 @@ class Driver:
     is_login_error: Callable[[BaseException], bool]
     ping: Callable[[Any], Awaitable[None]]  # one cheap round trip (callers bound it)
     detect_dialect: Callable[[Any, float], Awaitable[Dialect]]  # the most specific one that answers
+    # (host, port, timeout) -> whether host:port completes a TCP handshake within timeout (no login)
+    accepts_tcp: Callable[[str, int, float], Awaitable[bool]] = accepts_tcp
 
 
 async def connect_as(

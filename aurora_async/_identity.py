@@ -57,6 +57,8 @@ class Identity:
     credentials: CredentialSource | None
     connect_timeout: float
     tls: Tls
+    # a connect on a host that accepts TCP but stays silent (maybe resuming) may take this long in all
+    resume_timeout: float = 0.0
     fingerprint: Hashable = field(init=False, repr=False)
     login: Hashable = field(init=False, repr=False)  # whose login: user and password or their source
 
@@ -67,6 +69,7 @@ class Identity:
             self.database,
             self.dsn,
             self.connect_timeout,
+            self.resume_timeout,
             self.tls,
             _frozen(self.driver_kwargs),
         )

@@ -5,11 +5,18 @@ Background connections borrow a live identity (:meth:`Identities.for_background`
 TLS among the connections served, the login that last worked, the next when the server refuses one.
 The opener remembers the TLS each background connection was opened with, so that the cluster can drop
 those that a stronger identity, joining later, makes too weak.
+
+An application's own connect may wait for an instance that is resuming (Aurora Serverless v2 with
+auto-pause scales an idle instance to zero; the first connection then waits while it resumes, about
+15 s, longer after a day paused): see :meth:`Opener.open_as`'s ``resume_within``. The library's own
+connections never wait for that: the writer search and host probes keep their own deadlines, so a
+black-holed instance (which, behind a proxy, also accepts TCP and stays silent) slows none of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from typing import Any
 
@@ -17,6 +24,10 @@ from ._auth import Authenticator
 from ._driver import Driver, RawConnection, discard
 from ._identity import Identities, Identity
 from ._tls import Tls
+
+log = logging.getLogger("aurora_async.connect")
+
+_TCP_CHECK = 1.0  # the longest a TCP-only connect may take to tell "silent" from "unreachable"
 
 
 class Opener:
@@ -27,9 +38,51 @@ class Opener:
         self.auth = auth
         self.identities = identities
         self._background_tls: weakref.WeakKeyDictionary[Any, Tls] = weakref.WeakKeyDictionary()
+        self._resuming_seen: set[tuple[str, int]] = set()  # endpoints already said to be resuming
 
-    async def open_as(self, identity: Identity, host: str, port: int, timeout: float) -> RawConnection:
-        """A physical connection to ``host:port`` opened as ``identity``, within ``timeout``."""
+    async def open_as(
+        self, identity: Identity, host: str, port: int, timeout: float, *, resume_within: float = 0.0
+    ) -> RawConnection:
+        """A physical connection to ``host:port`` opened as ``identity``, within ``timeout``.
+
+        With ``resume_within`` longer than ``timeout`` (an application's own connect: the
+        ``resume_timeout`` option, bounded by its failover deadline), an attempt that times out is
+        followed by a TCP-only connect (at most 1 s): a host that accepts TCP but did not answer the
+        login may be an Aurora Serverless v2 instance resuming from auto-pause, which holds logins
+        until it has resumed, so the connect is tried once more with what is left of
+        ``resume_within`` (from the first attempt's start). A host that refuses or does not accept TCP
+        fails as it would without it.
+
+        :raises: the driver's error; ``TimeoutError`` when the host stays silent (until
+            ``resume_within`` when it accepts TCP).
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            return await self._open_as(identity, host, port, timeout)
+        except TimeoutError:
+            if started + resume_within - loop.time() <= 0:
+                raise
+            probe = min(_TCP_CHECK, timeout, started + resume_within - loop.time())
+            if not await self.driver.accepts_tcp(host, port, probe):
+                raise
+        remaining = started + resume_within - loop.time()
+        if remaining <= 0:
+            raise TimeoutError(f"{host}:{port} did not answer within {resume_within:g} s")
+        if (host, port) not in self._resuming_seen:
+            self._resuming_seen.add((host, port))
+            log.warning(
+                "instance %s:%s did not answer within connect_timeout (%g s) but accepts connections: "
+                "waiting up to resume_timeout (%g s in all) for it to resume (Aurora Serverless v2 "
+                "auto-pause)",
+                host,
+                port,
+                timeout,
+                resume_within,
+            )
+        return await self._open_as(identity, host, port, remaining)
+
+    async def _open_as(self, identity: Identity, host: str, port: int, timeout: float) -> RawConnection:
         try:
             conn = await self.driver.open(identity, host, port, timeout, self.auth)
         except Exception as exc:

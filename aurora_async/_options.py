@@ -132,6 +132,7 @@ class Options:
     topology_high_refresh: float = _option(0.1, Seconds(0.05), "topology refresh period after a failure")
     topology_high_refresh_period: float = _option(30.0, Seconds(0.05), "how long the fast refresh lasts")
     connect_timeout: float = _option(10.0, Seconds(0.05), "one connection attempt (connect()'s timeout=)")
+    resume_timeout: float = _option(30.0, Seconds(0.0, allow_zero=True), "your own connect to a host that accepts TCP but does not answer (a paused Serverless v2 instance resuming) may take this long in all; 0: no wait")
     auxiliary_query_timeout: float = _option(5.0, Seconds(0.05), "role, topology and session-restore queries")
     cluster_instance_host_pattern: HostPattern | None = _option(None, read_pattern, "how an instance id becomes a host ('?' is the id)")
     cluster_id: str | None = _option(None, read_str, "connections with one cluster_id share one cluster")

@@ -283,12 +283,18 @@ async def connect_in_role(
     cluster: ClusterContext, identity: Identity, instance: Instance, role: Role | None, timeout: float
 ) -> RawConnection | None:
     """Connect to ``instance`` as ``identity`` and check it is in ``role`` (None: any role); None if
-    not reachable; :class:`LoginRefused` if it refused the login."""
+    not reachable; :class:`LoginRefused` if it refused the login. ``timeout`` bounds it all: the
+    attempt gets ``connect_timeout`` of it, and an instance that accepts TCP but stays silent (resuming
+    from Serverless v2 auto-pause) up to ``resume_timeout`` of it."""
     assert cluster.dialect is not None
     driver = cluster.driver
     try:
         conn = await cluster.opener.open_as(
-            identity, instance.host, instance.port, min(identity.connect_timeout, timeout)
+            identity,
+            instance.host,
+            instance.port,
+            min(identity.connect_timeout, timeout),
+            resume_within=min(identity.resume_timeout, timeout),
         )
     except driver.connect_errors as exc:
         if driver.is_login_error(exc):

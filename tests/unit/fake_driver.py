@@ -101,6 +101,10 @@ async def _detect_dialect(conn: Any, timeout: float) -> Dialect:
     return FakeDialect()
 
 
+async def _no_tcp(host: str, port: int, timeout: float) -> bool:
+    return False  # no sockets: a fake instance that does not answer is unreachable, not resuming
+
+
 def fake_driver(cluster: FakeCluster) -> Driver:
     """The PostgreSQL driver with the fake's connect, probe and error classifiers."""
     return dataclasses.replace(
@@ -115,6 +119,7 @@ def fake_driver(cluster: FakeCluster) -> Driver:
         is_login_error=is_login_error,
         ping=_ping,
         detect_dialect=_detect_dialect,
+        accepts_tcp=_no_tcp,
     )
 
 

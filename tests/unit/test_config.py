@@ -307,12 +307,15 @@ def test_every_duration_has_a_lower_bound_that_its_default_meets() -> None:
     durations = {f.name for f in dataclasses.fields(aurora_async.Options) if f.type == "float"}
     assert set(MINIMUM_SECONDS) == {*durations, "timeout"}
     defaults = aurora_async.Options()
-    for name in durations - {"failure_detection_time"}:
+    for name in durations - {"failure_detection_time", "resume_timeout"}:
         assert getattr(defaults, name) >= MINIMUM_SECONDS[name] > 0, name
     assert MINIMUM_SECONDS["timeout"] == MINIMUM_SECONDS["connect_timeout"]
     assert MINIMUM_SECONDS["topology_refresh"] <= 0.01  # tests/integration/test_failover.py uses it
     # failure_detection_time (how old a call must be before monitoring acts) may be zero
     assert parse(host=CLUSTER, failure_detection_time=0).options.failure_detection_time == 0.0
+    # so may resume_timeout (0: never wait for a resuming instance beyond connect_timeout)
+    assert defaults.resume_timeout == 30.0
+    assert parse(host=CLUSTER, resume_timeout=0).identity.resume_timeout == 0.0
 
 
 @pytest.mark.parametrize(
