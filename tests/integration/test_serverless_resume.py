@@ -19,8 +19,10 @@ import pytest
 
 import aurora_async
 from aurora_async import FailoverSuccessError
+from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator
 from aurora_async.testing.pytest_plugin import _check_binaries
+from tests.helpers import eventually
 from tests.integration._engine_ops import EngineOps, engine_ops
 from tests.paused import LOST, plain_connect
 
@@ -141,15 +143,29 @@ async def test_a_black_holed_replica_does_not_slow_the_writer_search(
 async def test_an_idle_session_on_an_instance_that_pauses_fails_over_and_it_can_be_reached_again(
     sim: AuroraSimulator, ops: EngineOps
 ) -> None:
-    """An instance with connections does not pause; the simulator resets them when it does. The host
-    monitor may declare it dead while it resumes (its probe is one of the library's own connections);
-    the session fails over, and an application's connect to it still waits for the resume."""
+    """An instance with connections does not pause; the simulator resets them when it does. What can
+    happen then: the host monitor's probe (one of the library's own connections, with no resume wait)
+    declares the instance dead while it resumes; the session fails over elsewhere; an application's
+    connect to the instance still waits for the resume and succeeds; and its monitor then revives it."""
     options = _options(ops, failure_detection_interval=0.2, failure_detection_count=2)
     async with aurora_async.connect(sim.dsn("12"), **options) as conn:
+        [cluster] = registry.clusters()
         await sim.pause("12", resume_seconds=RESUME)
+
+        async def declared_dead() -> bool:
+            return "12" in cluster.down
+
+        await eventually(
+            declared_dead, timeout=RESUME, what="the monitor to declare the paused instance dead"
+        )
         with pytest.raises(FailoverSuccessError):
             await ops.scalar(conn, "SELECT 1")
-        assert conn.instance.instance_id in sim.instance_ids
+        assert conn.instance.instance_id != "12"
         assert await ops.host_id(conn) == conn.instance.instance_id
         async with aurora_async.connect(sim.dsn("12"), **options) as again:
             assert again.instance.instance_id == "12" and await ops.host_id(again) == "12"
+
+            async def revived() -> bool:
+                return "12" not in cluster.down
+
+            await eventually(revived, what="the monitor to see the resumed instance answer")
