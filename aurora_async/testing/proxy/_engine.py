@@ -201,12 +201,12 @@ class ProxyEngine:
             mode = request["mode"]
             if mode not in MODES:
                 raise ProxyCommandError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-            backend.cancel_resume()
             if mode == "paused":
                 resume_seconds = float(request.get("resume_seconds", 15.0))
                 if not 0 <= resume_seconds < 86400:
                     raise ProxyCommandError("resume_seconds must be >= 0 and less than a day")
                 backend.resume_seconds = resume_seconds
+            backend.cancel_resume()  # any mode change ends a pause, or starts a new one
             backend.mode = mode
             for link in list(backend.links):
                 if mode in ("down", "paused"):  # a paused instance has no connections
