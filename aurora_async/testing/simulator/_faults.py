@@ -50,7 +50,11 @@ class Faults:
         (a real paused instance has none: it pauses only when idle); new connections are accepted and
         held, the server sending nothing, until ``resume_seconds`` after the first connection attempt
         since the pause; then they log in normally and the instance stays up until paused again. It
-        stays in the topology. :meth:`restore` (or a failover that restarts it) ends the pause at once."""
+        stays in the topology. :meth:`restore` (or a failover that restarts it) ends the pause at once.
+
+        The resume happens inside the fault proxy: :meth:`proxy_status` shows the instance's backend
+        ``mode`` (``"paused"`` until it resumed, then ``"up"``) and whether it is ``resuming``;
+        :attr:`instances` keeps reporting its network as ``"ok"``."""
         async with self._operation() as control:
             await control.pause(instance_id, resume_seconds)
 
