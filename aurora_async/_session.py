@@ -80,10 +80,14 @@ class Session:
         """The instance this connection is on now."""
         return self._instance
 
-    def _members(self) -> Membership | None:
-        """The members of the custom endpoint this connection came through, as known now (None: it
-        came through another endpoint): every instance it is placed on is one of them."""
+    @property
+    def custom_endpoint(self) -> Membership | None:
+        """The custom endpoint this connection came through, with its members as known now (None: it
+        came through another endpoint): every instance it is placed on is allowed by it."""
         return membership_of(self._cluster.custom_endpoints, self._config.custom_endpoint)
+
+    def _members(self) -> Membership | None:
+        return self.custom_endpoint
 
     @property
     def role(self) -> Role:
