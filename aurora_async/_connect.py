@@ -200,7 +200,8 @@ def connect(dsn: str | None = None, *, read_only: bool = False, **options: Any) 
         ``cluster_instance_host_pattern``, ``cluster_id``, ``wrapper_dialect`` (``aurora-pg``,
         ``multi-az-pg``, ``rds-pg``, ``pg``; ``aurora-mysql``, ``multi-az-mysql``, ``rds-mysql``,
         ``mysql``), ``reader_host_selector_strategy`` (``random``, ``round_robin``,
-        ``least_connections``), the host monitoring and credentials options
+        ``least_connections``), the custom endpoint options (``custom_endpoint``,
+        ``custom_endpoint_members``, ...), the host monitoring and credentials options
         (:class:`Options`); every ``asyncpg.connect()`` (for MySQL: ``aiomysql.connect()``) argument is
         passed on (``timeout`` is the per-connect deadline, default 10 s).
     :param read_only: with the ``read_write_splitting`` plugin, start on a reader

@@ -169,3 +169,38 @@ async def test_read_write_splitting_picks_readers_among_the_members(
         assert seen == {"12"}  # never 13, a reader outside the endpoint
     finally:
         await ops.close(conn)
+
+
+async def test_a_pool_through_a_reader_endpoint_keeps_its_replicas(
+    sim: AuroraSimulator, ops: EngineOps
+) -> None:
+    """Pooled connections of a READER endpoint are on a member replica, and reused as such (not
+    retired as "off the writer"); once that replica is promoted, an idle one is retired, and with no
+    member replica left a new one is refused rather than placed elsewhere."""
+    if sim.engine != "postgresql":
+        pytest.skip("create_pool is asyncpg's API")
+    await sim.add_custom_endpoint("olap", members=["12"], kind="READER")
+    options = ops.options(
+        custom_endpoint="olap",
+        custom_endpoint_members="12",
+        custom_endpoint_type="READER",
+        failover_timeout=2,
+    )
+    async with aurora_async.create_pool(sim.dsn("olap"), min_size=2, max_size=2, **options) as pool:
+        for _ in range(4):
+            async with pool.acquire() as conn:
+                assert await ops.host_id(conn) == "12"
+        assert pool.stats()["retired_by_failover"] == 0 and pool.stats()["opened"] == 2
+        await sim.failover(target="12")
+
+        async def promoted() -> bool:
+            topology = registry.clusters()[0].topology
+            return (
+                topology is not None and topology.writer is not None and topology.writer.instance_id == "12"
+            )
+
+        await eventually(promoted, what="the library to see 12 promoted")
+        with pytest.raises(FailoverFailedError):  # no member replica left: nowhere to go
+            async with pool.acquire() as conn:
+                await ops.host_id(conn)
+        assert pool.stats()["retired_by_failover"] >= 1
