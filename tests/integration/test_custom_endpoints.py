@@ -132,7 +132,10 @@ async def test_a_membership_change_is_picked_up_while_running(
 
         await eventually(refreshed, what="the refresh to see 13 join the endpoint")
         await sim.failover(target="13")
-        assert await _after_failover(ops, conn) == "13"
+        assert await _after_failover(ops, conn) == "13"  # joined: followed
+        await sim.failover(target="12")
+        with pytest.raises(FailoverFailedError, match="12, which is not a member"):  # left: not followed
+            await _after_failover(ops, conn)
     finally:
         await ops.close(conn)
 
@@ -158,17 +161,18 @@ async def test_read_write_splitting_picks_readers_among_the_members(
         plugins="initial_connection,failover,read_write_splitting",
         reader_host_selector_strategy="round_robin",
     )
-    conn: Conn = await aurora_async.connect(sim.dsn("two"), **options)
+    holder: Conn = await aurora_async.connect(sim.dsn("two"), **options)  # holds the cluster (its turns)
     try:
         seen = set()
-        for _ in range(6):
-            await conn.set_read_only(True)
+        for _ in range(6):  # round robin over the readers allowed: a fresh choice each time
+            conn: Conn = await aurora_async.connect(sim.dsn("two"), read_only=True, **options)
             seen.add(await ops.host_id(conn))
             await conn.set_read_only(False)
             assert await ops.host_id(conn) == "11"
+            await ops.close(conn)
         assert seen == {"12"}  # never 13, a reader outside the endpoint
     finally:
-        await ops.close(conn)
+        await ops.close(holder)
 
 
 async def test_a_pool_through_a_reader_endpoint_keeps_its_replicas(
