@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from ._auth import Authenticator
 from ._concurrency import TaskOwner
 from ._config import Config
+from ._custom_endpoint import EndpointSource, MembershipMonitor
 from ._dialect import Dialect, HostBuilder
 from ._discovery import Discovery
 from ._driver import Driver, RawConnection
@@ -67,6 +68,8 @@ class Cluster:
         self.load: Counter[str] = Counter()  # connections of this process per instance id
         self.down: set[str] = set()  # instance ids a host monitor declared dead (until they answer)
         self.host_monitors: dict[str, HostMonitor] = {}
+        # the custom endpoints its connections came through: each its own members (per endpoint)
+        self.custom_endpoints: dict[EndpointSource, MembershipMonitor] = {}
         self.discovery = Discovery(self)
         self.search = WriterSearch(self)
         self.monitor = TopologyMonitor(self)
@@ -162,6 +165,18 @@ class Cluster:
 
     def mark_up(self, instance_id: str) -> None:
         self.down.discard(instance_id)
+
+    # -- custom endpoints ----------------------------------------------------------------------------
+
+    def custom_endpoint(
+        self, source: EndpointSource, default_session: Callable[[], Any]
+    ) -> MembershipMonitor:
+        """The one membership monitor of a custom endpoint in this cluster (created on first use; its
+        fetch and refresh are tasks of the cluster)."""
+        monitor = self.custom_endpoints.get(source)
+        if monitor is None:
+            monitor = self.custom_endpoints[source] = MembershipMonitor(source, self.spawn, default_session)
+        return monitor
 
     # -- lifetime ----------------------------------------------------------------------------------
 

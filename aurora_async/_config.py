@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ._credential_options import check_credentials_options, check_iam_tls, credential_source
+from ._custom_endpoint import EndpointSource, endpoint_source
 from ._driver import Driver
 from ._dsn import check_dsn_type, split_dsn
 from ._engines import DRIVERS, ENGINES, SCHEMES
@@ -36,6 +37,7 @@ class Config:
     driver_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     dsn: str | None = field(default=None, repr=False)  # the caller's DSN minus our options
     engine: str = "postgresql"  # or "mysql": which driver serves the cluster
+    custom_endpoint: EndpointSource | None = None  # the custom endpoint the host is, if any
     identity: Identity = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -106,6 +108,7 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
     if timeout is not None:
         options = replace(options, connect_timeout=read_timeout(timeout))
     check_credentials_options(options, host, address["user"], address["password"])
+    custom_endpoint = endpoint_source(options, host, mode_given=ours.get("failover_mode") is not None)
     port = address["port"]
     config = Config(
         host=host,
@@ -117,6 +120,7 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
         driver_kwargs=MappingProxyType(kwargs),
         dsn=passed_on,
         engine=driver.engine,
+        custom_endpoint=custom_endpoint,
     )
     check_iam_tls(options, config.identity.tls, dsn_sslmode=driver.dsn_passthrough)
     return config

@@ -12,9 +12,11 @@ import asyncpg
 from ._cluster import Cluster
 from ._concurrency import AwaitableContext
 from ._config import Config, parse
+from ._custom_endpoint import Membership, OutsideEndpoint, membership_of, mode_of
 from ._driver import discard
 from ._exceptions import ConfigurationError, FailoverFailedError
 from ._identity import LoginRefused
+from ._options import FailoverMode
 from ._plugins import Plugin
 from ._rds_hosts import RdsUrlType
 from ._registry import registry
@@ -24,9 +26,21 @@ from .mysql.connection import AuroraMySQLConnection
 from .postgresql.connection import AuroraConnection
 
 
+def endpoint_membership(cluster: Cluster, config: Config) -> Membership | None:
+    """The members of the custom endpoint ``config`` came through, as known now (None: not one)."""
+    return membership_of(cluster.custom_endpoints, config.custom_endpoint)
+
+
+def failover_mode(cluster: Cluster, config: Config) -> FailoverMode:
+    """``failover_mode``, or, through a custom endpoint, the mode its type asks for by default."""
+    return mode_of(cluster.custom_endpoints, config.custom_endpoint, config.options.failover_mode)
+
+
 async def _open(config: Config) -> tuple[Cluster, Any, Instance]:
     cluster = registry.acquire(config)
     try:
+        if config.custom_endpoint is not None:  # its members, before any instance is chosen
+            await cluster.custom_endpoint(config.custom_endpoint, registry.aws_session).ready()
         known = cluster.dialect is not None  # an earlier connection already learned the topology
         try:
             raw, instance = await _first_contact(cluster, config)
@@ -36,7 +50,9 @@ async def _open(config: Config) -> tuple[Cluster, Any, Instance]:
             # the endpoint's instance is failing (a failover is under way): reach one in the right role
             # through the known topology, as a failover would, rather than failing the connect
             return cluster, *await _elsewhere(cluster, config, f"{type(exc).__name__} at {config.host}")
-        if config.options.has(Plugin.INITIAL_CONNECTION) and cluster.dialect is not None:
+        if cluster.dialect is not None and (
+            config.options.has(Plugin.INITIAL_CONNECTION) or config.custom_endpoint is not None
+        ):
             raw, instance = await _right_instance(cluster, config, raw, instance)
         cluster.confirm(instance)
         return cluster, raw, instance
@@ -79,12 +95,17 @@ async def _right_instance(
 ) -> tuple[Any, Instance]:
     """Stale DNS can land a writer-endpoint connection on a replica (and the reader endpoint on the
     writer): move to an instance in the role the caller asked for."""
-    mode = config.options.failover_mode
+    mode = failover_mode(cluster, config)
+    members = endpoint_membership(cluster, config)
     topology = cluster.topology
     wants_reader = mode == "strict_reader" or (
         mode == "reader_or_writer" and config.url_type is RdsUrlType.RDS_READER_CLUSTER
     )
-    if mode == "strict_writer" and instance.role is Role.READER:
+    if members is not None and not members.allows(instance):  # stale DNS of the custom endpoint
+        wrong = f"{instance.instance_id}, outside {members.describe()}"
+    elif not config.options.has(Plugin.INITIAL_CONNECTION):
+        return raw, instance
+    elif mode == "strict_writer" and instance.role is Role.READER:
         wrong = "a replica"
     elif wants_reader and instance.role is Role.WRITER and topology is not None and topology.readers:
         wrong = "the writer"
@@ -98,21 +119,24 @@ async def _right_instance(
 
 async def _elsewhere(cluster: Cluster, config: Config, why: str) -> tuple[Any, Instance]:
     """A connection to an instance in the role ``failover_mode`` asks for, found through the topology."""
-    mode = config.options.failover_mode
+    mode = failover_mode(cluster, config)
+    members = endpoint_membership(cluster, config)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.options.failover_timeout
     identity = config.identity
     try:
         if mode == "strict_writer":
-            raw, found = await connect_to_writer(cluster, identity, 0.0, deadline)
+            raw, found = await connect_to_writer(cluster, identity, 0.0, deadline, members)
             return raw, found
         strategy = config.options.reader_host_selector_strategy
         raw, found = await connect_to_reader(
-            cluster, identity, mode, strategy=strategy, avoid=None, deadline=deadline
+            cluster, identity, mode, strategy=strategy, avoid=None, deadline=deadline, members=members
         )
         return raw, await cluster.discovery.identify(raw, found.host, found.port)
     except LoginRefused as refused:
         raise refused.__cause__ or refused from None  # the driver's own login error, as at any connect
+    except OutsideEndpoint as outside:
+        raise FailoverFailedError(f"{why}, and {outside}: failover_mode={mode} cannot be met") from None
     except (NoInstanceFound, TimeoutError):
         raise FailoverFailedError(
             f"{why}, and no instance in the role failover_mode={mode} asks for was reachable within "
@@ -178,7 +202,8 @@ def connect(dsn: str | None = None, *, read_only: bool = False, **options: Any) 
         ``cluster_instance_host_pattern``, ``cluster_id``, ``wrapper_dialect`` (``aurora-pg``,
         ``multi-az-pg``, ``rds-pg``, ``pg``; ``aurora-mysql``, ``multi-az-mysql``, ``rds-mysql``,
         ``mysql``), ``reader_host_selector_strategy`` (``random``, ``round_robin``,
-        ``least_connections``), the host monitoring and credentials options
+        ``least_connections``), the custom endpoint options (``custom_endpoint``,
+        ``custom_endpoint_members``, ...), the host monitoring and credentials options
         (:class:`Options`); every ``asyncpg.connect()`` (for MySQL: ``aiomysql.connect()``) argument is
         passed on (``timeout`` is the per-connect deadline, default 10 s). ``resume_timeout``
         (default 30 s; 0: off): a connect that times out on a host that accepts TCP but sent no
@@ -213,7 +238,7 @@ async def _connect_raw(config: Config) -> tuple[Cluster, Any]:
     cluster, raw, instance = await _open(config)
     tracked = (
         config.options.has(Plugin.AURORA_CONNECTION_TRACKER)
-        and config.options.failover_mode == "strict_writer"
+        and failover_mode(cluster, config) == "strict_writer"
     )
     if tracked:
         cluster.tracker.add(instance.instance_id, raw)

@@ -5,6 +5,7 @@
     AuroraError
     ├── ConfigurationError(AuroraError, ValueError)   bad DSN, option or value; names it
     ├── ReadWriteSplittingError                       set_read_only() refused (inside a transaction)
+    ├── CustomEndpointError                           a custom endpoint's members could not be read
     ├── CredentialsError                              no credentials could be obtained
     │   ├── IamAuthError                              an IAM token could not be generated
     │   └── SecretsManagerError                       the secret could not be fetched or read
@@ -31,6 +32,17 @@ class ConfigurationError(AuroraError, ValueError):
 class ReadWriteSplittingError(AuroraError):
     """``set_read_only()`` cannot switch now: the session is inside a transaction, which lives on the
     current physical connection. Commit or roll back first."""
+
+
+class CustomEndpointError(AuroraError):
+    """The members of a custom endpoint could not be read from the RDS API (``DescribeDBClusterEndpoints``
+    refused: the AWS principal lacks ``rds:DescribeDBClusterEndpoints``; no such endpoint; no answer in
+    time). ``code`` is the AWS error code when AWS gave one (``AccessDenied``, ...). Give the members
+    with ``custom_endpoint_members`` to connect without the API."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class CredentialsError(AuroraError):

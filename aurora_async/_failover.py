@@ -24,6 +24,7 @@ import logging
 from typing import Any
 
 from ._concurrency import Interrupted, unless_set
+from ._custom_endpoint import OutsideEndpoint
 from ._driver import Driver, RawConnection, discard, discard_first
 from ._exceptions import (
     FailoverError,
@@ -124,6 +125,13 @@ class FailoverSession(Session):
                 f"failover from {old.instance_id} reached {self._target_word()}, but the server refused the "
                 "login of this connection's user (was its password changed?); the connection is closed"
             ) from refused.__cause__
+        except OutsideEndpoint as outside:  # strict_writer through a custom endpoint: the incumbent's rule
+            self._give_up()
+            log.warning("failover from %s failed: %s", old.instance_id, outside)
+            raise FailoverFailedError(
+                f"failover from {old.instance_id} found a new writer, but {outside}; the connection is "
+                "closed (failover_mode=reader_or_writer keeps it on the endpoint's other members)"
+            ) from cause
         except (NoInstanceFound, TimeoutError):  # (a role check that timed out on the last one)
             self._give_up()
             log.warning(
@@ -150,8 +158,9 @@ class FailoverSession(Session):
 
     async def _reconnect(self, old: Instance, started: float, deadline: float) -> tuple[Any, Instance]:
         """A physical connection, as this connection's identity, to an instance in its role."""
+        members = self._members()
         if self._mode == "strict_writer":
-            return await connect_to_writer(self._cluster, self._identity, started, deadline)
+            return await connect_to_writer(self._cluster, self._identity, started, deadline, members)
         raw, instance = await connect_to_reader(
             self._cluster,
             self._identity,
@@ -159,6 +168,7 @@ class FailoverSession(Session):
             strategy=self._config.options.reader_host_selector_strategy,
             avoid=old.instance_id,
             deadline=deadline,
+            members=members,
         )
         try:
             return raw, await self._cluster.discovery.identify(raw, instance.host, instance.port)

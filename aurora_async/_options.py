@@ -98,6 +98,17 @@ def read_text(name: str, value: Any) -> str:
     return value.strip()
 
 
+def read_names(name: str, value: Any) -> tuple[str, ...]:
+    """Instance ids: a comma-separated string (in a DSN) or a sequence of strings; at least one."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple, set, frozenset)):
+        raise ConfigurationError(f"{name} must be instance ids, comma-separated or a list, not {value!r}")
+    names = tuple(dict.fromkeys(str(i).strip() for i in items if str(i).strip()))
+    if not names:
+        raise ConfigurationError(f"{name} must name at least one instance id, not {value!r}")
+    return names
+
+
 def read_pattern(name: str, value: Any) -> HostPattern:
     return value if isinstance(value, HostPattern) else HostPattern.parse(str(value))
 
@@ -154,7 +165,15 @@ class Options:
     secrets_manager_secret_username_key: str = _option("username", read_text, "aws_secrets_manager: the user's key")
     secrets_manager_secret_password_key: str = _option("password", read_text, "aws_secrets_manager: the password's key")
     secrets_manager_expiration: float = _option(1800.0, Seconds(1.0), "aws_secrets_manager: how long a secret is reused")
-    aws_session: Any = _option(None, read_as_is, "iam, aws_secrets_manager: an aioboto3.Session to use", repr=False, compare=False)
+    aws_session: Any = _option(None, read_as_is, "iam, aws_secrets_manager, custom endpoints: an aioboto3.Session to use", repr=False, compare=False)
+    # custom endpoints (_custom_endpoint): a cluster-custom- host, or any host named one with custom_endpoint
+    custom_endpoint: str | None = _option(None, read_text, "custom endpoint: this host is the custom endpoint of that name (default: a cluster-custom- host's)")
+    custom_endpoint_members: tuple[str, ...] | None = _option(None, read_names, "custom endpoint: its member instance ids, given (no RDS API call)")
+    custom_endpoint_type: str | None = _option(None, Choice(("reader", "any")), "custom endpoint: READER or ANY (default: the RDS API's answer; ANY with members given)")
+    custom_endpoint_region: str | None = _option(None, read_text, "custom endpoint: the RDS API's region (default: the host's)")
+    custom_endpoint_api_endpoint: str | None = _option(None, read_text, "custom endpoint: an RDS API endpoint URL")
+    custom_endpoint_refresh: float = _option(30.0, Seconds(0.05), "custom endpoint: how often the members are read again")
+    custom_endpoint_info_timeout: float = _option(5.0, Seconds(0.05), "custom endpoint: how long connect() waits for the members")
     # fmt: on
 
     def has(self, plugin: Plugin) -> bool:

@@ -132,7 +132,10 @@ class AuroraPool:
         if topology is None or topology.writer is None:
             return False
         on_writer = conn.instance.instance_id == topology.writer.instance_id
-        mode = self._config.options.failover_mode
+        members, now = conn.custom_endpoint, topology.get(conn.instance.instance_id)
+        if members is not None and now is not None and not members.allows(now):
+            return True  # left its custom endpoint's instances (a READER endpoint's replica promoted)
+        mode = conn._default_mode  # failover_mode, or the one its custom endpoint's type asks for
         return (mode == "strict_writer" and not on_writer) or (mode == "strict_reader" and on_writer)
 
     async def release(self, conn: AuroraConnection) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from typing import Any
 
+from ._custom_endpoint import OutsideEndpoint
 from ._driver import discard
 from ._exceptions import ConfigurationError, ReadWriteSplittingError
 from ._failover import FailoverSession
@@ -59,7 +60,7 @@ class ReadWriteSession(FailoverSession):
             wanted = Role.READER if read_only else Role.WRITER
             if self._instance.role is wanted:  # already there (a read-only session left on the writer)
                 self._read_only = read_only
-                self._mode = "reader_or_writer" if read_only else self._config.options.failover_mode
+                self._mode = "reader_or_writer" if read_only else self._default_mode
                 return
             target = self._reusable_spare(wanted) or await self._open_in_role(wanted)
             if target is None:  # no reader reachable: stay on the writer, read-only in name
@@ -71,7 +72,7 @@ class ReadWriteSession(FailoverSession):
             self._spare = (self._raw, self._instance)  # the other role's, kept for the way back
             self._raw, self._instance = target
             self._read_only = read_only
-            self._mode = "reader_or_writer" if read_only else self._config.options.failover_mode
+            self._mode = "reader_or_writer" if read_only else self._default_mode
             self._watch()
 
     def _reusable_spare(self, role: Role) -> tuple[Any, Instance] | None:
@@ -81,9 +82,11 @@ class ReadWriteSession(FailoverSession):
         raw, instance = spare
         topology = self._cluster.topology
         known = topology.get(instance.instance_id) if topology is not None else None
+        members = self._members()
         if (
             raw.is_closed()
             or known is None
+            or (members is not None and not members.allows(known))
             or known.role is not role
             or instance.instance_id in self._cluster.down
         ):
@@ -100,11 +103,14 @@ class ReadWriteSession(FailoverSession):
         options = self._config.options
         deadline = loop.time() + options.failover_timeout
         try:
+            members = self._members()
             if role is Role.WRITER:
-                return await connect_to_writer(self._cluster, self._identity, 0.0, deadline)
+                return await connect_to_writer(self._cluster, self._identity, 0.0, deadline, members)
             topology = self._cluster.topology
             readers = [
-                r for r in (topology.readers if topology else ()) if r.instance_id not in self._cluster.down
+                r
+                for r in (topology.readers if topology else ())
+                if r.instance_id not in self._cluster.down and (members is None or members.allows(r))
             ]
             for reader in order_readers(readers, self._cluster, options.reader_host_selector_strategy):
                 raw = await connect_in_role(
@@ -115,6 +121,8 @@ class ReadWriteSession(FailoverSession):
             return None
         except LoginRefused as refused:
             raise refused.__cause__ or refused from None  # as at connect: the driver's own login error
+        except OutsideEndpoint as outside:
+            raise ReadWriteSplittingError(f"cannot move to the writer: {outside}") from None
         except NoInstanceFound:
             raise ReadWriteSplittingError(
                 f"no writer could be reached within failover_timeout={options.failover_timeout:g} s; "

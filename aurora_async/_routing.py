@@ -19,6 +19,7 @@ from typing import Any
 
 from ._concurrency import Backoff, race_first, retrieve_exception
 from ._context import ClusterContext
+from ._custom_endpoint import Membership, writer_must_be_member
 from ._driver import RawConnection, discard, discard_first
 from ._identity import Identity, LoginRefused
 from ._options import FailoverMode
@@ -187,11 +188,16 @@ class WriterSearch:
 
 
 async def connect_to_writer(
-    cluster: ClusterContext, identity: Identity, not_before: float, deadline: float
+    cluster: ClusterContext,
+    identity: Identity,
+    not_before: float,
+    deadline: float,
+    members: Membership | None = None,
 ) -> tuple[RawConnection, Instance]:
     """A connection, as ``identity``, to the instance that is the writer now. Raises
-    :class:`NoInstanceFound` at ``deadline`` and :class:`LoginRefused` when the writer refuses the
-    identity's login."""
+    :class:`NoInstanceFound` at ``deadline``, :class:`LoginRefused` when the writer refuses the
+    identity's login, and :class:`~aurora_async._custom_endpoint.OutsideEndpoint` when the writer is
+    not one of ``members`` (the connection's custom endpoint)."""
     loop = asyncio.get_running_loop()
     backoff = Backoff(POLL, max(POLL, cluster.options.topology_high_refresh))
     while True:
@@ -205,6 +211,7 @@ async def connect_to_writer(
             continue
         writer = topology.writer
         assert writer is not None
+        writer_must_be_member(members, writer)
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise NoInstanceFound("the failover deadline passed")
@@ -225,21 +232,27 @@ async def connect_to_reader(
     strategy: str,
     avoid: str | None,
     deadline: float,
+    members: Membership | None = None,
 ) -> tuple[RawConnection, Instance]:
     """A connection, as ``identity``, to a reader chosen by ``strategy`` (or, in ``reader_or_writer``
-    mode, the writer as a last resort). Raises :class:`NoInstanceFound` at ``deadline`` and
-    :class:`LoginRefused` when every instance tried refused the identity's login."""
+    mode, the writer as a last resort), among ``members`` (the connection's custom endpoint) when
+    given. Raises :class:`NoInstanceFound` at ``deadline`` and :class:`LoginRefused` when every
+    instance tried refused the identity's login."""
     loop = asyncio.get_running_loop()
     cluster.request_refresh()
     backoff = Backoff(POLL, 0.5)
     while True:
         topology = cluster.topology
         known = list(topology.readers) if topology is not None else []
+        if members is not None:
+            known = members.filter(known)
         readers = [r for r in known if r.instance_id not in cluster.down] or known  # skip dead hosts
         candidates = order_readers(
             [r for r in readers if r.instance_id != avoid] or readers, cluster, strategy
         )
         writer = topology.writer if topology is not None else None
+        if writer is not None and members is not None and not members.allows(writer):
+            writer = None
         if writer is not None and (mode == "reader_or_writer" or not readers):
             candidates.append(writer)
         remaining = deadline - loop.time()

@@ -18,6 +18,7 @@ from typing import Any
 
 from ._cluster import Cluster
 from ._config import Config
+from ._custom_endpoint import Membership, membership_of, mode_of
 from ._driver import RawConnection, discard
 from ._exceptions import TransactionResolutionUnknownError
 from ._plugins import Plugin
@@ -34,7 +35,11 @@ class Session:
         self._driver = cluster.driver
         self._raw = raw
         self._instance = instance
-        self._mode = config.options.failover_mode
+        # failover_mode, or the one a custom endpoint's type asks for (its members: _members())
+        self._default_mode = mode_of(
+            cluster.custom_endpoints, config.custom_endpoint, config.options.failover_mode
+        )
+        self._mode = self._default_mode
         self._failover = config.options.has(Plugin.FAILOVER)
         self._tracker_plugin = config.options.has(Plugin.AURORA_CONNECTION_TRACKER)
         self._closed = False
@@ -74,6 +79,15 @@ class Session:
     def instance(self) -> Instance:
         """The instance this connection is on now."""
         return self._instance
+
+    @property
+    def custom_endpoint(self) -> Membership | None:
+        """The custom endpoint this connection came through, with its members as known now (None: it
+        came through another endpoint): every instance it is placed on is allowed by it."""
+        return membership_of(self._cluster.custom_endpoints, self._config.custom_endpoint)
+
+    def _members(self) -> Membership | None:
+        return self.custom_endpoint
 
     @property
     def role(self) -> Role:

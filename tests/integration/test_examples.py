@@ -48,6 +48,13 @@ async def test_host_monitoring_example_cuts_the_silent_query_short() -> None:
     assert "aurora_async: report done on 1" in text and "still waiting on the silent socket" in text, text
 
 
+async def test_custom_endpoint_example_keeps_each_workload_on_its_instances() -> None:
+    text = await _run("custom_endpoint.py")
+    assert "oltp on 11, analytics report on 13" in text, text
+    assert "after a failover to 12: oltp on 12, report on 13" in text, text
+    assert "13 crashed: report on 11 (a member, a replica), oltp on 12" in text, text
+
+
 async def test_iam_example_generates_one_token_through_a_failover() -> None:
     text = await _run("iam_auth.py")
     assert "50 connections as app_user: 1 token generated" in text, text

@@ -134,7 +134,7 @@ def test_public_surface() -> None:
         "Topology", "TransactionResolutionUnknownError", "__version__", "connect", "connect_raw",
         "CredentialsError", "IamAuthError", "SecretsManagerError", "RetryState", "attempts_of",
         "retry_on_failover", "AuroraPool", "create_pool", "ReadWriteSplittingError",
-        "RawConnector", "raw_connector", "data_api",
+        "RawConnector", "raw_connector", "data_api", "CustomEndpointError",
     }  # fmt: skip
     assert aurora_async.data_api.DataApiError.__module__ == "aurora_async.data_api"
     assert issubclass(aurora_async.data_api.DataApiError, aurora_async.AuroraError)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import socket
 import string
 import time
 import uuid
@@ -23,6 +22,7 @@ from collections import Counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
+from .._http import serve_on_loopback
 from .._process import run_to_completion
 from ._backend import CLOSE_TIMEOUT
 from ._factory import make_backend
@@ -199,8 +199,6 @@ class DataApiEmulator:
         await run_to_completion(self._close())
 
     async def _start(self) -> None:
-        from aiohttp import web  # noqa: PLC0415 - only the emulator needs aiohttp
-
         self._statements = StatementRunner(
             make_backend(self._sim, self._tag),
             default_database=self._default_database or self._sim._database,
@@ -210,18 +208,7 @@ class DataApiEmulator:
             max_connections=self._max_connections,
         )
         self._statements.start()
-        server = web.Server(self._handle, access_log=None)
-        self._http = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_GRACE)
-        await self._http.setup()
-        sock = socket.socket()
-        try:
-            sock.bind(("127.0.0.1", 0))
-            site = web.SockSite(self._http, sock)
-            await site.start()
-        except BaseException:
-            sock.close()
-            raise
-        self._port = int(sock.getsockname()[1])
+        self._http, self._port = await serve_on_loopback(self._handle, shutdown_timeout=SHUTDOWN_GRACE)
 
     async def _close(self) -> None:
         self._state = "closed"

@@ -12,6 +12,7 @@ from .._cluster_protocol import DatabaseCluster
 from .._errors import SimulatorError
 from .._process import wait_until
 from ..proxy._client import ProxyProcess
+from ._custom_endpoints import CustomEndpoints
 from ._instances import Instance, InstanceState
 from ._timeline import Timeline, TimelineEvent
 
@@ -49,6 +50,7 @@ class ClusterState:
         self.delays = delays  # the pauses between a failover's steps
         self.dns_due: float | None = None
         self.dns_event: TimelineEvent | None = None
+        self.custom_endpoints = CustomEndpoints()  # they follow the topology with the cluster endpoints
 
     # -- reading the state -----------------------------------------------------------------------
 
@@ -143,6 +145,7 @@ class ClusterState:
         readers = self.reader_ids
         await self.proxy.call("route", name="cluster", targets=[self.writer_id], at=at)
         await self.proxy.call("route", name="reader", targets=readers or [self.writer_id], at=at)
+        await self.custom_endpoints.publish(self, at)
 
     def dns_pending(self) -> bool:
         return self.dns_due is not None and self.dns_due > time.monotonic()

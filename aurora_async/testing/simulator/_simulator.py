@@ -15,6 +15,7 @@ from .._catalog import ENDPOINT_STYLES, TOPOLOGY_MODES, EndpointStyle, TopologyM
 from .._errors import SimulatorError
 from .._process import run_to_completion
 from ._control_plane import ControlPlane
+from ._custom_endpoints import CustomEndpointMethods, close_custom_endpoints, endpoint_address
 from ._deployment import Deployment
 from ._failover import FailoverDelays
 from ._faults import Faults
@@ -24,7 +25,7 @@ from ._tempdirs import choose_base_dir
 from ._timeline import FailoverReport, Timeline, TimelineEvent
 
 
-class AuroraSimulator(Faults):
+class AuroraSimulator(Faults, CustomEndpointMethods):
     """A local, Aurora-like cluster: one writer and N-1 replicas of real database servers (PostgreSQL
     with streaming replication, or MariaDB with GTID replication), each behind a fault proxy on its own
     loopback address, plus writer and reader cluster endpoints.
@@ -191,6 +192,7 @@ class AuroraSimulator(Faults):
 
     async def _cleanup(self) -> None:
         self._state = "closed"
+        await close_custom_endpoints(self._control)
         await self._deployment.close()
 
     def _running(self) -> ControlPlane:
@@ -268,14 +270,14 @@ class AuroraSimulator(Faults):
         return f"{control.get(instance_id).address}:{control.cluster.backend_port}"
 
     def dsn(self, target: str | int = "cluster") -> str:
-        """A ``postgresql://`` (or ``mysql://``) DSN for ``"cluster"``, ``"reader"`` or an instance id."""
+        """A postgresql:// (or mysql://) DSN for "cluster", "reader", an instance or a custom endpoint."""
         control = self._running()
         if target == "cluster":
             host = self._address(WRITER_ENDPOINT_OCTET)
         elif target == "reader":
             host = self._address(READER_ENDPOINT_OCTET)
-        else:
-            host = control.get(target).address
+        else:  # an instance, or a custom endpoint (add_custom_endpoint)
+            host = endpoint_address(control, target)
         return control.cluster.dsn(host, control.port)
 
     @property
