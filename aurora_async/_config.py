@@ -20,6 +20,7 @@ from ._exceptions import ConfigurationError
 from ._identity import Identity
 from ._options import OPTION_NAMES, Options, read_options, read_port, read_timeout
 from ._rds_hosts import RdsUrlType, classify_host
+from ._rds_proxy import proxy_mode
 
 _ADDRESS_KEYWORDS = frozenset({"host", "port", "user", "password", "database", "timeout"})
 
@@ -105,6 +106,7 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
         raise ConfigurationError(
             f"wrapper_dialect must be one of {', '.join(driver.dialects)}, not {ours['wrapper_dialect']!r}"
         )
+    options = proxy_mode(options, host, driver)
     if timeout is not None:
         options = replace(options, connect_timeout=read_timeout(timeout))
     check_credentials_options(options, host, address["user"], address["password"])

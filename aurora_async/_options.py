@@ -148,6 +148,7 @@ class Options:
     cluster_instance_host_pattern: HostPattern | None = _option(None, read_pattern, "how an instance id becomes a host ('?' is the id)")
     cluster_id: str | None = _option(None, read_str, "connections with one cluster_id share one cluster")
     wrapper_dialect: str | None = _option(None, read_code, "skip detection: the dialect code to use")
+    rds_proxy: bool | None = _option(None, read_flag, "the host is an RDS Proxy: reach the cluster through it only (default: by host name)")
     reader_host_selector_strategy: str = _option("random", Choice(SELECTOR_STRATEGIES), "how a reader is chosen")
     failure_detection_time: float = _option(0.0, Seconds(0.0, allow_zero=True), "host monitoring leaves calls younger than this alone")
     failure_detection_interval: float = _option(0.4, Seconds(0.05), "host monitoring: probe period and probe timeout")

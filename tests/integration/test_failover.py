@@ -33,41 +33,13 @@ from aurora_async import (
 )
 from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator, FailoverDelays
-from aurora_async.testing.pytest_plugin import _check_binaries
 from tests.helpers import eventually
 
-from ._engine_ops import Conn, EngineOps, engine_ops
+from ._engine_ops import Conn, EngineOps
 
 WITH_MULTI_AZ_MYSQL = pytest.mark.parametrize("engine", ["postgresql", "mysql", "mysql-multi-az"])
 MYSQL_ONLY = pytest.mark.parametrize("engine", ["mysql"])
 COUNT = "SELECT count(*) FROM ledger"
-
-
-@pytest.fixture(params=["postgresql", "mysql"])
-def engine(request: pytest.FixtureRequest) -> str:
-    """``<engine>`` or ``<engine>-<topology>``: which simulated cluster the test runs on."""
-    name: str = request.param
-    return name
-
-
-@pytest.fixture
-async def sim(request: pytest.FixtureRequest, engine: str) -> AsyncIterator[AuroraSimulator]:
-    """A running simulated cluster of ``engine`` (the aurora_postgres / aurora_mysql fixture's)."""
-    kind, _, topology = engine.partition("-")
-    options: dict[str, Any] = {}
-    marker = request.node.get_closest_marker("aurora_simulator")
-    if marker is not None:
-        options.update(marker.kwargs)
-    if topology:
-        options["topology"] = topology
-    _check_binaries(kind, options)
-    async with AuroraSimulator(engine=kind, **options) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def ops(sim: AuroraSimulator) -> EngineOps:
-    return engine_ops(sim)
 
 
 @pytest.fixture

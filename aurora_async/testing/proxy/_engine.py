@@ -43,6 +43,11 @@ from typing import Any
 
 from ._backends import FAULTS, MODES, PROTOCOLS, Backend, Listener
 from ._link import CLIENT, Link
+from ._rds_proxy import RdsProxy, SessionFactory
+from ._rds_proxy_mysql import MySqlProxySession
+from ._rds_proxy_pg import PgProxySession
+
+_PROXY_SESSIONS: dict[str, SessionFactory] = {"postgresql": PgProxySession, "mysql": MySqlProxySession}
 
 
 class ProxyCommandError(Exception):
@@ -55,6 +60,7 @@ class ProxyEngine:
     def __init__(self) -> None:
         self.backends: dict[str, Backend] = {}
         self.listeners: dict[str, Listener] = {}
+        self.rds_proxies: dict[str, RdsProxy] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         # a scheduled route change and a command may both want a listener to (re)bind: one at a time
         self.reconciling = asyncio.Lock()
@@ -252,9 +258,44 @@ class ProxyEngine:
                     link.reset()
             await self.reconcile_all()
             return {}
+        if isinstance(op, str) and op.startswith("rds_proxy"):
+            return await self._rds_proxy_command(op, request)
         if op == "status":
             return self.status()
         raise ProxyCommandError(f"unknown operation {op!r}")
+
+    async def _rds_proxy_command(self, op: str, request: dict[str, Any]) -> dict[str, Any]:
+        """``rds_proxy`` (start a simulated RDS Proxy endpoint), ``rds_proxy_route`` (the writer it
+        connects to), ``rds_proxy_secret`` (a user's password, for moving idle client connections)."""
+        name = str(request["name"])
+        if op == "rds_proxy":
+            protocol = str(request.get("protocol", "postgresql"))
+            if name in self.rds_proxies or protocol not in _PROXY_SESSIONS:
+                raise ProxyCommandError(f"cannot start RDS proxy {name!r} for {protocol!r}")
+            proxy = RdsProxy(
+                name,
+                host=str(request["host"]),
+                port=int(request["port"]),
+                protocol=protocol,  # type: ignore[arg-type]
+                reattach_timeout=float(request["reattach_timeout"]),
+                session=_PROXY_SESSIONS[protocol],
+            )
+            try:
+                port = await proxy.start()
+            except OSError as exc:
+                raise ProxyCommandError(f"cannot listen on {proxy.host}:{proxy.port}: {exc}") from None
+            self.rds_proxies[name] = proxy
+            return {"port": port}
+        found = self.rds_proxies.get(name)
+        if found is None:
+            raise ProxyCommandError(f"unknown RDS proxy {name!r}")
+        if op == "rds_proxy_route":
+            found.target = (str(request["host"]), int(request["port"]))
+        elif op == "rds_proxy_secret":
+            found.secrets[str(request["user"])] = str(request["password"])
+        else:
+            raise ProxyCommandError(f"unknown operation {op!r}")
+        return {}
 
     def status(self) -> dict[str, Any]:
         return {
@@ -279,9 +320,12 @@ class ProxyEngine:
                 }
                 for entry in self.listeners.values()
             },
+            "rds_proxies": {name: proxy.status() for name, proxy in self.rds_proxies.items()},
         }
 
     async def close(self) -> None:
+        for proxy in self.rds_proxies.values():
+            await proxy.close()
         for listener in self.listeners.values():
             if listener.pending_timer is not None:
                 listener.pending_timer.cancel()

@@ -37,6 +37,7 @@ class ClusterState:
         dns_delay: float,
         delays: FailoverDelays,
         endpoints: EndpointStyle = "names",
+        rds_proxy: bool = False,
     ) -> None:
         self.cluster = cluster
         self.proxy = proxy
@@ -48,6 +49,7 @@ class ClusterState:
         self.dns_delay = dns_delay
         self.endpoints: EndpointStyle = endpoints
         self.delays = delays  # the pauses between a failover's steps
+        self.rds_proxy = rds_proxy  # a simulated RDS Proxy endpoint runs (named "proxy")
         self.dns_due: float | None = None
         self.dns_event: TimelineEvent | None = None
         self.custom_endpoints = CustomEndpoints()  # they follow the topology with the cluster endpoints
@@ -154,7 +156,14 @@ class ClusterState:
         """After a membership change: now, or with the update a failover already scheduled."""
         await self.publish_dns(self.dns_due if self.dns_pending() else None)
 
+    async def route_rds_proxy(self) -> None:
+        """Point the RDS Proxy endpoint at the writer, at once: the proxy watches the cluster, not DNS."""
+        if self.rds_proxy:
+            writer = self.instances[self.writer_id]
+            await self.proxy.call("rds_proxy_route", name="proxy", host=writer.address, port=self.port)
+
     async def schedule_dns(self, due: float) -> None:
+        await self.route_rds_proxy()
         if self.dns_event is not None and self.dns_pending():
             self.timeline.discard(self.dns_event)  # superseded by this newer failover
         await self.publish_dns(due if self.dns_delay > 0 else None)

@@ -126,6 +126,11 @@ class ControlPlane(ClusterState):
     ) -> FailoverReport:
         return await fail_over(self, self.delays, kind, target)
 
+    async def set_password(self, user: str, password: str) -> None:
+        await self.cluster.set_password(self.writer_id, user, password)
+        if self.rds_proxy:  # RDS Proxy logs in with the user's secret
+            await self.proxy.call("rds_proxy_secret", name="proxy", user=user, password=password)
+
     # -- membership ------------------------------------------------------------------------------
 
     async def add_instance(self) -> str:

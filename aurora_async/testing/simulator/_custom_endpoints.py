@@ -1,6 +1,6 @@
 """Aurora custom endpoints on a simulated cluster, and the RDS API that describes them.
 
-A custom endpoint is a listener of the fault proxy on the cluster's address prefix (octets 3 to 10)
+A custom endpoint is a listener of the fault proxy on the cluster's address prefix (octets 4 to 10)
 whose targets are its members: the static members if any, else every instance but the excluded ones;
 for a ``READER`` endpoint, only those that are replicas now. Like the reader endpoint, it follows a
 failover ``dns_delay`` after the promotion (its "DNS" is updated with the cluster endpoints').
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ._control_plane import ControlPlane
 
 CustomEndpointKind = Literal["READER", "ANY"]
-FIRST_CUSTOM_OCTET, LAST_CUSTOM_OCTET = 3, 10  # between the reader endpoint (2) and the instances (11)
+FIRST_CUSTOM_OCTET, LAST_CUSTOM_OCTET = 4, 10  # between the RDS Proxy endpoint (3) and the instances (11)
 _NS = "http://rds.amazonaws.com/doc/2014-10-31/"
 
 
@@ -81,7 +81,7 @@ class CustomEndpoints:
         excluded: list[str] | None,
         kind: str,
     ) -> CustomEndpoint:
-        if name in self.endpoints or name in ("cluster", "reader") or name.isdigit():
+        if name in self.endpoints or name in ("cluster", "reader", "proxy") or name.isdigit():
             raise SimulatorError(f"custom endpoint name {name!r} is taken")
         used = {e.address for e in self.endpoints.values()}
         free = [

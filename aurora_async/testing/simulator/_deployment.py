@@ -25,12 +25,15 @@ from ._instances import Instance
 from ._network import (
     FIRST_INSTANCE_OCTET,
     LAST_INSTANCE_OCTET,
+    PROXY_ENDPOINT_OCTET,
     READER_ENDPOINT_OCTET,
     WRITER_ENDPOINT_OCTET,
     pick_port,
 )
 from ._tempdirs import make_root, sweep_stale_dirs
 from ._timeline import Timeline
+
+RDS_PROXY_REATTACH_TIMEOUT = 30.0  # how long the RDS Proxy endpoint waits for a writer for a client
 
 
 def _address(prefix: str, octet: int) -> str:
@@ -67,6 +70,7 @@ class Deployment:
         server_user_name: str | None,
         base_dir: Path,
         timeline: Timeline,
+        rds_proxy: bool = False,
     ) -> ControlPlane:
         started = time.monotonic()
         server_user = OsUser.for_servers(
@@ -83,6 +87,8 @@ class Deployment:
         }
         instance_hosts = [i.address for i in instances.values()]
         endpoint_hosts = [_address(prefix, WRITER_ENDPOINT_OCTET), _address(prefix, READER_ENDPOINT_OCTET)]
+        if rds_proxy:
+            endpoint_hosts.append(_address(prefix, PROXY_ENDPOINT_OCTET))
         port = pick_port(endpoint_hosts + instance_hosts, requested_port)
         backend_port = pick_port(instance_hosts, None, avoid={port})
 
@@ -122,6 +128,7 @@ class Deployment:
             dns_delay=dns_delay,
             delays=delays,
             endpoints=catalog_endpoints,
+            rds_proxy=rds_proxy,
         )
         writer = (ids[0], instances[ids[0]].address)
         replicas = [(i, instances[i].address) for i in ids[1:]]
@@ -132,6 +139,18 @@ class Deployment:
         await proxy.call(
             "listen", name="reader", host=endpoint_hosts[1], port=port, targets=ids[1:] or ids[:1]
         )
+        if rds_proxy:
+            await proxy.call(
+                "rds_proxy",
+                name="proxy",
+                host=endpoint_hosts[2],
+                port=port,
+                protocol=engine,
+                reattach_timeout=RDS_PROXY_REATTACH_TIMEOUT,
+            )
+            await control.route_rds_proxy()
+            if password is not None:
+                await proxy.call("rds_proxy_secret", name="proxy", user=user, password=password)
         timeline.record(
             "cluster started",
             f"{size} instance(s), writer {ids[0]}, in {time.monotonic() - started:.2f} s",

@@ -16,6 +16,7 @@ from .._errors import SimulatorError
 
 WRITER_ENDPOINT_OCTET = 1
 READER_ENDPOINT_OCTET = 2
+PROXY_ENDPOINT_OCTET = 3  # the simulated RDS Proxy endpoint, with proxy=True
 FIRST_INSTANCE_OCTET = 11
 LAST_INSTANCE_OCTET = 254
 

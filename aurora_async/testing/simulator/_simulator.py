@@ -20,7 +20,7 @@ from ._deployment import Deployment
 from ._failover import FailoverDelays
 from ._faults import Faults
 from ._instances import MAX_INSTANCES, InstanceState
-from ._network import READER_ENDPOINT_OCTET, WRITER_ENDPOINT_OCTET, check_prefix
+from ._network import PROXY_ENDPOINT_OCTET, READER_ENDPOINT_OCTET, WRITER_ENDPOINT_OCTET, check_prefix
 from ._tempdirs import choose_base_dir
 from ._timeline import FailoverReport, Timeline, TimelineEvent
 
@@ -76,6 +76,11 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         ``/dev/shm`` when it is a writable memory file system with room to spare, else the system temp
         dir; on a memory file system start-up is several times faster). PostgreSQL keeps an ``initdb``
         result there for later simulators to copy (``aurora-sim-template-*``, 40 MB; delete at will).
+    :param proxy: also run an RDS Proxy endpoint on ``<prefix>3`` (:attr:`proxy_endpoint`,
+        ``dsn("proxy")``): it connects each client to the writer (following a promotion at once, not
+        DNS), keeps idle client connections through a failover by logging them in to the new writer
+        (with the secrets of the DSN user and of :meth:`set_password` users), and closes those with a
+        transaction or statement in flight. Plain text only. See ``proxy._rds_proxy``.
     """
 
     def __init__(
@@ -97,6 +102,7 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         pg_bin_dir: str | os.PathLike[str] | None = None,
         server_user: str | None = None,
         base_dir: str | os.PathLike[str] | None = None,
+        proxy: bool = False,
     ) -> None:
         if engine not in ("postgresql", "postgres", "mysql"):
             raise ValueError(f"unknown engine {engine!r}: expected 'postgresql' or 'mysql'")
@@ -136,6 +142,7 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         self._pg_bin_dir = pg_bin_dir
         self._server_user = server_user
         self._base_dir = choose_base_dir(base_dir)
+        self._rds_proxy = bool(proxy)
         self._lock = asyncio.Lock()
         self._deployment = Deployment()
         self._control: ControlPlane | None = None
@@ -188,6 +195,7 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
             server_user_name=self._server_user,
             base_dir=self._base_dir,
             timeline=self._timeline,
+            rds_proxy=self._rds_proxy,
         )
 
     async def _cleanup(self) -> None:
@@ -258,6 +266,13 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         """Value for ``cluster_instance_host_pattern``: ``?`` stands for an instance id."""
         return f"{self._prefix}?:{self.port}"
 
+    @property
+    def proxy_endpoint(self) -> str:
+        """``host:port`` of the RDS Proxy endpoint (``proxy=True``)."""
+        if not self._running().rds_proxy:
+            raise SimulatorError("this simulator runs no RDS Proxy endpoint: start it with proxy=True")
+        return f"{self._address(PROXY_ENDPOINT_OCTET)}:{self.port}"
+
     def endpoint(self, instance_id: str | int) -> str:
         """``host:port`` of one instance's own endpoint."""
         return f"{self._running().get(instance_id).address}:{self.port}"
@@ -270,9 +285,12 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         return f"{control.get(instance_id).address}:{control.cluster.backend_port}"
 
     def dsn(self, target: str | int = "cluster") -> str:
-        """A postgresql:// (or mysql://) DSN for "cluster", "reader", an instance or a custom endpoint."""
+        """A postgresql:// (or mysql://) DSN for "cluster", "reader", "proxy" (the RDS Proxy endpoint),
+        an instance or a custom endpoint."""
         control = self._running()
-        if target == "cluster":
+        if target == "proxy":
+            host = self.proxy_endpoint.rsplit(":", 1)[0]
+        elif target == "cluster":
             host = self._address(WRITER_ENDPOINT_OCTET)
         elif target == "reader":
             host = self._address(READER_ENDPOINT_OCTET)
@@ -346,7 +364,7 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         a user with the DSN user's rights). Use it to rehearse IAM tokens (set the expected token as the
         password) or a rotated secret."""
         async with self._operation() as control:
-            await control.cluster.set_password(control.writer_id, user, password)
+            await control.set_password(user, password)
 
     async def add_instance(self) -> str:
         """Add a replica (a hot base backup of the writer, or a dump of it for MySQL); returns its id."""
