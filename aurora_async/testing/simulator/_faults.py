@@ -4,6 +4,7 @@ server or network and mend it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from ._control_plane import ControlPlane
@@ -12,8 +13,7 @@ from ._control_plane import ControlPlane
 class Faults:
     """The fault methods of :class:`AuroraSimulator` (which provides :meth:`_operation`)."""
 
-    def _operation(self) -> AbstractAsyncContextManager[ControlPlane]:
-        raise NotImplementedError
+    _operation: Callable[[], AbstractAsyncContextManager[ControlPlane]]
 
     async def crash(self, instance_id: str | int) -> None:
         """Kill the instance's server: its connections are reset, new connects are refused.
