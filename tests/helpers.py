@@ -204,7 +204,8 @@ class LoopbackServer:
     """A TCP server on loopback for a test that owns every connection it accepts: each gets its
     task the moment it is made, and leaving ``async with`` closes the server, aborts every
     connection (and every :meth:`own`-ed one), and waits for every task, so nothing is left open
-    for a later test's garbage collection to report. Subclasses implement :meth:`serve`."""
+    for a later test's garbage collection to report. ``async with`` gives its port. Subclasses
+    implement :meth:`serve`."""
 
     def __init__(self, host: str = "127.0.0.1", sock: socket.socket | None = None) -> None:
         self.host = host
@@ -238,6 +239,13 @@ class LoopbackServer:
             await asyncio.wait(self._tasks, timeout=30)
         assert not self._tasks, f"{len(self._tasks)} connection tasks did not end"
         await self._server.wait_closed()
+
+    async def __aenter__(self) -> int:
+        await self.start()
+        return self.port
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
     def own(self, writer: asyncio.StreamWriter) -> None:
         """Abort ``writer`` too when the server stops (e.g. a connection :meth:`serve` opened)."""
@@ -274,13 +282,6 @@ class Forwarder(LoopbackServer):
         super().__init__(listen_host)
         self.target_host, port = target.rsplit(":", 1)
         self.target_port = int(port)
-
-    async def __aenter__(self) -> int:
-        await self.start()
-        return self.port
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)

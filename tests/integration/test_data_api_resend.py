@@ -22,7 +22,6 @@ import struct
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -74,15 +73,6 @@ class FaultyProxy(LoopbackServer):
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> FaultyProxy:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def serve(self, client_reader: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
         upstream_reader, upstream = await asyncio.open_connection(*self._upstream)
@@ -195,7 +185,8 @@ async def emu(sim: AuroraSimulator) -> AsyncIterator[DataApiEmulator]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def proxy(emu: DataApiEmulator) -> AsyncIterator[FaultyProxy]:
-    async with FaultyProxy(emu.endpoint_url) as proxy:
+    proxy = FaultyProxy(emu.endpoint_url)
+    async with proxy:
         yield proxy
 
 

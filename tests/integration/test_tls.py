@@ -28,13 +28,6 @@ class _PlainMySqlGreeter(LoopbackServer):
         self.received = bytearray()
         self.greeted = asyncio.Event()
 
-    async def __aenter__(self) -> int:
-        await self.start()
-        return self.port
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         capabilities = 0x0200 | 0x8000 | 0x80000  # PROTOCOL_41, SECURE_CONNECTION, PLUGIN_AUTH; no SSL
         salt = b"abcdefgh" + b"ijklmnopqrst"
