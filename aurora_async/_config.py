@@ -39,6 +39,7 @@ class Config:
     dsn: str | None = field(default=None, repr=False)  # the caller's DSN minus our options
     engine: str = "postgresql"  # or "mysql": which driver serves the cluster
     custom_endpoint: EndpointSource | None = None  # the custom endpoint the host is, if any
+    failover_mode_given: bool = False  # through a custom endpoint: the caller chose failover_mode
     identity: Identity = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -110,7 +111,7 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
     if timeout is not None:
         options = replace(options, connect_timeout=read_timeout(timeout))
     check_credentials_options(options, host, address["user"], address["password"])
-    custom_endpoint = endpoint_source(options, host, mode_given=ours.get("failover_mode") is not None)
+    custom_endpoint = endpoint_source(options, host)
     port = address["port"]
     config = Config(
         host=host,
@@ -123,6 +124,8 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
         dsn=passed_on,
         engine=driver.engine,
         custom_endpoint=custom_endpoint,
+        # (only a custom endpoint's type changes the default: elsewhere giving it is leaving it out)
+        failover_mode_given=custom_endpoint is not None and ours.get("failover_mode") is not None,
     )
     check_iam_tls(options, config.identity.tls, dsn_sslmode=driver.dsn_passthrough)
     return config

@@ -33,14 +33,20 @@ def endpoint_membership(cluster: Cluster, config: Config) -> Membership | None:
 
 def failover_mode(cluster: Cluster, config: Config) -> FailoverMode:
     """``failover_mode``, or, through a custom endpoint, the mode its type asks for by default."""
-    return mode_of(cluster.custom_endpoints, config.custom_endpoint, config.options.failover_mode)
+    return mode_of(
+        cluster.custom_endpoints,
+        config.custom_endpoint,
+        config.options.failover_mode,
+        mode_given=config.failover_mode_given,
+    )
 
 
 async def _open(config: Config) -> tuple[Cluster, Any, Instance]:
     cluster = registry.acquire(config)
     try:
         if config.custom_endpoint is not None:  # its members, before any instance is chosen
-            await cluster.custom_endpoint(config.custom_endpoint, registry.aws_session).ready()
+            monitor = cluster.custom_endpoint(config.custom_endpoint, registry.aws_session)
+            await monitor.ready(config.options.custom_endpoint_info_timeout)
         known = cluster.dialect is not None  # an earlier connection already learned the topology
         try:
             raw, instance = await _first_contact(cluster, config)

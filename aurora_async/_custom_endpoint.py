@@ -88,15 +88,15 @@ class Membership:
 
 @dataclass(frozen=True)
 class EndpointSource:
-    """Where a connection's custom-endpoint membership comes from (parsed once, with the options)."""
+    """Where a custom endpoint's membership comes from (parsed once, with the options). It keys the
+    cluster's one monitor per endpoint, so it holds only what the members depend on: how long one
+    connect waits for them and which failover mode a connection chose are that connection's own."""
 
     name: str
     region: str | None
     api_endpoint: str | None
     refresh: float
-    info_timeout: float
     explicit: Membership | None  # custom_endpoint_members: no API call
-    mode_given: bool  # the caller chose failover_mode; else it follows the endpoint's type
     aws_session: Any = field(default=None, repr=False)  # compared by identity: whose AWS principal
 
 
@@ -121,9 +121,10 @@ class MembershipMonitor:
     def __repr__(self) -> str:
         return f"<MembershipMonitor {self.membership.describe() if self.membership else self.source.name}>"
 
-    async def ready(self) -> Membership:
-        """The membership; the first time, fetched (waiting up to ``custom_endpoint_info_timeout``),
-        and from then on refreshed in the background. Raises :class:`CustomEndpointError`."""
+    async def ready(self, timeout: float) -> Membership:
+        """The membership; the first time, fetched (the caller waiting up to ``timeout``, its
+        ``custom_endpoint_info_timeout``), and from then on refreshed in the background. Raises
+        :class:`CustomEndpointError`."""
         if self.membership is not None:
             return self.membership
         if self._fetching is None or self._fetching.done():
@@ -132,12 +133,12 @@ class MembershipMonitor:
             )
             self._fetching.add_done_callback(retrieve_exception)
         try:
-            async with asyncio.timeout(self.source.info_timeout):
+            async with asyncio.timeout(timeout):
                 membership = await asyncio.shield(self._fetching)
         except TimeoutError:
             raise CustomEndpointError(
                 f"no answer from the RDS API about custom endpoint {self.source.name!r} within "
-                f"custom_endpoint_info_timeout={self.source.info_timeout:g} s"
+                f"custom_endpoint_info_timeout={timeout:g} s"
             ) from None
         self.membership = membership
         if self._refreshing is None:
@@ -177,7 +178,6 @@ class MembershipMonitor:
         kwargs: dict[str, Any] = {"region_name": source.region}
         if source.api_endpoint:
             kwargs["endpoint_url"] = source.api_endpoint
-        failure: Exception | None = None
         try:
             async with session.client("rds", **kwargs) as rds:
                 response = await rds.describe_db_cluster_endpoints(
@@ -185,17 +185,15 @@ class MembershipMonitor:
                     Filters=[{"Name": "db-cluster-endpoint-type", "Values": ["custom"]}],
                 )
         except Exception as exc:  # botocore's ClientError, NoCredentialsError, ...: named, not dumped
-            failure = exc
-        if failure is not None:
-            code = _aws_code(failure)
+            code = _aws_code(exc)
             hint = (
                 f" (is {PERMISSION} allowed for these AWS credentials?)" if code and "Denied" in code else ""
             )
             raise CustomEndpointError(
                 f"could not read custom endpoint {source.name!r} with {PERMISSION}: "
-                f"{code or type(failure).__name__}{hint}",
+                f"{code or type(exc).__name__}{hint}",
                 code=code,
-            )
+            ) from None
         return membership_from(source.name, response)
 
 
@@ -208,11 +206,16 @@ def membership_of(
 
 
 def mode_of(
-    monitors: Mapping[EndpointSource, MembershipMonitor], source: EndpointSource | None, given: FailoverMode
+    monitors: Mapping[EndpointSource, MembershipMonitor],
+    source: EndpointSource | None,
+    given: FailoverMode,
+    *,
+    mode_given: bool,
 ) -> FailoverMode:
     """The failover mode of a connection through ``source``: ``given`` (``failover_mode``), unless the
-    caller left it to the endpoint and the endpoint is a READER one (see the module docstring)."""
-    if source is None or source.mode_given:
+    caller left it to the endpoint (not ``mode_given``) and the endpoint is a READER one (see the
+    module docstring)."""
+    if source is None or mode_given:
         return given
     membership = membership_of(monitors, source)
     return "reader_or_writer" if membership is not None and membership.kind == "READER" else given
@@ -246,7 +249,7 @@ def writer_must_be_member(membership: Membership | None, writer: Instance) -> No
         )
 
 
-def endpoint_source(options: Options, host: str, *, mode_given: bool) -> EndpointSource | None:
+def endpoint_source(options: Options, host: str) -> EndpointSource | None:
     """The custom endpoint ``host`` is (a ``cluster-custom-`` host, or ``custom_endpoint``), checked
     before any I/O; None when it is none, or the connection is a plain one (``plugins=()``).
 
@@ -282,8 +285,6 @@ def endpoint_source(options: Options, host: str, *, mode_given: bool) -> Endpoin
         region=region,
         api_endpoint=options.custom_endpoint_api_endpoint,
         refresh=options.custom_endpoint_refresh,
-        info_timeout=options.custom_endpoint_info_timeout,
         explicit=explicit,
-        mode_given=mode_given,
         aws_session=options.aws_session,
     )

@@ -158,7 +158,7 @@ class FailoverSession(Session):
 
     async def _reconnect(self, old: Instance, started: float, deadline: float) -> tuple[Any, Instance]:
         """A physical connection, as this connection's identity, to an instance in its role."""
-        members = self._members()
+        members = self.custom_endpoint
         if self._mode == "strict_writer":
             return await connect_to_writer(self._cluster, self._identity, started, deadline, members)
         raw, instance = await connect_to_reader(

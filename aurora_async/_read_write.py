@@ -82,7 +82,7 @@ class ReadWriteSession(FailoverSession):
         raw, instance = spare
         topology = self._cluster.topology
         known = topology.get(instance.instance_id) if topology is not None else None
-        members = self._members()
+        members = self.custom_endpoint
         if (
             raw.is_closed()
             or known is None
@@ -103,7 +103,7 @@ class ReadWriteSession(FailoverSession):
         options = self._config.options
         deadline = loop.time() + options.failover_timeout
         try:
-            members = self._members()
+            members = self.custom_endpoint
             if role is Role.WRITER:
                 return await connect_to_writer(self._cluster, self._identity, 0.0, deadline, members)
             topology = self._cluster.topology

@@ -35,9 +35,12 @@ class Session:
         self._driver = cluster.driver
         self._raw = raw
         self._instance = instance
-        # failover_mode, or the one a custom endpoint's type asks for (its members: _members())
+        # failover_mode, or the one a custom endpoint's type asks for (its members: custom_endpoint)
         self._default_mode = mode_of(
-            cluster.custom_endpoints, config.custom_endpoint, config.options.failover_mode
+            cluster.custom_endpoints,
+            config.custom_endpoint,
+            config.options.failover_mode,
+            mode_given=config.failover_mode_given,
         )
         self._mode = self._default_mode
         self._failover = config.options.has(Plugin.FAILOVER)
@@ -85,9 +88,6 @@ class Session:
         """The custom endpoint this connection came through, with its members as known now (None: it
         came through another endpoint): every instance it is placed on is allowed by it."""
         return membership_of(self._cluster.custom_endpoints, self._config.custom_endpoint)
-
-    def _members(self) -> Membership | None:
-        return self.custom_endpoint
 
     @property
     def role(self) -> Role:

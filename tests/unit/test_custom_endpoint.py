@@ -69,7 +69,8 @@ def test_the_rds_api_answer_is_read_into_a_membership() -> None:
 def test_a_cluster_custom_host_names_its_endpoint_and_region() -> None:
     source = parse(host=CUSTOM).custom_endpoint
     assert source is not None and source.name == "analytics" and source.region == "us-east-1"
-    assert source.explicit is None and source.refresh == 30.0 and not source.mode_given
+    assert source.explicit is None and source.refresh == 30.0
+    assert not parse(host=CUSTOM).failover_mode_given
 
 
 def test_members_given_skip_the_api_and_name_any_host() -> None:
@@ -81,7 +82,7 @@ def test_members_given_skip_the_api_and_name_any_host() -> None:
     )
     assert config.custom_endpoint is not None
     assert config.custom_endpoint.explicit == Membership("olap", "READER", frozenset({"b", "c"}))
-    assert parse(host=CUSTOM, failover_mode="strict_writer").custom_endpoint.mode_given  # type: ignore[union-attr]
+    assert parse(host=CUSTOM, failover_mode="strict_writer").failover_mode_given
 
 
 @pytest.mark.parametrize(
@@ -97,6 +98,15 @@ def test_members_given_skip_the_api_and_name_any_host() -> None:
 def test_bad_custom_endpoint_options_are_refused(options: dict[str, Any], complaint: str) -> None:
     with pytest.raises(ConfigurationError, match=complaint):
         parse(**options)
+
+
+def test_connections_that_differ_in_their_habits_share_one_monitor_per_endpoint() -> None:
+    """The monitor key holds what the members depend on, not one connection's failover mode or wait."""
+    plain = parse(host=CUSTOM).custom_endpoint
+    own_mode = parse(
+        host=CUSTOM, failover_mode="strict_reader", custom_endpoint_info_timeout=1
+    ).custom_endpoint
+    assert plain is not None and plain == own_mode and hash(plain) == hash(own_mode)
 
 
 def test_a_plain_connection_has_no_custom_endpoint() -> None:
@@ -115,7 +125,7 @@ async def world() -> AsyncIterator[FakeCluster]:
 async def _on(cluster: Cluster, config: Config, instance_id: str) -> AuroraConnection:
     """An application connection of ``config`` on ``instance_id``, as connect() leaves it."""
     if config.custom_endpoint is not None:
-        await cluster.custom_endpoint(config.custom_endpoint, lambda: None).ready()
+        await cluster.custom_endpoint(config.custom_endpoint, lambda: None).ready(1.0)
     assert cluster.topology is not None
     instance = cluster.topology.get(instance_id)
     assert instance is not None
