@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,26 +20,12 @@ import aurora_async
 from aurora_async import FailoverSuccessError
 from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator
-from aurora_async.testing.pytest_plugin import _check_binaries
 from tests.helpers import eventually
-from tests.integration._engine_ops import EngineOps, engine_ops
+from tests.integration._engine_ops import EngineOps
 from tests.paused import LOST, plain_connect
 
 RESUME = 2.0
 CONNECT_TIMEOUT = 0.5
-
-
-@pytest.fixture(params=["postgresql", "mysql"])
-async def sim(request: pytest.FixtureRequest) -> AsyncIterator[AuroraSimulator]:
-    engine: str = request.param
-    _check_binaries(engine, {})
-    async with AuroraSimulator(engine=engine, instances=3) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def ops(sim: AuroraSimulator) -> EngineOps:
-    return engine_ops(sim)
 
 
 def _options(ops: EngineOps, **extra: Any) -> dict[str, Any]:
