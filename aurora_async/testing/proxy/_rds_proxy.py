@@ -152,6 +152,13 @@ async def pump(source: asyncio.StreamReader, forward: Callable[[bytes], None]) -
             forward(data)
 
 
+async def end_all(tasks: set[asyncio.Task[None]]) -> None:
+    """Cancel a session's helper tasks and wait until they have ended."""
+    for task in list(tasks):
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def spawn_watched(coro: Coroutine[Any, Any, None], into: set[asyncio.Task[None]]) -> asyncio.Task[None]:
     """A task kept in ``into`` while it runs (a session's own helper task)."""
     task = asyncio.get_running_loop().create_task(coro)

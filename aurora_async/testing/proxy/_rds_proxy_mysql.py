@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from ._rds_proxy import RdsProxy, pump, spawn_watched
+from ._rds_proxy import RdsProxy, end_all, pump, spawn_watched
 
 
 class MySqlProxySession:
@@ -45,5 +45,5 @@ class MySqlProxySession:
             if not client_side.done() and not quit_sent:  # the backend went away under a live client
                 self.proxy.stats["dropped"] += 1
         finally:
-            client_side.cancel()
             self.proxy.disown(up_writer)
+            await end_all(tasks)

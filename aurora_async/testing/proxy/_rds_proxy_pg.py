@@ -22,7 +22,7 @@ import os
 import re
 import struct
 
-from ._rds_proxy import RdsProxy, Streams, pump, spawn_watched
+from ._rds_proxy import RdsProxy, Streams, end_all, pump, spawn_watched
 
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
@@ -76,10 +76,9 @@ class PgProxySession:
                     return
                 self.proxy.stats["reattached"] += 1
         finally:
-            for task in list(self._tasks):
-                task.cancel()
             if self.up is not None:
                 self.proxy.disown(self.up[1])
+            await end_all(self._tasks)
 
     def _idle(self) -> bool:
         return self.status == IDLE and not self.busy and not self.pending and not self.pinned
