@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SOURCES := aurora_async tests examples benchmarks
+SOURCES := aurora_async tests examples benchmarks compat
 
 .PHONY: test demo lint typecheck servers bench chaos clean
 
