@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from ._exceptions import FailoverError
 
 if TYPE_CHECKING:
     from ._auth import Authenticator, Credentials
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from ._tls import Tls
 
 T = TypeVar("T")
+E = TypeVar("E", bound="FailoverError")
 
 
 class RawConnection(Protocol):
@@ -87,6 +90,14 @@ class Driver:
     detect_dialect: Callable[[Any, float], Awaitable[Dialect]]  # the most specific one that answers
     # (host, port, timeout) -> whether host:port completes a TCP handshake within timeout (no login)
     accepts_tcp: Callable[[str, int, float], Awaitable[bool]] = accepts_tcp
+    # each failover error as this driver's connections raise it: a subclass that is also the driver's
+    # own connection-lost error, so code written for the driver handles it as it handled a lost connection
+    failover_errors: Mapping[type[FailoverError], type[FailoverError]] = field(default_factory=dict)
+
+    def failover_error(self, kind: type[E], message: str, **kwargs: Any) -> E:
+        """A failover error of ``kind`` (``FailoverSuccessError``, ...) as this driver raises it."""
+        cls: type[E] = self.failover_errors.get(kind, kind)  # type: ignore[assignment]
+        return cls(message, **kwargs)
 
 
 async def connect_as(

@@ -48,18 +48,36 @@ def calls_for_failover(driver: Driver, exc: BaseException, raw: RawConnection, m
     )
 
 
-def outcome(*, in_transaction: bool, may_have_run: bool, failed_from: str, now_on: Instance) -> FailoverError:
-    """The error a failover that found ``now_on`` raises to the call that failed."""
+def outcome(
+    driver: Driver,
+    *,
+    in_transaction: bool,
+    may_have_run: bool,
+    failed_from: str,
+    now_on: Instance,
+    cause: BaseException | None = None,
+) -> FailoverError:
+    """The error a failover that found ``now_on`` raises to the call that failed (as ``driver``'s
+    connections raise it: also the driver's connection-lost error; its message quotes the driver's)."""
+    failed = f"the connection to {failed_from} failed{_quoted(cause)}"
     if in_transaction:
-        return TransactionResolutionUnknownError(
-            f"the connection to {failed_from} failed inside a transaction (or during its COMMIT), so its "
-            f"outcome is unknown; it is now on {now_on.instance_id}: re-run the whole transaction"
+        return driver.failover_error(
+            TransactionResolutionUnknownError,
+            f"{failed} inside a transaction (or during its COMMIT), so its outcome is unknown; it is now "
+            f"on {now_on.instance_id}: re-run the whole transaction",
         )
-    return FailoverSuccessError(
-        f"the connection to {failed_from} failed and is now on {now_on.instance_id} "
+    return driver.failover_error(
+        FailoverSuccessError,
+        f"{failed} and is now on {now_on.instance_id} "
         f"({now_on.role.value}); re-apply session state and re-run the statement",
         may_have_run=may_have_run,
     )
+
+
+def _quoted(cause: BaseException | None) -> str:
+    """What the driver said, for a failover error's message (code written for the driver may match it)."""
+    said = str(cause).strip() if cause is not None else ""
+    return f" ({said})" if said else ""
 
 
 class FailoverSession(Session):
@@ -79,8 +97,10 @@ class FailoverSession(Session):
                 raise self._closed_error() from exc
             if self._raw is not raw:  # another call on this connection already failed over
                 if self._lost_transaction_on is not raw:
-                    raise FailoverSuccessError(
-                        "the connection has changed instance; re-run the statement", may_have_run=may_have_run
+                    raise driver.failover_error(
+                        FailoverSuccessError,
+                        f"the connection has changed instance{_quoted(exc)}; re-run the statement",
+                        may_have_run=may_have_run,
                     ) from exc
                 # ... and lost the transaction this call was in
                 in_transaction = True
@@ -94,10 +114,12 @@ class FailoverSession(Session):
                 self._lost_transaction_on = raw if in_transaction or in_block else None
                 await self._fail_over(exc)
         raise outcome(
+            driver,
             in_transaction=in_transaction,
             may_have_run=may_have_run,
             failed_from=self._failed_from,
             now_on=self._instance,
+            cause=exc,
         ) from exc
 
     async def _fail_over(self, cause: Exception) -> None:
@@ -121,16 +143,18 @@ class FailoverSession(Session):
         except LoginRefused as refused:
             self._give_up()
             log.warning("failover from %s failed: %s", old.instance_id, refused)
-            raise FailoverFailedError(
+            raise self._driver.failover_error(
+                FailoverFailedError,
                 f"failover from {old.instance_id} reached {self._target_word()}, but the server refused the "
-                "login of this connection's user (was its password changed?); the connection is closed"
+                "login of this connection's user (was its password changed?); the connection is closed",
             ) from refused.__cause__
         except OutsideEndpoint as outside:  # strict_writer through a custom endpoint: the incumbent's rule
             self._give_up()
             log.warning("failover from %s failed: %s", old.instance_id, outside)
-            raise FailoverFailedError(
+            raise self._driver.failover_error(
+                FailoverFailedError,
                 f"failover from {old.instance_id} found a new writer, but {outside}; the connection is "
-                "closed (failover_mode=reader_or_writer keeps it on the endpoint's other members)"
+                "closed (failover_mode=reader_or_writer keeps it on the endpoint's other members)",
             ) from cause
         except (NoInstanceFound, TimeoutError):  # (a role check that timed out on the last one)
             self._give_up()
@@ -140,9 +164,10 @@ class FailoverSession(Session):
                 self._target_word(),
                 options.failover_timeout,
             )
-            raise FailoverFailedError(
+            raise self._driver.failover_error(
+                FailoverFailedError,
                 f"no {self._target_word()} could be reached within "
-                f"failover_timeout={options.failover_timeout:g} s; the connection is closed"
+                f"failover_timeout={options.failover_timeout:g} s; the connection is closed",
             ) from cause
         self._raw, self._instance = raw, instance
         self._watch()

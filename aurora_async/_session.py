@@ -119,8 +119,10 @@ class Session:
         self._drop_spare()
         try:
             await self._close_raw(timeout)
-        except self._driver.connect_errors:
-            self._raw.terminate()
+        except self._driver.connect_errors as exc:
+            self._raw.terminate()  # a server that is gone, or slow to say goodbye: closed all the same
+            if timeout is not None and isinstance(exc, TimeoutError):
+                raise  # ... but a close(timeout=) that ran out says so, as the driver does
         finally:
             await self._cluster.release_and_wait(self._identity)
 
@@ -164,9 +166,10 @@ class Session:
     _END_LOST_BLOCK = "leave the block (or roll it back)"
 
     def _block_lost_error(self) -> TransactionResolutionUnknownError:
-        return TransactionResolutionUnknownError(
+        return self._driver.failover_error(
+            TransactionResolutionUnknownError,
             "the transaction this block opened was lost: the connection failed over inside it, so none of "
-            f"its work was committed; {self._END_LOST_BLOCK} and re-run the whole transaction"
+            f"its work was committed; {self._END_LOST_BLOCK} and re-run the whole transaction",
         )
 
     def _transaction_lost(self) -> None:

@@ -106,10 +106,11 @@ class AuroraMySQLConnection(ReadWriteSession):
         if self._end_block():
             raise self._block_lost_error()
         if await self._drop_suspect_work():
-            raise TransactionResolutionUnknownError(
+            raise self._driver.failover_error(
+                TransactionResolutionUnknownError,
                 "this transaction was cut off by a failover: what ran before it died with the old "
                 "connection, and what ran since was rolled back, so nothing of it is committed; re-run "
-                "the whole transaction"
+                "the whole transaction",
             )
         await self._guard(self._raw.commit)
 

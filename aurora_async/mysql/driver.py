@@ -14,6 +14,7 @@ import pymysql
 from .._driver import Driver, connect_as, set_keepalive
 from .._tls import mysql_tls
 from .dialects import DIALECTS, MySqlDialect, detect_dialect
+from .errors import FAILOVER_ERRORS
 
 if TYPE_CHECKING:
     from .._auth import Authenticator
@@ -203,4 +204,5 @@ MYSQL = Driver(
     is_login_error=is_login_error,
     ping=_ping,
     detect_dialect=detect_dialect,
+    failover_errors=FAILOVER_ERRORS,
 )

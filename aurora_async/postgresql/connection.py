@@ -8,7 +8,8 @@ swaps in a connection to the right instance and raises ``FailoverSuccessError`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable
+import enum
+from collections.abc import Generator, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -18,8 +19,7 @@ from .._cluster import Cluster
 from .._config import Config
 from .._read_write import ReadWriteSession
 from .._topology import Instance
-
-Listener = Callable[..., Any]
+from ._listeners import Listener, Listeners
 
 
 class AuroraConnection(ReadWriteSession):
@@ -36,8 +36,9 @@ class AuroraConnection(ReadWriteSession):
     _raw: asyncpg.Connection
 
     def __init__(self, cluster: Cluster, config: Config, raw: asyncpg.Connection, instance: Instance) -> None:
-        self._listeners: list[tuple[str, Listener]] = []
+        self._listeners = Listeners(self)
         super().__init__(cluster, config, raw, instance)
+        raw.add_termination_listener(self._raw_ended)
 
     # -- what the application may ask --------------------------------------------------------------
 
@@ -146,6 +147,7 @@ class AuroraConnection(ReadWriteSession):
     def transaction(
         self, *, isolation: str | None = None, readonly: bool = False, deferrable: bool = False
     ) -> AuroraTransaction:
+        """A transaction block (asyncpg's API and rules; see :class:`AuroraTransaction`)."""
         return AuroraTransaction(self, isolation=isolation, readonly=readonly, deferrable=deferrable)
 
     async def reset(self, *, timeout: float | None = None) -> None:
@@ -157,20 +159,51 @@ class AuroraConnection(ReadWriteSession):
         await self._guard(self._raw.reset, timeout=timeout)
 
     async def add_listener(self, channel: str, callback: Listener) -> None:
-        await self._guard(self._raw.add_listener, channel, callback)
-        self._listeners.append((channel, callback))
+        """Listen on ``channel``: ``callback(connection, pid, channel, payload)`` (or a coroutine
+        function) is called with this connection for each notification; listened to again on the new
+        physical connection after a failover (notifications sent while it ran are missed)."""
+        key = (channel, callback)
+        relay = self._listeners.notifications.get(key) or self._listeners.relay(callback)
+        await self._guard(self._raw.add_listener, channel, relay)
+        self._listeners.notifications[key] = relay
 
     async def remove_listener(self, channel: str, callback: Listener) -> None:
-        if (channel, callback) in self._listeners:
-            self._listeners.remove((channel, callback))
-        await self._guard(self._raw.remove_listener, channel, callback)
+        """Stop calling ``callback`` for ``channel`` (``UNLISTEN`` when it was the last one)."""
+        relay = self._listeners.notifications.pop((channel, callback), None)
+        if relay is not None:
+            await self._guard(self._raw.remove_listener, channel, relay)
+
+    def add_log_listener(self, callback: Listener) -> None:
+        """``callback(connection, message)`` (or a coroutine function) for each server log message
+        (``NOTICE``, ``WARNING``, ...) on this connection, across failovers."""
+        self._listeners.add_log(self._raw, callback)
+
+    def remove_log_listener(self, callback: Listener) -> None:
+        self._listeners.remove_log(self._raw, callback)
+
+    def add_termination_listener(self, callback: Listener) -> None:
+        """``callback(connection)`` (or a coroutine function), once, when this connection is closed
+        (``close()``, ``terminate()``, a failover that gave up; without failover, the loss of its
+        physical connection). A failover that succeeds does not close it."""
+        self._listeners.add_termination(callback)
+
+    def remove_termination_listener(self, callback: Listener) -> None:
+        self._listeners.remove_termination(callback)
+
+    def _raw_ended(self, raw: Any) -> None:
+        if raw is self._raw and (self._closed or not self._failover):
+            self._listeners.ended()
+
+    def _mark_closed(self) -> None:
+        super()._mark_closed()
+        self._listeners.ended()
 
     def _closed_error(self) -> Exception:
         return asyncpg.InterfaceError("connection is closed")
 
     async def _restore_session(self, raw: asyncpg.Connection) -> None:
-        for channel, callback in self._listeners:
-            await raw.add_listener(channel, callback)
+        raw.add_termination_listener(self._raw_ended)
+        await self._listeners.register_on(raw)
 
     async def _close_raw(self, timeout: float | None) -> None:
         await self._raw.close(timeout=timeout)
@@ -188,8 +221,22 @@ class AuroraConnection(ReadWriteSession):
         await self.close()
 
 
+class _State(enum.Enum):
+    NEW = "new"
+    STARTED = "started"
+    COMMITTED = "committed"
+    ROLLEDBACK = "rolledback"
+    FAILED = "failed"
+
+
 class AuroraTransaction:
     """``conn.transaction()``: asyncpg's transaction, aware that its connection can fail over.
+
+    It keeps asyncpg's rules: it starts once (``start()`` on a started, committed, rolled back or failed
+    transaction raises ``asyncpg.InterfaceError``, as does ``commit()`` or ``rollback()`` before
+    ``start()`` or after the end, a manual ``commit()``/``rollback()`` inside its ``async with`` block,
+    and entering that block twice); an error at ``start()``, ``commit()`` or ``rollback()`` leaves it
+    failed.
 
     Starting it on a connection whose physical connection died fails over like any call (the block does
     not run: ``FailoverSuccessError``). A failure inside the block, or at COMMIT, raises
@@ -199,17 +246,54 @@ class AuroraTransaction:
     raises it too, so it never reports success for work the failover took away.
     """
 
-    def __init__(self, conn: AuroraConnection, **options: Any) -> None:
+    def __init__(
+        self, conn: AuroraConnection, *, isolation: str | None, readonly: bool, deferrable: bool
+    ) -> None:
+        if isolation and isolation not in _ISOLATION_LEVELS:
+            levels = ", ".join(sorted(_ISOLATION_LEVELS))
+            raise ValueError(f"isolation is expected to be one of {levels}, got {isolation!r}")
         self._conn = conn
-        self._options = options
+        self._options: dict[str, Any] = {
+            "isolation": isolation,
+            "readonly": readonly,
+            "deferrable": deferrable,
+        }
         self._raw: asyncpg.Connection | None = None
         self._tx: Any = None
         self._outermost = False
+        self._state = _State.NEW
+        self._managed = False  # inside its own ``async with`` block
+
+    def __repr__(self) -> str:
+        attrs = [f"state:{self._state.value}"]
+        if self._options["isolation"]:
+            attrs.append(str(self._options["isolation"]))
+        attrs += [name for name in ("readonly", "deferrable") if self._options[name]]
+        return f"<aurora_async.AuroraTransaction {' '.join(attrs)} {id(self):#x}>"
+
+    def _check_state(self, operation: str, *, started: bool) -> None:
+        """asyncpg's rules: raise ``InterfaceError`` when ``operation`` cannot run in this state."""
+        state = self._state
+        if state is _State.STARTED and not started:
+            raise asyncpg.InterfaceError(f"cannot {operation}; the transaction is already started")
+        if state is _State.NEW and started:
+            raise asyncpg.InterfaceError(f"cannot {operation}; the transaction is not yet started")
+        if state in _ENDED:
+            raise asyncpg.InterfaceError(f"cannot {operation}; the transaction is {_ENDED[state]}")
 
     async def start(self) -> None:
+        """Enter the transaction or savepoint block."""
+        self._check_state("start", started=False)
         conn = self._conn
         outermost = conn._block_raw is None and not conn._block_lost
-        self._raw, self._tx = await conn._guard(self._begin)
+        try:
+            self._raw, self._tx = await conn._guard(self._begin)
+        except asyncpg.InterfaceError:
+            raise  # asyncpg refused before sending BEGIN (a manual transaction is open, ...): still new
+        except BaseException:
+            self._state = _State.FAILED
+            raise
+        self._state = _State.STARTED
         if outermost:
             self._outermost = True
             conn._begin_block(self._raw)
@@ -234,39 +318,81 @@ class AuroraTransaction:
             self._conn._end_block()
 
     async def commit(self) -> None:
+        """Leave the transaction or savepoint block and commit its work."""
+        if self._managed:
+            raise asyncpg.InterfaceError("cannot manually commit from within an `async with` block")
+        await self._commit()
+
+    async def rollback(self) -> None:
+        """Leave the transaction or savepoint block and roll its work back."""
+        if self._managed:
+            raise asyncpg.InterfaceError("cannot manually rollback from within an `async with` block")
+        await self._rollback()
+
+    async def _commit(self) -> None:
+        self._check_state("commit", started=True)
         if self._lost():
             self._finish()
+            self._state = _State.FAILED
             if self._conn._closed:
                 raise self._conn._closed_error()
             raise self._conn._block_lost_error()
         try:
             await self._conn._guard(self._tx.commit)
+        except BaseException:
+            self._state = _State.FAILED
+            raise
         finally:
             self._finish()
+        self._state = _State.COMMITTED
 
-    async def rollback(self) -> None:
+    async def _rollback(self) -> None:
+        self._check_state("rollback", started=True)
         try:
             if not self._lost():
                 await self._conn._guard(self._tx.rollback)
+        except BaseException:
+            self._state = _State.FAILED
+            raise
         finally:
             self._finish()  # a lost transaction is rolled back already: it died with its connection
+        self._state = _State.ROLLEDBACK
 
     async def __aenter__(self) -> AuroraTransaction:
-        await self.start()
+        if self._managed:
+            raise asyncpg.InterfaceError("cannot enter context: already in an `async with` block")
+        self._managed = True
+        try:
+            await self.start()
+        except BaseException:
+            self._managed = False
+            raise
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._lost():
-            self._finish()
+        try:
+            if self._state is _State.STARTED and self._lost():
+                self._finish()
+                self._state = _State.FAILED
+                if exc is None:
+                    raise self._conn._block_lost_error()
+                return  # the error in flight says what happened (FailoverFailedError if it gave up)
             if exc is None:
-                raise self._conn._block_lost_error()
-            return  # the error in flight says what happened (FailoverFailedError if it gave up)
-        if exc is None:
-            await self.commit()
-        else:
-            await self.rollback()
+                await self._commit()
+            else:
+                await self._rollback()
+        finally:
+            self._managed = False
+
+
+_ISOLATION_LEVELS = frozenset({"read_committed", "read_uncommitted", "repeatable_read", "serializable"})
+_ENDED = {
+    _State.COMMITTED: "already committed",
+    _State.ROLLEDBACK: "already rolled back",
+    _State.FAILED: "in error state",
+}
 
 
 class AuroraCursorFactory:

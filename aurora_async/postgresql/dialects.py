@@ -6,6 +6,8 @@ same against real clusters and against ``aurora_async.testing``'s simulator.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
@@ -33,11 +35,11 @@ class PgDialect(Dialect):
         return await _probe(conn, "SELECT 1 FROM pg_catalog.pg_proc LIMIT 1", timeout) is not None
 
     async def is_reader(self, conn: Any, timeout: float) -> bool:
-        return bool(await conn.fetchval(IS_READER_SQL, timeout=timeout))
+        return bool(await _fetchval(conn, IS_READER_SQL, timeout))
 
     async def instance_id(self, conn: Any, timeout: float) -> str:
-        row = await conn.fetchrow(
-            "SELECT pg_catalog.inet_server_addr()::text, pg_catalog.inet_server_port()", timeout=timeout
+        row = await _fetchrow(
+            conn, "SELECT pg_catalog.inet_server_addr()::text, pg_catalog.inet_server_port()", timeout
         )
         return f"{row[0]}:{row[1]}" if row is not None and row[0] is not None else "local"
 
@@ -90,17 +92,17 @@ class AuroraPgDialect(PgDialect):
         )
 
     async def instance_id(self, conn: Any, timeout: float) -> str:
-        return str(await conn.fetchval(self.INSTANCE_ID_SQL, timeout=timeout))
+        return str(await _fetchval(conn, self.INSTANCE_ID_SQL, timeout))
 
     async def is_writer(self, conn: Any, timeout: float) -> bool:
         # the instance must accept writes and the catalog must name it as the writer; the cheap
         # recovery check first, since a failover's writer search asks replicas this many times
         if await self.is_reader(conn, timeout):
             return False
-        return await conn.fetchval(self.WRITER_ID_SQL, timeout=timeout) is not None
+        return await _fetchval(conn, self.WRITER_ID_SQL, timeout) is not None
 
     async def topology(self, conn: Any, timeout: float, build: HostBuilder) -> list[Instance] | None:
-        rows = await conn.fetch(self.TOPOLOGY_SQL, timeout=timeout)
+        rows = await _fetch(conn, self.TOPOLOGY_SQL, timeout)
         return aurora_instances([tuple(r) for r in rows], build)
 
 
@@ -131,21 +133,21 @@ class MultiAzPgDialect(PgDialect):
 
     async def instance_id(self, conn: Any, timeout: float) -> str:
         """The instance's name as :func:`multi_az_instances` gives it, from its own catalog row."""
-        row = await conn.fetchrow(self.INSTANCE_ID_SQL, timeout=timeout)
+        row = await _fetchrow(conn, self.INSTANCE_ID_SQL, timeout)
         if row is not None and row[0] is not None:
             return multi_az_instance_name(str(row[0]), row[1])
-        return str(await conn.fetchval(self.SELF_SQL, timeout=timeout))
+        return str(await _fetchval(conn, self.SELF_SQL, timeout))
 
     async def is_writer(self, conn: Any, timeout: float) -> bool:
         if await self.is_reader(conn, timeout):
             return False
-        source = await conn.fetchval(self.SOURCE_SQL, timeout=timeout)
-        me = await conn.fetchval(self.SELF_SQL, timeout=timeout)
+        source = await _fetchval(conn, self.SOURCE_SQL, timeout)
+        me = await _fetchval(conn, self.SELF_SQL, timeout)
         return source is not None and source == me
 
     async def topology(self, conn: Any, timeout: float, build: HostBuilder) -> list[Instance] | None:
-        source = await conn.fetchval(self.SOURCE_SQL, timeout=timeout)
-        rows = await conn.fetch(self.TOPOLOGY_SQL, timeout=timeout)
+        source = await _fetchval(conn, self.SOURCE_SQL, timeout)
+        rows = await _fetch(conn, self.TOPOLOGY_SQL, timeout)
         return multi_az_instances(rows, lambda dbi: source is not None and dbi == source, build)
 
 
@@ -178,11 +180,50 @@ async def _probe(conn: Any, query: str, timeout: float) -> asyncpg.Record | None
     cancelled query, a lost connection) says nothing about the dialect: it propagates, the same
     exception with a note saying where it came from."""
     try:
-        row: asyncpg.Record | None = await conn.fetchrow(query, timeout=timeout)
-        return row
+        return await _fetchrow(conn, query, timeout)
     except asyncpg.PostgresError as exc:
         if exc.sqlstate in NOT_THIS_DIALECT_SQLSTATES:
             return None
         if not isinstance(exc, asyncpg.PostgresConnectionError):
             exc.add_note(DETECTION_NOTE)
         raise
+
+
+# -- queries that leave no trace ----------------------------------------------------------------------
+# Detection, role checks and the first topology query run on the connection the application is about to
+# get. Through asyncpg's statement cache they would stay prepared on it (named statements in
+# pg_prepared_statements, entries in its cache): a new connection must look as asyncpg's own would.
+# Without the cache asyncpg prepares an unnamed statement: on a new connection the same round trips as
+# a first cached run (on the topology monitor's own connection, one more per refresh).
+
+
+async def _fetch(conn: Any, query: str, timeout: float) -> list[Any]:
+    with _uncached(conn):
+        rows: list[Any] = await conn.fetch(query, timeout=timeout)
+    return rows
+
+
+async def _fetchrow(conn: Any, query: str, timeout: float) -> asyncpg.Record | None:
+    with _uncached(conn):
+        row: asyncpg.Record | None = await conn.fetchrow(query, timeout=timeout)
+    return row
+
+
+async def _fetchval(conn: Any, query: str, timeout: float) -> Any:
+    with _uncached(conn):
+        return await conn.fetchval(query, timeout=timeout)
+
+
+@contextmanager
+def _uncached(conn: Any) -> Iterator[None]:
+    """asyncpg's statement cache off for the statements run inside (its own switch for
+    ``statement_cache_size=0``; a connection without it is left as it is)."""
+    enabled = getattr(conn, "_stmt_cache_enabled", None)
+    if enabled is None:
+        yield
+        return
+    conn._stmt_cache_enabled = False
+    try:
+        yield
+    finally:
+        conn._stmt_cache_enabled = enabled

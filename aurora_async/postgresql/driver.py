@@ -15,6 +15,7 @@ from .._driver import Driver, connect_as, set_keepalive
 from .._identity import Identity
 from .._tls import postgres_tls
 from .dialects import DIALECTS, PgDialect, detect_dialect
+from .errors import FAILOVER_ERRORS
 
 # SQLSTATE classes and codes that mean "this connection or its server is gone" (prefix match):
 # 08 connection exception, 53 insufficient resources, 57P01-03 admin/crash shutdown and
@@ -133,4 +134,5 @@ POSTGRESQL = Driver(
     is_login_error=is_login_error,
     ping=_ping,
     detect_dialect=detect_dialect,
+    failover_errors=FAILOVER_ERRORS,
 )

@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import asyncpg
+import pymysql
 import pytest
 
 from aurora_async._cluster import Cluster
+from aurora_async._driver import Driver
 from aurora_async._exceptions import (
     FailoverFailedError,
     FailoverSuccessError,
@@ -18,7 +20,9 @@ from aurora_async._exceptions import (
 )
 from aurora_async._failover import outcome
 from aurora_async._topology import Instance, Role
+from aurora_async.mysql.driver import MYSQL
 from aurora_async.postgresql.connection import AuroraConnection
+from aurora_async.postgresql.driver import POSTGRESQL
 
 from .fake_driver import (
     PORT,
@@ -37,18 +41,33 @@ NEW = Instance("b", "b.fake.invalid", PORT, Role.WRITER)
 # -- the outcome table -----------------------------------------------------------------------------
 
 
+# what each driver raises when the connection under a call is lost: a failover error is one too
+DRIVERS = pytest.mark.parametrize(
+    ("driver", "connection_lost"),
+    [(POSTGRESQL, asyncpg.ConnectionDoesNotExistError), (MYSQL, pymysql.err.OperationalError)],
+    ids=["postgresql", "mysql"],
+)
+
+
+@DRIVERS
 @pytest.mark.parametrize("may_have_run", [True, False])
-def test_outside_a_transaction_the_statement_is_to_be_re_run(may_have_run: bool) -> None:
-    error = outcome(in_transaction=False, may_have_run=may_have_run, failed_from="a", now_on=NEW)
-    assert type(error) is FailoverSuccessError
+def test_outside_a_transaction_the_statement_is_to_be_re_run(
+    driver: Driver, connection_lost: type[Exception], may_have_run: bool
+) -> None:
+    error = outcome(driver, in_transaction=False, may_have_run=may_have_run, failed_from="a", now_on=NEW)
+    assert isinstance(error, FailoverSuccessError) and isinstance(error, connection_lost)
     assert error.may_have_run is may_have_run
     assert "a" in str(error) and "now on b" in str(error)
 
 
+@DRIVERS
 @pytest.mark.parametrize("may_have_run", [True, False])
-def test_inside_a_transaction_its_outcome_is_unknown(may_have_run: bool) -> None:
-    error = outcome(in_transaction=True, may_have_run=may_have_run, failed_from="a", now_on=NEW)
-    assert type(error) is TransactionResolutionUnknownError  # whether or not the statement ran
+def test_inside_a_transaction_its_outcome_is_unknown(
+    driver: Driver, connection_lost: type[Exception], may_have_run: bool
+) -> None:
+    error = outcome(driver, in_transaction=True, may_have_run=may_have_run, failed_from="a", now_on=NEW)
+    assert isinstance(error, TransactionResolutionUnknownError)  # whether or not the statement ran
+    assert isinstance(error, connection_lost) and not isinstance(error, FailoverSuccessError)
     assert "re-run the whole transaction" in str(error)
 
 
@@ -190,7 +209,7 @@ async def test_two_calls_failing_at_once_reconnect_once(world: FakeCluster) -> N
     world.kill("a")
     world.promote("b")
     errors = await asyncio.gather(*calls, return_exceptions=True)
-    assert all(type(e) is FailoverSuccessError for e in errors), errors
+    assert all(isinstance(e, FailoverSuccessError) for e in errors), errors
     messages = sorted(str(e) for e in errors)
     assert sum("has changed instance" in m for m in messages) == 1
     assert cluster.stats["writer_searches"] == 1
@@ -246,4 +265,4 @@ async def test_every_call_of_a_lost_transaction_learns_its_outcome_is_unknown(wo
     world.promote("b")
     errors = await asyncio.gather(*calls, return_exceptions=True)
     await conn.close()
-    assert all(type(e) is TransactionResolutionUnknownError for e in errors), errors
+    assert all(isinstance(e, TransactionResolutionUnknownError) for e in errors), errors

@@ -1,0 +1,113 @@
+"""The listeners an application registers on an :class:`AuroraConnection`: notification (``LISTEN``),
+log (``NOTICE``, ``WARNING``, ...) and termination listeners, as asyncpg has them.
+
+Each callback receives the facade it was registered on (as asyncpg passes the connection it was
+registered on), never the physical connection below it, which changes at failover. Notification and
+log listeners are registered on each physical connection through a relay that swaps in the facade;
+after a failover they are registered again on the new one. Termination listeners belong to the facade
+itself: they are called once, when the facade is closed (``close()``, ``terminate()``, a failover that
+gave up, or, without failover, the loss of its connection), not when a failover replaces the physical
+connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+Listener = Callable[..., Any]
+
+
+class Listeners:
+    """One facade's listeners, their relays and the termination callbacks' dispatch (the tasks an
+    async termination callback runs in belong to it)."""
+
+    def __init__(self, facade: Any) -> None:
+        self._facade = weakref.ref(facade)  # the relays must not keep an unclosed facade alive
+        self._loop = asyncio.get_running_loop()
+        self.notifications: dict[tuple[str, Listener], Listener] = {}  # (channel, callback) -> relay
+        self.logs: dict[Listener, Listener] = {}  # callback -> relay
+        self._terminations: dict[Listener, None] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ended = False
+
+    def relay(self, callback: Listener) -> Listener:
+        """A callable for the physical connection that calls ``callback`` with the facade in its
+        place (a coroutine function for a coroutine function: asyncpg runs those in a task)."""
+        _check_callable(callback)
+        facade = self._facade
+        if inspect.iscoroutinefunction(callback):
+
+            async def relay_async(_raw: Any, *args: Any) -> None:
+                await callback(facade() or _raw, *args)
+
+            return relay_async
+
+        def relay(_raw: Any, *args: Any) -> None:
+            callback(facade() or _raw, *args)
+
+        return relay
+
+    def add_log(self, raw: asyncpg.Connection, callback: Listener) -> None:
+        if callback not in self.logs:
+            self.logs[callback] = self.relay(callback)
+            raw.add_log_listener(self.logs[callback])
+
+    def remove_log(self, raw: asyncpg.Connection, callback: Listener) -> None:
+        relay = self.logs.pop(callback, None)
+        if relay is not None:
+            raw.remove_log_listener(relay)
+
+    def add_termination(self, callback: Listener) -> None:
+        _check_callable(callback)
+        self._terminations[callback] = None
+
+    def remove_termination(self, callback: Listener) -> None:
+        self._terminations.pop(callback, None)
+
+    def clear(self) -> None:
+        """What asyncpg's ``reset()`` forgets: notification and log listeners."""
+        self.notifications.clear()
+        self.logs.clear()
+
+    async def register_on(self, raw: asyncpg.Connection) -> None:
+        """Register every notification and log listener on ``raw`` (a new physical connection)."""
+        for relay in self.logs.values():
+            raw.add_log_listener(relay)
+        for (channel, _), relay in self.notifications.items():
+            await raw.add_listener(channel, relay)
+
+    def ended(self) -> None:
+        """The facade is closed: call each termination listener once, with it (soon, on the loop, as
+        asyncpg calls them; a coroutine function in a task of its own)."""
+        if self._ended:
+            return
+        self._ended = True
+        callbacks, self._terminations = list(self._terminations), {}
+        facade = self._facade()
+        if facade is None or self._loop.is_closed():
+            return
+        for callback in callbacks:
+            if inspect.iscoroutinefunction(callback):
+                self._run(callback(facade))
+            else:
+                self._loop.call_soon(callback, facade)
+
+    def _run(self, call: Awaitable[Any]) -> None:
+        task: asyncio.Task[Any] = self._loop.create_task(_await(call))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+async def _await(call: Awaitable[Any]) -> Any:
+    return await call
+
+
+def _check_callable(callback: Any) -> None:
+    if not callable(callback):
+        raise asyncpg.InterfaceError(f"expected a callable or an async function, got {callback!r}")
