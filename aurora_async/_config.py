@@ -18,6 +18,7 @@ from ._dsn import check_dsn_type, split_dsn
 from ._engines import DRIVERS, ENGINES, SCHEMES
 from ._exceptions import ConfigurationError
 from ._identity import Identity
+from ._local_socket import is_local_socket, local_socket_mode
 from ._options import OPTION_NAMES, Options, read_options, read_port, read_timeout
 from ._rds_hosts import RdsUrlType, classify_host
 from ._rds_proxy import proxy_mode
@@ -94,13 +95,20 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
             for name, value in source.items():  # what the keyword arguments say wins
                 if given.get(name) is None:
                     given[name] = value
+    unix_socket = kwargs.get("unix_socket")
+    if unix_socket is None:
+        kwargs.pop("unix_socket", None)  # aiomysql's default, said out loud
+    elif not isinstance(unix_socket, str) or not is_local_socket(unix_socket):
+        raise ConfigurationError(f"unix_socket must be an absolute path, not {unix_socket!r}")
+    else:
+        address["host"] = unix_socket  # aiomysql then ignores host: the socket is what is reached
     host = address["host"]
     if not host:
         raise ConfigurationError("no host given: pass a postgresql:// or mysql:// DSN, or host=")
-    if not isinstance(host, str) or "," in host or "/" in host:
+    if not isinstance(host, str) or "," in host or ("/" in host and not is_local_socket(host)):
         raise ConfigurationError(
-            f"host must be one host name or address, not {host!r}: aurora_async finds the cluster's "
-            "instances itself (multi-host lists and Unix sockets are not supported)"
+            f"host must be one host name or address (or, for PostgreSQL, a Unix socket directory), not "
+            f"{host!r}: aurora_async finds the cluster's instances itself (no multi-host lists)"
         )
     options = read_options(ours, host)
     if options.wrapper_dialect is not None and options.wrapper_dialect not in driver.dialects:
@@ -108,6 +116,7 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
             f"wrapper_dialect must be one of {', '.join(driver.dialects)}, not {ours['wrapper_dialect']!r}"
         )
     options = proxy_mode(options, host, driver)
+    options = local_socket_mode(options, host, driver)
     if timeout is not None:
         options = replace(options, connect_timeout=read_timeout(timeout))
     check_credentials_options(options, host, address["user"], address["password"])

@@ -54,7 +54,12 @@ def split_dsn(dsn: str, driver: Driver) -> SplitDsn:
         split.address["database"] = unquote(parts.path.lstrip("/"))
     rest = []
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in OPTION_NAMES:
+        if key in ("host", "port") and driver.dsn_passthrough:
+            # libpq's and asyncpg's ?host=/run/postgresql (a Unix socket directory): when the URL has none
+            if key == "port" and "port" not in split.address:
+                split.address["port"] = _address(f":{value}")["port"]
+            split.address.setdefault(key, value)
+        elif key in OPTION_NAMES:
             split.options[key] = value
         elif key in driver.dsn_keywords:
             split.driver_kwargs[key] = read_flag(key, value) if driver.dsn_keywords[key] else value

@@ -16,10 +16,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ._driver import Driver
-from ._exceptions import ConfigurationError
 from ._options import Options
-from ._plugins import Plugin
 from ._rds_hosts import RdsUrlType, classify_host
+from ._single_address import single_address
 
 
 def behind_proxy(options: Options, host: str) -> bool:
@@ -34,20 +33,11 @@ def proxy_mode(options: Options, host: str, driver: Driver) -> Options:
     monitoring; a setting that would route around the proxy is a :class:`ConfigurationError`."""
     if not behind_proxy(options, host):
         return options
-    plain = driver.plain_dialect.code
-    why = "behind an RDS Proxy, aurora_async reaches the cluster through the proxy only"
-    optout = "set rds_proxy=False to route to the instances directly"
-    if options.wrapper_dialect not in (None, plain):
-        raise ConfigurationError(
-            f"wrapper_dialect={options.wrapper_dialect!r} reads the topology to reach the instances, "
-            f"but {why}; leave it unset, or {optout}"
-        )
-    if options.cluster_instance_host_pattern is not None:
-        raise ConfigurationError(f"cluster_instance_host_pattern leads to the instances, but {why}; {optout}")
-    if options.has(Plugin.READ_WRITE_SPLITTING):
-        raise ConfigurationError(
-            f"read_write_splitting moves connections between instances, but {why}; connect to the "
-            f"proxy's read-only endpoint for reads, or {optout}"
-        )
-    plugins = tuple(p for p in options.plugins if p is not Plugin.HOST_MONITORING)
-    return replace(options, rds_proxy=True, wrapper_dialect=plain, plugins=plugins)
+    options = single_address(
+        options,
+        driver,
+        why="behind an RDS Proxy, aurora_async reaches the cluster through the proxy only",
+        optout="set rds_proxy=False to route to the instances directly",
+        reads="connect to the proxy's read-only endpoint for reads",
+    )
+    return replace(options, rds_proxy=True)

@@ -140,12 +140,16 @@ class Session:
         self._closing.set()
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
-        """A connection dropped without close(): say so (as asyncpg does), and let its physical
-        connection and its cluster go, on the loop, rather than keep them until the loop ends."""
+        """A connection dropped without close(): say so (as asyncpg does; not when it reports itself
+        closed, its server gone and no failover to replace it), and let its physical connection and
+        its cluster go, on the loop, rather than keep them until the loop ends."""
         if getattr(self, "_closed", True):
             return
         self._closed = True
-        _warn(f"unclosed connection {self!r}: close it (await conn.close())", ResourceWarning, source=self)
+        if not (self._raw.is_closed() and not self._failover):  # (one whose server hung up is closed)
+            _warn(
+                f"unclosed connection {self!r}: close it (await conn.close())", ResourceWarning, source=self
+            )
         loop, cluster, identity = self._loop, self._cluster, self._identity
         raws = [self._raw] + ([self._spare[0]] if self._spare is not None else [])
         counted = self._instance.instance_id if self._watching else None

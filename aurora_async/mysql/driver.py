@@ -180,7 +180,7 @@ MYSQL = Driver(
     default_port=3306,
     connect_name="aiomysql.connect()",
     connect_keywords=frozenset(inspect.signature(aiomysql.connect).parameters)
-    - {"host", "port", "user", "password", "db", "loop", "connect_timeout", "unix_socket"},
+    - {"host", "port", "user", "password", "db", "loop", "connect_timeout"},
     keyword_aliases={"db": "database"},
     dsn_passthrough=False,
     dsn_parameters=frozenset(),
@@ -192,6 +192,7 @@ MYSQL = Driver(
         "program_name": False,
         "autocommit": True,
         "local_infile": True,
+        "unix_socket": False,
     },
     tls=lambda ssl, dsn: mysql_tls(ssl),
     connect_errors=CONNECT_ERRORS,

@@ -22,6 +22,8 @@ async def test_every_setting_the_server_knows_passes_as_a_dsn_parameter(
     assert isinstance(names, list) and len(names) > 300
     refused = []
     for name in names:
+        if name == "port":  # asyncpg (as libpq) reads ?port= as the connection's port, never a setting
+            continue
         try:
             config = parse(f"{sim.dsn('cluster')}?{name}=x")
         except ConfigurationError as exc:

@@ -99,6 +99,7 @@ async def test_what_an_application_sees_behind_the_proxy_in_a_failover(
     try:
         await moved.execute("CREATE TABLE seen(who text PRIMARY KEY)")
         await moved.execute("INSERT INTO seen VALUES ('before')")
+        assert await pinned.fetchval("SELECT 2") == 2  # its statement cache prepares a named statement
         tx = in_tx.transaction()
         await tx.start()
         await in_tx.execute("INSERT INTO seen VALUES ('lost')")

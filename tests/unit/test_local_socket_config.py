@@ -1,0 +1,71 @@
+"""How a Unix socket is given (asyncpg's host directory, ``?host=``, aiomysql's ``unix_socket=``) and
+the single-address rules it brings, without a server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from aurora_async import ConfigurationError
+from aurora_async._config import parse
+from aurora_async._plugins import Plugin
+
+
+@pytest.mark.parametrize(
+    ("dsn", "kwargs", "host", "port"),
+    [
+        (None, {"host": "/run/postgresql", "port": 5433}, "/run/postgresql", 5433),
+        ("postgresql://app@/db?host=/run/postgresql&port=5433", {}, "/run/postgresql", 5433),
+        ("postgresql://app@/db?host=/run/postgresql", {}, "/run/postgresql", 5432),
+        (
+            None,
+            {"engine": "mysql", "unix_socket": "/run/mysqld/mysqld.sock"},
+            "/run/mysqld/mysqld.sock",
+            3306,
+        ),
+        ("mysql://app@/db?unix_socket=/run/mysqld/mysqld.sock", {}, "/run/mysqld/mysqld.sock", 3306),
+        (
+            "mysql://app@localhost/db",
+            {"unix_socket": "/run/mysqld/mysqld.sock"},
+            "/run/mysqld/mysqld.sock",
+            3306,
+        ),
+    ],
+)
+def test_a_unix_socket_is_the_one_address_with_the_plain_dialect_and_no_host_monitoring(
+    dsn: str | None, kwargs: dict[str, Any], host: str, port: int
+) -> None:
+    config = parse(dsn, **kwargs)
+    assert (config.host, config.port) == (host, port)
+    assert config.options.wrapper_dialect == config.driver.plain_dialect.code
+    assert not config.options.has(Plugin.HOST_MONITORING)
+    assert config.options.has(Plugin.FAILOVER)  # a lost connection is replaced through the socket
+
+
+def test_the_url_host_wins_over_the_query_host_as_in_asyncpg() -> None:
+    config = parse("postgresql://app@db.example.com/db?host=/run/postgresql")
+    assert config.host == "db.example.com" and config.options.wrapper_dialect is None
+
+
+def test_unix_socket_none_is_aiomysqls_default() -> None:
+    config = parse("mysql://app@db.example.com/db", unix_socket=None)
+    assert config.host == "db.example.com" and "unix_socket" not in config.driver_kwargs
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"host": "/run/postgresql", "cluster_instance_host_pattern": "?.example.com"}, "local Unix socket"),
+        ({"host": "/run/postgresql", "plugins": ("read_write_splitting",)}, "read_write_splitting"),
+        ({"host": "/run/postgresql", "wrapper_dialect": "aurora-pg"}, "wrapper_dialect"),
+        ({"host": "run/postgresql"}, "host must be one host name"),
+        ({"engine": "mysql", "unix_socket": "mysqld.sock"}, "unix_socket must be an absolute path"),
+        ({"engine": "mysql", "unix_socket": 3306}, "unix_socket must be an absolute path"),
+    ],
+)
+def test_what_cannot_apply_to_a_unix_socket_is_a_configuration_error(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        parse(**kwargs)
