@@ -89,3 +89,9 @@ async def test_data_api_example_stores_reads_waits_and_pages() -> None:
     assert text.count("order ") == 2 and "values came back with their types: True" in text, text
     assert re.search(r"paused cluster: 3 orders counted after (1\.\d|[2-9]\.\d) s of retries", text), text
     assert "large result: 5000 rows" in text, text
+
+
+async def test_drop_in_asyncpg_example_rides_a_failover_with_unchanged_asyncpg_code() -> None:
+    text = await _run("drop_in_asyncpg.py")
+    assert "save(2) took 2 attempts; the connection is on 12" in text, text
+    assert "listener heard: 'after the failover'" in text and "rows: 2" in text, text
