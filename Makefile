@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SOURCES := aurora_async tests examples benchmarks compat
 
-.PHONY: test demo lint typecheck servers bench chaos clean
+.PHONY: test demo lint typecheck servers bench chaos clean compat
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(STAMP) lint typecheck
 	$(BIN)/pytest tests/unit
 	@scripts/ensure-servers
 	$(BIN)/pytest --ignore=tests/unit
+
+# the drivers' own test suites (and aurora-data-api's) through aurora_async; fetched from PyPI at run time
+compat: $(STAMP) servers
+	$(BIN)/python -m compat.run
 
 PEERS := benchmarks/.venv-peers
 PEERS_STAMP := $(PEERS)/.installed

@@ -6,6 +6,7 @@ the table in ``_options``."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -20,6 +21,7 @@ from ._exceptions import ConfigurationError
 from ._identity import Identity
 from ._local_socket import is_local_socket, local_socket_mode
 from ._options import OPTION_NAMES, Options, read_options, read_port, read_timeout
+from ._plugins import Plugin
 from ._rds_hosts import RdsUrlType, classify_host
 from ._rds_proxy import proxy_mode
 
@@ -95,6 +97,8 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
             for name, value in source.items():  # what the keyword arguments say wins
                 if given.get(name) is None:
                     given[name] = value
+    environment = _from_environment(driver, address)  # as the driver would: asyncpg reads PGHOST, ...
+    address.update((k, v) for k, v in environment.items() if k != "password")
     unix_socket = kwargs.get("unix_socket")
     if unix_socket is None:
         kwargs.pop("unix_socket", None)  # aiomysql's default, said out loud
@@ -119,6 +123,12 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
     options = local_socket_mode(options, host, driver)
     if timeout is not None:
         options = replace(options, connect_timeout=read_timeout(timeout))
+    if (
+        "password" in environment
+        and not options.has(Plugin.IAM)
+        and not options.has(Plugin.AWS_SECRETS_MANAGER)
+    ):
+        address["password"] = environment["password"]  # (a token or a secret supplies it otherwise)
     check_credentials_options(options, host, address["user"], address["password"])
     custom_endpoint = endpoint_source(options, host)
     port = address["port"]
@@ -138,6 +148,15 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
     )
     check_iam_tls(options, config.identity.tls, dsn_sslmode=driver.dsn_passthrough)
     return config
+
+
+def _from_environment(driver: Driver, address: Mapping[str, Any]) -> dict[str, str]:
+    """What the driver would read from the environment for what neither the DSN nor a keyword gives."""
+    return {
+        name: os.environ[variable]
+        for name, variable in driver.environment.items()
+        if address.get(name) is None and os.environ.get(variable)
+    }
 
 
 def _engine(dsn: Any, engine: Any) -> str:

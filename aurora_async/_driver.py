@@ -93,6 +93,9 @@ class Driver:
     # each failover error as this driver's connections raise it: a subclass that is also the driver's
     # own connection-lost error, so code written for the driver handles it as it handled a lost connection
     failover_errors: Mapping[type[FailoverError], type[FailoverError]] = field(default_factory=dict)
+    # environment variables the driver reads for what neither the DSN nor a keyword gives
+    # (asyncpg's PGHOST, PGPORT, ...): name -> variable
+    environment: Mapping[str, str] = field(default_factory=dict)
 
     def failover_error(self, kind: type[E], message: str, **kwargs: Any) -> E:
         """A failover error of ``kind`` (``FailoverSuccessError``, ...) as this driver raises it."""

@@ -14,7 +14,11 @@
         ├── TransactionResolutionUnknownError         failed inside a transaction or its COMMIT
         └── FailoverFailedError                       no instance reachable in time: unusable
 
-A failover error's ``__cause__`` is the driver error that triggered it.
+A failover error's ``__cause__`` is the driver error that triggered it, and its message quotes it.
+Raised by a connection, each failover error is also that driver's own error for a lost connection
+(``aurora_async.postgresql.errors``: asyncpg's ``ConnectionDoesNotExistError``;
+``aurora_async.mysql.errors``: pymysql's ``OperationalError`` with ``args[0]`` 2013, or 2003 when the
+failover failed), so code written for the driver handles a failover as it handled a lost connection.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 ``connect()`` becomes ``aurora_async.connect()``; nothing else in the suite changes.
 
 ``AURORA_COMPAT_MODE`` chooses: ``raw`` (asyncpg itself), ``facade`` (the default plugins) or
-``facade-noplugins`` (``plugins=()``). The swap fills in what asyncpg would read from the
-environment (``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGDATABASE``) and drops ``loop=``, which
-``aurora_async.connect()`` does not take (it uses the running loop, as asyncpg does by default). With
+``facade-noplugins`` (``plugins=()``). The suite reaches the server through ``PGHOST`` and friends,
+which aurora_async reads as asyncpg does. The swap drops ``loop=``, which ``aurora_async.connect()``
+does not take (it uses the running loop, as asyncpg does by default). With
 the default plugins it adds ``cluster_instance_host_pattern`` from ``AURORA_COMPAT_PATTERN`` (the
 simulated cluster's instances are reached by IP address, as on a cluster behind a custom domain).
 """
@@ -23,15 +23,9 @@ MODE = os.environ.get("AURORA_COMPAT_MODE", "raw")
 if MODE not in MODES:
     raise RuntimeError(f"AURORA_COMPAT_MODE={MODE!r}: expected one of {', '.join(MODES)}")
 
-_FROM_ENVIRONMENT = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "database": "PGDATABASE"}
-
 
 async def connect(dsn: str | None = None, *, loop: Any = None, **kwargs: Any) -> Any:
     """``asyncpg.connect()``'s signature, answered by ``aurora_async.connect()``."""
-    if dsn is None:
-        for keyword, variable in _FROM_ENVIRONMENT.items():
-            if keyword not in kwargs and variable in os.environ:
-                kwargs[keyword] = os.environ[variable]
     if MODE == "facade-noplugins":
         kwargs["plugins"] = ()
     elif "AURORA_COMPAT_PATTERN" in os.environ:

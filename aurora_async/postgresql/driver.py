@@ -135,4 +135,11 @@ POSTGRESQL = Driver(
     ping=_ping,
     detect_dialect=detect_dialect,
     failover_errors=FAILOVER_ERRORS,
+    environment={
+        "host": "PGHOST",
+        "port": "PGPORT",
+        "user": "PGUSER",
+        "password": "PGPASSWORD",
+        "database": "PGDATABASE",
+    },
 )

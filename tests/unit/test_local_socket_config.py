@@ -69,3 +69,30 @@ def test_what_cannot_apply_to_a_unix_socket_is_a_configuration_error(
 ) -> None:
     with pytest.raises(ConfigurationError, match=message):
         parse(**kwargs)
+
+
+def test_postgresql_reads_what_asyncpg_reads_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable, value in {
+        "PGHOST": "/run/postgresql",
+        "PGPORT": "5433",
+        "PGUSER": "app",
+        "PGPASSWORD": "from-env",
+        "PGDATABASE": "shop",
+    }.items():
+        monkeypatch.setenv(variable, value)
+    config = parse()
+    assert (config.host, config.port, config.user, config.database) == (
+        "/run/postgresql",
+        5433,
+        "app",
+        "shop",
+    )
+    assert config.password == "from-env"
+    given = parse("postgresql://other@db.example.com:5432/db")  # what the DSN says wins
+    assert (given.host, given.port, given.user, given.database) == ("db.example.com", 5432, "other", "db")
+    assert given.password == "from-env"  # (asyncpg's rule too: the variable fills what is missing)
+    assert parse(engine="mysql", host="db.example.com").user is None  # aiomysql reads no PG* variable
+    with_iam = parse(
+        host="db.example.com", user="app", plugins=("iam",), iam_region="us-east-1", iam_allow_plaintext=True
+    )
+    assert with_iam.password is None  # the token is the password: PGPASSWORD does not clash with it
