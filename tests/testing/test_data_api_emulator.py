@@ -506,7 +506,7 @@ async def test_sql_errors_name_the_database_error(pg_emu: DataApiEmulator, my_em
         assert (await error_of(pg.execute("SELECT nope")))[:3] == (
             400,
             "DatabaseErrorException",
-            'ERROR: column "nope" does not exist\n  Position: 8; SQLState: 42703',
+            'ERROR: column "nope" does not exist; Position: 8; SQLState: 42703',
         )
         assert (await error_of(pg.execute("SELECT 1/0")))[2] == "ERROR: division by zero; SQLState: 22012"
         # a positional parameter with no value: the driver refuses it, the session stays usable

@@ -73,3 +73,27 @@ async def test_mysql_sqlstate_without_it_in_the_driver_error() -> None:
     for errno, sqlstate in ((1064, "42000"), (1146, "42S02"), (1213, "40001"), (1105, "HY000")):
         error = backend.api_error(pymysql.err.ProgrammingError(errno, "message"))
         assert error is not None and error.message == f"message; Error code: {errno}; SQLState: {sqlstate}"
+
+
+async def test_postgresql_errors_keep_hint_and_position_on_one_line(pg_emu: DataApiEmulator) -> None:
+    name = table()
+    async with api(pg_emu) as db:
+        assert (await error_of(db.execute("SELECT nope")))[:3] == (
+            400,
+            "DatabaseErrorException",
+            'ERROR: column "nope" does not exist; Position: 8; SQLState: 42703',
+        )
+        assert (await error_of(db.execute("selec * from table")))[2] == (
+            'ERROR: syntax error at or near "selec"; Position: 1; SQLState: 42601'
+        )
+        assert (await error_of(db.execute("SELECT 1 + 'x'::text")))[2] == (
+            "ERROR: operator does not exist: integer + text; Hint: No operator matches the given name and "
+            "argument types. You might need to add explicit type casts.; Position: 10; SQLState: 42883"
+        )
+        await db.execute(f"CREATE TABLE {name} (v int NOT NULL)")
+        assert (await error_of(db.execute(f"INSERT INTO {name} VALUES (NULL)")))[2] == (
+            f'ERROR: null value in column "v" of relation "{name}" violates not-null constraint; '
+            "SQLState: 23502"
+        )  # PostgreSQL's detail ("Failing row contains (null).") is not part of it
+        assert (await error_of(db.execute("SELECT 1/0")))[2] == "ERROR: division by zero; SQLState: 22012"
+        await db.execute(f"DROP TABLE {name}")

@@ -214,11 +214,7 @@ class PostgresBackend:
             message = str(getattr(exc, "message", "") or exc)
             if exc.sqlstate == "42601" and "cannot insert multiple commands" in message:
                 return ApiError("ValidationException", MULTISTATEMENTS)
-            text = f"ERROR: {message}"
-            position = getattr(exc, "position", None)
-            if position:
-                text += f"\n  Position: {position}"
-            return database_error(f"{text}; SQLState: {exc.sqlstate}")
+            return database_error(server_error_text(exc))
         return None
 
     async def column(self, conn: asyncpg.Connection, database: str, attribute: Any) -> Column:
@@ -265,6 +261,30 @@ class PostgresBackend:
             kind = await conn.fetchval("SELECT typtype::text FROM pg_catalog.pg_type WHERE oid = $1", oid)
             self._type_kinds[key] = str(kind or "")
         return self._type_kinds[key]
+
+
+def server_error_text(exc: asyncpg.PostgresError) -> str:
+    """The message of ``DatabaseErrorException`` for a PostgreSQL error:
+    ``ERROR: <message>[; Hint: <hint>][; Position: <n>]; SQLState: <code>``.
+
+    That is the form Serverless v2 and provisioned clusters use (v1 put ``\\n  Position: <n>`` on a line
+    of its own; the ``aurora-data-api`` client's "Capture v2 errors" change, in its 0.5.0, accepts
+    ``(?:\\n |;) Position``). The hint comes before the position, as in messages a public Data API client
+    records as captured from the live service (``ERROR: operator does not exist: integer = text; Hint:
+    No operator matches ...; Position: 36; SQLState: 42883``); the detail and context lines are not part
+    of it: its captured not-null violation reads ``ERROR: null value in column "name" of relation "t"
+    violates not-null constraint; SQLState: 23502``, without PostgreSQL's "Failing row contains ..."
+    detail, and so do the unique violations other clients match (``...violates unique constraint
+    "<name>"; SQLState: 23505``, no "Key (...)=(...)" detail)."""
+    parts = [f"ERROR: {getattr(exc, 'message', None) or exc}"]
+    hint = getattr(exc, "hint", None)
+    if hint:
+        parts.append(f"Hint: {hint}")
+    position = getattr(exc, "position", None)
+    if position:
+        parts.append(f"Position: {position}")
+    parts.append(f"SQLState: {exc.sqlstate}")
+    return "; ".join(parts)
 
 
 def _placeholder(number: int, param: Param) -> str:
