@@ -97,3 +97,38 @@ async def test_postgresql_errors_keep_hint_and_position_on_one_line(pg_emu: Data
         )  # PostgreSQL's detail ("Failing row contains (null).") is not part of it
         assert (await error_of(db.execute("SELECT 1/0")))[2] == "ERROR: division by zero; SQLState: 22012"
         await db.execute(f"DROP TABLE {name}")
+
+
+# -- JSON ---------------------------------------------------------------------------------------------------
+
+
+async def test_postgresql_json_comes_back_compact(pg_emu: DataApiEmulator) -> None:
+    async with api(pg_emu) as db:
+        row = (
+            await db.rows(
+                'SELECT \'{"x": 0, "y": "a, b: c", "z": [0, 0, 1]}\'::jsonb AS jb, '
+                '\'{ "k" :\n [1.50, "two  words", null, true] }\'::json AS j, '
+                "ARRAY['{\"a\": [1, 2]}'::jsonb] AS arr, :big::jsonb AS big",
+                {"big": f'{{"n": {127**127}}}'},
+            )
+        )[0]
+        assert row == [
+            '{"x":0,"y":"a, b: c","z":[0,0,1]}',
+            '{"k":[1.50,"two  words",null,true]}',
+            ['{"a":[1,2]}'],
+            f'{{"n":{127**127}}}',
+        ]
+        formatted = await db.execute("SELECT '{\"a\": [1, 2]}'::jsonb AS doc", formatRecordsAs="JSON")
+        assert formatted["formattedRecords"] == '[{"doc":"{\\"a\\":[1,2]}"}]'
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", str(512**512)], ids=["1e400", "-1e400", "512**512"])
+async def test_postgresql_json_numbers_beyond_a_double_are_refused(
+    pg_emu: DataApiEmulator, number: str
+) -> None:
+    async with api(pg_emu) as db:
+        for cast in ("json", "jsonb"):
+            status, code, message, _ = await error_of(db.execute(f"SELECT '[{number}]'::{cast}"))
+            assert (status, code) == (400, "UnsupportedResultException")
+            assert "JSON number beyond the range" in message and "::text" in message
+        assert await db.rows(f"SELECT '[{number}]'::json::text") == [[f"[{number}]"]]

@@ -32,6 +32,7 @@ from ._backend import (
     missing_parameter,
 )
 from ._encoding import NULL, decimal_field, long_field, metadata, temporal_text
+from ._json_text import NumberOutOfRange, compact_json
 from ._protocol import (
     MULTISTATEMENTS,
     ApiError,
@@ -66,6 +67,18 @@ Encoder = Callable[[Any, ResultOptions], Field]
 
 def _string(value: Any, options: ResultOptions) -> Field:
     return {"stringValue": value.decode() if isinstance(value, bytes) else str(value)}
+
+
+def _json(value: Any, options: ResultOptions) -> Field:
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    try:
+        return {"stringValue": compact_json(text)}
+    except NumberOutOfRange as exc:
+        raise ApiError(
+            "UnsupportedResultException",
+            f"The result contains a JSON number beyond the range the Data API returns ({exc}; a double "
+            "ends at about 1.8e308). Cast it to a supported type, for example with ::text.",
+        ) from None
 
 
 def _temporal(value: Any, options: ResultOptions) -> Field:
@@ -113,8 +126,8 @@ _SCALARS: dict[str, tuple[int, int, int, bool, bool, Encoder]] = {
     "time": (92, 15, 6, False, False, _temporal),
     "timestamp": (93, 29, 6, False, False, _temporal),
     "timestamptz": (93, 35, 6, False, False, _temporal),
-    "json": (1111, _MAX, 0, False, True, _string),
-    "jsonb": (1111, _MAX, 0, False, True, _string),
+    "json": (1111, _MAX, 0, False, True, _json),
+    "jsonb": (1111, _MAX, 0, False, True, _json),
     "uuid": (1111, 36, 0, False, True, _string),
     "inet": (1111, _MAX, 0, False, True, _string),
     "cidr": (1111, _MAX, 0, False, True, _string),
