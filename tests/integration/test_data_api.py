@@ -319,6 +319,52 @@ async def test_an_expired_transaction_is_a_clear_error(pg_sim: AuroraSimulator) 
         await conn.execute(f"DROP TABLE {table}")
 
 
+async def test_a_failed_postgresql_statement_makes_the_commit_a_rollback(pg_emu: DataApiEmulator) -> None:
+    """The Data API answers "Transaction Committed" for an aborted PostgreSQL transaction, which the
+    database rolled back: commit() says so instead."""
+    table = table_name()
+    async with connect(pg_emu) as conn:
+        await conn.execute(f"CREATE TABLE {table} (id int)")
+        with pytest.raises(DatabaseError, match="rolled back, not committed") as info:
+            async with conn.transaction():
+                await conn.execute(f"INSERT INTO {table} VALUES (1)")
+                with pytest.raises(DatabaseError):
+                    await conn.fetch("SELECT nope")
+        assert info.value.sqlstate == "25P02" and info.value.code is None
+        assert isinstance(info.value.__cause__, DatabaseError) and info.value.__cause__.sqlstate == "42703"
+        assert not conn.is_in_transaction() and pg_emu.open_transactions == 0
+        # a savepoint rolled back undoes the failure; one committed over it hands it on
+        async with conn.transaction():
+            await conn.execute(f"INSERT INTO {table} VALUES (2)")
+            with pytest.raises(DatabaseError):
+                async with conn.transaction():
+                    await conn.fetch("SELECT nope")
+            await conn.execute(f"INSERT INTO {table} VALUES (3)")
+        with pytest.raises(DatabaseError, match="rolled back, not committed"):
+            async with conn.transaction():
+                await conn.execute(f"INSERT INTO {table} VALUES (4)")
+                with pytest.raises(DatabaseError, match="current transaction is aborted"):
+                    async with conn.transaction():
+                        with pytest.raises(DatabaseError):
+                            await conn.fetch("SELECT nope")
+        assert [r[0] for r in await conn.fetch(f"SELECT id FROM {table} ORDER BY id")] == [2, 3]
+        assert pg_emu.open_transactions == 0
+        await conn.execute(f"DROP TABLE {table}")
+
+
+async def test_a_failed_mysql_statement_leaves_the_transaction_to_commit(my_emu: DataApiEmulator) -> None:
+    table = table_name()
+    async with connect(my_emu) as conn:
+        await conn.execute(f"CREATE TABLE {table} (id INT)")
+        async with conn.transaction():
+            await conn.execute(f"INSERT INTO {table} VALUES (1)")
+            with pytest.raises(DatabaseError) as info:
+                await conn.fetch("selec * from nothing")
+            assert (info.value.error_code, info.value.sqlstate) == (1064, "42000")
+        assert await conn.fetchval(f"SELECT COUNT(*) FROM {table}") == 1
+        await conn.execute(f"DROP TABLE {table}")
+
+
 # -- large results ---------------------------------------------------------------------------------------
 
 

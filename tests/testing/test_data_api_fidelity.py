@@ -132,3 +132,26 @@ async def test_postgresql_json_numbers_beyond_a_double_are_refused(
             assert (status, code) == (400, "UnsupportedResultException")
             assert "JSON number beyond the range" in message and "::text" in message
         assert await db.rows(f"SELECT '[{number}]'::json::text") == [[f"[{number}]"]]
+
+
+# -- transactions -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mysql"])
+async def test_a_commit_after_a_failed_statement_answers_committed(
+    engine: str, pg_emu: DataApiEmulator, my_emu: DataApiEmulator
+) -> None:
+    """PostgreSQL rolls an aborted transaction back on COMMIT; MySQL keeps what ran before the error.
+    Either way CommitTransaction answers "Transaction Committed"."""
+    emu = emulator(engine, pg_emu, my_emu)
+    name = table()
+    async with api(emu) as db:
+        await db.execute(f"CREATE TABLE {name} (v INT)")
+        tx = await db.begin()
+        await db.execute(f"INSERT INTO {name} VALUES (1)", transactionId=tx)
+        assert (await error_of(db.execute("SELECT nope", transactionId=tx)))[1] == "DatabaseErrorException"
+        assert await db.commit(tx) == "Transaction Committed"
+        assert emu.open_transactions == 0
+        assert (await error_of(db.commit(tx)))[1] == "NotFoundException"
+        assert await db.rows(f"SELECT COUNT(*) FROM {name}") == [[0 if engine == "postgresql" else 1]]
+        await db.execute(f"DROP TABLE {name}")

@@ -5,7 +5,9 @@ Parameters are sent with the types the real Data API (pgjdbc underneath) gives t
 member, ``(($k::text)::<type>)`` for a ``typeHint``, and a bare ``$k`` for ``isNull`` (the parentheses
 keep a following ``[i]`` or ``::cast`` from binding to the type name). Date, time, numeric and network
 types are read as PostgreSQL's text (session ``timezone=UTC``, ``DateStyle=ISO``), so ``infinity``,
-``NaN`` and the exact scale of a numeric survive.
+``NaN`` and the exact scale of a numeric survive. JSON comes back compact (``_json_text``). Errors read
+``ERROR: <message>[; Hint: ...][; Position: <n>]; SQLState: <code>`` (:func:`server_error_text`), and a
+commit of a transaction that an earlier error aborted answers success, as the service does.
 
 What asyncpg does not expose is reported as unknown: ``nullable`` is 2, ``tableName``/``schemaName`` are
 empty, and ``precision``/``scale`` are the type's defaults (no typmod, so ``varchar(10)`` and
@@ -393,11 +395,11 @@ class PostgresSession:
         return exc
 
     async def commit(self) -> None:
+        """``COMMIT``. In a transaction that an earlier statement aborted, PostgreSQL rolls back and
+        answers with the command tag ``ROLLBACK`` instead of an error; the Data API passes that on as a
+        successful CommitTransaction (see ``StatementRunner.end``), and so does this."""
         if await self.conn.execute("COMMIT") == "ROLLBACK":
-            raise database_error(
-                "ERROR: The database returned ROLLBACK, so the transaction cannot be committed "
-                "(an earlier statement of it failed); SQLState: 25P02"
-            )
+            log.debug("Data API emulator: COMMIT of an aborted transaction rolled it back")
 
     async def rollback(self) -> None:
         await self.conn.execute("ROLLBACK")
