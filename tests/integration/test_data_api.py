@@ -18,6 +18,7 @@ import aurora_async
 from aurora_async import data_api
 from aurora_async.data_api import (
     DataApiError,
+    DataApiNotEnabledError,
     DatabaseError,
     DatabaseResumingError,
     Json,
@@ -363,6 +364,19 @@ async def test_a_failed_mysql_statement_leaves_the_transaction_to_commit(my_emu:
             assert (info.value.error_code, info.value.sqlstate) == (1064, "42000")
         assert await conn.fetchval(f"SELECT COUNT(*) FROM {table}") == 1
         await conn.execute(f"DROP TABLE {table}")
+
+
+async def test_an_unknown_cluster_arn_is_a_clear_error(pg_emu: DataApiEmulator) -> None:
+    other = "arn:aws:rds:us-east-1:123456789012:cluster:typo"
+    before = pg_emu.requests["ExecuteStatement"]
+    async with data_api.connect(
+        resource_arn=other, secret_arn=pg_emu.secret_arn, endpoint_url=pg_emu.endpoint_url
+    ) as conn:
+        with pytest.raises(DataApiNotEnabledError, match="enable-http-endpoint") as info:
+            await conn.fetchval("SELECT 1")
+    assert info.value.code == "HttpEndpointNotEnabledException" and info.value.status == 400
+    assert f"HttpEndpoint is not enabled for resource {other}" in info.value.message
+    assert pg_emu.requests["ExecuteStatement"] == before + 1  # not sent again
 
 
 # -- large results ---------------------------------------------------------------------------------------

@@ -551,8 +551,8 @@ async def test_one_statement_per_request(
 # -- request validation -------------------------------------------------------------------------------------
 
 VALIDATION_CASES = [
-    ({"resourceArn": "arn:aws:rds:us-east-1:123456789012:cluster:other"}, "BadRequestException",
-     "arn:aws:rds:us-east-1:123456789012:cluster:other is not a valid resource ARN"),
+    ({"resourceArn": "arn:aws:rds:us-east-1:123456789012:cluster:other"}, "HttpEndpointNotEnabledException",
+     "HttpEndpoint is not enabled for resource arn:aws:rds:us-east-1:123456789012:cluster:other"),
     ({"secretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:other-AbCdEf"},
      "SecretsErrorException", "Secrets Manager can't find the specified secret"),
     ({"schema": "public"}, "ValidationException", "The schema parameter isn't supported."),

@@ -13,9 +13,11 @@ import pytest_asyncio
 
 from aurora_async.testing import DUMMY_AWS_ENV, AuroraSimulator, DataApiEmulator
 from aurora_async.testing.data_api._mysql import MySQLBackend
-from tests.testing.test_data_api_emulator import api, error_of, table
+from tests.testing.test_data_api_emulator import Api, api, error_of, table
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+OTHER_ARN = "arn:aws:rds:us-east-1:123456789012:cluster:no-such-cluster"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -155,3 +157,29 @@ async def test_a_commit_after_a_failed_statement_answers_committed(
         assert (await error_of(db.commit(tx)))[1] == "NotFoundException"
         assert await db.rows(f"SELECT COUNT(*) FROM {name}") == [[0 if engine == "postgresql" else 1]]
         await db.execute(f"DROP TABLE {name}")
+
+
+# -- resource ARN -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mysql"])
+async def test_an_unknown_resource_arn_answers_http_endpoint_not_enabled(
+    engine: str, pg_emu: DataApiEmulator, my_emu: DataApiEmulator
+) -> None:
+    emu = emulator(engine, pg_emu, my_emu)
+    async with api(emu) as db:
+        other = Api(db.client, emu)
+        other.arns["resourceArn"] = OTHER_ARN
+        tx = await db.begin()
+        for call in (
+            other.execute("SELECT 1"),
+            other.batch("SELECT 1", None),
+            other.begin(),
+            other.commit(tx),
+            other.rollback(tx),
+        ):
+            status, code, message, response = await error_of(call)
+            assert (status, code) == (400, "HttpEndpointNotEnabledException")
+            assert message == f"HttpEndpoint is not enabled for resource {OTHER_ARN}"
+            assert response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == code
+        assert await db.commit(tx) == "Transaction Committed"  # untouched by the calls with another ARN

@@ -123,7 +123,8 @@ class DataApiEmulator:
         """The cluster identifier in :attr:`resource_arn` (and in the resuming message)."""
         suffix = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(6))
         self.resource_arn = f"arn:aws:rds:{region}:{ACCOUNT}:cluster:{self.cluster_id}"
-        """The cluster's ARN: the only ``resourceArn`` the emulator accepts."""
+        """The cluster's ARN: the only ``resourceArn`` the emulator accepts (any other is answered
+        ``HttpEndpointNotEnabledException``)."""
         self.secret_arn = (
             f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{self.cluster_id}-data-api-{suffix}"
         )
