@@ -41,7 +41,13 @@ OUTCOMES = ("passed", "failed", "skipped", "error")
 PIP_TIMEOUT = 600.0  # seconds for one pip command
 SUITE_TIMEOUT = 1200.0  # seconds for the whole pytest run
 
-KNOWN_DATABASE_LIMITS: dict[str, str] = {}
+KNOWN_DATABASE_LIMITS: dict[str, str] = {
+    f"{SUITE}::TestAuroraDataAPI::test_iterators": (
+        "MariaDB truncates the fractional seconds of CAST('2020-09-17 13:49:32.780180' AS DATETIME) to "
+        "13:49:32, where MySQL (so Aurora MySQL) rounds them to 13:49:33, the value the test expects for "
+        "its first row; the rest of the test passes once that expectation is MariaDB's"
+    ),
+}
 """Test id -> why it fails on ``engine="mysql"``, where MariaDB stands in for Aurora MySQL: differences
 of the database, not of the emulator, which are left as they are rather than faked."""
 
