@@ -69,6 +69,12 @@ class DataApiEmulator:
                     resourceArn=emu.resource_arn, secretArn=emu.secret_arn, sql="SELECT 1"
                 )
 
+    Where Serverless v2 and provisioned clusters answer differently from Serverless v1, it answers as they
+    do: SQL errors carry their SQLState (MySQL ``<message>; Error code: <n>; SQLState: <state>``,
+    PostgreSQL ``ERROR: <message>[; Hint: ...][; Position: <n>]; SQLState: <state>``), PostgreSQL JSON
+    comes back compact, a commit after a failed statement answers "Transaction Committed", and a
+    ``resourceArn`` it does not serve is ``HttpEndpointNotEnabledException``.
+
     Everything it started (server, connections, background work) is stopped on exit, also on errors and
     cancellation.
 
