@@ -28,6 +28,7 @@ from ._connect import connect
 from ._connection import DataApiConnection, ExecuteResult
 from ._errors import (
     DataApiError,
+    DataApiNotEnabledError,
     DatabaseError,
     DatabaseResumingError,
     ParameterError,
@@ -46,6 +47,7 @@ __all__ = [
     "DataApiConnection",
     "DataApiCursor",
     "DataApiError",
+    "DataApiNotEnabledError",
     "DataApiTransaction",
     "DatabaseError",
     "DatabaseResumingError",

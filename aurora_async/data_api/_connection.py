@@ -20,7 +20,7 @@ from ._paging import DataApiCursor
 from ._records import Record, column_index
 from ._requests import Requester
 from ._statements import check_parameters, first_word, only_reads
-from ._transaction import DataApiTransaction
+from ._transaction import DataApiTransaction, aborts_transaction
 from ._values import RAW_RECORDS, decode_field, encode_parameters
 
 Engine = Literal["postgresql", "mysql"]
@@ -317,6 +317,10 @@ class DataApiConnection:
                     return await self._requester.send(operation, request, repeatable=False, resumable=False)
                 except TransactionNotFoundError as exc:
                     transaction.gone = exc
+                    raise
+                except DatabaseError as exc:
+                    if aborts_transaction(exc) and self._transactions:
+                        self._transactions[-1].failure = exc  # the innermost: a savepoint can undo it
                     raise
         return await self._requester.send(operation, request, repeatable=repeatable)
 

@@ -11,6 +11,7 @@
         ├── DatabaseResumingError           the paused cluster did not wake up before ``retry_timeout``
         ├── ResultTooLargeError             over the 1 MiB response or the 64 KB row limit
         ├── UnsupportedResultError          a result column of a type the Data API cannot return
+        ├── DataApiNotEnabledError          no cluster with the Data API enabled has this resource ARN
         └── RequestOutcomeUnknownError      no usable answer: the statement may or may not have run
 
 Messages never contain parameter values or secrets.
@@ -91,6 +92,13 @@ class UnsupportedResultError(DataApiError):
     interval, multi-dimensional arrays ...). Cast it, for example ``col::text``."""
 
 
+class DataApiNotEnabledError(DataApiError):
+    """``HttpEndpointNotEnabledException``: the Data API (the cluster's HTTP endpoint) is not enabled
+    for ``resource_arn``, or no cluster has that ARN in this account and region (a typo, a deleted or
+    renamed cluster), or the cluster's engine version does not support the Data API. Nothing was run;
+    sending it again does not help."""
+
+
 class RequestOutcomeUnknownError(DataApiError):
     """The request got no usable answer (a connection reset or closed after sending, a read timeout, a
     5xx) after it may have reached the database: it may or may not have run (or committed). It is sent
@@ -115,7 +123,12 @@ _BY_CODE: dict[str, type[DataApiError]] = {
     "NotFoundException": TransactionNotFoundError,  # Commit/Rollback of an unknown transaction
     "DatabaseResumingException": DatabaseResumingError,
     "UnsupportedResultException": UnsupportedResultError,
+    "HttpEndpointNotEnabledException": DataApiNotEnabledError,
 }
+_NOT_ENABLED_HINT = (
+    "check resource_arn (the cluster's ARN, in the region and account of the credentials), and that the "
+    "Data API is enabled on the cluster: aws rds enable-http-endpoint --resource-arn <arn>"
+)
 
 
 def from_client_error(exc: BaseException) -> DataApiError:
@@ -134,6 +147,8 @@ def from_client_error(exc: BaseException) -> DataApiError:
         return StatementTimeoutError(
             message, code=code, status=status, db_connection_id=response.get("dbConnectionId")
         )
+    if kind is DataApiNotEnabledError:
+        return DataApiNotEnabledError(f"{message} ({_NOT_ENABLED_HINT})", code=code, status=status)
     if kind is DataApiError and code == "BadRequestException" and _looks_like_sql_error(message):
         kind = DatabaseError  # the deprecated catch-all of older clusters
     return kind(message, code=code, status=status)

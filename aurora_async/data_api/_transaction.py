@@ -9,7 +9,7 @@ import logging
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._errors import DataApiError, RequestOutcomeUnknownError, TransactionNotFoundError
+from ._errors import DataApiError, DatabaseError, RequestOutcomeUnknownError, TransactionNotFoundError
 
 if TYPE_CHECKING:
     from ._connection import DataApiConnection
@@ -30,6 +30,11 @@ class DataApiTransaction:
     (the Data API refuses a second concurrent call on a transaction). A transaction started while
     another is open is a savepoint in it. The Data API rolls back a transaction that sees no call for
     3 minutes; the next call then raises :class:`TransactionNotFoundError`.
+
+    On PostgreSQL a statement that fails inside a transaction aborts it (unless a savepoint around it is
+    rolled back): the database then rolls it back on commit, yet the Data API still answers
+    CommitTransaction with "Transaction Committed". So :meth:`commit` remembers such a failure and
+    raises :class:`DatabaseError` (``sqlstate`` 25P02) instead of reporting a commit that did not happen.
     """
 
     def __init__(self, conn: DataApiConnection) -> None:
@@ -39,6 +44,7 @@ class DataApiTransaction:
         self._savepoint: str | None = None
         self.lock = asyncio.Lock()  # serialises the calls of a top-level transaction
         self.gone: TransactionNotFoundError | None = None  # set when the Data API lost the transaction
+        self.failure: DatabaseError | None = None  # a PostgreSQL error that aborted it (see the class)
 
     def __repr__(self) -> str:
         kind = f"savepoint {self._savepoint}" if self._savepoint else "transaction"
@@ -76,7 +82,13 @@ class DataApiTransaction:
 
     async def commit(self) -> None:
         """CommitTransaction (a savepoint: RELEASE SAVEPOINT). If the commit got no answer,
-        :class:`RequestOutcomeUnknownError`: it may have committed."""
+        :class:`RequestOutcomeUnknownError`: it may have committed.
+
+        If a statement of the transaction failed on PostgreSQL (and no savepoint around it was rolled
+        back), the transaction is aborted: CommitTransaction is still sent, which ends it, and the Data
+        API answers "Transaction Committed" (as it does), but PostgreSQL rolled it back, so this raises
+        :class:`DatabaseError` with ``sqlstate`` 25P02, chained to the statement's error. A savepoint's
+        RELEASE fails in that case, and the failure then belongs to the enclosing transaction."""
         self._check_current("commit")
         if self._savepoint is not None:
             await self._end(f"RELEASE SAVEPOINT {self._savepoint}", "committed")
@@ -102,8 +114,11 @@ class DataApiTransaction:
         except DataApiError:
             self._finish("failed")
             raise
-        self._finish("committed")
         status = response.get("transactionStatus")
+        if self.failure is not None:
+            self._finish("rolled back")
+            raise _rolled_back(self.failure, status) from self.failure
+        self._finish("committed")
         if status != "Transaction Committed":
             log.warning("CommitTransaction answered %r", status)
 
@@ -131,6 +146,9 @@ class DataApiTransaction:
             await self._conn.execute(sql)
         except BaseException:
             self._finish("failed")
+            enclosing = self._conn._transactions
+            if self.failure is not None and enclosing:
+                enclosing[-1].failure = self.failure  # the savepoint could not undo it
             raise
         self._finish(state)
 
@@ -170,3 +188,19 @@ class DataApiTransaction:
             await self.rollback()
         except Exception as rollback_error:
             log.warning("rollback after %s failed: %s", exc_type.__name__, rollback_error)
+
+
+def aborts_transaction(error: DatabaseError) -> bool:
+    """Whether ``error`` aborted the transaction it ran in: an error of the PostgreSQL server (its
+    message opens with the severity, ``ERROR:``, and carries a SQLState). MySQL undoes only the failed
+    statement (a deadlock, which rolls back the whole transaction, is not tracked)."""
+    return error.message.startswith("ERROR:") and error.sqlstate is not None
+
+
+def _rolled_back(failure: DatabaseError, status: object) -> DatabaseError:
+    error = DatabaseError(
+        "the transaction was rolled back, not committed: a statement of it failed, which aborted it on "
+        f"PostgreSQL (CommitTransaction answered {status!r}); the statement's error: {failure.message}"
+    )
+    error.sqlstate, error.error_code, error.position = "25P02", None, None  # in_failed_sql_transaction
+    return error

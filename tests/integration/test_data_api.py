@@ -18,6 +18,7 @@ import aurora_async
 from aurora_async import data_api
 from aurora_async.data_api import (
     DataApiError,
+    DataApiNotEnabledError,
     DatabaseError,
     DatabaseResumingError,
     Json,
@@ -319,6 +320,65 @@ async def test_an_expired_transaction_is_a_clear_error(pg_sim: AuroraSimulator) 
         await conn.execute(f"DROP TABLE {table}")
 
 
+async def test_a_failed_postgresql_statement_makes_the_commit_a_rollback(pg_emu: DataApiEmulator) -> None:
+    """The Data API answers "Transaction Committed" for an aborted PostgreSQL transaction, which the
+    database rolled back: commit() says so instead."""
+    table = table_name()
+    async with connect(pg_emu) as conn:
+        await conn.execute(f"CREATE TABLE {table} (id int)")
+        with pytest.raises(DatabaseError, match="rolled back, not committed") as info:
+            async with conn.transaction():
+                await conn.execute(f"INSERT INTO {table} VALUES (1)")
+                with pytest.raises(DatabaseError):
+                    await conn.fetch("SELECT nope")
+        assert info.value.sqlstate == "25P02" and info.value.code is None
+        assert isinstance(info.value.__cause__, DatabaseError) and info.value.__cause__.sqlstate == "42703"
+        assert not conn.is_in_transaction() and pg_emu.open_transactions == 0
+        # a savepoint rolled back undoes the failure; one committed over it hands it on
+        async with conn.transaction():
+            await conn.execute(f"INSERT INTO {table} VALUES (2)")
+            with pytest.raises(DatabaseError):
+                async with conn.transaction():
+                    await conn.fetch("SELECT nope")
+            await conn.execute(f"INSERT INTO {table} VALUES (3)")
+        with pytest.raises(DatabaseError, match="rolled back, not committed"):
+            async with conn.transaction():
+                await conn.execute(f"INSERT INTO {table} VALUES (4)")
+                with pytest.raises(DatabaseError, match="current transaction is aborted"):
+                    async with conn.transaction():
+                        with pytest.raises(DatabaseError):
+                            await conn.fetch("SELECT nope")
+        assert [r[0] for r in await conn.fetch(f"SELECT id FROM {table} ORDER BY id")] == [2, 3]
+        assert pg_emu.open_transactions == 0
+        await conn.execute(f"DROP TABLE {table}")
+
+
+async def test_a_failed_mysql_statement_leaves_the_transaction_to_commit(my_emu: DataApiEmulator) -> None:
+    table = table_name()
+    async with connect(my_emu) as conn:
+        await conn.execute(f"CREATE TABLE {table} (id INT)")
+        async with conn.transaction():
+            await conn.execute(f"INSERT INTO {table} VALUES (1)")
+            with pytest.raises(DatabaseError) as info:
+                await conn.fetch("selec * from nothing")
+            assert (info.value.error_code, info.value.sqlstate) == (1064, "42000")
+        assert await conn.fetchval(f"SELECT COUNT(*) FROM {table}") == 1
+        await conn.execute(f"DROP TABLE {table}")
+
+
+async def test_an_unknown_cluster_arn_is_a_clear_error(pg_emu: DataApiEmulator) -> None:
+    other = "arn:aws:rds:us-east-1:123456789012:cluster:typo"
+    before = pg_emu.requests["ExecuteStatement"]
+    async with data_api.connect(
+        resource_arn=other, secret_arn=pg_emu.secret_arn, endpoint_url=pg_emu.endpoint_url
+    ) as conn:
+        with pytest.raises(DataApiNotEnabledError, match="enable-http-endpoint") as info:
+            await conn.fetchval("SELECT 1")
+    assert info.value.code == "HttpEndpointNotEnabledException" and info.value.status == 400
+    assert f"HttpEndpoint is not enabled for resource {other}" in info.value.message
+    assert pg_emu.requests["ExecuteStatement"] == before + 1  # not sent again
+
+
 # -- large results ---------------------------------------------------------------------------------------
 
 
@@ -419,7 +479,7 @@ async def test_sql_errors_carry_their_codes(pg_emu: DataApiEmulator, my_emu: Dat
         assert (pg_error.value.sqlstate, pg_error.value.position) == ("42P01", 15)
         with pytest.raises(DatabaseError) as my_error:
             await my.fetch("SELECT * FROM no_such_table")
-        assert my_error.value.error_code == 1146
+        assert (my_error.value.error_code, my_error.value.sqlstate) == (1146, "42S02")
         with pytest.raises(UnsupportedResultError, match="::text"):
             await pg.fetch("SELECT point(1, 2)")
         assert await pg.fetchval("SELECT point(1, 2)::text") == "(1,2)"

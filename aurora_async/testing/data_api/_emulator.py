@@ -69,6 +69,12 @@ class DataApiEmulator:
                     resourceArn=emu.resource_arn, secretArn=emu.secret_arn, sql="SELECT 1"
                 )
 
+    Where Serverless v2 and provisioned clusters answer differently from Serverless v1, it answers as they
+    do: SQL errors carry their SQLState (MySQL ``<message>; Error code: <n>; SQLState: <state>``,
+    PostgreSQL ``ERROR: <message>[; Hint: ...][; Position: <n>]; SQLState: <state>``), PostgreSQL JSON
+    comes back compact, a commit after a failed statement answers "Transaction Committed", and a
+    ``resourceArn`` it does not serve is ``HttpEndpointNotEnabledException``.
+
     Everything it started (server, connections, background work) is stopped on exit, also on errors and
     cancellation.
 
@@ -123,7 +129,8 @@ class DataApiEmulator:
         """The cluster identifier in :attr:`resource_arn` (and in the resuming message)."""
         suffix = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(6))
         self.resource_arn = f"arn:aws:rds:{region}:{ACCOUNT}:cluster:{self.cluster_id}"
-        """The cluster's ARN: the only ``resourceArn`` the emulator accepts."""
+        """The cluster's ARN: the only ``resourceArn`` the emulator accepts (any other is answered
+        ``HttpEndpointNotEnabledException``)."""
         self.secret_arn = (
             f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{self.cluster_id}-data-api-{suffix}"
         )

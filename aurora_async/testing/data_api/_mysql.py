@@ -42,6 +42,27 @@ log = logging.getLogger("aurora_async.testing.data_api")
 _CONNECTION_ERRNOS = {1053, 1927, 2002, 2003, 2006, 2013, 2014, 2055}
 _FIRST_WORD = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|#[^\n]*(?:\n|$)|/\*.*?\*/|\()*([A-Za-z]+)", re.DOTALL)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+# SQLSTATEs of common server errors (MySQL's server error reference), for PyMySQL releases before 1.2,
+# which drop the one the error packet carries
+_SQLSTATES = {
+    1044: "42000",  # ER_DBACCESS_DENIED_ERROR
+    1045: "28000",  # ER_ACCESS_DENIED_ERROR
+    1046: "3D000",  # ER_NO_DB_ERROR
+    1048: "23000",  # ER_BAD_NULL_ERROR
+    1049: "42000",  # ER_BAD_DB_ERROR
+    1050: "42S01",  # ER_TABLE_EXISTS_ERROR
+    1051: "42S02",  # ER_BAD_TABLE_ERROR
+    1054: "42S22",  # ER_BAD_FIELD_ERROR
+    1062: "23000",  # ER_DUP_ENTRY
+    1064: "42000",  # ER_PARSE_ERROR
+    1142: "42000",  # ER_TABLEACCESS_DENIED_ERROR
+    1146: "42S02",  # ER_NO_SUCH_TABLE
+    1213: "40001",  # ER_LOCK_DEADLOCK
+    1264: "22003",  # ER_WARN_DATA_OUT_OF_RANGE
+    1406: "22001",  # ER_DATA_TOO_LONG
+    1451: "23000",  # ER_ROW_IS_REFERENCED_2
+    1452: "23000",  # ER_NO_REFERENCED_ROW_2
+}
 
 
 class _Cursor(aiomysql.Cursor):  # type: ignore[misc]
@@ -148,6 +169,9 @@ class MySQLBackend:
         return _errno(exc) in _CONNECTION_ERRNOS
 
     def api_error(self, exc: BaseException) -> ApiError | None:
+        """A server error is ``DatabaseErrorException`` "<message>; Error code: <errno>; SQLState:
+        <state>", the form the ``aurora-data-api`` client parses (``Error code: (\\d+); SQLState:
+        (\\d+)$``, since its 0.4.0) to classify errors."""
         if isinstance(exc, ApiError):
             return exc
         if self.is_connection_error(exc):
@@ -155,8 +179,18 @@ class MySQLBackend:
         errno = _errno(exc)
         if errno is not None:
             message = exc.args[1] if len(exc.args) > 1 else ""
-            return database_error(f"{message}; Error code: {errno}")
+            return database_error(f"{message}; Error code: {errno}; SQLState: {_sqlstate(exc, errno)}")
         return None
+
+
+def _sqlstate(exc: BaseException, errno: int) -> str:
+    """The SQLSTATE of a server error: the one its error packet carried (PyMySQL 1.2 keeps it as
+    ``exc.sqlstate``), else the one MySQL documents for the most common error numbers, else HY000 (the
+    general error)."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and len(sqlstate) == 5:
+        return sqlstate
+    return _SQLSTATES.get(errno, "HY000")
 
 
 def _errno(exc: BaseException) -> int | None:

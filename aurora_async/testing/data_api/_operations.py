@@ -21,6 +21,7 @@ from ._protocol import (
     check_response,
     check_rows,
     dumps,
+    endpoint_not_enabled,
     formatted_records,
     parse_request,
 )
@@ -155,10 +156,7 @@ class Operations:
     def _request(self, body: dict[str, Any], *, needs_sql: bool, needs_transaction: bool = False) -> Request:
         request = parse_request(body, needs_sql=needs_sql, needs_transaction=needs_transaction)
         if request.resource_arn != self._resource_arn:
-            raise bad_request(
-                f"{request.resource_arn} is not a valid resource ARN: there is no Aurora DB cluster with the "
-                "Data API enabled with this ARN"
-            )
+            raise endpoint_not_enabled(request.resource_arn)
         if request.secret_arn != self._secret_arn:
             raise ApiError(
                 "SecretsErrorException",

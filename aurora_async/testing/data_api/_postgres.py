@@ -5,7 +5,9 @@ Parameters are sent with the types the real Data API (pgjdbc underneath) gives t
 member, ``(($k::text)::<type>)`` for a ``typeHint``, and a bare ``$k`` for ``isNull`` (the parentheses
 keep a following ``[i]`` or ``::cast`` from binding to the type name). Date, time, numeric and network
 types are read as PostgreSQL's text (session ``timezone=UTC``, ``DateStyle=ISO``), so ``infinity``,
-``NaN`` and the exact scale of a numeric survive.
+``NaN`` and the exact scale of a numeric survive. JSON comes back compact (``_json_text``). Errors read
+``ERROR: <message>[; Hint: ...][; Position: <n>]; SQLState: <code>`` (:func:`server_error_text`), and a
+commit of a transaction that an earlier error aborted answers success, as the service does.
 
 What asyncpg does not expose is reported as unknown: ``nullable`` is 2, ``tableName``/``schemaName`` are
 empty, and ``precision``/``scale`` are the type's defaults (no typmod, so ``varchar(10)`` and
@@ -32,6 +34,7 @@ from ._backend import (
     missing_parameter,
 )
 from ._encoding import NULL, decimal_field, long_field, metadata, temporal_text
+from ._json_text import NumberOutOfRange, compact_json
 from ._protocol import (
     MULTISTATEMENTS,
     ApiError,
@@ -66,6 +69,18 @@ Encoder = Callable[[Any, ResultOptions], Field]
 
 def _string(value: Any, options: ResultOptions) -> Field:
     return {"stringValue": value.decode() if isinstance(value, bytes) else str(value)}
+
+
+def _json(value: Any, options: ResultOptions) -> Field:
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    try:
+        return {"stringValue": compact_json(text)}
+    except NumberOutOfRange as exc:
+        raise ApiError(
+            "UnsupportedResultException",
+            f"The result contains a JSON number beyond the range the Data API returns ({exc}; a double "
+            "ends at about 1.8e308). Cast it to a supported type, for example with ::text.",
+        ) from None
 
 
 def _temporal(value: Any, options: ResultOptions) -> Field:
@@ -113,8 +128,8 @@ _SCALARS: dict[str, tuple[int, int, int, bool, bool, Encoder]] = {
     "time": (92, 15, 6, False, False, _temporal),
     "timestamp": (93, 29, 6, False, False, _temporal),
     "timestamptz": (93, 35, 6, False, False, _temporal),
-    "json": (1111, _MAX, 0, False, True, _string),
-    "jsonb": (1111, _MAX, 0, False, True, _string),
+    "json": (1111, _MAX, 0, False, True, _json),
+    "jsonb": (1111, _MAX, 0, False, True, _json),
     "uuid": (1111, 36, 0, False, True, _string),
     "inet": (1111, _MAX, 0, False, True, _string),
     "cidr": (1111, _MAX, 0, False, True, _string),
@@ -214,11 +229,7 @@ class PostgresBackend:
             message = str(getattr(exc, "message", "") or exc)
             if exc.sqlstate == "42601" and "cannot insert multiple commands" in message:
                 return ApiError("ValidationException", MULTISTATEMENTS)
-            text = f"ERROR: {message}"
-            position = getattr(exc, "position", None)
-            if position:
-                text += f"\n  Position: {position}"
-            return database_error(f"{text}; SQLState: {exc.sqlstate}")
+            return database_error(server_error_text(exc))
         return None
 
     async def column(self, conn: asyncpg.Connection, database: str, attribute: Any) -> Column:
@@ -265,6 +276,30 @@ class PostgresBackend:
             kind = await conn.fetchval("SELECT typtype::text FROM pg_catalog.pg_type WHERE oid = $1", oid)
             self._type_kinds[key] = str(kind or "")
         return self._type_kinds[key]
+
+
+def server_error_text(exc: asyncpg.PostgresError) -> str:
+    """The message of ``DatabaseErrorException`` for a PostgreSQL error:
+    ``ERROR: <message>[; Hint: <hint>][; Position: <n>]; SQLState: <code>``.
+
+    That is the form Serverless v2 and provisioned clusters use (v1 put ``\\n  Position: <n>`` on a line
+    of its own; the ``aurora-data-api`` client's "Capture v2 errors" change, in its 0.5.0, accepts
+    ``(?:\\n |;) Position``). The hint comes before the position, as in messages a public Data API client
+    records as captured from the live service (``ERROR: operator does not exist: integer = text; Hint:
+    No operator matches ...; Position: 36; SQLState: 42883``); the detail and context lines are not part
+    of it: its captured not-null violation reads ``ERROR: null value in column "name" of relation "t"
+    violates not-null constraint; SQLState: 23502``, without PostgreSQL's "Failing row contains ..."
+    detail, and so do the unique violations other clients match (``...violates unique constraint
+    "<name>"; SQLState: 23505``, no "Key (...)=(...)" detail)."""
+    parts = [f"ERROR: {getattr(exc, 'message', None) or exc}"]
+    hint = getattr(exc, "hint", None)
+    if hint:
+        parts.append(f"Hint: {hint}")
+    position = getattr(exc, "position", None)
+    if position:
+        parts.append(f"Position: {position}")
+    parts.append(f"SQLState: {exc.sqlstate}")
+    return "; ".join(parts)
 
 
 def _placeholder(number: int, param: Param) -> str:
@@ -360,11 +395,11 @@ class PostgresSession:
         return exc
 
     async def commit(self) -> None:
+        """``COMMIT``. In a transaction that an earlier statement aborted, PostgreSQL rolls back and
+        answers with the command tag ``ROLLBACK`` instead of an error; the Data API passes that on as a
+        successful CommitTransaction (see ``StatementRunner.end``), and so does this."""
         if await self.conn.execute("COMMIT") == "ROLLBACK":
-            raise database_error(
-                "ERROR: The database returned ROLLBACK, so the transaction cannot be committed "
-                "(an earlier statement of it failed); SQLState: 25P02"
-            )
+            log.debug("Data API emulator: COMMIT of an aborted transaction rolled it back")
 
     async def rollback(self) -> None:
         await self.conn.execute("ROLLBACK")

@@ -32,6 +32,7 @@ STATUS = {
     "DatabaseResumingException": 400,
     "DatabaseUnavailableException": 504,
     "ForbiddenException": 403,
+    "HttpEndpointNotEnabledException": 400,
     "InternalServerErrorException": 500,
     "NotFoundException": 404,
     "SecretsErrorException": 400,
@@ -105,6 +106,19 @@ def unsupported_type(type_name: str) -> ApiError:
 
 def transaction_not_found(transaction_id: str, shape: str = "TransactionNotFoundException") -> ApiError:
     return ApiError(shape, f"Transaction {transaction_id} is not found")
+
+
+def endpoint_not_enabled(resource_arn: str) -> ApiError:
+    """The answer to a ``resourceArn`` that names no cluster with the Data API enabled.
+
+    Serverless v2 and provisioned clusters answer ``HttpEndpointNotEnabledException``: the botocore
+    ``rds-data`` model marks ``BadRequestException`` "only appears in calls from Aurora Serverless v1
+    databases", the Aurora User Guide's "Troubleshooting Amazon RDS Data API" lists "HttpEndpoint isn't
+    enabled for cluster <cluster_ID>" (the Data API not enabled, or not supported, for the cluster), and
+    calls against a deleted cluster have been seen to answer ``HttpEndpointNotEnabledException``
+    "HttpEndpoint is not enabled for resource <arn>" (the wording used here)."""
+    message = f"HttpEndpoint is not enabled for resource {resource_arn}"
+    return ApiError("HttpEndpointNotEnabledException", message)
 
 
 # -- requests ---------------------------------------------------------------------------------------------

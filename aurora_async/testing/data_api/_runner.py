@@ -299,7 +299,13 @@ class StatementRunner:
 
     async def end(self, tx: Transaction, *, commit: bool) -> None:
         """CommitTransaction or RollbackTransaction of a claimed transaction: it is gone afterwards,
-        whatever happens."""
+        whatever happens.
+
+        A commit succeeds even when a statement of the transaction failed (on PostgreSQL the transaction
+        is then aborted, and ``COMMIT`` rolls it back): Serverless v2 and provisioned clusters answer
+        "Transaction Committed" then. The ``aurora-data-api`` client's suite, updated for v2 in its 0.5.0,
+        catches a failed statement inside a transaction and commits it at the end of the ``with``
+        block, and its ``commit()`` raises unless the answer is "Transaction Committed"."""
         del self.transactions[tx.id]
         session = tx.session
         try:
