@@ -42,7 +42,10 @@ log = logging.getLogger("aurora_async.failover")
 
 def calls_for_failover(driver: Driver, exc: BaseException, raw: RawConnection, mode: str) -> bool:
     """Whether ``exc``, raised by a call on ``raw``, calls for a failover: the physical connection is
-    unusable, or (``strict_writer``) the instance refused a write as read-only."""
+    unusable, or (``strict_writer``) the instance refused a write as read-only. A failover error
+    (also the driver's lost-connection class) is an outcome, never a cause."""
+    if isinstance(exc, FailoverError):
+        return False
     return driver.is_connection_error(exc, raw) or (
         mode == "strict_writer" and driver.is_read_only_error(exc)
     )

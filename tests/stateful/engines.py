@@ -17,7 +17,7 @@ import asyncpg
 import pymysql
 
 import aurora_async
-from aurora_async import FailoverSuccessError, TransactionResolutionUnknownError
+from aurora_async import FailoverError, FailoverSuccessError, TransactionResolutionUnknownError
 from aurora_async.testing import AuroraSimulator
 
 from . import _internals
@@ -118,7 +118,8 @@ class Ops(Protocol):
     engine: str
 
     def is_bare(self, exc: BaseException) -> bool:
-        """A driver's lost-connection error: the facade must turn it into a failover error."""
+        """A driver's lost-connection error that is not a failover error: the facade must turn it into one
+        (a failover error is also the driver's lost-connection class, so that is not enough to tell)."""
         ...
 
     def options(
@@ -190,7 +191,7 @@ class PgOps:
     engine = "postgresql"
 
     def is_bare(self, exc: BaseException) -> bool:
-        return isinstance(
+        return not isinstance(exc, FailoverError) and isinstance(
             exc,
             asyncpg.InterfaceError
             | asyncpg.ConnectionDoesNotExistError
@@ -464,6 +465,8 @@ class MyOps:
     engine = "mysql"
 
     def is_bare(self, exc: BaseException) -> bool:
+        if isinstance(exc, FailoverError):
+            return False
         if isinstance(exc, pymysql.err.InterfaceError | ConnectionError):
             return True
         return isinstance(exc, pymysql.err.OperationalError) and bool(exc.args) and exc.args[0] in _MY_LOST
