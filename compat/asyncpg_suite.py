@@ -18,7 +18,7 @@ import asyncpg
 
 from aurora_async.testing import AuroraSimulator
 
-from ._suites import Outcomes, environment, fetch_sdist, run_pytest
+from ._suites import Outcomes, by_module, counts, environment, fetch_sdist, run_pytest
 
 # the modules that exercise the Connection API (test_connect, test_pool, test_introspection and the
 # like test asyncpg's own connect, pool and cluster machinery, which the facade does not replace)
@@ -100,7 +100,6 @@ async def run_asyncpg_suite(mode: str, workdir: Path, *, modules: tuple[str, ...
     if not tests.exists():
         # the tests only: the source tree's own asyncpg package (not built) must not shadow the installed one
         shutil.copytree(source / "tests", tests / "tests")
-    (tests / "pytest.ini").write_text("[pytest]\n")  # its own root: not this repository's settings
     async with AuroraSimulator("postgresql", 2, address_prefix="127.0.77.") as sim:
         address = urlsplit(sim.dsn("cluster"))
         env = environment(
@@ -113,10 +112,12 @@ async def run_asyncpg_suite(mode: str, workdir: Path, *, modules: tuple[str, ...
             PYTHONPATH=str(REPOSITORY),
         )
         return await run_pytest(
-            ["-p", "no:asyncio", "-p", "compat._asyncpg_swap", *(f"tests/{m}.py" for m in modules)],
+            ["-p", "no:asyncio", "-p", "no:aurora_async", "-p", "compat._asyncpg_swap"]
+            + [f"tests/{m}.py" for m in modules],
             cwd=tests,
             env=env,
             report=workdir / f"asyncpg-{mode}.xml",
+            name_test=by_module,
         )
 
 
@@ -130,10 +131,7 @@ def main() -> None:
     for test_id, outcome in sorted(outcomes.items()):
         if outcome != "passed":
             print(f"{outcome:8} {test_id}")
-    counts = {
-        k: sum(1 for v in outcomes.values() if v == k) for k in ("passed", "failed", "error", "skipped")
-    }
-    print(f"asyncpg {args.mode}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    print(f"asyncpg {args.mode}: {counts(outcomes)}")
 
 
 if __name__ == "__main__":

@@ -22,14 +22,13 @@ import argparse
 import asyncio
 import os
 import sys
-import tarfile
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
-from xml.etree import ElementTree
 
 from aurora_async.testing import DUMMY_AWS_ENV, AuroraSimulator, DataApiEmulator
+
+from ._suites import PIP_TIMEOUT, counts, directory, fetch_sdist, run, run_pytest
 
 PACKAGE = "aurora-data-api"
 VERSION = "0.5.0"
@@ -37,8 +36,6 @@ REQUIREMENT = f"{PACKAGE}=={VERSION}"
 SUITE = "test/test.py"  # inside the extracted source distribution
 DATABASE = "data_api_suite"  # created by the simulator, on both engines
 ENGINES = ("postgresql", "mysql")
-OUTCOMES = ("passed", "failed", "skipped", "error")
-PIP_TIMEOUT = 600.0  # seconds for one pip command
 SUITE_TIMEOUT = 1200.0  # seconds for the whole pytest run
 
 KNOWN_DATABASE_LIMITS: dict[str, str] = {
@@ -67,64 +64,31 @@ async def run_data_api_suite(engine: str, workdir: Path) -> dict[str, str]:
     the extracted tree, the private install, pytest's report and its output (``pytest-<engine>.log``)."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
-    workdir = _directory(workdir)
-    archive = await download_sdist(workdir / "downloads")
-    tree = extract(archive, workdir)
+    workdir = directory(workdir)
+    tree = await fetch_sdist(REQUIREMENT, workdir)
+    if not (tree / SUITE).exists():
+        raise RuntimeError(f"{tree.name} has no {SUITE}")
     site = await install(workdir / "site")
     async with (
         AuroraSimulator(engine, 1, database=DATABASE) as sim,
         DataApiEmulator(sim) as emulator,
     ):
-        env = suite_environment(emulator, site)
         return await run_pytest(
-            tree, env, report=workdir / f"report-{engine}.xml", log=workdir / f"pytest-{engine}.log"
+            ["-rA", "-p", "no:aurora_async", "-p", "no:asyncio", SUITE],
+            cwd=tree,
+            env=suite_environment(emulator, site),
+            report=workdir / f"report-{engine}.xml",
+            name_test=_test_id,
+            log=workdir / f"pytest-{engine}.log",
+            timeout=SUITE_TIMEOUT,
         )
-
-
-async def download_sdist(downloads: Path) -> Path:
-    """The source distribution in ``downloads``, fetched with ``pip download`` unless already there."""
-    found = _sdists(downloads)
-    if not found:
-        await _run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
-             "--no-binary", ":all:", "--dest", str(downloads), REQUIREMENT],
-            timeout=PIP_TIMEOUT,
-            check=True,
-        )  # fmt: skip
-        found = _sdists(downloads)
-    if not found:
-        raise RuntimeError(f"pip download of {REQUIREMENT} left no source distribution in {downloads}")
-    return found[0]
-
-
-def _directory(path: Path) -> Path:
-    path = path.resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _sdists(downloads: Path) -> list[Path]:
-    _directory(downloads)
-    # the file name's project part may be normalised (aurora_data_api-0.5.0.tar.gz)
-    return sorted(downloads.glob(f"aurora?data?api-{VERSION}.tar.gz"))
-
-
-def extract(archive: Path, workdir: Path) -> Path:
-    """``archive`` unpacked under ``workdir`` (once); returns the tree that holds the suite."""
-    tree = workdir / archive.name.removesuffix(".tar.gz")
-    if not (tree / SUITE).exists():
-        with tarfile.open(archive) as tar:
-            tar.extractall(workdir, filter="data")
-    if not (tree / SUITE).exists():
-        raise RuntimeError(f"{archive.name} has no {SUITE}")
-    return tree
 
 
 async def install(site: Path) -> Path:
     """The package installed into the private directory ``site`` (once), without its dependencies:
     boto3 and botocore are this environment's own."""
     if not _installed(site):
-        await _run(
+        await run(
             [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
              "--upgrade", "--target", str(site), REQUIREMENT],
             timeout=PIP_TIMEOUT,
@@ -165,85 +129,10 @@ def suite_environment(emulator: DataApiEmulator, site: Path) -> dict[str, str]:
     return env
 
 
-async def run_pytest(tree: Path, env: Mapping[str, str], *, report: Path, log: Path) -> dict[str, str]:
-    """pytest on the suite in ``tree`` with its own empty configuration (none of this repository's
-    settings or plugins); returns each test's outcome from the JUnit report."""
-    config = _fresh_report(report)
-    argv = [
-        sys.executable, "-m", "pytest", "-rA", "-p", "no:cacheprovider", "-p", "no:aurora_async",
-        "-p", "no:asyncio", "-c", str(config), "--rootdir", str(tree), f"--junitxml={report}", SUITE,
-    ]  # fmt: skip
-    with log.open("wb") as output:
-        await _run(argv, cwd=tree, env=env, output=output, timeout=SUITE_TIMEOUT)
-    return read_report(report, log)
-
-
-def _fresh_report(report: Path) -> Path:
-    """Remove an old ``report``; returns the path of pytest's configuration file, written beside it."""
-    report.unlink(missing_ok=True)
-    config = report.with_suffix(".ini")
-    config.write_text("[pytest]\ntimeout = 600\n")
-    return config
-
-
-def read_report(report: Path, log: Path | None = None) -> dict[str, str]:
-    """``{test id: outcome}`` from a pytest JUnit XML report; a test reported twice (a teardown error
-    after its call) keeps the worse outcome. ``log``: where pytest's output went, for the error when
-    there is no report."""
-    if not report.exists():
-        raise RuntimeError(f"pytest wrote no report {report}" + (f"; its output is in {log}" if log else ""))
-    module = SUITE.removesuffix(".py").replace("/", ".")
-    rank = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
-    outcomes: dict[str, str] = {}
-    for case in ElementTree.parse(report).iter("testcase"):
-        classname, name = case.get("classname", ""), case.get("name", "")
-        inner = classname.removeprefix(module).lstrip(".")
-        test_id = "::".join(part for part in (SUITE, inner, name) if part)
-        tags = {child.tag for child in case}
-        outcome = (
-            "error"
-            if "error" in tags
-            else "failed"
-            if "failure" in tags
-            else "skipped"
-            if "skipped" in tags
-            else "passed"
-        )
-        if rank[outcome] >= rank[outcomes.get(test_id, "passed")]:
-            outcomes[test_id] = outcome
-    return outcomes
-
-
-async def _run(
-    argv: Sequence[str],
-    *,
-    timeout: float,
-    cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    output: BinaryIO | None = None,
-    check: bool = False,
-) -> int:
-    """Run ``argv`` to its end (killed on a timeout or when cancelled); returns its exit status
-    (``check``: a non-zero one raises). ``output``: a file for its stdout and stderr (else ours)."""
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        env=dict(env) if env is not None else None,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=output,
-        stderr=asyncio.subprocess.STDOUT if output is not None else None,
-    )
-    try:
-        async with asyncio.timeout(timeout):
-            status = await process.wait()
-    except BaseException:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        raise
-    if check and status != 0:
-        raise RuntimeError(f"{' '.join(argv[2:4])} failed with exit status {status}")
-    return status
+def _test_id(classname: str, name: str) -> str:
+    """``test.test.TestAuroraDataAPI`` + ``test_x`` -> ``test/test.py::TestAuroraDataAPI::test_x``."""
+    inner = classname.removeprefix(SUITE.removesuffix(".py").replace("/", ".")).lstrip(".")
+    return "::".join(part for part in (SUITE, inner, name) if part)
 
 
 def summary(engine: str, outcomes: Mapping[str, str]) -> tuple[str, bool]:
@@ -259,8 +148,7 @@ def summary(engine: str, outcomes: Mapping[str, str]) -> tuple[str, bool]:
             else:
                 ok = False
         lines.append(f"{outcome:8} {test_id}{note}")
-    counts = ", ".join(f"{sum(o == kind for o in outcomes.values())} {kind}" for kind in OUTCOMES)
-    lines.append(f"{engine}: {counts}")
+    lines.append(f"{engine}: {counts(outcomes)}")
     return "\n".join(lines), ok
 
 
