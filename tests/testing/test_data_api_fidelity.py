@@ -5,28 +5,19 @@ unknown resource ARN. Each source is given in the emulator where it is implement
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pymysql
 import pytest
 import pytest_asyncio
 
-from aurora_async.testing import DUMMY_AWS_ENV, AuroraSimulator, DataApiEmulator
+from aurora_async.testing import AuroraSimulator, DataApiEmulator
 from aurora_async.testing.data_api._mysql import MySQLBackend
-from tests.testing.test_data_api_emulator import Api, api, error_of, table
+from tests.testing.test_data_api_emulator import Api, api, dummy_aws, error_of, table  # noqa: F401 (an autouse fixture)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 OTHER_ARN = "arn:aws:rds:us-east-1:123456789012:cluster:no-such-cluster"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def dummy_aws() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in DUMMY_AWS_ENV.items():
-            patch.setenv(key, value)
-        patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        yield
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
