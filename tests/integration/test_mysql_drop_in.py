@@ -1,0 +1,114 @@
+"""aiomysql code ports by changing its connect call: what aiomysql's own test suite checks of a
+connection, on aurora_async's MySQL facade and on aiomysql itself, side by side against the same
+simulated cluster (the facade with its default plugins and with ``plugins=()``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiomysql
+import pytest
+
+import aurora_async
+from aurora_async import AuroraMySQLConnection
+from aurora_async._registry import registry
+from aurora_async.testing import AuroraSimulator
+
+PLUGINS = pytest.mark.parametrize("plugins", ["default", "none"])
+
+
+def _address(sim: AuroraSimulator, target: str = "cluster") -> tuple[str, int]:
+    parts = urlsplit(sim.dsn(target))
+    assert parts.hostname is not None and parts.port is not None
+    return parts.hostname, parts.port
+
+
+async def _facade(
+    sim: AuroraSimulator, plugins: str, target: str = "cluster", **kwargs: Any
+) -> AuroraMySQLConnection:
+    options: dict[str, Any] = {"plugins": ()} if plugins == "none" else {}
+    options.setdefault("cluster_instance_host_pattern", sim.instance_host_pattern)
+    return await aurora_async.connect(sim.dsn(target), engine="mysql", **options, **kwargs)
+
+
+async def _aiomysql(sim: AuroraSimulator, target: str = "cluster", **kwargs: Any) -> Any:
+    host, port = _address(sim, target)
+    return await aiomysql.connect(host=host, port=port, user="admin", db="app", **kwargs)
+
+
+@asynccontextmanager
+async def _side_by_side(
+    sim: AuroraSimulator, plugins: str, target: str = "cluster", **kwargs: Any
+) -> AsyncIterator[tuple[AuroraMySQLConnection, Any]]:
+    """A facade connection and an aiomysql one, opened with the same arguments; both closed after."""
+    facade = await _facade(sim, plugins, target, **kwargs)
+    try:
+        raw = await _aiomysql(sim, target, **kwargs)
+        try:
+            yield facade, raw
+        finally:
+            raw.close()
+    finally:
+        await facade.ensure_closed()
+    assert registry.clusters() == []
+
+
+async def _scalar(conn: Any, sql: str) -> Any:
+    async with conn.cursor() as cur:
+        await cur.execute(sql)
+        row = await cur.fetchone()
+    return row[0] if row is not None else None
+
+
+async def _control(sim: AuroraSimulator, sql: str, target: str = "cluster") -> Any:
+    """One value read on a connection of the test's own (not the ones compared)."""
+    conn = await _aiomysql(sim, target, autocommit=True)
+    try:
+        return await _scalar(conn, sql)
+    finally:
+        conn.close()
+
+
+def _error(raised: pytest.ExceptionInfo[BaseException]) -> tuple[type[BaseException], tuple[Any, ...]]:
+    return type(raised.value), raised.value.args
+
+
+# -- a new connection looks untouched ------------------------------------------------------------------
+
+
+def _observed(conn: Any) -> dict[str, Any]:
+    """What an application can read on a connection without a round trip."""
+    return {
+        "insert_id": conn.insert_id(),
+        "affected_rows": conn.affected_rows(),
+        "get_transaction_status": conn.get_transaction_status(),
+        "get_autocommit": conn.get_autocommit(),
+        "server_status": conn.server_status,
+        "autocommit_mode": conn.autocommit_mode,
+        "charset": conn.charset,
+        "encoding": conn.encoding,
+        "character_set_name": conn.character_set_name(),
+        "db": conn.db,
+        "user": conn.user,
+        "echo": conn.echo,
+        "closed": conn.closed,
+    }
+
+
+@PLUGINS
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"autocommit": True}, {"charset": "utf8mb4", "init_command": "SET @a = 1"}],
+    ids=["defaults", "autocommit", "init_command"],
+)
+async def test_a_new_connection_reads_as_a_new_aiomysql_connection(
+    aurora_mysql: AuroraSimulator, plugins: str, kwargs: dict[str, Any]
+) -> None:
+    # the library's role check and dialect queries ran on the facade's connection: they leave no trace
+    async with _side_by_side(aurora_mysql, plugins, **kwargs) as (facade, raw):
+        assert _observed(facade) == _observed(raw)
+        assert facade.insert_id() == 0 and facade.affected_rows() == 0
+        assert not facade.get_transaction_status()
