@@ -87,6 +87,9 @@ class Driver:
     detect_dialect: Callable[[Any, float], Awaitable[Dialect]]  # the most specific one that answers
     # (host, port, timeout) -> whether host:port completes a TCP handshake within timeout (no login)
     accepts_tcp: Callable[[str, int, float], Awaitable[bool]] = accepts_tcp
+    # (host, port) -> what the application's connect() raises when it timed out, as the driver's own
+    # connect would (the library's own connects keep TimeoutError); None: TimeoutError itself
+    connect_timed_out: Callable[[str, int], Exception] | None = None
 
 
 async def connect_as(

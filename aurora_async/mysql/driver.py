@@ -30,6 +30,7 @@ _READ_ONLY_MODE = 1836
 _ACCESS_DENIED = frozenset({1045, 1698})
 _CLIENT_SSL = 0x800  # the server's capability flag: it can switch to TLS
 _CR_SSL_CONNECTION_ERROR = 2026
+_CR_CONN_HOST_ERROR = 2003
 
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, pymysql.err.MySQLError, TimeoutError)
 
@@ -133,6 +134,15 @@ async def _connect(kwargs: dict[str, Any], timeout: float) -> MySQLConnection:
     return conn
 
 
+def connect_timed_out(host: str, port: int) -> Exception:
+    """What ``aiomysql.connect()`` raises when the server could not be reached in time: the
+    application's connect raises it too (the library's own connects keep ``TimeoutError``)."""
+    error: Exception = pymysql.err.OperationalError(
+        _CR_CONN_HOST_ERROR, f"Can't connect to MySQL server on {host!r}"
+    )
+    return error
+
+
 def _errno(exc: BaseException) -> int | None:
     if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
         return exc.args[0]
@@ -203,4 +213,5 @@ MYSQL = Driver(
     is_login_error=is_login_error,
     ping=_ping,
     detect_dialect=detect_dialect,
+    connect_timed_out=connect_timed_out,
 )

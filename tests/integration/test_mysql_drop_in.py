@@ -4,12 +4,14 @@ simulated cluster (the facade with its default plugins and with ``plugins=()``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiomysql
+import pymysql
 import pytest
 
 import aurora_async
@@ -112,3 +114,51 @@ async def test_a_new_connection_reads_as_a_new_aiomysql_connection(
         assert _observed(facade) == _observed(raw)
         assert facade.insert_id() == 0 and facade.affected_rows() == 0
         assert not facade.get_transaction_status()
+
+
+# -- connect timeout -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _full_backlog() -> Iterator[int]:
+    """A port on loopback whose listen queue is full: a TCP connect to it gets no answer (its SYN is
+    dropped) until it times out. Yields the port."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        while True:  # fill the queue (never accepted) until a connect is no longer answered
+            filler = socket.socket()
+            fillers.append(filler)
+            filler.settimeout(0.2)
+            try:
+                filler.connect(("127.0.0.1", port))
+            except TimeoutError:
+                break
+        yield port
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+@PLUGINS
+async def test_a_connect_that_times_out_raises_what_aiomysql_raises(plugins: str) -> None:
+    errors = []
+    with _full_backlog() as port:
+        options: dict[str, Any] = {"plugins": ()} if plugins == "none" else {}
+        connects: list[Callable[[], Any]] = [
+            lambda: aurora_async.connect(
+                host="127.0.0.1", port=port, engine="mysql", connect_timeout=0.3, **options
+            ),
+            lambda: aiomysql.connect(host="127.0.0.1", port=port, connect_timeout=0.3),
+        ]
+        for connect in connects:
+            with pytest.raises(pymysql.err.OperationalError) as raised:
+                await connect()
+            errors.append((*_error(raised), type(raised.value.__cause__)))
+    assert errors[0] == errors[1]
+    assert errors[0][1] == (2003, "Can't connect to MySQL server on '127.0.0.1'")
+    assert registry.clusters() == []
