@@ -31,8 +31,14 @@ _ACCESS_DENIED = frozenset({1045, 1698})
 _CLIENT_SSL = 0x800  # the server's capability flag: it can switch to TLS
 _CR_SSL_CONNECTION_ERROR = 2026
 _CR_CONN_HOST_ERROR = 2003
+_CR_SERVER_GONE_ERROR = 2006
 
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, pymysql.err.MySQLError, TimeoutError)
+
+
+class ServerGoneError(pymysql.err.OperationalError):  # type: ignore[misc]
+    """``OperationalError`` 2006 ("MySQL server has gone away"), raised before a command was sent on a
+    connection that the server had already closed: the command surely did not run."""
 
 
 class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
@@ -69,9 +75,13 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
 
     def _ensure_alive(self) -> None:
         # a socket the peer already closed: say so before sending anything (aiomysql would write into
-        # the closed transport and report the loss only when the reply does not come)
+        # the closed transport and report the loss only when the reply does not come), with the error
+        # aiomysql gives a connection lost under it, so that code written for aiomysql catches it
         if self._writer is not None and self._writer.transport.is_closing():
             self.close()
+            raise ServerGoneError(
+                _CR_SERVER_GONE_ERROR, "MySQL server has gone away (it closed the connection)"
+            )
         super()._ensure_alive()
 
     async def _request_authentication(self) -> None:
@@ -171,8 +181,9 @@ def is_read_only_error(exc: BaseException) -> bool:
 
 def may_have_taken_effect(exc: BaseException) -> bool:
     """False only when the statement surely did not run: aiomysql refused to send it on a closed
-    connection (``InterfaceError``), or a read-only instance rejected it."""
-    return not (isinstance(exc, pymysql.err.InterfaceError) or is_read_only_error(exc))
+    connection (``InterfaceError``, or :class:`ServerGoneError` when the server had closed it), or a
+    read-only instance rejected it."""
+    return not (isinstance(exc, pymysql.err.InterfaceError | ServerGoneError) or is_read_only_error(exc))
 
 
 def is_login_error(exc: BaseException) -> bool:

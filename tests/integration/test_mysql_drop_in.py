@@ -15,9 +15,10 @@ import pymysql
 import pytest
 
 import aurora_async
-from aurora_async import AuroraMySQLConnection
+from aurora_async import AuroraMySQLConnection, FailoverSuccessError
 from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator
+from tests.helpers import eventually
 
 PLUGINS = pytest.mark.parametrize("plugins", ["default", "none"])
 
@@ -162,3 +163,62 @@ async def test_a_connect_that_times_out_raises_what_aiomysql_raises(plugins: str
     assert errors[0] == errors[1]
     assert errors[0][1] == (2003, "Can't connect to MySQL server on '127.0.0.1'")
     assert registry.clusters() == []
+
+
+# -- a connection the server closed while it was idle -----------------------------------------------------
+
+
+async def test_a_connection_the_server_ended_while_idle_raises_what_aiomysql_raises(
+    aurora_mysql: AuroraSimulator,
+) -> None:
+    sim = aurora_mysql
+    async with _side_by_side(sim, "none") as (facade, raw):
+        cursors = [await facade.cursor(), await raw.cursor()]
+        for conn in (facade, raw):
+            await _control(sim, f"KILL CONNECTION {conn.thread_id()}")
+        await eventually(
+            lambda: _gone(sim, facade.thread_id(), raw.thread_id()), what="both sessions ended on the server"
+        )
+        errors = []
+        for conn, cur in zip((facade, raw), cursors, strict=True):
+            with pytest.raises(pymysql.err.OperationalError) as raised:
+                await cur.execute("SELECT 1")
+            errors.append(raised.value.args[0])
+            assert conn.closed
+        assert set(errors) <= {2006, 2013}  # aiomysql's suite accepts either: lost before or during
+
+
+async def _gone(sim: AuroraSimulator, *thread_ids: int) -> bool:
+    ids = ", ".join(str(i) for i in thread_ids)
+    left = await _control(sim, f"SELECT count(*) FROM information_schema.processlist WHERE id IN ({ids})")
+    return int(left) == 0
+
+
+@PLUGINS
+async def test_a_connection_reset_while_idle_raises_a_connection_error(
+    aurora_mysql: AuroraSimulator, plugins: str
+) -> None:
+    sim = aurora_mysql
+    writer = sim.writer_id
+    async with _side_by_side(sim, plugins, writer) as (facade, raw):
+        cursors = [await facade.cursor(), await raw.cursor()]
+        await sim.reset_connections(writer)
+
+        async def both_see_it() -> bool:
+            return bool(facade.raw.is_closed() and raw._writer.transport.is_closing())
+
+        await eventually(both_see_it, what="both connections to see the reset")
+        if plugins == "default":  # failover on: the statement was never sent, so re-running it is safe
+            with pytest.raises(FailoverSuccessError) as failed_over:
+                await cursors[0].execute("SELECT 1")
+            assert failed_over.value.may_have_run is False
+            assert isinstance(failed_over.value.__cause__, pymysql.err.OperationalError)
+            assert failed_over.value.__cause__.args[0] == 2006
+        else:
+            with pytest.raises(pymysql.err.OperationalError) as raised:
+                await cursors[0].execute("SELECT 1")
+            assert raised.value.args[0] == 2006  # said before sending (aiomysql: 2013, after)
+            assert facade.closed
+        with pytest.raises(pymysql.err.OperationalError) as raised:
+            await cursors[1].execute("SELECT 1")
+        assert raised.value.args[0] == 2013
