@@ -21,7 +21,8 @@ import pymysql
 from .._cluster import Cluster
 from .._concurrency import AwaitableContext
 from .._config import Config
-from .._exceptions import TransactionResolutionUnknownError
+from .._driver import discard
+from .._exceptions import FailoverError, FailoverSuccessError, TransactionResolutionUnknownError
 from .._read_write import ReadWriteSession
 from .._topology import Instance
 from .driver import MySQLConnection
@@ -151,11 +152,66 @@ class AuroraMySQLConnection(ReadWriteSession):
         await self._guard(self._raw.set_charset, charset)
         self._charset = charset
 
-    async def ping(self, reconnect: bool = False) -> None:
-        """Check the server answers. A failure fails over (as any call does), so ``reconnect`` is
-        accepted for compatibility and has no further effect: aiomysql's own reconnect would dial the
-        same, possibly dead, instance."""
-        await self._guard(self._raw.ping, False)
+    async def ping(self, reconnect: bool = True) -> None:
+        """Check that the server answers (a ``COM_PING`` round trip), as aiomysql's ``ping()``.
+
+        With ``reconnect=True`` (aiomysql's default), a connection that is closed (``close()``,
+        ``ensure_closed()``, a query cancelled midway) or whose ping fails is connected again, and the
+        ping sent on the new connection. The new connection is opened as :func:`aurora_async.connect`
+        opens one: with this connection's identity and options, to the instance its failover mode
+        asks for (in ``strict_writer`` mode the writer, even while the cluster endpoint's DNS still
+        names a demoted one; with ``plugins=()`` the host it was given), moved to a reader again after
+        ``set_read_only(True)``, and with the session state this connection tracks applied again (the
+        database chosen, the character set, autocommit, the isolation level), as after a failover.
+        With failover on, a ping that fails on an open connection fails over as any call does: the
+        ping then returns once the connection is on the new instance (an open transaction still
+        raises ``TransactionResolutionUnknownError``, and ``FailoverFailedError`` is raised when no
+        instance could be reached).
+
+        With ``reconnect=False``, a closed connection raises ``pymysql.err.Error("Already closed")``
+        and a failing ping raises its error (with failover on: ``FailoverSuccessError`` after the
+        failover, as for any call), as aiomysql's ``ping(False)`` does.
+        """
+        raw = self._raw
+        if self._closed or (raw.was_closed() and not self._failover):
+            if not reconnect:
+                raise pymysql.err.Error("Already closed")
+            await self._reopen()
+            await self._guard(self._raw.ping, False)
+            return
+        try:
+            if raw.was_closed():  # closed under the application: fails over
+                await self._guard(_ensure_alive, raw)
+            await self._guard(raw.ping, False)
+        except FailoverSuccessError:
+            if not reconnect:
+                raise
+        except FailoverError:
+            raise
+        except Exception:
+            if not reconnect or self._failover:
+                raise
+            await self._reopen()  # as aiomysql: any failure of the ping leads to a new connection
+            await self._guard(self._raw.ping, False)
+
+    async def _reopen(self) -> None:
+        """Open this connection again through the connect path (see :meth:`ping`)."""
+        from .._connect import _open  # noqa: PLC0415 (_connect makes this facade: imported when used)
+
+        read_only = self._read_only
+        async with self._failover_lock:
+            cluster, raw, instance = await _open(self._config)
+            try:
+                async with asyncio.timeout(self._config.options.auxiliary_query_timeout):
+                    await self._restore_session(raw)
+            except BaseException:
+                discard(raw)
+                await cluster.release_and_wait(self._identity)
+                raise
+            self._start_over(cluster, raw, instance)
+            self._lost_implicit = False
+        if read_only:
+            await self.set_read_only(True)
 
     @property
     def closed(self) -> bool:
@@ -329,6 +385,10 @@ class AuroraMySQLCursor:
 
 async def _ready(cursor: AuroraMySQLCursor) -> AuroraMySQLCursor:
     return cursor
+
+
+async def _ensure_alive(raw: MySQLConnection) -> None:
+    raw._ensure_alive()  # raises aiomysql's InterfaceError on a connection closed under the application
 
 
 async def _close_cursor(cursor: AuroraMySQLCursor, exc: BaseException | None) -> None:

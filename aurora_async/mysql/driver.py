@@ -57,6 +57,12 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
         writer = self._writer
         return writer is None or writer.transport.is_closing()
 
+    def was_closed(self) -> bool:
+        """Closed on this side (``close()``, or by aiomysql when a query was cancelled midway or the
+        connection was lost), as aiomysql's own checks see it; a socket that only the peer closed is
+        not (yet)."""
+        return self._writer is None
+
     def terminate(self) -> None:
         """Close at once: abort the socket (nothing left unsent keeps it open), no COM_QUIT."""
         writer = self._writer

@@ -34,7 +34,8 @@ async def _facade(
 ) -> AuroraMySQLConnection:
     options: dict[str, Any] = {"plugins": ()} if plugins == "none" else {}
     options.setdefault("cluster_instance_host_pattern", sim.instance_host_pattern)
-    return await aurora_async.connect(sim.dsn(target), engine="mysql", **options, **kwargs)
+    conn: AuroraMySQLConnection = await aurora_async.connect(sim.dsn(target), **options, **kwargs)
+    return conn
 
 
 async def _aiomysql(sim: AuroraSimulator, target: str = "cluster", **kwargs: Any) -> Any:
@@ -115,6 +116,73 @@ async def test_a_new_connection_reads_as_a_new_aiomysql_connection(
         assert _observed(facade) == _observed(raw)
         assert facade.insert_id() == 0 and facade.affected_rows() == 0
         assert not facade.get_transaction_status()
+
+
+# -- ping(reconnect=...) -----------------------------------------------------------------------------
+
+
+async def _session(conn: Any) -> tuple[Any, ...]:
+    return (
+        conn.closed,
+        await _scalar(conn, "SELECT @@autocommit"),
+        await _scalar(conn, "SELECT @@character_set_client"),
+    )
+
+
+@PLUGINS
+@pytest.mark.parametrize("close", ["close", "ensure_closed"])
+async def test_ping_reconnects_a_closed_connection_with_its_session_state(
+    aurora_mysql: AuroraSimulator, plugins: str, close: str
+) -> None:
+    async with _side_by_side(aurora_mysql, plugins) as (facade, raw):
+        for conn in (facade, raw):
+            await conn.autocommit(True)
+            await conn.set_charset("latin1")
+            cur = await conn.cursor()
+            if close == "close":
+                conn.close()
+            else:
+                await conn.ensure_closed()
+            assert conn.closed
+            await conn.ping()
+            await cur.execute("SELECT 1")  # a cursor made before the close works again, as aiomysql's
+            assert await cur.fetchone() == (1,)
+        assert await _session(facade) == await _session(raw) == (False, 1, "latin1")
+
+
+@PLUGINS
+async def test_ping_without_reconnect_on_a_closed_connection_raises_as_aiomysql_does(
+    aurora_mysql: AuroraSimulator, plugins: str
+) -> None:
+    async with _side_by_side(aurora_mysql, plugins) as (facade, raw):
+        errors = []
+        for conn in (facade, raw):
+            conn.close()
+            with pytest.raises(pymysql.err.Error) as raised:
+                await conn.ping(reconnect=False)
+            errors.append(_error(raised))
+            assert conn.closed
+        assert errors[0] == errors[1] == (pymysql.err.Error, ("Already closed",))
+
+
+async def test_ping_reconnects_a_closed_writer_connection_to_the_new_writer(
+    aurora_mysql: AuroraSimulator,
+) -> None:
+    sim = aurora_mysql
+    conn = await _facade(sim, "default", failover_timeout=30)
+    old = conn.instance.instance_id
+    async with conn.cursor() as cur:
+        await cur.execute("CREATE TABLE t (n INT)")
+    conn.close()
+    await sim.failover()  # the cluster endpoint's DNS may still name the old writer, now a replica
+    await conn.ping()
+    assert conn.instance.instance_id == sim.writer_id != old
+    assert await _scalar(conn, "SELECT @@read_only") == 0
+    async with conn.cursor() as cur:
+        await cur.execute("INSERT INTO t VALUES (1)")
+    await conn.commit()
+    await conn.ensure_closed()
+    assert registry.clusters() == []
 
 
 # -- connect timeout -----------------------------------------------------------------------------------
