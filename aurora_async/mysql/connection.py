@@ -80,11 +80,22 @@ class AuroraMySQLConnection(ReadWriteSession):
         for aiomysql, e.g. ``conn.cursor(aiomysql.DictCursor)``."""
         if self._closed:
             raise self._closed_error()
+        raw = self._raw
+        if raw.was_closed() and not self._failover:
+            raw._ensure_alive()  # aiomysql's InterfaceError: "Not connected", "Cancelled during execution"
         for cls in cursors:
             if not (isinstance(cls, type) and issubclass(cls, aiomysql.Cursor)):
                 raise TypeError("Custom cursor must be subclass of Cursor")
         cursor = AuroraMySQLCursor(self, cursors)
-        return AwaitableContext(lambda: _ready(cursor), _close_cursor)
+        return AwaitableContext(lambda: self._cursor_ready(cursor), _close_cursor)
+
+    async def _cursor_ready(self, cursor: AuroraMySQLCursor) -> AuroraMySQLCursor:
+        raw = self._raw
+        if raw.was_closed() and not self._closed:
+            # closed under the application (a cancelled query): with failover, it fails over here,
+            # where aiomysql would say it is closed (FailoverSuccessError; the cursor is not made)
+            await self._guard(_ensure_alive, raw)
+        return cursor
 
     async def begin(self) -> None:
         """Start a transaction. Its work is tracked through failover: if the connection fails over
@@ -381,10 +392,6 @@ class AuroraMySQLCursor:
         if row is None:
             raise StopAsyncIteration
         return row
-
-
-async def _ready(cursor: AuroraMySQLCursor) -> AuroraMySQLCursor:
-    return cursor
 
 
 async def _ensure_alive(raw: MySQLConnection) -> None:

@@ -4,6 +4,7 @@ simulated cluster (the facade with its default plugins and with ``plugins=()``).
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -290,3 +291,59 @@ async def test_a_connection_reset_while_idle_raises_a_connection_error(
         with pytest.raises(pymysql.err.OperationalError) as raised:
             await cursors[1].execute("SELECT 1")
         assert raised.value.args[0] == 2013
+
+
+# -- a query cancelled midway ------------------------------------------------------------------------
+
+
+async def _cancel_midway(sim: AuroraSimulator, conn: Any) -> None:
+    """Cancel a query while the server runs it (aiomysql then closes the connection)."""
+    cur = await conn.cursor()
+    sql = f"SELECT SLEEP(30) /* {id(conn)} */"
+    task = asyncio.create_task(cur.execute(sql))
+
+    async def running() -> bool:
+        count = await _control(
+            sim, f"SELECT count(*) FROM information_schema.processlist WHERE info = '{sql}'"
+        )
+        return int(count) == 1
+
+    await eventually(running, what="the query to run on the server")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_cursor_after_a_cancelled_query_raises_as_aiomysql_does(
+    aurora_mysql: AuroraSimulator,
+) -> None:
+    async with _side_by_side(aurora_mysql, "none") as (facade, raw):
+        errors = []
+        for conn in (facade, raw):
+            await _cancel_midway(aurora_mysql, conn)
+            assert conn.closed
+            with pytest.raises(pymysql.err.InterfaceError) as raised:
+                await conn.cursor()
+            errors.append(_error(raised))
+            with pytest.raises(pymysql.err.InterfaceError):
+                conn.cursor(aiomysql.SSCursor)
+        assert errors[0] == errors[1] == (pymysql.err.InterfaceError, ("Cancelled during execution",))
+        await facade.ping()  # ... and ping() connects again, as aiomysql's
+        assert await _scalar(facade, "SELECT 1") == 1
+
+
+async def test_with_failover_a_cursor_after_a_cancelled_query_fails_over(
+    aurora_mysql: AuroraSimulator,
+) -> None:
+    conn = await _facade(aurora_mysql, "default")
+    try:
+        await _cancel_midway(aurora_mysql, conn)
+        assert not conn.closed  # it fails over at the next call
+        with pytest.raises(FailoverSuccessError) as raised:
+            await conn.cursor()
+        assert raised.value.may_have_run is False
+        assert isinstance(raised.value.__cause__, pymysql.err.InterfaceError)
+        assert await _scalar(conn, "SELECT 1") == 1
+    finally:
+        await conn.ensure_closed()
+    assert registry.clusters() == []
