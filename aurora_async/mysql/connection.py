@@ -295,6 +295,7 @@ class AuroraMySQLCursor:
         self._on: MySQLConnection | None = None
         self._cursor: Any = None
         self._closed = False
+        self._arraysize: int | None = None  # set by the application: given to every driver cursor
 
     def _current(self) -> Any:
         raw = self._conn.raw
@@ -310,6 +311,8 @@ class AuroraMySQLCursor:
                 name = "".join(c.__name__ for c in classes).replace("Cursor", "") + "Cursor"
                 cls = type(name, classes, {})
             self._cursor, self._on = cls(raw, raw.echo), raw
+            if self._arraysize is not None:
+                self._cursor.arraysize = self._arraysize
         return self._cursor
 
     @property
@@ -320,6 +323,19 @@ class AuroraMySQLCursor:
     def raw(self) -> Any:
         """The current aiomysql cursor (a new one after a failover)."""
         return self._current()
+
+    @property
+    def arraysize(self) -> int:
+        """How many rows ``fetchmany()`` returns by default (aiomysql's: 1); kept across failover."""
+        if self._arraysize is not None:
+            return self._arraysize
+        return int(self._current().arraysize)
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+        if self._cursor is not None:
+            self._cursor.arraysize = value
 
     async def execute(self, query: str, args: Any = None) -> int:
         cursor = self._current()

@@ -347,3 +347,21 @@ async def test_with_failover_a_cursor_after_a_cancelled_query_fails_over(
     finally:
         await conn.ensure_closed()
     assert registry.clusters() == []
+
+
+# -- cursors -------------------------------------------------------------------------------------------
+
+
+@PLUGINS
+async def test_a_cursor_s_arraysize_is_what_fetchmany_returns_by_default(
+    aurora_mysql: AuroraSimulator, plugins: str
+) -> None:
+    async with _side_by_side(aurora_mysql, plugins) as (facade, raw):
+        fetched = []
+        for conn in (facade, raw):
+            async with conn.cursor() as cur:
+                assert cur.arraysize == 1
+                cur.arraysize = 2
+                await cur.execute("SELECT 1 UNION SELECT 2 UNION SELECT 3")
+                fetched.append((cur.arraysize, await cur.fetchmany(), await cur.fetchmany()))
+        assert fetched[0] == fetched[1] == (2, ((1,), (2,)), ((3,),))
