@@ -186,6 +186,56 @@ async def test_ping_reconnects_a_closed_writer_connection_to_the_new_writer(
     assert registry.clusters() == []
 
 
+READ_WRITE_SPLITTING = ("initial_connection", "failover", "host_monitoring", "read_write_splitting")
+
+
+@pytest.mark.parametrize("how", ["strict_reader", "set_read_only"])
+async def test_ping_reconnects_a_closed_reader_connection_to_a_reader(
+    aurora_mysql: AuroraSimulator, how: str
+) -> None:
+    sim = aurora_mysql
+    if how == "strict_reader":
+        conn = await _facade(sim, "default", failover_mode="strict_reader")
+    else:
+        conn = await aurora_async.connect(
+            sim.dsn("cluster"),
+            engine="mysql",
+            plugins=READ_WRITE_SPLITTING,
+            cluster_instance_host_pattern=sim.instance_host_pattern,
+        )
+        await conn.set_read_only(True)
+    try:
+        assert conn.instance.instance_id in sim.reader_ids
+        await conn.ensure_closed()
+        await conn.ping()
+        assert conn.instance.instance_id in sim.reader_ids
+        assert await _scalar(conn, "SELECT @@read_only") == 1
+        assert conn.read_only == (how == "set_read_only")
+    finally:
+        await conn.ensure_closed()
+    assert registry.clusters() == []
+
+
+@pytest.mark.parametrize("reconnect", [True, False])
+async def test_with_failover_ping_on_a_lost_physical_connection_fails_over(
+    aurora_mysql: AuroraSimulator, reconnect: bool
+) -> None:
+    conn = await _facade(aurora_mysql, "default")
+    try:
+        lost = conn.raw
+        lost.terminate()  # as a cancelled query, the host monitor or the tracker would
+        if reconnect:  # aiomysql's default: the ping reconnects (here: fails over) and returns
+            await conn.ping()
+        else:
+            with pytest.raises(FailoverSuccessError):
+                await conn.ping(reconnect=False)
+        assert conn.raw is not lost and not conn.closed
+        await conn.ping(reconnect=False)
+    finally:
+        await conn.ensure_closed()
+    assert registry.clusters() == []
+
+
 # -- connect timeout -----------------------------------------------------------------------------------
 
 
