@@ -62,8 +62,11 @@ async def _open(config: Config) -> tuple[Cluster, Any, Instance]:
             raw, instance = await _right_instance(cluster, config, raw, instance)
         cluster.confirm(instance)
         return cluster, raw, instance
-    except BaseException:
+    except BaseException as exc:
         await cluster.release_and_wait(config.identity)
+        timed_out = cluster.driver.connect_timed_out
+        if isinstance(exc, TimeoutError) and timed_out is not None:
+            raise timed_out(config.host, config.port) from exc  # what the driver's connect raises
         raise
 
 

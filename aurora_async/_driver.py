@@ -96,6 +96,9 @@ class Driver:
     # environment variables the driver reads for what neither the DSN nor a keyword gives
     # (asyncpg's PGHOST, PGPORT, ...): name -> variable
     environment: Mapping[str, str] = field(default_factory=dict)
+    # (host, port) -> what the application's connect() raises when it timed out, as the driver's own
+    # connect would (the library's own connects keep TimeoutError); None: TimeoutError itself
+    connect_timed_out: Callable[[str, int], Exception] | None = None
 
     def failover_error(self, kind: type[E], message: str, **kwargs: Any) -> E:
         """A failover error of ``kind`` (``FailoverSuccessError``, ...) as this driver raises it."""

@@ -139,6 +139,28 @@ class Session:
         self._closed = True
         self._closing.set()
 
+    def _start_over(self, cluster: Cluster, raw: Any, instance: Instance) -> None:
+        """Carry on, open, on ``raw`` (reaching ``instance``), a physical connection opened by the
+        application's connect path, which holds a reference to ``cluster`` for this connection: the
+        connection's previous physical connection (if it was not closed) and the cluster reference it
+        held are let go; its session state is the caller's to restore. (aiomysql's
+        ``ping(reconnect=True)``.)"""
+        if not self._closed:
+            self._untrack()
+            self._drop_spare()
+            discard(self._raw)
+            self._cluster.release(self._identity)
+        self._cluster, self._driver = cluster, cluster.driver
+        self._raw, self._instance = raw, instance
+        self._closed = False
+        self._closing = asyncio.Event()
+        self._mode, self._read_only = self._default_mode, False
+        self._monitored = self._config.options.has(Plugin.HOST_MONITORING) and cluster.dialect is not None
+        self._block_raw, self._block_lost = None, False
+        self._lost_transaction_on = self._aborted_in_transaction = None
+        self._failed_from = ""
+        self._watch()
+
     def __del__(self, _warn: Any = warnings.warn) -> None:
         """A connection dropped without close(): say so (as asyncpg does; not when it reports itself
         closed, its server gone and no failover to replace it), and let its physical connection and

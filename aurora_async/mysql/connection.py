@@ -21,7 +21,8 @@ import pymysql
 from .._cluster import Cluster
 from .._concurrency import AwaitableContext
 from .._config import Config
-from .._exceptions import TransactionResolutionUnknownError
+from .._driver import discard
+from .._exceptions import FailoverError, FailoverSuccessError, TransactionResolutionUnknownError
 from .._read_write import ReadWriteSession
 from .._topology import Instance
 from .driver import MySQLConnection
@@ -79,11 +80,22 @@ class AuroraMySQLConnection(ReadWriteSession):
         for aiomysql, e.g. ``conn.cursor(aiomysql.DictCursor)``."""
         if self._closed:
             raise self._closed_error()
+        raw = self._raw
+        if raw.was_closed() and not self._failover:
+            raw._ensure_alive()  # aiomysql's InterfaceError: "Not connected", "Cancelled during execution"
         for cls in cursors:
             if not (isinstance(cls, type) and issubclass(cls, aiomysql.Cursor)):
                 raise TypeError("Custom cursor must be subclass of Cursor")
         cursor = AuroraMySQLCursor(self, cursors)
-        return AwaitableContext(lambda: _ready(cursor), _close_cursor)
+        return AwaitableContext(lambda: self._cursor_ready(cursor), _close_cursor)
+
+    async def _cursor_ready(self, cursor: AuroraMySQLCursor) -> AuroraMySQLCursor:
+        raw = self._raw
+        if raw.was_closed() and not self._closed:
+            # closed under the application (a cancelled query): with failover, it fails over here,
+            # where aiomysql would say it is closed (FailoverSuccessError; the cursor is not made)
+            await self._guard(_ensure_alive, raw)
+        return cursor
 
     async def begin(self) -> None:
         """Start a transaction. Its work is tracked through failover: if the connection fails over
@@ -152,11 +164,66 @@ class AuroraMySQLConnection(ReadWriteSession):
         await self._guard(self._raw.set_charset, charset)
         self._charset = charset
 
-    async def ping(self, reconnect: bool = False) -> None:
-        """Check the server answers. A failure fails over (as any call does), so ``reconnect`` is
-        accepted for compatibility and has no further effect: aiomysql's own reconnect would dial the
-        same, possibly dead, instance."""
-        await self._guard(self._raw.ping, False)
+    async def ping(self, reconnect: bool = True) -> None:
+        """Check that the server answers (a ``COM_PING`` round trip), as aiomysql's ``ping()``.
+
+        With ``reconnect=True`` (aiomysql's default), a connection that is closed (``close()``,
+        ``ensure_closed()``, a query cancelled midway) or whose ping fails is connected again, and the
+        ping sent on the new connection. The new connection is opened as :func:`aurora_async.connect`
+        opens one: with this connection's identity and options, to the instance its failover mode
+        asks for (in ``strict_writer`` mode the writer, even while the cluster endpoint's DNS still
+        names a demoted one; with ``plugins=()`` the host it was given), moved to a reader again after
+        ``set_read_only(True)``, and with the session state this connection tracks applied again (the
+        database chosen, the character set, autocommit, the isolation level), as after a failover.
+        With failover on, a ping that fails on an open connection fails over as any call does: the
+        ping then returns once the connection is on the new instance (an open transaction still
+        raises ``TransactionResolutionUnknownError``, and ``FailoverFailedError`` is raised when no
+        instance could be reached).
+
+        With ``reconnect=False``, a closed connection raises ``pymysql.err.Error("Already closed")``
+        and a failing ping raises its error (with failover on: ``FailoverSuccessError`` after the
+        failover, as for any call), as aiomysql's ``ping(False)`` does.
+        """
+        raw = self._raw
+        if self._closed or (raw.was_closed() and not self._failover):
+            if not reconnect:
+                raise pymysql.err.Error("Already closed")
+            await self._reopen()
+            await self._guard(self._raw.ping, False)
+            return
+        try:
+            if raw.was_closed():  # closed under the application: fails over
+                await self._guard(_ensure_alive, raw)
+            await self._guard(raw.ping, False)
+        except FailoverSuccessError:
+            if not reconnect:
+                raise
+        except FailoverError:
+            raise
+        except Exception:
+            if not reconnect or self._failover:
+                raise
+            await self._reopen()  # as aiomysql: any failure of the ping leads to a new connection
+            await self._guard(self._raw.ping, False)
+
+    async def _reopen(self) -> None:
+        """Open this connection again through the connect path (see :meth:`ping`)."""
+        from .._connect import _open  # noqa: PLC0415 (_connect makes this facade: imported when used)
+
+        read_only = self._read_only
+        async with self._failover_lock:
+            cluster, raw, instance = await _open(self._config)
+            try:
+                async with asyncio.timeout(self._config.options.auxiliary_query_timeout):
+                    await self._restore_session(raw)
+            except BaseException:
+                discard(raw)
+                await cluster.release_and_wait(self._identity)
+                raise
+            self._start_over(cluster, raw, instance)
+            self._lost_implicit = False
+        if read_only:
+            await self.set_read_only(True)
 
     @property
     def closed(self) -> bool:
@@ -229,6 +296,7 @@ class AuroraMySQLCursor:
         self._on: MySQLConnection | None = None
         self._cursor: Any = None
         self._closed = False
+        self._arraysize: int | None = None  # set by the application: given to every driver cursor
 
     def _current(self) -> Any:
         raw = self._conn.raw
@@ -244,6 +312,8 @@ class AuroraMySQLCursor:
                 name = "".join(c.__name__ for c in classes).replace("Cursor", "") + "Cursor"
                 cls = type(name, classes, {})
             self._cursor, self._on = cls(raw, raw.echo), raw
+            if self._arraysize is not None:
+                self._cursor.arraysize = self._arraysize
         return self._cursor
 
     @property
@@ -254,6 +324,19 @@ class AuroraMySQLCursor:
     def raw(self) -> Any:
         """The current aiomysql cursor (a new one after a failover)."""
         return self._current()
+
+    @property
+    def arraysize(self) -> int:
+        """How many rows ``fetchmany()`` returns by default (aiomysql's: 1); kept across failover."""
+        if self._arraysize is not None:
+            return self._arraysize
+        return int(self._current().arraysize)
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+        if self._cursor is not None:
+            self._cursor.arraysize = value
 
     async def execute(self, query: str, args: Any = None) -> int:
         cursor = self._current()
@@ -328,8 +411,8 @@ class AuroraMySQLCursor:
         return row
 
 
-async def _ready(cursor: AuroraMySQLCursor) -> AuroraMySQLCursor:
-    return cursor
+async def _ensure_alive(raw: MySQLConnection) -> None:
+    raw._ensure_alive()  # raises aiomysql's InterfaceError on a connection closed under the application
 
 
 async def _close_cursor(cursor: AuroraMySQLCursor, exc: BaseException | None) -> None:

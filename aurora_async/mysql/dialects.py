@@ -29,22 +29,32 @@ log = logging.getLogger("aurora_async.topology")
 
 async def fetch_table(conn: Any, query: str, timeout: float) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Column names and rows of ``query`` on an aiomysql connection, within ``timeout`` seconds (a
-    timeout closes the connection: aiomysql cannot leave a reply half-read)."""
-    async with asyncio.timeout(timeout):
-        in_transaction = conn.get_transaction_status()
-        cursor = await conn.cursor(aiomysql.Cursor)  # tuples, whatever the connection's default
-        try:
-            await cursor.execute(query)
-            names = [d[0] for d in cursor.description or ()]
-            rows = list(await cursor.fetchall() or ())
-        finally:
-            await cursor.close()
-        if not in_transaction and conn.get_transaction_status():
-            # autocommit off (aiomysql's default): the query opened a transaction, whose snapshot would
-            # hide every later topology change from this connection and leave the application's
-            # connection "in a transaction" it never began
-            await conn.rollback()
-        return names, rows
+    timeout closes the connection: aiomysql cannot leave a reply half-read).
+
+    The query leaves no trace the application could see: the connection's last result
+    (``insert_id()``, ``affected_rows()``) and server status (``get_transaction_status()``,
+    ``get_autocommit()``) are put back as they were, so a connection that the library probed (its role
+    checked at connect, its instance identified) reads as aiomysql's own would, without a round trip.
+    """
+    seen = (conn._result, conn._affected_rows, conn.server_status)
+    try:
+        async with asyncio.timeout(timeout):
+            in_transaction = conn.get_transaction_status()
+            cursor = await conn.cursor(aiomysql.Cursor)  # tuples, whatever the connection's default
+            try:
+                await cursor.execute(query)
+                names = [d[0] for d in cursor.description or ()]
+                rows = list(await cursor.fetchall() or ())
+            finally:
+                await cursor.close()
+            if not in_transaction and conn.get_transaction_status():
+                # autocommit off (aiomysql's default): the query opened a transaction, whose snapshot
+                # would hide every later topology change from this connection and leave the
+                # application's connection "in a transaction" it never began
+                await conn.rollback()
+            return names, rows
+    finally:
+        conn._result, conn._affected_rows, conn.server_status = seen
 
 
 async def fetch_rows(conn: Any, query: str, timeout: float) -> list[tuple[Any, ...]]:

@@ -31,8 +31,15 @@ _READ_ONLY_MODE = 1836
 _ACCESS_DENIED = frozenset({1045, 1698})
 _CLIENT_SSL = 0x800  # the server's capability flag: it can switch to TLS
 _CR_SSL_CONNECTION_ERROR = 2026
+_CR_CONN_HOST_ERROR = 2003
+_CR_SERVER_GONE_ERROR = 2006
 
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, pymysql.err.MySQLError, TimeoutError)
+
+
+class ServerGoneError(pymysql.err.OperationalError):  # type: ignore[misc]
+    """``OperationalError`` 2006 ("MySQL server has gone away"), raised before a command was sent on a
+    connection that the server had already closed: the command surely did not run."""
 
 
 class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
@@ -50,6 +57,12 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
         """Closed here, or its socket already closed by the peer (seen once the loop noticed)."""
         writer = self._writer
         return writer is None or writer.transport.is_closing()
+
+    def was_closed(self) -> bool:
+        """Closed on this side (``close()``, or by aiomysql when a query was cancelled midway or the
+        connection was lost), as aiomysql's own checks see it; a socket that only the peer closed is
+        not (yet)."""
+        return self._writer is None
 
     def terminate(self) -> None:
         """Close at once: abort the socket (nothing left unsent keeps it open), no COM_QUIT."""
@@ -69,9 +82,13 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
 
     def _ensure_alive(self) -> None:
         # a socket the peer already closed: say so before sending anything (aiomysql would write into
-        # the closed transport and report the loss only when the reply does not come)
+        # the closed transport and report the loss only when the reply does not come), with the error
+        # aiomysql gives a connection lost under it, so that code written for aiomysql catches it
         if self._writer is not None and self._writer.transport.is_closing():
             self.close()
+            raise ServerGoneError(
+                _CR_SERVER_GONE_ERROR, "MySQL server has gone away (it closed the connection)"
+            )
         super()._ensure_alive()
 
     async def _request_authentication(self) -> None:
@@ -134,6 +151,15 @@ async def _connect(kwargs: dict[str, Any], timeout: float) -> MySQLConnection:
     return conn
 
 
+def connect_timed_out(host: str, port: int) -> Exception:
+    """What ``aiomysql.connect()`` raises when the server could not be reached in time: the
+    application's connect raises it too (the library's own connects keep ``TimeoutError``)."""
+    error: Exception = pymysql.err.OperationalError(
+        _CR_CONN_HOST_ERROR, f"Can't connect to MySQL server on {host!r}"
+    )
+    return error
+
+
 def _errno(exc: BaseException) -> int | None:
     if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
         return exc.args[0]
@@ -162,8 +188,9 @@ def is_read_only_error(exc: BaseException) -> bool:
 
 def may_have_taken_effect(exc: BaseException) -> bool:
     """False only when the statement surely did not run: aiomysql refused to send it on a closed
-    connection (``InterfaceError``), or a read-only instance rejected it."""
-    return not (isinstance(exc, pymysql.err.InterfaceError) or is_read_only_error(exc))
+    connection (``InterfaceError``, or :class:`ServerGoneError` when the server had closed it), or a
+    read-only instance rejected it."""
+    return not (isinstance(exc, pymysql.err.InterfaceError | ServerGoneError) or is_read_only_error(exc))
 
 
 def is_login_error(exc: BaseException) -> bool:
@@ -206,4 +233,5 @@ MYSQL = Driver(
     ping=_ping,
     detect_dialect=detect_dialect,
     failover_errors=FAILOVER_ERRORS,
+    connect_timed_out=connect_timed_out,
 )

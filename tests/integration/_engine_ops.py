@@ -58,6 +58,8 @@ class EngineOps(ABC):
     dialects: dict[str, str]
     #: what the cause of a TransactionResolutionUnknownError is when the server vanished mid transaction
     lost_connection_errors: tuple[type[BaseException], ...]
+    #: what an application's connect raises when it timed out (as the driver's own connect would)
+    connect_timed_out: type[BaseException]
     #: the backend's instance id, as the first column (PostgreSQL: a string; MySQL: an int)
     host_id_sql: str
     #: true on a replica, false on the writer
@@ -175,6 +177,7 @@ class PgOps(EngineOps):
     raw_class = asyncpg.Connection
     dialects = {"aurora": "aurora-pg", "multi-az": "multi-az-pg"}
     lost_connection_errors = (asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError)
+    connect_timed_out = TimeoutError
     host_id_sql = AURORA_HOST_ID_SQL
     is_reader_sql = IS_READER_SQL
     many = 200
@@ -271,6 +274,7 @@ class MyOps(EngineOps):
     raw_class = aiomysql.Connection
     dialects = {"aurora": "aurora-mysql", "multi-az": "multi-az-mysql"}
     lost_connection_errors = (pymysql.err.Error,)
+    connect_timed_out = pymysql.err.OperationalError  # 2003, "Can't connect to MySQL server on ..."
     host_id_sql = "SELECT @@server_id"
     is_reader_sql = "SELECT @@read_only"
     many = 50

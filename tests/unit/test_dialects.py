@@ -112,6 +112,7 @@ class _MySqlRaising:
 
     def __init__(self, error: BaseException, variables: dict[str, str] | None = None) -> None:
         self.error, self.variables = error, variables or {}
+        self._result, self._affected_rows, self.server_status = None, 0, 2  # as aiomysql's, fresh
 
     def get_transaction_status(self) -> bool:
         return False
