@@ -119,15 +119,26 @@ def report(suites: list[DriverSuite], data_api: dict[str, Outcomes] | None, seco
             lines.append(f"| {module} | {len(these)} | " + " | ".join(cells) + " |")
         lines.append("")
         for heading, reasons in suite.listed.items():
-            failing = {
+            raw = suite.outcomes.get("raw", {})
+            failing = {  # (a test that fails on the driver itself is not the facade's)
                 t: r
                 for t, r in reasons.items()
-                if any(suite.outcomes.get(m, {}).get(t) in ("failed", "error") for m in MODES[1:])
+                if raw.get(t) == "passed"
+                and any(suite.outcomes.get(m, {}).get(t) in ("failed", "error") for m in MODES[1:])
             }
             if failing:
                 lines += [f"Failing through the facade, {heading}:", ""]
                 lines += [f"- `{t}`: {r}" for t, r in sorted(failing.items())]
                 lines.append("")
+        raw_outcomes = suite.outcomes.get("raw", {}).items()
+        on_the_driver = sorted(t for t, o in raw_outcomes if o in ("failed", "error"))
+        if on_the_driver:
+            lines += [
+                f"Failing on {suite.name} itself here ({len(on_the_driver)}; versions of its dependencies, "
+                "the pytest version, the server; aiomysql.sa against today's SQLAlchemy): "
+                + ", ".join(f"`{t}`" for t in on_the_driver),
+                "",
+            ]
         unexpected = suite.unexpected()
         lines += ["Unexpected failures: " + (", ".join(f"`{u}`" for u in unexpected) or "none"), ""]
     if data_api is not None:
