@@ -29,12 +29,8 @@ class Session:
     """A facade's physical connection to the cluster and its lifetime (see the module docstring)."""
 
     def __init__(self, cluster: Cluster, config: Config, raw: Any, instance: Instance) -> None:
-        self._cluster = cluster
         self._config = config
         self._identity = config.identity  # who this connection is: every physical connection opened for it
-        self._driver = cluster.driver
-        self._raw = raw
-        self._instance = instance
         # failover_mode, or the one a custom endpoint's type asks for (its members: custom_endpoint)
         self._default_mode = mode_of(
             cluster.custom_endpoints,
@@ -42,30 +38,39 @@ class Session:
             config.options.failover_mode,
             mode_given=config.failover_mode_given,
         )
-        self._mode = self._default_mode
         self._failover = config.options.has(Plugin.FAILOVER)
         self._tracker_plugin = config.options.has(Plugin.AURORA_CONNECTION_TRACKER)
-        self._closed = False
-        self._closing = asyncio.Event()  # set with _closed: a failover in flight stops waiting
         self._loop = asyncio.get_running_loop()
         self._clock = self._loop.time  # the one clock (host monitors compare busy_since with it)
+        self._failover_lock = asyncio.Lock()
+        self._busy_since: float | None = None  # when the call in flight started (host monitoring)
+        self._spare: tuple[Any, Instance] | None = None  # the other role's connection
+        self._watching = False
+        self._raw_protocol: tuple[Any, Any] = (None, None)
+        self._attach(cluster, raw, instance)
+
+    def _attach(self, cluster: Cluster, raw: Any, instance: Instance) -> None:
+        """Begin this connection's life on ``raw`` (reaching ``instance``) in ``cluster``: open, in its
+        default mode, with no transaction block, and registered (:meth:`_watch`)."""
+        self._cluster = cluster
+        self._driver = cluster.driver
+        self._raw = raw
+        self._instance = instance
+        self._mode = self._default_mode
+        self._read_only = False
+        self._closed = False
+        self._closing = asyncio.Event()  # set with _closed: a failover in flight stops waiting
         self._failed_from = ""
         # the physical connection whose failure lost a transaction: a call that failed on it too, and
         # waited for that failover, is told its transaction's outcome is unknown as well
         self._lost_transaction_on: RawConnection | None = None
-        self._failover_lock = asyncio.Lock()
-        self._busy_since: float | None = None  # when the call in flight started (host monitoring)
         self._aborted_in_transaction: tuple[Any, bool] | None = None
-        self._monitored = config.options.has(Plugin.HOST_MONITORING) and cluster.dialect is not None
-        self._read_only = False
-        self._spare: tuple[Any, Instance] | None = None  # the other role's connection
+        self._monitored = self._config.options.has(Plugin.HOST_MONITORING) and cluster.dialect is not None
         # the open transaction block (asyncpg transaction(), aiomysql begin()) began on this physical
         # connection; lost: the connection failed over inside it, so its work is gone and every call
         # is refused until the block ends (else the block's later statements would commit on their own)
         self._block_raw: Any | None = None
         self._block_lost = False
-        self._watching = False
-        self._raw_protocol: tuple[Any, Any] = (None, None)
         self._watch()
 
     def __repr__(self) -> str:
@@ -150,16 +155,7 @@ class Session:
             self._drop_spare()
             discard(self._raw)
             self._cluster.release(self._identity)
-        self._cluster, self._driver = cluster, cluster.driver
-        self._raw, self._instance = raw, instance
-        self._closed = False
-        self._closing = asyncio.Event()
-        self._mode, self._read_only = self._default_mode, False
-        self._monitored = self._config.options.has(Plugin.HOST_MONITORING) and cluster.dialect is not None
-        self._block_raw, self._block_lost = None, False
-        self._lost_transaction_on = self._aborted_in_transaction = None
-        self._failed_from = ""
-        self._watch()
+        self._attach(cluster, raw, instance)
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         """A connection dropped without close(): say so (as asyncpg does; not when it reports itself
