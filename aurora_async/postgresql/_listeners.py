@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import asyncpg
@@ -27,8 +27,10 @@ class Listeners:
     """One facade's listeners, their relays and the termination callbacks' dispatch (the tasks an
     async termination callback runs in belong to it)."""
 
-    def __init__(self, facade: Any) -> None:
-        self._facade = weakref.ref(facade)  # the relays must not keep an unclosed facade alive
+    def __init__(self, facade: Any, on_raw_end: Callable[[Any], None]) -> None:
+        # the relays must not keep an unclosed facade alive: its physical connections hold them
+        self._facade = weakref.ref(facade)
+        self._on_raw_end = weakref.WeakMethod(on_raw_end)  # (a method of the facade)
         self._loop = asyncio.get_running_loop()
         self.notifications: dict[tuple[str, Listener], Listener] = {}  # (channel, callback) -> relay
         self.logs: dict[Listener, Listener] = {}  # callback -> relay
@@ -75,8 +77,19 @@ class Listeners:
         self.notifications.clear()
         self.logs.clear()
 
+    def watch(self, raw: asyncpg.Connection) -> None:
+        """Tell the facade when ``raw`` (its physical connection) ends, without ``raw`` holding it."""
+        raw.add_termination_listener(self._raw_ended)
+
+    def _raw_ended(self, raw: Any) -> None:
+        on_raw_end = self._on_raw_end()
+        if on_raw_end is not None:
+            on_raw_end(raw)
+
     async def register_on(self, raw: asyncpg.Connection) -> None:
-        """Register every notification and log listener on ``raw`` (a new physical connection)."""
+        """Watch ``raw`` (a new physical connection) and register every notification and log listener
+        on it."""
+        self.watch(raw)
         for relay in self.logs.values():
             raw.add_log_listener(relay)
         for (channel, _), relay in self.notifications.items():
@@ -98,14 +111,10 @@ class Listeners:
             else:
                 self._loop.call_soon(callback, facade)
 
-    def _run(self, call: Awaitable[Any]) -> None:
-        task: asyncio.Task[Any] = self._loop.create_task(_await(call))
+    def _run(self, call: Coroutine[Any, Any, Any]) -> None:
+        task = self._loop.create_task(call)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-async def _await(call: Awaitable[Any]) -> Any:
-    return await call
 
 
 def _check_callable(callback: Any) -> None:

@@ -8,12 +8,12 @@ swaps in a connection to the right instance and raises ``FailoverSuccessError`` 
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Generator, Iterable
 from types import TracebackType
 from typing import Any
 
 import asyncpg
+from asyncpg.transaction import ISOLATION_LEVELS, TransactionState
 
 from .._cluster import Cluster
 from .._config import Config
@@ -36,9 +36,9 @@ class AuroraConnection(ReadWriteSession):
     _raw: asyncpg.Connection
 
     def __init__(self, cluster: Cluster, config: Config, raw: asyncpg.Connection, instance: Instance) -> None:
-        self._listeners = Listeners(self)
+        self._listeners = Listeners(self, self._raw_ended)
         super().__init__(cluster, config, raw, instance)
-        raw.add_termination_listener(self._raw_ended)
+        self._listeners.watch(raw)
 
     # -- what the application may ask --------------------------------------------------------------
 
@@ -202,7 +202,6 @@ class AuroraConnection(ReadWriteSession):
         return asyncpg.InterfaceError("connection is closed")
 
     async def _restore_session(self, raw: asyncpg.Connection) -> None:
-        raw.add_termination_listener(self._raw_ended)
         await self._listeners.register_on(raw)
 
     async def _close_raw(self, timeout: float | None) -> None:
@@ -219,14 +218,6 @@ class AuroraConnection(ReadWriteSession):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
-
-
-class _State(enum.Enum):
-    NEW = "new"
-    STARTED = "started"
-    COMMITTED = "committed"
-    ROLLEDBACK = "rolledback"
-    FAILED = "failed"
 
 
 class AuroraTransaction:
@@ -249,8 +240,8 @@ class AuroraTransaction:
     def __init__(
         self, conn: AuroraConnection, *, isolation: str | None, readonly: bool, deferrable: bool
     ) -> None:
-        if isolation and isolation not in _ISOLATION_LEVELS:
-            levels = ", ".join(sorted(_ISOLATION_LEVELS))
+        if isolation and isolation not in ISOLATION_LEVELS:
+            levels = ", ".join(sorted(ISOLATION_LEVELS))
             raise ValueError(f"isolation is expected to be one of {levels}, got {isolation!r}")
         self._conn = conn
         self._options: dict[str, Any] = {
@@ -261,11 +252,11 @@ class AuroraTransaction:
         self._raw: asyncpg.Connection | None = None
         self._tx: Any = None
         self._outermost = False
-        self._state = _State.NEW
+        self._state = TransactionState.NEW
         self._managed = False  # inside its own ``async with`` block
 
     def __repr__(self) -> str:
-        attrs = [f"state:{self._state.value}"]
+        attrs = [f"state:{self._state.name.lower()}"]
         if self._options["isolation"]:
             attrs.append(str(self._options["isolation"]))
         attrs += [name for name in ("readonly", "deferrable") if self._options[name]]
@@ -274,9 +265,9 @@ class AuroraTransaction:
     def _check_state(self, operation: str, *, started: bool) -> None:
         """asyncpg's rules: raise ``InterfaceError`` when ``operation`` cannot run in this state."""
         state = self._state
-        if state is _State.STARTED and not started:
+        if state is TransactionState.STARTED and not started:
             raise asyncpg.InterfaceError(f"cannot {operation}; the transaction is already started")
-        if state is _State.NEW and started:
+        if state is TransactionState.NEW and started:
             raise asyncpg.InterfaceError(f"cannot {operation}; the transaction is not yet started")
         if state in _ENDED:
             raise asyncpg.InterfaceError(f"cannot {operation}; the transaction is {_ENDED[state]}")
@@ -291,9 +282,9 @@ class AuroraTransaction:
         except asyncpg.InterfaceError:
             raise  # asyncpg refused before sending BEGIN (a manual transaction is open, ...): still new
         except BaseException:
-            self._state = _State.FAILED
+            self._state = TransactionState.FAILED
             raise
-        self._state = _State.STARTED
+        self._state = TransactionState.STARTED
         if outermost:
             self._outermost = True
             conn._begin_block(self._raw)
@@ -333,18 +324,18 @@ class AuroraTransaction:
         self._check_state("commit", started=True)
         if self._lost():
             self._finish()
-            self._state = _State.FAILED
+            self._state = TransactionState.FAILED
             if self._conn._closed:
                 raise self._conn._closed_error()
             raise self._conn._block_lost_error()
         try:
             await self._conn._guard(self._tx.commit)
         except BaseException:
-            self._state = _State.FAILED
+            self._state = TransactionState.FAILED
             raise
         finally:
             self._finish()
-        self._state = _State.COMMITTED
+        self._state = TransactionState.COMMITTED
 
     async def _rollback(self) -> None:
         self._check_state("rollback", started=True)
@@ -352,11 +343,11 @@ class AuroraTransaction:
             if not self._lost():
                 await self._conn._guard(self._tx.rollback)
         except BaseException:
-            self._state = _State.FAILED
+            self._state = TransactionState.FAILED
             raise
         finally:
             self._finish()  # a lost transaction is rolled back already: it died with its connection
-        self._state = _State.ROLLEDBACK
+        self._state = TransactionState.ROLLEDBACK
 
     async def __aenter__(self) -> AuroraTransaction:
         if self._managed:
@@ -373,9 +364,9 @@ class AuroraTransaction:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         try:
-            if self._state is _State.STARTED and self._lost():
+            if self._state is TransactionState.STARTED and self._lost():
                 self._finish()
-                self._state = _State.FAILED
+                self._state = TransactionState.FAILED
                 if exc is None:
                     raise self._conn._block_lost_error()
                 return  # the error in flight says what happened (FailoverFailedError if it gave up)
@@ -387,11 +378,10 @@ class AuroraTransaction:
             self._managed = False
 
 
-_ISOLATION_LEVELS = frozenset({"read_committed", "read_uncommitted", "repeatable_read", "serializable"})
 _ENDED = {
-    _State.COMMITTED: "already committed",
-    _State.ROLLEDBACK: "already rolled back",
-    _State.FAILED: "in error state",
+    TransactionState.COMMITTED: "already committed",
+    TransactionState.ROLLEDBACK: "already rolled back",
+    TransactionState.FAILED: "in error state",
 }
 
 
