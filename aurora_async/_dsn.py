@@ -56,9 +56,8 @@ def split_dsn(dsn: str, driver: Driver) -> SplitDsn:
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key in ("host", "port") and driver.dsn_passthrough:
             # libpq's and asyncpg's ?host=/run/postgresql (a Unix socket directory): when the URL has none
-            if key == "port" and "port" not in split.address:
-                split.address["port"] = _address(f":{value}")["port"]
-            split.address.setdefault(key, value)
+            if key not in split.address:
+                split.address[key] = _address(f":{value}")["port"] if key == "port" else value
         elif key in OPTION_NAMES:
             split.options[key] = value
         elif key in driver.dsn_keywords:
