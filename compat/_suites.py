@@ -91,13 +91,15 @@ async def run_pytest(
     timeout: float = 1800,
 ) -> Outcomes:
     """``pytest args`` in ``cwd`` with ``env`` and a configuration of its own (none of this
-    repository's settings); returns each test's outcome from its JUnit report, the test named by
-    ``name_test(classname, name)``. ``log``: a file for its output (else ours)."""
+    repository's settings or plugins, nor pytest-asyncio: the suites run their own loops); returns
+    each test's outcome from its JUnit report, the test named by ``name_test(classname, name)``.
+    ``log``: a file for its output (else ours)."""
     report.unlink(missing_ok=True)
     config = report.with_suffix(".ini")
     config.write_text("[pytest]\n")
     argv = [
-        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(config),
+        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:aurora_async",
+        "-p", "no:asyncio", "-c", str(config),
         "--rootdir", str(cwd), f"--junitxml={report}", *args,
     ]  # fmt: skip
     if log is None:

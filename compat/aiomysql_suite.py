@@ -23,17 +23,16 @@ import os
 import secrets
 import shutil
 import sys
-import tarfile
-from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from xml.etree import ElementTree
 
 from aurora_async.testing._process import OsUser
 from aurora_async.testing.mysql._server import MariaDbBinaries, MariaDbServer, install_template
 from aurora_async.testing.simulator._network import pick_port
 from aurora_async.testing.simulator._tempdirs import choose_base_dir, make_root
+
+from ._suites import Outcomes, counts, fetch_sdist, run_pytest
 
 AIOMYSQL = "aiomysql==0.3.2"
 MODES = ("raw", "facade", "facade-noplugins")
@@ -42,8 +41,6 @@ _REPO = Path(__file__).resolve().parent.parent
 _STUBS = Path(__file__).resolve().parent / "_no_uvloop"
 _SUITE_TIMEOUT = 1800.0
 _TEST_TIMEOUT = 120  # seconds, per test (pytest-timeout): a hang fails one test, not the run
-
-Outcomes = dict[str, str]  # test id -> "passed" | "failed" | "skipped" | "error"
 
 _POOL = "aiomysql's pool (create_pool): aurora_async has no MySQL pool, so the pool stays aiomysql's"
 _SA = "aiomysql.sa, aiomysql's own SQLAlchemy layer (written for SQLAlchemy < 1.4): not replaced"
@@ -196,43 +193,6 @@ def _nodes(test_ids: Iterable[str]) -> list[str]:
     return sorted({test_id.split("[", 1)[0] for test_id in test_ids})
 
 
-# -- the sdist ------------------------------------------------------------------------------------
-
-
-async def fetch_sdist(requirement: str, workdir: Path) -> Path:
-    """``requirement`` (``name==version``) as a source distribution from the package index (downloaded
-    once, into ``workdir/downloads``), extracted under ``workdir``; returns the extracted tree."""
-    downloads = workdir / "downloads"
-    downloads.mkdir(parents=True, exist_ok=True)
-    name, _, version = requirement.partition("==")
-    archive = downloads / f"{name}-{version}.tar.gz"
-    if not archive.exists():
-        pip = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check"]
-        pip += ["--no-deps", "--no-binary", ":all:", "--dest", str(downloads), requirement]
-        status = await run(pip, timeout=300)
-        if status != 0 or not archive.exists():
-            raise RuntimeError(f"pip download of {requirement} failed (exit status {status})")
-    tree = workdir / f"{name}-{version}"
-    if not tree.exists():
-        with tarfile.open(archive) as tar:
-            tar.extractall(workdir, filter="data")
-    return tree
-
-
-async def run(
-    argv: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float
-) -> int:
-    """Run a command to its end (its output goes to ours) within ``timeout``; returns its exit status."""
-    process = await asyncio.create_subprocess_exec(*argv, cwd=cwd, env=env)
-    try:
-        async with asyncio.timeout(timeout):
-            return await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
 # -- the server -----------------------------------------------------------------------------------
 
 
@@ -318,34 +278,19 @@ async def mariadb_for_suite(tree: Path, password: str) -> AsyncIterator[tuple[st
 # -- the run --------------------------------------------------------------------------------------
 
 
-def read_junit(report: Path, tree: Path) -> Outcomes:
-    """``{test id: outcome}`` from pytest's JUnit XML report; a test id is pytest's node id
-    (``tests/test_connection.py::test_connect_timeout[tcp-asyncio]``). A test reported twice (a
-    teardown error after its call) keeps its worst outcome."""
-    outcomes: Outcomes = {}
-    rank = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
-    for case in ElementTree.parse(report).iter("testcase"):
-        parts = case.get("classname", "").split(".")
-        path, rest = "", parts
+def node_ids(tree: Path) -> Callable[[str, str], str]:
+    """How a JUnit test case of the suite in ``tree`` is named: pytest's node id
+    (``tests/test_connection.py::test_connect_timeout[asyncio-tcp]``)."""
+
+    def name_test(classname: str, name: str) -> str:
+        parts = classname.split(".")
         for k in range(len(parts), 0, -1):  # the longest prefix that names a module of the suite
             candidate = "/".join(parts[:k]) + ".py"
             if (tree / candidate).exists():
-                path, rest = candidate, parts[k:]
-                break
-        test_id = "::".join([path or ".".join(parts), *rest, case.get("name", "")])
-        kinds = {child.tag for child in case}
-        outcome = (
-            "error"
-            if "error" in kinds
-            else "failed"
-            if "failure" in kinds
-            else "skipped"
-            if "skipped" in kinds
-            else "passed"
-        )
-        if rank[outcome] >= rank.get(outcomes.get(test_id, "passed"), 0):
-            outcomes[test_id] = outcome
-    return outcomes
+                return "::".join([candidate, *parts[k:], name])
+        return "::".join([classname, name])
+
+    return name_test
 
 
 async def run_aiomysql_suite(mode: str, workdir: Path, *, pytest_args: Sequence[str] = ()) -> dict[str, str]:
@@ -378,21 +323,22 @@ async def run_aiomysql_suite(mode: str, workdir: Path, *, pytest_args: Sequence[
             PYTHONPATH=os.pathsep.join([str(_STUBS), str(_REPO)]),
             AURORA_COMPAT_MODE=mode,
         )
-        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:aurora_async"]
-        argv += ["-p", "no:asyncio", f"--timeout={_TEST_TIMEOUT}"]
+        args = [f"--timeout={_TEST_TIMEOUT}"]
         # the suite's conftest marks its hooks the old way, which pytest 9 turns into an error by default
-        argv += ["-W", "default::pytest.PytestRemovedIn10Warning"]
-        # no ini file: the search would climb out of the tree into the project holding the work dir
-        argv += ["-c", os.devnull, f"--rootdir={tree}", f"--mysql-address=tcp={host}:{port}"]
+        args += ["-W", "default::pytest.PytestRemovedIn10Warning", f"--mysql-address=tcp={host}:{port}"]
         if mode != "raw":
-            argv += ["-p", "compat._aiomysql_swap"]
+            args += ["-p", "compat._aiomysql_swap"]
         for number, selection in enumerate(sessions, 1):
-            report = workdir / f"aiomysql-{mode}-{number}.xml"
-            report.unlink(missing_ok=True)
-            await run([*argv, f"--junitxml={report}", *selection], cwd=tree, env=env, timeout=_SUITE_TIMEOUT)
-            if not report.exists():
-                raise RuntimeError(f"pytest wrote no report ({report}): see its output above")
-            outcomes.update(read_junit(report, tree))
+            outcomes.update(
+                await run_pytest(
+                    [*args, *selection],
+                    cwd=tree,
+                    env=env,
+                    report=workdir / f"aiomysql-{mode}-{number}.xml",
+                    name_test=node_ids(tree),
+                    timeout=_SUITE_TIMEOUT,
+                )
+            )
     return outcomes
 
 
@@ -413,9 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{outcome:8} {test_id}{note}")
     in_scope = {t: o for t, o in outcomes.items() if out_of_scope(t) is None}
     for label, selection in (("in scope", in_scope), ("all", outcomes)):
-        counts = Counter(selection.values())
-        summary = ", ".join(f"{counts[k]} {k}" for k in ("passed", "failed", "error", "skipped"))
-        print(f"aiomysql suite, {args.mode}, {label}: {summary}")
+        print(f"aiomysql suite, {args.mode}, {label}: {counts(selection)}")
     return 0
 
 

@@ -112,8 +112,7 @@ async def run_asyncpg_suite(mode: str, workdir: Path, *, modules: tuple[str, ...
             PYTHONPATH=str(REPOSITORY),
         )
         return await run_pytest(
-            ["-p", "no:asyncio", "-p", "no:aurora_async", "-p", "compat._asyncpg_swap"]
-            + [f"tests/{m}.py" for m in modules],
+            ["-p", "compat._asyncpg_swap"] + [f"tests/{m}.py" for m in modules],
             cwd=tests,
             env=env,
             report=workdir / f"asyncpg-{mode}.xml",

@@ -74,7 +74,7 @@ async def run_data_api_suite(engine: str, workdir: Path) -> dict[str, str]:
         DataApiEmulator(sim) as emulator,
     ):
         return await run_pytest(
-            ["-rA", "-p", "no:aurora_async", "-p", "no:asyncio", SUITE],
+            ["-rA", SUITE],
             cwd=tree,
             env=suite_environment(emulator, site),
             report=workdir / f"report-{engine}.xml",

@@ -38,7 +38,7 @@ class DriverSuite:
     name: str
     package: str
     outcomes: dict[str, Outcomes] = field(default_factory=dict)
-    listed: dict[str, Mapping[str, str]] = field(default_factory=dict)  # heading -> {test id: reason}
+    listed: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # heading -> {test id: reason}
 
     def unexpected(self) -> list[str]:
         """Tests that pass on the driver but fail through the facade without a listed reason."""
@@ -54,26 +54,31 @@ class DriverSuite:
 
 async def run_driver_suites(names: list[str], workdir: Path) -> list[DriverSuite]:
     suites = []
-    if "asyncpg" in names:
-        suite = DriverSuite("asyncpg", "asyncpg")
-        for mode in MODES:
-            suite.outcomes[mode] = await asyncpg_suite.run_asyncpg_suite(mode, workdir)
-        suite.listed = {
-            "private internals or exact classes": asyncpg_suite.PRIVATE_OR_EXACT_CLASS,
-            "deliberate differences (default plugins)": asyncpg_suite.DELIBERATE,
-            "the environment": asyncpg_suite.ENVIRONMENT,
-        }
-        suites.append(suite)
-    if "aiomysql" in names:
-        suite = DriverSuite("aiomysql", "aiomysql")
-        for mode in MODES:
-            suite.outcomes[mode] = await aiomysql_suite.run_aiomysql_suite(mode, workdir)
-        suite.listed = {
-            "private internals or exact classes": aiomysql_suite.PRIVATE_OR_EXACT_CLASS,
-            "deliberate differences": aiomysql_suite.BY_DESIGN,
-            "out of scope (aiomysql's own pool and its aiomysql.sa layer)": aiomysql_suite.OUT_OF_SCOPE,
-        }
-        suites.append(suite)
+    for name, run_suite, listed in (
+        (
+            "asyncpg",
+            asyncpg_suite.run_asyncpg_suite,
+            {
+                "private internals or exact classes": asyncpg_suite.PRIVATE_OR_EXACT_CLASS,
+                "deliberate differences (default plugins)": asyncpg_suite.DELIBERATE,
+                "the environment": asyncpg_suite.ENVIRONMENT,
+            },
+        ),
+        (
+            "aiomysql",
+            aiomysql_suite.run_aiomysql_suite,
+            {
+                "private internals or exact classes": aiomysql_suite.PRIVATE_OR_EXACT_CLASS,
+                "deliberate differences": aiomysql_suite.BY_DESIGN,
+                "out of scope (aiomysql's own pool and its aiomysql.sa layer)": aiomysql_suite.OUT_OF_SCOPE,
+            },
+        ),
+    ):
+        if name in names:
+            suite = DriverSuite(name, name, listed=listed)
+            for mode in MODES:
+                suite.outcomes[mode] = await run_suite(mode, workdir)
+            suites.append(suite)
     return suites
 
 
