@@ -354,7 +354,12 @@ GARBAGE: st.SearchStrategy[tuple[str, Any]] = st.one_of(
     st.tuples(st.just("reader_host_selector_strategy"), _bad_choice(SELECTOR_STRATEGIES)),
     st.tuples(st.just("cluster_instance_host_pattern"), JUNK_TEXT.filter(lambda t: "?" not in t)),
     st.tuples(st.just("cluster_instance_host_pattern"), st.sampled_from(["? .x", "[?]", "?:0", "?:+1"])),
-    st.tuples(st.just("host"), st.tuples(JUNK_TEXT, st.sampled_from(",/"), JUNK_TEXT).map("".join)),
+    st.tuples(  # a host list, or a '/' that does not start a Unix socket path (which is a host)
+        st.just("host"),
+        st.tuples(JUNK_TEXT, st.sampled_from(",/"), JUNK_TEXT)
+        .map("".join)
+        .filter(lambda h: "," in h or not h.startswith("/")),
+    ),
     st.tuples(st.just("host"), st.sampled_from(["", 42, ["a", "b"]])),
     st.tuples(st.text(min_size=1, max_size=20).filter(lambda n: n not in KNOWN_KEYWORDS), TEXT),
 )
