@@ -1,6 +1,7 @@
-"""``create_pool()``: a pool of failover-aware connections with asyncpg's pool API.
+"""``create_pool()``: a pool of failover-aware connections with asyncpg's pool API, on both engines.
 
-Every pooled connection is an :class:`AuroraConnection` of the same cluster, so one topology monitor
+Every pooled connection is a facade (:class:`AuroraConnection` for PostgreSQL,
+:class:`AuroraMySQLConnection` for MySQL) of the same cluster, so one topology monitor
 and one writer search serve the whole pool. A connection that raised ``FailoverSuccessError`` is on the
 new instance and goes back to the pool usable. When the cluster sees a new writer, idle connections
 still on the demoted instance (or closed under the pool by the connection tracker) are retired at
@@ -13,21 +14,25 @@ import asyncio
 import collections
 import logging
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from ._cluster import Cluster
 from ._concurrency import AwaitableContext
 from ._config import Config, parse
-from ._connect import _open
+from ._connect import _FACADES, _open
 from ._exceptions import ConfigurationError
 from ._plugins import Plugin
+from .mysql.connection import AuroraMySQLConnection
 from .postgresql.connection import AuroraConnection
 
 log = logging.getLogger("aurora_async.pool")
 
+C = TypeVar("C", AuroraConnection, AuroraMySQLConnection)
 
-class AuroraPool:
-    """A pool of :class:`AuroraConnection` (create it with :func:`create_pool`).
+
+class AuroraPool(Generic[C]):
+    """A pool of :class:`AuroraConnection` or :class:`AuroraMySQLConnection` (create it with
+    :func:`create_pool`).
 
     ``async with pool.acquire() as conn:`` (or ``conn = await pool.acquire()`` and
     ``await pool.release(conn)``); ``await pool.close()`` waits for acquired connections to come back,
@@ -42,14 +47,15 @@ class AuroraPool:
         self._max_size = max_size
         self._acquire_timeout = acquire_timeout
         self._slots = asyncio.Semaphore(max_size)
-        self._idle: collections.deque[AuroraConnection] = collections.deque()
-        self._in_use: set[AuroraConnection] = set()
+        self._idle: collections.deque[C] = collections.deque()
+        self._in_use: set[C] = set()
         self._returned = asyncio.Event()
         self._retired = 0
         self._opened = 0
         self._closing = False
         self._closed = False
         self._cluster: Cluster | None = None  # held for the pool's life: the topology outlives retirements
+        self._facade: type[C] = _FACADES[config.engine]  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         stats = self.stats()
@@ -58,27 +64,28 @@ class AuroraPool:
             f"in_use={stats['in_use']}{' closed' if self._closed else ''}>"
         )
 
-    async def _start(self) -> AuroraPool:
+    async def _start(self) -> AuroraPool[C]:
         try:
             first = await self._open()  # one first: the cluster's dialect and topology, once
             self._cluster = first._cluster.acquire(self._config.identity)
-            rest = await asyncio.gather(*(self._open() for _ in range(self._min_size - 1)))
+            rest: list[C] = await asyncio.gather(*(self._open() for _ in range(self._min_size - 1)))
         except BaseException:
             self.terminate()
             raise
-        self._idle.extend([first, *rest])  # min_size connections, or the first one when min_size is 0
+        self._idle.append(first)
+        self._idle.extend(rest)  # min_size connections, or the first one when min_size is 0
         return self
 
-    async def _open(self) -> AuroraConnection:
+    async def _open(self) -> C:
         cluster, raw, instance = await _open(self._config)
         self._opened += 1
-        return AuroraConnection(cluster, self._config, raw, instance)
+        return self._facade(cluster, self._config, raw, instance)
 
     # -- checkout ----------------------------------------------------------------------------------
 
     def acquire(
         self, *, timeout: float | None = None, read_only: bool = False
-    ) -> AwaitableContext[AuroraConnection]:
+    ) -> AwaitableContext[C]:
         """A connection: ``await pool.acquire()`` or ``async with pool.acquire() as conn``.
 
         :param timeout: seconds to wait for a free slot (default: the pool's ``acquire_timeout``;
@@ -91,7 +98,7 @@ class AuroraPool:
         timeout = self._acquire_timeout if timeout is None else timeout
         return AwaitableContext(lambda: self._acquire(timeout, read_only), self._release_after_block)
 
-    async def _acquire(self, timeout: float | None, read_only: bool = False) -> AuroraConnection:
+    async def _acquire(self, timeout: float | None, read_only: bool = False) -> C:
         conn = await self._checkout(timeout)
         if read_only:
             try:
@@ -101,7 +108,7 @@ class AuroraPool:
                 raise
         return conn
 
-    async def _checkout(self, timeout: float | None) -> AuroraConnection:
+    async def _checkout(self, timeout: float | None) -> C:
         if self._closing:
             raise RuntimeError("the pool is closing")
         async with asyncio.timeout(timeout):
@@ -114,7 +121,7 @@ class AuroraPool:
         self._in_use.add(conn)
         return conn
 
-    def _take_idle(self) -> AuroraConnection | None:
+    def _take_idle(self) -> C | None:
         while self._idle:
             conn = self._idle.popleft()
             if conn.is_closed() or conn.raw.is_closed() or self._stale(conn):
@@ -125,7 +132,7 @@ class AuroraPool:
             return conn
         return None
 
-    def _stale(self, conn: AuroraConnection) -> bool:
+    def _stale(self, conn: C) -> bool:
         """Is an idle connection on an instance that no longer has its role (a demoted writer)?"""
         cluster: Cluster = conn._cluster
         topology = cluster.topology
@@ -138,9 +145,12 @@ class AuroraPool:
         mode = conn._default_mode  # failover_mode, or the one its custom endpoint's type asks for
         return (mode == "strict_writer" and not on_writer) or (mode == "strict_reader" and on_writer)
 
-    async def release(self, conn: AuroraConnection) -> None:
-        """Give ``conn`` back: its session is reset (asyncpg's ``reset()``: open transaction rolled
-        back, settings, listeners, advisory locks); a broken connection is dropped."""
+    async def release(self, conn: C) -> None:
+        """Give ``conn`` back: its session is reset (PostgreSQL: asyncpg's ``reset()``, so an open
+        transaction rolled back, settings, listeners and advisory locks dropped; MySQL:
+        :meth:`AuroraMySQLConnection.reset`, so an open transaction rolled back, user variables,
+        temporary tables, prepared statements, locks and session settings dropped, the connect-time
+        settings applied again); a broken connection is dropped."""
         if conn not in self._in_use:
             raise ValueError(f"{conn!r} was not acquired from this pool")
         self._in_use.discard(conn)
@@ -175,7 +185,7 @@ class AuroraPool:
             "max_size": self._max_size,
         }
 
-    async def _release_after_block(self, conn: AuroraConnection, exc: BaseException | None) -> None:
+    async def _release_after_block(self, conn: C, exc: BaseException | None) -> None:
         await self.release(conn)
 
     async def close(self) -> None:
@@ -186,7 +196,7 @@ class AuroraPool:
             await self._returned.wait()
         self._closed = True
         idle, self._idle = list(self._idle), collections.deque()
-        await asyncio.gather(*(conn.close() for conn in idle))
+        await asyncio.gather(*(conn._close(None) for conn in idle))
         await self._release_cluster()
 
     def terminate(self) -> None:
@@ -205,13 +215,48 @@ class AuroraPool:
             cluster, self._cluster = self._cluster, None
             await cluster.release_and_wait(self._config.identity)
 
-    async def __aenter__(self) -> AuroraPool:
+    async def __aenter__(self) -> AuroraPool[C]:
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+@overload
+def create_pool(
+    dsn: str | None = None,
+    *,
+    engine: Literal["postgresql"],
+    min_size: int = 1,
+    max_size: int = 10,
+    acquire_timeout: float | None = None,
+    **options: Any,
+) -> AwaitableContext[AuroraPool[AuroraConnection]]: ...
+
+
+@overload
+def create_pool(
+    dsn: str | None = None,
+    *,
+    engine: Literal["mysql"],
+    min_size: int = 1,
+    max_size: int = 10,
+    acquire_timeout: float | None = None,
+    **options: Any,
+) -> AwaitableContext[AuroraPool[AuroraMySQLConnection]]: ...
+
+
+@overload
+def create_pool(
+    dsn: str | None = None,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    acquire_timeout: float | None = None,
+    **options: Any,
+) -> AwaitableContext[AuroraPool[Any]]: ...
 
 
 def create_pool(
@@ -221,9 +266,11 @@ def create_pool(
     max_size: int = 10,
     acquire_timeout: float | None = None,
     **options: Any,
-) -> AwaitableContext[AuroraPool]:
+) -> AwaitableContext[AuroraPool[Any]]:
     """A pool of failover-aware connections: ``pool = await create_pool(dsn, ...)`` or
-    ``async with create_pool(dsn, ...) as pool``.
+    ``async with create_pool(dsn, ...) as pool``. A ``postgresql://`` DSN gives a pool of
+    :class:`AuroraConnection` (asyncpg API), a ``mysql://`` DSN one of :class:`AuroraMySQLConnection`
+    (aiomysql API); ``engine="postgresql"`` / ``engine="mysql"`` also tells a type checker which.
 
     :param min_size: connections opened at start.
     :param max_size: at most this many connections at once; ``acquire()`` waits for a free one.
@@ -240,14 +287,9 @@ def create_pool(
             f"acquire_timeout must be a positive number of seconds, not {acquire_timeout!r}"
         )
     config = parse(dsn, **options)
-    if config.engine != "postgresql":
-        raise ConfigurationError(
-            "create_pool() serves PostgreSQL (the asyncpg pool API); for MySQL open connections with "
-            "aurora_async.connect() (a pool for the aiomysql API is not available yet)"
-        )
-    pool = AuroraPool(config, min_size=min_size, max_size=max_size, acquire_timeout=acquire_timeout)
+    pool: AuroraPool[Any] = AuroraPool(config, min_size=min_size, max_size=max_size, acquire_timeout=acquire_timeout)
     return AwaitableContext(pool._start, _close_pool)
 
 
-async def _close_pool(pool: AuroraPool, exc: BaseException | None) -> None:
+async def _close_pool(pool: AuroraPool[Any], exc: BaseException | None) -> None:
     await pool.close()

@@ -16,11 +16,11 @@ from typing import Any
 from aiohttp import web
 
 import aurora_async
-from aurora_async import AuroraPool
+from aurora_async import AuroraConnection, AuroraPool
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS visits(key uuid PRIMARY KEY, page text NOT NULL)"
 INSERT = "INSERT INTO visits VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"  # idempotent by key
-POOL = web.AppKey("pool", AuroraPool)
+POOL: web.AppKey[AuroraPool[AuroraConnection]] = web.AppKey("pool", AuroraPool)
 
 
 def create_app(dsn: str, **options: Any) -> web.Application:

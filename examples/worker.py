@@ -22,7 +22,7 @@ RECORD = "INSERT INTO jobs_done VALUES ($1, $2, $3) ON CONFLICT (job) DO NOTHING
 
 
 async def consume(
-    pool: AuroraPool, jobs: asyncio.Queue[int | None], retries: Counter[str], worker: int
+    pool: AuroraPool[Any], jobs: asyncio.Queue[int | None], retries: Counter[str], worker: int
 ) -> None:
     """Process jobs until a ``None`` arrives."""
     while (job := await jobs.get()) is not None:
@@ -33,13 +33,13 @@ async def consume(
                 retries[type(state.last_error).__name__] += 1
 
 
-async def prepare(pool: AuroraPool) -> None:
+async def prepare(pool: AuroraPool[Any]) -> None:
     async with pool.acquire() as conn:
         await conn.execute(SCHEMA)
 
 
 async def run(
-    pool: AuroraPool, job_count: int, workers: int, during: asyncio.Future[Any] | None = None
+    pool: AuroraPool[Any], job_count: int, workers: int, during: asyncio.Future[Any] | None = None
 ) -> Counter[str]:
     """Feed ``job_count`` jobs to ``workers`` consumers (while ``during`` runs); returns how many jobs
     needed a retry, by the error that interrupted them."""

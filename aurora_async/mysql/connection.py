@@ -151,6 +151,21 @@ class AuroraMySQLConnection(ReadWriteSession):
         await self._guard(self._raw.autocommit, bool(value))
         self._autocommit = bool(value)
 
+    async def reset(self) -> None:
+        """Put the session back as it was opened (what :func:`aurora_async.create_pool` does when a
+        connection is released): an open transaction is rolled back; user variables, temporary
+        tables, prepared statements, ``GET_LOCK`` locks and session settings are dropped
+        (``COM_RESET_CONNECTION``); the character set, ``sql_mode``, autocommit and ``init_command``
+        given at connect are applied again, and the database given at connect is made current again.
+        Session state tracked for failover is forgotten. Two round trips (three after a ``USE``)."""
+        self._end_block()
+        self._lost_implicit = False
+        await self._guard(self._raw.reset_session)
+        moved_to, opened_in = self._database, self._config.identity.database
+        self._autocommit = self._database = self._charset = self._isolation = None
+        if moved_to is not None and opened_in is not None and moved_to != opened_in:
+            await self._guard(self._raw.select_db, opened_in)
+
     def get_autocommit(self) -> bool:
         return bool(self._raw.get_autocommit())
 

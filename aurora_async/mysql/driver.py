@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiomysql
 import pymysql
+from pymysql.charset import charset_by_name
 
 from .._driver import Driver, connect_as, set_keepalive
 from .._tls import mysql_tls
@@ -33,6 +34,7 @@ _CLIENT_SSL = 0x800  # the server's capability flag: it can switch to TLS
 _CR_SSL_CONNECTION_ERROR = 2026
 _CR_CONN_HOST_ERROR = 2003
 _CR_SERVER_GONE_ERROR = 2006
+_COM_RESET_CONNECTION = 0x1F  # MySQL 5.7.3+ / MariaDB 10.2.4+; PyMySQL has no name for it
 
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, pymysql.err.MySQLError, TimeoutError)
 
@@ -52,6 +54,14 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._termination_listeners: list[Callable[[Any], None]] = []
+        # the session as it was opened: what reset_session() applies again
+        opened: Any = self  # aiomysql's attributes carry no types
+        self._opened_as: tuple[str, bool | None, str | None, str | None] = (
+            opened._charset,
+            opened.autocommit_mode,
+            opened.sql_mode,
+            opened.init_command,
+        )
 
     def is_closed(self) -> bool:
         """Closed here, or its socket already closed by the peer (seen once the loop noticed)."""
@@ -101,6 +111,26 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
                 "not logging in over plain text",
             )
         await super()._request_authentication()
+
+    async def reset_session(self) -> None:
+        """Put the session back as it was opened, in two round trips: ``COM_RESET_CONNECTION`` (rolls
+        back, drops user variables, temporary tables, prepared statements, ``GET_LOCK`` locks and
+        session settings; the current database stays), then the character set, ``sql_mode``,
+        autocommit and ``init_command`` this connection was opened with, applied again."""
+        await self._execute_command(_COM_RESET_CONNECTION, b"")
+        await self._read_ok_packet()
+        charset, autocommit, sql_mode, init_command = self._opened_as
+        settings = [f"NAMES {self.escape(charset)}"]
+        if sql_mode is not None:
+            settings.append(f"sql_mode={sql_mode}")  # as aiomysql sends it at connect
+        if autocommit is not None:
+            settings.append(f"autocommit={int(bool(autocommit))}")
+        await self.query("SET " + ", ".join(settings))
+        self._charset, self._encoding = charset, charset_by_name(charset).encoding
+        self.autocommit_mode = autocommit
+        if init_command is not None:
+            await self.query(init_command)
+            await self.commit()
 
     def is_in_transaction(self) -> bool:
         """The server's "in transaction" status flag, as of the last reply."""

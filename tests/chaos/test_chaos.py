@@ -82,7 +82,7 @@ class Ledger:
     longest_unit: float = 0.0
 
 
-async def worker(pool: aurora_async.AuroraPool, me: int, ledger: Ledger, stop: asyncio.Event) -> None:
+async def worker(pool: aurora_async.AuroraPool[Any], me: int, ledger: Ledger, stop: asyncio.Event) -> None:
     n = 0
     ledger.last_commit[me] = time.monotonic()
     while not stop.is_set():

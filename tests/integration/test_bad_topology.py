@@ -254,7 +254,7 @@ async def test_failover_with_a_garbage_catalog(aurora_postgres: AuroraSimulator)
     # too); the failover rewrites the catalog, as Aurora does: the connections follow the new writer
     real = rows_of(await read_catalog(sim))
     await write_catalog(sim, {"instances": real + UNKNOWN_IDS})
-    pool: aurora_async.AuroraPool | None = None
+    pool: aurora_async.AuroraPool[Any] | None = None
     conn: AuroraConnection | None = None
     try:
         pool = await aurora_async.create_pool(sim.dsn("cluster"), min_size=2, max_size=2, **opts)

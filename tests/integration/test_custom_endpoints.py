@@ -181,8 +181,6 @@ async def test_a_pool_through_a_reader_endpoint_keeps_its_replicas(
     """Pooled connections of a READER endpoint are on a member replica, and reused as such (not
     retired as "off the writer"); once that replica is promoted, an idle one is retired, and with no
     member replica left a new one is refused rather than placed elsewhere."""
-    if sim.engine != "postgresql":
-        pytest.skip("create_pool is asyncpg's API")
     await sim.add_custom_endpoint("olap", members=["12"], kind="READER")
     options = ops.options(
         custom_endpoint="olap",

@@ -25,7 +25,6 @@ import aurora_async
 from aurora_async import (
     AuroraConnection,
     AuroraMySQLConnection,
-    ConfigurationError,
     FailoverFailedError,
     FailoverSuccessError,
     Role,
@@ -492,9 +491,3 @@ async def test_session_state_follows_the_failover(sim: AuroraSimulator, ops: Eng
         await cur.execute("SELECT DATABASE(), @@autocommit, @@character_set_client, @@session.tx_isolation")
         assert await cur.fetchone() == ("information_schema", 1, "latin1", "READ-COMMITTED")
         assert conn.get_autocommit() is True
-
-
-@MYSQL_ONLY
-async def test_create_pool_is_postgresql_only(sim: AuroraSimulator) -> None:
-    with pytest.raises(ConfigurationError, match="create_pool"):
-        await aurora_async.create_pool(sim.dsn("cluster"))

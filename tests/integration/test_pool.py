@@ -1,4 +1,5 @@
-"""create_pool() on the simulator: asyncpg's pool API, and failover without special code."""
+"""create_pool() on the simulator, on both engines: the pool API, failover without special code, and a
+session reset on release that leaves nothing of one checkout to the next (MySQL: ``test_pool_mysql``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import aurora_async
 from aurora_async import AuroraConnection, ConfigurationError, FailoverSuccessError
 from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator
-from tests.helpers import AURORA_HOST_ID_SQL, eventually, fetchval
+from tests.helpers import AURORA_HOST_ID_SQL, eventually
+
+from ._engine_ops import EngineOps
 
 TASKS = 100
 
@@ -68,42 +71,49 @@ def test_bad_pool_sizes_are_named() -> None:
         aurora_async.create_pool("postgresql://u@h/db", acquire_timeout=0)
 
 
+# -- on both engines ------------------------------------------------------------------------------------
+
+# a unit of work: store its id and the instance that took it, idempotently (a COMMIT cut off may have landed)
+UNIT_SQL = {
+    "postgresql": "INSERT INTO work VALUES ({id}, pg_catalog.aurora_db_instance_identifier()) "
+    "ON CONFLICT (id) DO NOTHING",
+    "mysql": "INSERT INTO work VALUES ({id}, @@server_id) ON DUPLICATE KEY UPDATE id = id",
+}
+SHORT_SLEEP = {"postgresql": "SELECT pg_sleep(0.3)", "mysql": "SELECT SLEEP(0.3)"}
+
+
 async def test_100_tasks_through_a_failover_each_unit_of_work_exactly_once(
-    aurora_postgres: AuroraSimulator,
+    sim: AuroraSimulator, ops: EngineOps
 ) -> None:
-    sim = aurora_postgres
     async with aurora_async.create_pool(sim.dsn("cluster"), min_size=10, max_size=20, **options(sim)) as pool:
         async with pool.acquire() as conn:
-            await conn.execute("CREATE TABLE work(id int PRIMARY KEY, done_on text)")
+            await ops.write(conn, "CREATE TABLE work(id int PRIMARY KEY, done_on text)")
         started = asyncio.Event()
         attempts: dict[int, int] = {}
 
         @aurora_async.retry_on_failover(attempts=5, deadline=30)
         async def unit(task_id: int) -> str:
             attempts[task_id] = attempts.get(task_id, 0) + 1
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute(
-                    "INSERT INTO work VALUES ($1, pg_catalog.aurora_db_instance_identifier()) "
-                    "ON CONFLICT (id) DO NOTHING",  # idempotent: a COMMIT cut off may have landed
-                    task_id,
-                )
-                if task_id % 10 == 0:
-                    started.set()
-                    await conn.execute("SELECT pg_sleep(0.3)")  # some units are in flight at the failover
-                return str(await conn.fetchval(AURORA_HOST_ID_SQL))
+            async with pool.acquire() as conn:
+                async with ops.transaction(conn):
+                    await ops.execute(conn, UNIT_SQL[ops.engine].format(id=task_id))
+                    if task_id % 10 == 0:
+                        started.set()
+                        await ops.execute(conn, SHORT_SLEEP[ops.engine])  # in flight at the failover
+                return await ops.host_id(conn)
 
         tasks = [asyncio.ensure_future(unit(i)) for i in range(TASKS)]
         await started.wait()
         report = await sim.failover()
         done = await asyncio.wait_for(asyncio.gather(*tasks), 60)  # no task hangs
         assert len(done) == TASKS
-        rows = await fetchval(sim.dsn(report.new_writer), "SELECT count(DISTINCT id) FROM work")
+        rows = await ops.outside(report.new_writer, "SELECT count(DISTINCT id) FROM work")
         assert rows == TASKS  # every unit of work is there, once (primary key)
         assert any(n > 1 for n in attempts.values())  # the failover did interrupt some of them
         # afterwards, every connection the pool hands out is on the new writer
         conns = [await pool.acquire() for _ in range(pool.stats()["max_size"])]
         try:
-            ids = set(await asyncio.gather(*(c.fetchval(AURORA_HOST_ID_SQL) for c in conns)))
+            ids = set(await asyncio.gather(*(ops.host_id(c) for c in conns)))
         finally:
             await asyncio.gather(*(pool.release(c) for c in conns))
         assert ids == {report.new_writer}
@@ -111,8 +121,9 @@ async def test_100_tasks_through_a_failover_each_unit_of_work_exactly_once(
         assert stats["size"] <= stats["max_size"] and stats["in_use"] == 0
 
 
-async def test_idle_connections_on_the_demoted_writer_are_retired(aurora_postgres: AuroraSimulator) -> None:
-    sim = aurora_postgres
+async def test_idle_connections_on_the_demoted_writer_are_retired(
+    sim: AuroraSimulator, ops: EngineOps
+) -> None:
     async with aurora_async.create_pool(sim.dsn("cluster"), min_size=5, max_size=5, **options(sim)) as pool:
         report = await sim.switchover()  # the old writer comes back as a replica: idle ones would read there
         [cluster] = registry.clusters()
@@ -124,24 +135,37 @@ async def test_idle_connections_on_the_demoted_writer_are_retired(aurora_postgre
         await eventually(learned, timeout=10, what="the cluster to learn the new writer")
         conns = [await pool.acquire() for _ in range(5)]
         try:
-            ids = await asyncio.gather(*(c.fetchval(AURORA_HOST_ID_SQL) for c in conns))  # no error at all
+            ids = await asyncio.gather(*(ops.host_id(c) for c in conns))  # no error at all
         finally:
             await asyncio.gather(*(pool.release(c) for c in conns))
         assert set(ids) == {report.new_writer}
         assert pool.stats()["retired_by_failover"] == 5 and pool.stats()["opened"] == 10
 
 
-async def test_a_connection_that_failed_over_goes_back_usable(aurora_postgres: AuroraSimulator) -> None:
-    sim = aurora_postgres
+async def test_a_connection_that_failed_over_goes_back_usable(sim: AuroraSimulator, ops: EngineOps) -> None:
     async with aurora_async.create_pool(sim.dsn("cluster"), min_size=1, max_size=1, **options(sim)) as pool:
         conn = await pool.acquire()
         report = await sim.failover()
         with pytest.raises(FailoverSuccessError):
-            await conn.fetchval("SELECT 1")
+            await ops.scalar(conn, "SELECT 1")
         await pool.release(conn)
         async with pool.acquire() as same:
-            assert same is conn and await same.fetchval(AURORA_HOST_ID_SQL) == report.new_writer
+            assert same is conn and await ops.host_id(same) == report.new_writer
         assert pool.stats()["retired_by_failover"] == 0
+
+
+async def test_read_only_checkout_is_on_a_reader_and_goes_back_to_the_writer(
+    sim: AuroraSimulator, ops: EngineOps
+) -> None:
+    plugins = ("initial_connection", "aurora_connection_tracker", "failover", "read_write_splitting")
+    async with aurora_async.create_pool(
+        sim.dsn("cluster"), min_size=1, max_size=1, **options(sim, plugins=plugins)
+    ) as pool:
+        async with pool.acquire(read_only=True) as conn:
+            assert await ops.is_reader(conn) and await ops.host_id(conn) != sim.writer_id
+        async with pool.acquire() as same:
+            assert same is conn and not await ops.is_reader(same)
+            assert await ops.host_id(same) == sim.writer_id
 
 
 async def test_raw_connector_feeds_asyncpgs_own_pool_across_a_failover(

@@ -469,8 +469,6 @@ class World:
         return "ok"
 
     async def _do_pool(self, step: Step) -> str:
-        if self.engine != "postgresql":
-            return "skipped (no pool for MySQL yet)"
         label, ident = step.args[0], self.idents[step.args[1]]
         live = Live(Obj(label, "pool", ident), None, f"st-{label}")
         options = self._options(ident, live.tag)
