@@ -15,6 +15,7 @@ from ._config import Config, parse
 from ._custom_endpoint import Membership, OutsideEndpoint, membership_of, mode_of
 from ._driver import discard
 from ._exceptions import ConfigurationError, FailoverFailedError
+from ._host_monitor import WholeConnection
 from ._identity import LoginRefused
 from ._options import FailoverMode
 from ._plugins import Plugin
@@ -236,8 +237,11 @@ async def connect_raw(dsn: str | None = None, **options: Any) -> Any:
 
     It does not fail over by itself (its owner reconnects through ``connect_raw`` again), but the
     cluster keeps monitoring the topology and, with ``aurora_connection_tracker``, terminates it when
-    its instance stops being the writer, so the owner's next use fails fast. For a pool or an engine,
-    prefer :func:`raw_connector`, which keeps the cluster's topology while every connection is gone.
+    its instance stops being the writer, and, with ``host_monitoring``, when its host stops answering
+    the monitor's probes (a black hole: a call in flight raises the driver's connection error within
+    the detection window instead of waiting on TCP), so the owner's next use fails fast. For a pool
+    or an engine, prefer :func:`raw_connector`, which keeps the cluster's topology while every
+    connection is gone.
     """
     cluster, raw = await _connect_raw(parse(dsn, **options))
     return raw
@@ -251,6 +255,11 @@ async def _connect_raw(config: Config) -> tuple[Cluster, Any]:
     )
     if tracked:
         cluster.tracker.add(instance.instance_id, raw)
+    # the monitor holds its connections weakly: this listener, held by the connection, keeps it alive
+    watched = WholeConnection(raw)
+    monitored = config.options.has(Plugin.HOST_MONITORING) and cluster.dialect is not None
+    if monitored:
+        cluster.host_monitor(instance).add(watched)
     released = False
 
     def on_close(conn: Any) -> None:
@@ -259,6 +268,8 @@ async def _connect_raw(config: Config) -> tuple[Cluster, Any]:
             released = True
             if tracked:
                 cluster.tracker.remove(instance.instance_id, conn)
+            if monitored:
+                cluster.host_monitor(instance).remove(watched)
             cluster.release(config.identity)
 
     raw.add_termination_listener(on_close)

@@ -43,6 +43,21 @@ class Monitored(Protocol):
     def abort_physical(self) -> None: ...
 
 
+class WholeConnection:
+    """A physical connection handed out as it is (``connect_raw``, ``raw_connector``): its owner's
+    calls cannot be seen, so when its host is declared dead it is aborted whatever it is doing."""
+
+    def __init__(self, raw: RawConnection) -> None:
+        self.raw = raw
+
+    def busy_for(self, now: float) -> float | None:
+        return None
+
+    def abort_physical(self) -> None:
+        if not self.raw.is_closed():
+            self.raw.terminate()
+
+
 class HostMonitor:
     """Probes one host while connections to it are monitored; aborts them when it stops answering."""
 

@@ -83,9 +83,7 @@ class AuroraPool(Generic[C]):
 
     # -- checkout ----------------------------------------------------------------------------------
 
-    def acquire(
-        self, *, timeout: float | None = None, read_only: bool = False
-    ) -> AwaitableContext[C]:
+    def acquire(self, *, timeout: float | None = None, read_only: bool = False) -> AwaitableContext[C]:
         """A connection: ``await pool.acquire()`` or ``async with pool.acquire() as conn``.
 
         :param timeout: seconds to wait for a free slot (default: the pool's ``acquire_timeout``;
@@ -287,7 +285,9 @@ def create_pool(
             f"acquire_timeout must be a positive number of seconds, not {acquire_timeout!r}"
         )
     config = parse(dsn, **options)
-    pool: AuroraPool[Any] = AuroraPool(config, min_size=min_size, max_size=max_size, acquire_timeout=acquire_timeout)
+    pool: AuroraPool[Any] = AuroraPool(
+        config, min_size=min_size, max_size=max_size, acquire_timeout=acquire_timeout
+    )
     return AwaitableContext(pool._start, _close_pool)
 
 
