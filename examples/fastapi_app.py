@@ -1,16 +1,19 @@
 """FastAPI on Aurora: a pool in the lifespan, a connection per request, answers across a failover.
 
-    .venv/bin/python examples/fastapi_app.py
+    .venv/bin/python examples/fastapi_app.py [--engine mysql]
 
 ``create_app(dsn, **options)`` is the whole integration: the lifespan opens an ``aurora_async`` pool, a
 dependency lends each request a connection, and the endpoint's unit of work is wrapped in
-``retry_on_failover`` (idempotent: an order carries its own key). Run as a script, it starts a simulated
-cluster and sends requests through httpx's ASGI transport while the writer fails over; in production
-serve ``create_app(...)`` with uvicorn or any ASGI server.
+``retry_on_failover`` (idempotent: an order carries its own key). The DSN picks the engine: a
+``postgresql://`` one gives asyncpg-style connections, a ``mysql://`` one aiomysql-style connections
+(``place_order`` and ``count_orders`` show both). Run as a script, it starts a simulated cluster and
+sends requests through httpx's ASGI transport while the writer fails over; in production serve
+``create_app(...)`` with uvicorn or any ASGI server.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
@@ -20,22 +23,45 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 
 import aurora_async
-from aurora_async import AuroraConnection
+from aurora_async import AuroraConnection, AuroraMySQLConnection
 
-SCHEMA = "CREATE TABLE IF NOT EXISTS orders(key uuid PRIMARY KEY, item text NOT NULL, written_on text)"
-INSERT = (
-    "INSERT INTO orders VALUES ($1, $2, pg_catalog.aurora_db_instance_identifier()) "
-    "ON CONFLICT (key) DO NOTHING"
-)
+SCHEMA = {
+    "postgresql": "CREATE TABLE IF NOT EXISTS orders(key uuid PRIMARY KEY, item text NOT NULL)",
+    "mysql": "CREATE TABLE IF NOT EXISTS orders(`key` char(36) PRIMARY KEY, item text NOT NULL)",
+}
 
 
-async def connection(request: Request) -> AsyncIterator[AuroraConnection]:
+async def place_order(conn: AuroraConnection | AuroraMySQLConnection, key: uuid.UUID, item: str) -> None:
+    """One transaction; a re-run after a failover changes nothing (the key is the primary key)."""
+    if isinstance(conn, AuroraMySQLConnection):  # aiomysql's API
+        await conn.begin()
+        async with conn.cursor() as cur:
+            await cur.execute(
+                "INSERT INTO orders VALUES (%s, %s) ON DUPLICATE KEY UPDATE `key` = `key`", (str(key), item)
+            )
+        await conn.commit()
+    else:  # asyncpg's API
+        async with conn.transaction():
+            await conn.execute("INSERT INTO orders VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", key, item)
+
+
+async def count_orders(conn: AuroraConnection | AuroraMySQLConnection) -> int:
+    if isinstance(conn, AuroraMySQLConnection):
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT count(*) FROM orders")
+            (total,) = await cur.fetchone()
+        await conn.commit()  # autocommit is off (aiomysql's default): end the read's transaction
+        return int(total)
+    return int(await conn.fetchval("SELECT count(*) FROM orders"))
+
+
+async def connection(request: Request) -> AsyncIterator[AuroraConnection | AuroraMySQLConnection]:
     """A dependency: a pooled connection for the duration of the request."""
     async with request.app.state.pool.acquire() as conn:
         yield conn
 
 
-Connection = Annotated[AuroraConnection, Depends(connection)]
+Connection = Annotated[AuroraConnection | AuroraMySQLConnection, Depends(connection)]
 
 
 def create_app(dsn: str, **options: Any) -> FastAPI:
@@ -45,7 +71,11 @@ def create_app(dsn: str, **options: Any) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with aurora_async.create_pool(dsn, min_size=2, max_size=10, **options) as pool:
             async with pool.acquire() as conn:
-                await conn.execute(SCHEMA)
+                if isinstance(conn, AuroraMySQLConnection):
+                    async with conn.cursor() as cur:
+                        await cur.execute(SCHEMA["mysql"])
+                else:
+                    await conn.execute(SCHEMA["postgresql"])
             app.state.pool = pool
             yield
 
@@ -57,25 +87,24 @@ def create_app(dsn: str, **options: Any) -> FastAPI:
 
         @aurora_async.retry_on_failover(attempts=3, deadline=30)
         async def place() -> str:
-            async with conn.transaction():
-                await conn.execute(INSERT, key, item)
+            await place_order(conn, key, item)
             return str(conn.instance.instance_id)
 
         return {"key": str(key), "writer": await place()}
 
     @app.get("/orders/count")
     async def count(conn: Connection) -> dict[str, int]:
-        return {"orders": await aurora_async.retry_on_failover(conn.fetchval)("SELECT count(*) FROM orders")}
+        return {"orders": await aurora_async.retry_on_failover(count_orders)(conn)}
 
     return app
 
 
-async def main() -> None:
+async def main(engine: str) -> None:
     import httpx  # noqa: PLC0415 - only the demo needs a client
 
     from aurora_async.testing import AuroraSimulator  # noqa: PLC0415
 
-    async with AuroraSimulator(instances=3) as sim:
+    async with AuroraSimulator(engine=engine, instances=3) as sim:
         app = create_app(sim.dsn("cluster"), cluster_instance_host_pattern=sim.instance_host_pattern)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
@@ -101,4 +130,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=["postgresql", "mysql"], default="postgresql")
+    asyncio.run(main(parser.parse_args().engine))

@@ -1,10 +1,12 @@
-"""SQLAlchemy's asyncio ORM on Aurora PostgreSQL through aurora_async, riding through a failover.
+"""SQLAlchemy's asyncio ORM on Aurora (PostgreSQL or MySQL) through aurora_async, riding through a failover.
 
-    .venv/bin/python examples/sqlalchemy_async.py
+    .venv/bin/python examples/sqlalchemy_async.py [--engine mysql]
 
-``create_async_engine("postgresql+asyncpg://", async_creator=aurora_async.raw_connector(...))``:
-every pooled connection is a genuine asyncpg connection, checked to be on the writer when it is made
-(a stale writer endpoint that leads to a replica is corrected). Mid-run the writer dies. SQLAlchemy
+``create_async_engine("postgresql+asyncpg://", async_creator=aurora_async.raw_connector(...))`` (or
+``"mysql+aiomysql://"`` with a ``mysql://`` DSN): every pooled connection is a genuine asyncpg (aiomysql)
+connection, checked to be on the writer when it is made (a stale writer endpoint that leads to a
+replica is corrected), and watched by host monitoring (a call on a black-holed instance fails within
+the detection window instead of waiting on TCP). Mid-run the writer dies. SQLAlchemy
 raises its own errors, not aurora_async's: a unit of work in flight fails with a
 ``sqlalchemy.exc.DBAPIError`` (or its ``InterfaceError`` / ``InternalError`` subclasses) whose
 ``connection_invalidated`` is True, and the pool has already discarded that connection. So:
@@ -16,10 +18,15 @@ raises its own errors, not aurora_async's: a unit of work in flight fails with a
   whose endpoint still leads to the dead writer reaches the new one through that topology instead of
   raising a bare ``ConnectionRefusedError`` (which SQLAlchemy would pass on unwrapped);
 - a ``checkout`` hook replaces pooled connections that aurora_async or the server already closed.
+
+Read/write splitting: a second engine whose connector has ``failover_mode="strict_reader"`` hands out
+connections on replicas; sessions made from it read there (``async_sessionmaker(reader)``), sessions
+from the writer engine write. The example counts the rows on a replica at the end.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import functools
 import logging
@@ -33,13 +40,19 @@ from typing import Any, TypeVar
 from sqlalchemy import String, event, exc, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import TextClause
 
 import aurora_async
 from aurora_async.testing import AuroraSimulator
 
 WORKERS = 4
 ATTEMPTS = 5  # runs of one unit of work at most
-WHO = text("SELECT pg_catalog.aurora_db_instance_identifier()")
+URL = {"postgresql": "postgresql+asyncpg://", "mysql": "mysql+aiomysql://"}
+# which instance answers (the simulator, like Aurora, answers these)
+WHO: dict[str, TextClause] = {
+    "postgresql": text("SELECT pg_catalog.aurora_db_instance_identifier()"),
+    "mysql": text("SELECT @@server_id"),
+}
 
 T = TypeVar("T")
 
@@ -50,17 +63,15 @@ class Base(DeclarativeBase):
 
 class Order(Base):
     __tablename__ = "orders"
-    __mapper_args__ = {"eager_defaults": True}  # read `instance` back with the INSERT
 
     key: Mapped[str] = mapped_column(String(32), primary_key=True)  # the unit of work's idempotency key
     worker: Mapped[str] = mapped_column(String(16))
-    # which instance stored the row (the simulator, like Aurora, answers this function)
-    instance: Mapped[str] = mapped_column(server_default=func.aurora_db_instance_identifier())
+    instance: Mapped[str] = mapped_column(String(16))  # which instance stored the row
 
 
-def make_engine(connector: aurora_async.RawConnector) -> AsyncEngine:
+def make_engine(engine_name: str, connector: aurora_async.RawConnector) -> AsyncEngine:
     engine = create_async_engine(
-        "postgresql+asyncpg://",
+        URL[engine_name],
         async_creator=connector,
         # No pre-ping. It would cost every checkout a BEGIN / ';' / ROLLBACK exchange with the server
         # (three round trips), and it cannot replace the retry below: a failover that strikes while a
@@ -73,7 +84,7 @@ def make_engine(connector: aurora_async.RawConnector) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "checkout")
     def replace_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        if dbapi_connection.driver_connection.is_closed():
+        if dbapi_connection.driver_connection.is_closed():  # asyncpg's; aiomysql's through aurora_async
             raise exc.DisconnectionError("closed by aurora_async or the server")  # the pool reconnects
 
     return engine
@@ -109,26 +120,27 @@ class Worker:
     moved: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-async def insert_order(sessions: async_sessionmaker[AsyncSession], key: str, worker: str) -> str | None:
+async def insert_order(
+    sessions: async_sessionmaker[AsyncSession], who: TextClause, key: str, worker: str
+) -> str | None:
     """One unit of work: store order ``key`` unless it is already there; the instance that took it."""
     async with sessions() as session, session.begin():
         if await session.get(Order, key) is not None:
             return None
-        order = Order(key=key, worker=worker)
-        session.add(order)
-        await session.flush()
-        return order.instance
+        instance = str(await session.scalar(who))
+        session.add(Order(key=key, worker=worker, instance=instance))
+        return instance
 
 
 async def work(
-    sessions: async_sessionmaker[AsyncSession], me: Worker, first: str, stop: asyncio.Event
+    sessions: async_sessionmaker[AsyncSession], who: TextClause, me: Worker, first: str, stop: asyncio.Event
 ) -> None:
     while not stop.is_set():
         me.last_key += 1
         key = f"{me.name}-{me.last_key}"
         tries = len(me.errors)
         instance = await run_unit_of_work(
-            functools.partial(insert_order, sessions, key, me.name),
+            functools.partial(insert_order, sessions, who, key, me.name),
             on_retry=lambda error: me.errors.append((time.monotonic(), error)),
         )
         me.acknowledged += 1
@@ -143,9 +155,25 @@ async def work(
             me.moved.set()
 
 
-async def instance_of(sessions: async_sessionmaker[AsyncSession]) -> str:
+async def instance_of(sessions: async_sessionmaker[AsyncSession], who: TextClause) -> str:
     async with sessions() as session:
-        return str(await session.scalar(WHO))
+        return str(await session.scalar(who))
+
+
+async def count_on_replica(
+    reads: async_sessionmaker[AsyncSession], who: TextClause, expected: int | None
+) -> tuple[str, int]:
+    """Which replica a reader-engine session is on, and the orders it sees once replication caught up
+    (waiting at most 10 s)."""
+    deadline = time.monotonic() + 10
+    async with reads() as session:
+        replica = str(await session.scalar(who))
+        while True:
+            count = int(await session.scalar(select(func.count()).select_from(Order)) or 0)
+            if count == expected or time.monotonic() > deadline:
+                return replica, count
+            await session.rollback()  # a new snapshot for the next look
+            await asyncio.sleep(0.05)
 
 
 def describe(error: exc.DBAPIError) -> str:
@@ -153,15 +181,17 @@ def describe(error: exc.DBAPIError) -> str:
     driver = orig.__cause__ if orig is not None and orig.__cause__ is not None else orig
     return (
         f"{type(error).__module__}.{type(error).__name__} (connection_invalidated="
-        f"{error.connection_invalidated}; asyncpg {type(driver).__name__}: {driver})"
+        f"{error.connection_invalidated}; {type(driver).__module__.split('.')[0]} "
+        f"{type(driver).__name__}: {driver})"
     )
 
 
-async def main() -> None:
+async def main(engine_name: str) -> None:
     logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="  log %(name)s: %(message)s")
     logging.getLogger("aurora_async.topology").setLevel(logging.INFO)  # the writer search, as it happens
-    print("Starting a simulated 3-instance Aurora PostgreSQL cluster (real servers)...")
-    async with AuroraSimulator(instances=3) as sim:
+    print(f"Starting a simulated 3-instance Aurora {engine_name} cluster (real servers)...")
+    who = WHO[engine_name]
+    async with AuroraSimulator(engine=engine_name, instances=3) as sim:
         dsn = sim.dsn("cluster")
         # The connector holds the cluster for the engine's life, so its topology survives the moment
         # the writer's death closes every pooled connection at once; without it the next connection
@@ -170,17 +200,17 @@ async def main() -> None:
         connector = aurora_async.raw_connector(
             dsn, cluster_instance_host_pattern=sim.instance_host_pattern, failover_timeout=20
         )
-        engine = make_engine(connector)
+        engine = make_engine(engine_name, connector)
         try:
             sessions = async_sessionmaker(engine, expire_on_commit=False)
             async with engine.begin() as conn:
                 await conn.run_sync(Base.metadata.create_all)
-            first = await instance_of(sessions)
-            print(f"Engine checkouts land on instance {first} (pg_catalog.aurora_db_instance_identifier())")
+            first = await instance_of(sessions, who)
+            print(f"Engine checkouts land on instance {first} ({who})")
 
             stop = asyncio.Event()
             workers = [Worker(f"w{k}") for k in range(WORKERS)]
-            tasks = [asyncio.create_task(work(sessions, w, first, stop)) for w in workers]
+            tasks = [asyncio.create_task(work(sessions, who, w, first, stop)) for w in workers]
             print(f"{WORKERS} workers are inserting orders, one AsyncSession unit of work each.")
             try:
                 await asyncio.sleep(1.0)  # let them write on the first writer
@@ -211,7 +241,7 @@ async def main() -> None:
             kinds = ", ".join(f"{n} x sqlalchemy.exc.{name}" for name, n in sorted(seen.items()))
             print(f"Retried after: {kinds or 'nothing (no unit was in flight)'}")
 
-            after = await instance_of(sessions)
+            after = await instance_of(sessions, who)
             print(
                 f"\nInstance before the failover: {first}; after: {after} (new writer: {report.new_writer})"
             )
@@ -227,6 +257,16 @@ async def main() -> None:
                 f"Units acknowledged: {acknowledged} ({spread}; {already} found committed on retry); "
                 f"rows committed: {rows}"
             )
+            # read/write splitting: a second engine whose connections are on replicas
+            async with aurora_async.raw_connector(
+                dsn, cluster_instance_host_pattern=sim.instance_host_pattern, failover_mode="strict_reader"
+            ) as reader_connector:
+                reader = make_engine(engine_name, reader_connector)
+                try:
+                    replica, replica_rows = await count_on_replica(async_sessionmaker(reader), who, rows)
+                finally:
+                    await reader.dispose()
+            print(f"A reader engine (failover_mode='strict_reader') reads {replica_rows} rows on {replica}")
         finally:
             await engine.dispose()
             await connector.aclose()
@@ -237,4 +277,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=["postgresql", "mysql"], default="postgresql")
+    asyncio.run(main(parser.parse_args().engine))

@@ -10,10 +10,11 @@ from pathlib import Path
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-async def _run(script: str) -> str:
+async def _run(script: str, *args: str) -> str:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(EXAMPLES / script),
+        *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )

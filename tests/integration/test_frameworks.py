@@ -1,4 +1,5 @@
-"""The framework examples, imported and driven against the simulator: FastAPI, aiohttp, a worker."""
+"""The framework examples, imported and driven against the simulator on both engines: FastAPI, aiohttp, a
+worker (the SQLAlchemy example: ``test_sqlalchemy``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 import aurora_async
 from aurora_async.testing import AuroraSimulator
-from tests.helpers import fetchval
+
+from ._engine_ops import EngineOps
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -27,8 +29,9 @@ def example(name: str) -> ModuleType:
     return module
 
 
-async def test_fastapi_app_answers_every_request_across_a_failover(aurora_postgres: AuroraSimulator) -> None:
-    sim = aurora_postgres
+async def test_fastapi_app_answers_every_request_across_a_failover(
+    sim: AuroraSimulator, ops: EngineOps
+) -> None:
     app = example("fastapi_app").create_app(
         sim.dsn("cluster"), cluster_instance_host_pattern=sim.instance_host_pattern
     )
@@ -52,11 +55,12 @@ async def test_fastapi_app_answers_every_request_across_a_failover(aurora_postgr
         await asyncio.wait_for(customers, 60)
         assert statuses == [200] * 90 and report.new_writer in writers
         assert (await client.get("/orders/count")).json() == {"orders": 91}
-    assert await fetchval(sim.dsn(report.new_writer), "SELECT count(*) FROM orders") == 91
+    assert await ops.outside(report.new_writer, "SELECT count(*) FROM orders") == 91
 
 
-async def test_aiohttp_app_answers_every_request_across_a_failover(aurora_postgres: AuroraSimulator) -> None:
-    sim = aurora_postgres
+async def test_aiohttp_app_answers_every_request_across_a_failover(
+    sim: AuroraSimulator, ops: EngineOps
+) -> None:
     app = example("aiohttp_app").create_app(
         sim.dsn("cluster"), cluster_instance_host_pattern=sim.instance_host_pattern
     )
@@ -72,11 +76,12 @@ async def test_aiohttp_app_answers_every_request_across_a_failover(aurora_postgr
         await asyncio.wait_for(visitors, 60)
         assert statuses == [200] * 90
         assert await (await client.get("/visits/count")).json() == {"visits": 90}
-    assert await fetchval(sim.dsn(report.new_writer), "SELECT count(*) FROM visits") == 90
+    assert await ops.outside(report.new_writer, "SELECT count(*) FROM visits") == 90
 
 
-async def test_worker_processes_every_job_once_across_a_failover(aurora_postgres: AuroraSimulator) -> None:
-    sim = aurora_postgres
+async def test_worker_processes_every_job_once_across_a_failover(
+    sim: AuroraSimulator, ops: EngineOps
+) -> None:
     worker = example("worker")
     async with aurora_async.create_pool(
         sim.dsn("cluster"), min_size=4, max_size=8, cluster_instance_host_pattern=sim.instance_host_pattern
@@ -86,5 +91,5 @@ async def test_worker_processes_every_job_once_across_a_failover(aurora_postgres
         retries = await asyncio.wait_for(worker.run(pool, 200, 8, failover), 60)
         report = failover.result()
         assert sum(retries.values()) >= 1  # the failover did interrupt jobs, and they were re-run
-    assert await fetchval(sim.dsn(report.new_writer), "SELECT count(*) FROM jobs_done") == 200
-    assert await fetchval(sim.dsn(report.new_writer), "SELECT count(DISTINCT job) FROM jobs_done") == 200
+    assert await ops.outside(report.new_writer, "SELECT count(*) FROM jobs_done") == 200
+    assert await ops.outside(report.new_writer, "SELECT count(DISTINCT job) FROM jobs_done") == 200
