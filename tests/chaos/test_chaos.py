@@ -1,14 +1,16 @@
 """A randomized fault schedule under a write load, with invariants checked afterwards.
 
-``make test`` runs a short form (``CHAOS_SECONDS`` defaults to 30 s of faults); ``make chaos`` a longer
-one (``DURATION``, ``SEED``, ``WORKERS``). A failing run prints its seed: ``make chaos SEED=...`` replays
-the same fault schedule (the interleaving of the workers, being real I/O, differs run to run).
+``make test`` runs a short form (``CHAOS_SECONDS`` defaults to 20 s of faults per engine); ``make
+chaos`` a longer one (``DURATION``, ``SEED``, ``WORKERS``). A failing run prints its seed: ``make chaos
+SEED=...`` replays the same fault schedule (the interleaving of the workers, being real I/O, differs run
+to run).
 
-K workers write through one aurora_async pool: each transaction inserts an event with a unique id and
-bumps its worker's counter, re-run by ``attempts_of`` after a failover error. A scheduler drawn from the
-seed injects crash failovers, planned switchovers, a black-holed writer (failed over later), reader
-reboots and crashes, latency spikes and connection resets, with a cluster endpoint DNS lag drawn anew
-for each failover. At the end, against the database:
+It runs on both engines (PostgreSQL through the asyncpg facade, MySQL through the aiomysql facade, each
+on its own simulated cluster). K workers write through one aurora_async pool: each transaction inserts
+an event with a unique id and bumps its worker's counter, re-run by ``attempts_of`` after a failover
+error. A scheduler drawn from the seed injects crash failovers, planned switchovers, a black-holed
+writer (failed over later), reader reboots and crashes, latency spikes and connection resets, with a
+cluster endpoint DNS lag drawn anew for each failover. At the end, against the database:
 
 - every transaction the application saw commit is stored exactly once (``events.id`` has no unique
   key, so a transaction applied twice would show);
@@ -36,9 +38,10 @@ import aurora_async
 from aurora_async import FailoverSuccessError, TransactionResolutionUnknownError
 from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator
-from tests.helpers import eventually, fetchval, sockets_to
+from tests.helpers import eventually, sockets_to
+from tests.integration._engine_ops import EngineOps, engine_ops
 
-SECONDS = float(os.environ.get("CHAOS_SECONDS") or 30)
+SECONDS = float(os.environ.get("CHAOS_SECONDS") or 20)  # of faults, per engine
 SEED = int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(1_000_000))
 WORKERS = int(os.environ.get("CHAOS_WORKERS") or 50)
 FAILOVER_TIMEOUT = 15.0  # the pool's failover_timeout
@@ -57,14 +60,14 @@ FAULTS = (
 )
 DNS_LAGS = (0.0, 0.5, 2.0, 5.0)
 SCHEMA = (  # no unique key on events.id: a transaction applied twice would show as two rows
-    "CREATE TABLE events(id text NOT NULL, worker int NOT NULL)",
+    "CREATE TABLE events(id varchar(32) NOT NULL, worker int NOT NULL)",
     "CREATE INDEX events_id ON events(id)",
     "CREATE TABLE counters(worker int PRIMARY KEY, n bigint NOT NULL DEFAULT 0)",
 )
-INSERT = "INSERT INTO events VALUES ($1, $2)"
-BUMP = "UPDATE counters SET n = n + 1 WHERE worker = $1"
-READ_BACK = "SELECT count(*) FROM events WHERE id = $1"
-CLIENT_SESSIONS = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+# the same SQL on both engines; the values are the test's own ids and numbers, written in
+INSERT = "INSERT INTO events VALUES ('{event}', {worker})"
+BUMP = "UPDATE counters SET n = n + 1 WHERE worker = {worker}"
+READ_BACK = "SELECT count(*) FROM events WHERE id = '{event}'"
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
@@ -82,7 +85,9 @@ class Ledger:
     longest_unit: float = 0.0
 
 
-async def worker(pool: aurora_async.AuroraPool[Any], me: int, ledger: Ledger, stop: asyncio.Event) -> None:
+async def worker(
+    pool: aurora_async.AuroraPool[Any], ops: EngineOps, me: int, ledger: Ledger, stop: asyncio.Event
+) -> None:
     n = 0
     ledger.last_commit[me] = time.monotonic()
     while not stop.is_set():
@@ -91,13 +96,13 @@ async def worker(pool: aurora_async.AuroraPool[Any], me: int, ledger: Ledger, st
         started = time.monotonic()
         try:
             async for attempt in aurora_async.attempts_of(attempts=20, deadline=RETRY_DEADLINE):
-                async with attempt as state, pool.acquire() as conn, conn.transaction():
+                async with attempt as state, pool.acquire() as conn, ops.transaction(conn):
                     # an outcome reported unknown is resolved by reading back, then re-run if absent
-                    if event in ledger.uncertain and await conn.fetchval(READ_BACK, event):
+                    if event in ledger.uncertain and await ops.scalar(conn, READ_BACK.format(event=event)):
                         ledger.found_committed += 1
                     else:
-                        await conn.execute(INSERT, event, me)
-                        await conn.execute(BUMP, me)
+                        await ops.execute(conn, INSERT.format(event=event, worker=me))
+                        await ops.execute(conn, BUMP.format(worker=me))
                 if isinstance(state.last_error, TransactionResolutionUnknownError | FailoverSuccessError):
                     ledger.retries += 1
                 if isinstance(state.last_error, TransactionResolutionUnknownError):
@@ -154,9 +159,13 @@ async def schedule(sim: AuroraSimulator, rng: random.Random, seconds: float, log
 
 
 @pytest.mark.timeout(SECONDS + 4 * UNIT_LIMIT + 120)
-@pytest.mark.aurora_simulator(instances=3, max_connections=400)
-async def test_chaos(aurora_postgres: AuroraSimulator) -> None:
-    sim = aurora_postgres
+@pytest.mark.parametrize("engine", ["postgresql", "mysql"])
+async def test_chaos(engine: str) -> None:
+    async with AuroraSimulator(engine=engine, instances=3, max_connections=400) as sim:
+        await run(sim, engine_ops(sim))
+
+
+async def run(sim: AuroraSimulator, ops: EngineOps) -> None:
     rng = random.Random(SEED)
     ledger, faults = Ledger(), list[str]()
     options: dict[str, Any] = {
@@ -167,10 +176,11 @@ async def test_chaos(aurora_postgres: AuroraSimulator) -> None:
     async with aurora_async.create_pool(sim.dsn("cluster"), min_size=10, max_size=40, **options) as pool:
         async with pool.acquire() as conn:
             for statement in SCHEMA:
-                await conn.execute(statement)
-            await conn.executemany("INSERT INTO counters(worker) VALUES ($1)", [(w,) for w in range(WORKERS)])
+                await ops.write(conn, statement)
+            await ops.insert_many(conn, "counters", [(w, 0) for w in range(WORKERS)])
+            await ops.write(conn, "SELECT 1")  # MySQL: commit the rows above (autocommit is off)
         stop = asyncio.Event()
-        workers = [asyncio.ensure_future(worker(pool, w, ledger, stop)) for w in range(WORKERS)]
+        workers = [asyncio.ensure_future(worker(pool, ops, w, ledger, stop)) for w in range(WORKERS)]
         try:
             await schedule(sim, rng, SECONDS, faults)
             calm = time.monotonic()
@@ -192,12 +202,12 @@ async def test_chaos(aurora_postgres: AuroraSimulator) -> None:
         assert not hung, f"{len(hung)} workers hung (seed {SEED})"
         for task in done:
             task.result()
-        async with pool.acquire() as conn:
-            rows = await conn.fetch("SELECT id, worker FROM events")
-            counters = {r["worker"]: r["n"] for r in await conn.fetch("SELECT worker, n FROM counters")}
+        rows = await ops.outside_rows(sim.writer_id, "SELECT id, worker FROM events")
+        counts = await ops.outside_rows(sim.writer_id, "SELECT worker, n FROM counters")
+        counters = {int(worker): int(n) for worker, n in counts}
         stats = pool.stats()
 
-    stored = {r["id"]: r["worker"] for r in rows}
+    stored = {str(event): int(owner) for event, owner in rows}
     doubled = len(rows) - len(stored)
     lost = ledger.committed - stored.keys()
     phantom = ledger.failed & stored.keys()
@@ -216,7 +226,8 @@ async def test_chaos(aurora_postgres: AuroraSimulator) -> None:
         kind = entry.split(":", 1)[1].split("[")[0].split("(")[0]
         kinds[kind] = kinds.get(kind, 0) + 1
     print(
-        f"\nchaos seed={SEED} seconds={SECONDS:g} workers={WORKERS} faults={len(faults)} {kinds} "
+        f"\nchaos {sim.engine} seed={SEED} seconds={SECONDS:g} workers={WORKERS} faults={len(faults)} "
+        f"{kinds} "
         f"committed={len(ledger.committed)} unknown_outcomes={len(ledger.uncertain)} "
         f"(found committed: {ledger.found_committed}) retries={ledger.retries} "
         f"gave_up={ledger.errors} max_downtime={ledger.longest_gap:.2f}s "
@@ -242,4 +253,4 @@ async def test_chaos(aurora_postgres: AuroraSimulator) -> None:
     assert sockets_to("127.0.42.") == []
     for instance in sim.instance_ids:
         # the only session left on each instance is the one asking
-        assert await fetchval(sim.dsn(instance), CLIENT_SESSIONS) == 1, f"sessions left on {instance}"
+        assert await ops.client_sessions(instance) == 1, f"sessions left on {instance}"

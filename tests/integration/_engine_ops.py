@@ -141,6 +141,10 @@ class EngineOps(ABC):
     async def outside(self, target: str, sql: str) -> Any:
         """One value read at ``target`` (``"cluster"``, ``"reader"`` or an instance id)."""
 
+    @abstractmethod
+    async def outside_rows(self, target: str, sql: str) -> list[tuple[Any, ...]]:
+        """Every row read at ``target`` (an instance id, ``"cluster"`` or ``"reader"``)."""
+
     async def outside_is_reader(self, target: str) -> bool:
         return _bool(await self.outside(target, self.is_reader_sql))
 
@@ -225,6 +229,13 @@ class PgOps(EngineOps):
 
     async def outside(self, target: str, sql: str) -> Any:
         return await fetchval(self.sim.dsn(target), sql)
+
+    async def outside_rows(self, target: str, sql: str) -> list[tuple[Any, ...]]:
+        conn = await asyncpg.connect(self.sim.dsn(target), timeout=5)
+        try:
+            return [tuple(row) for row in await conn.fetch(sql)]
+        finally:
+            await conn.close()
 
     async def running(self, instance: str, sql: str) -> int:
         count = await self.outside(instance, f"SELECT count(*) FROM pg_stat_activity WHERE query = '{sql}'")
@@ -342,6 +353,10 @@ class MyOps(EngineOps):
         await raw.ensure_closed()
 
     async def outside(self, target: str, sql: str) -> Any:
+        rows = await self.outside_rows(target, sql)
+        return rows[0][0] if rows else None
+
+    async def outside_rows(self, target: str, sql: str) -> list[tuple[Any, ...]]:
         sim = self.sim
         endpoint = {"cluster": sim.cluster_endpoint, "reader": sim.reader_endpoint}.get(target)
         host, port = (endpoint or sim.endpoint(target)).rsplit(":", 1)
@@ -349,8 +364,7 @@ class MyOps(EngineOps):
         try:
             async with conn.cursor() as cur:
                 await cur.execute(sql)
-                row = await cur.fetchone()
-                return row[0] if row else None
+                return list(await cur.fetchall())
         finally:
             conn.close()
 
