@@ -136,6 +136,8 @@ class AuroraPool(Generic[C]):
         topology = cluster.topology
         if topology is None or topology.writer is None:
             return False
+        if cluster.dialect is None or not cluster.dialect.has_topology:
+            return False  # one instance, listed under a placeholder id: nowhere else to be
         on_writer = conn.instance.instance_id == topology.writer.instance_id
         members, now = conn.custom_endpoint, topology.get(conn.instance.instance_id)
         if members is not None and now is not None and not members.allows(now):

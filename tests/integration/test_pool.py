@@ -154,6 +154,22 @@ async def test_a_connection_that_failed_over_goes_back_usable(sim: AuroraSimulat
         assert pool.stats()["retired_by_failover"] == 0
 
 
+@pytest.mark.parametrize("engine", ["postgresql", "mysql"])
+async def test_a_pool_on_a_single_instance_keeps_its_connections(
+    sim: AuroraSimulator, ops: EngineOps
+) -> None:
+    """With a dialect that has no topology (a plain RDS instance), the pool's one instance is listed
+    under a placeholder id: its connections are not "off the writer" and are kept."""
+    plain = {"postgresql": "pg", "mysql": "mysql"}[sim.engine]
+    async with aurora_async.create_pool(
+        sim.dsn("cluster"), min_size=2, max_size=2, **options(sim, wrapper_dialect=plain)
+    ) as pool:
+        for _ in range(5):
+            async with pool.acquire() as conn:
+                assert await ops.scalar(conn, "SELECT 1") == 1
+        assert pool.stats()["opened"] == 2 and pool.stats()["retired_by_failover"] == 0
+
+
 async def test_read_only_checkout_is_on_a_reader_and_goes_back_to_the_writer(
     sim: AuroraSimulator, ops: EngineOps
 ) -> None:
