@@ -157,7 +157,9 @@ class AuroraMySQLConnection(ReadWriteSession):
         tables, prepared statements, ``GET_LOCK`` locks and session settings are dropped
         (``COM_RESET_CONNECTION``); the character set, ``sql_mode``, autocommit and ``init_command``
         given at connect are applied again, and the database given at connect is made current again.
-        Session state tracked for failover is forgotten. Two round trips (three after a ``USE``)."""
+        Session state tracked for failover is forgotten. One round trip (the reset and the settings
+        are sent together; two after a ``USE``, and ``init_command`` adds its own); none when no
+        command reached the server since the connection opened or was last reset."""
         self._end_block()
         self._lost_implicit = False
         await self._guard(self._raw.reset_session)

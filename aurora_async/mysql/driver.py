@@ -34,6 +34,7 @@ _CLIENT_SSL = 0x800  # the server's capability flag: it can switch to TLS
 _CR_SSL_CONNECTION_ERROR = 2026
 _CR_CONN_HOST_ERROR = 2003
 _CR_SERVER_GONE_ERROR = 2006
+_COM_QUERY = 0x03
 _COM_RESET_CONNECTION = 0x1F  # MySQL 5.7.3+ / MariaDB 10.2.4+; PyMySQL has no name for it
 
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, pymysql.err.MySQLError, TimeoutError)
@@ -54,6 +55,7 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._termination_listeners: list[Callable[[Any], None]] = []
+        self._touched = True  # until connected: a command went to the server since the last reset
         # the session as it was opened: what reset_session() applies again
         opened: Any = self  # aiomysql's attributes carry no types
         self._opened_as: tuple[str, bool | None, str | None, str | None] = (
@@ -112,25 +114,44 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
             )
         await super()._request_authentication()
 
+    async def _connect(self) -> None:
+        await super()._connect()
+        self._touched = False  # the session is as opened: nothing for reset_session() to undo
+
+    async def _execute_command(self, command: int, sql: Any) -> None:
+        self._touched = True  # every command the server sees passes here
+        await super()._execute_command(command, sql)
+
     async def reset_session(self) -> None:
-        """Put the session back as it was opened, in two round trips: ``COM_RESET_CONNECTION`` (rolls
-        back, drops user variables, temporary tables, prepared statements, ``GET_LOCK`` locks and
-        session settings; the current database stays), then the character set, ``sql_mode``,
-        autocommit and ``init_command`` this connection was opened with, applied again."""
-        await self._execute_command(_COM_RESET_CONNECTION, b"")
-        await self._read_ok_packet()
+        """Put the session back as it was opened: ``COM_RESET_CONNECTION`` (rolls back, drops user
+        variables, temporary tables, prepared statements, ``GET_LOCK`` locks and session settings;
+        the current database stays), then the character set, ``sql_mode`` and autocommit this
+        connection was opened with, sent at once behind it (one round trip for both), and its
+        ``init_command`` again. Nothing is sent when no command went to the server since the
+        connection opened or was last reset."""
+        if not self._touched:
+            return
         charset, autocommit, sql_mode, init_command = self._opened_as
         settings = [f"NAMES {self.escape(charset)}"]
         if sql_mode is not None:
             settings.append(f"sql_mode={sql_mode}")  # as aiomysql sends it at connect
         if autocommit is not None:
             settings.append(f"autocommit={int(bool(autocommit))}")
-        await self.query("SET " + ", ".join(settings))
+        try:
+            await self._execute_command(_COM_RESET_CONNECTION, b"")
+            await self._execute_command(_COM_QUERY, "SET " + ", ".join(settings))  # pipelined
+            await self._read_ok_packet()  # the reset's answer
+            self._next_seq_id = 1  # the SET's answer: its own command's first reply
+            await self._read_query_result()
+        except BaseException:
+            self.close()  # a reply may still be on its way: the connection cannot be reused
+            raise
         self._charset, self._encoding = charset, charset_by_name(charset).encoding
         self.autocommit_mode = autocommit
         if init_command is not None:
             await self.query(init_command)
             await self.commit()
+        self._touched = False
 
     def is_in_transaction(self) -> bool:
         """The server's "in transaction" status flag, as of the last reply."""
