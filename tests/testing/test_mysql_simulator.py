@@ -222,8 +222,6 @@ def test_cli_accepts_the_mysql_engine() -> None:
 
 
 def test_bad_options_are_refused_before_anything_starts() -> None:
-    with pytest.raises(ValueError, match="tls=True"):
-        AuroraSimulator("mysql", tls=True)
     with pytest.raises(ValueError, match="unknown engine"):
         AuroraSimulator("oracle")
 
