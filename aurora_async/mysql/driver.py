@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import aiomysql
 import pymysql
 
+from .._auth import IamSource
+from .._credential_options import MYSQL_CLEAR_PASSWORD
 from .._driver import Driver, connect_as, set_keepalive
 from .._tls import mysql_tls
 from .dialects import DIALECTS, MySqlDialect, detect_dialect
@@ -33,6 +35,8 @@ _CLIENT_SSL = 0x800  # the server's capability flag: it can switch to TLS
 _CR_SSL_CONNECTION_ERROR = 2026
 _CR_CONN_HOST_ERROR = 2003
 _CR_SERVER_GONE_ERROR = 2006
+_CR_AUTH_PLUGIN_CANNOT_LOAD = 2059
+_CLEAR_PASSWORD = b"mysql_clear_password"
 
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, pymysql.err.MySQLError, TimeoutError)
 
@@ -49,9 +53,11 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
     It is a genuine ``aiomysql.Connection`` (what :func:`aurora_async.connect_raw` returns for a
     ``mysql://`` DSN)."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, cleartext_needs_tls: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._termination_listeners: list[Callable[[Any], None]] = []
+        # the password is an IAM token: it leaves only over TLS (in clear text, as Aurora asks)
+        self._cleartext_needs_tls = cleartext_needs_tls
 
     def is_closed(self) -> bool:
         """Closed here, or its socket already closed by the peer (seen once the loop noticed)."""
@@ -100,7 +106,24 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
                 f"TLS was asked for (ssl=) but the server at {self._host}:{self._port} does not offer it: "
                 "not logging in over plain text",
             )
+        if self._cleartext_needs_tls and self._ssl_context is None:
+            raise pymysql.err.OperationalError(
+                _CR_SSL_CONNECTION_ERROR,
+                f"not sending the IAM token to {self._host}:{self._port}: this connection has no TLS "
+                "(pass ssl=, or iam_allow_plaintext=True for local testing)",
+            )
         await super()._request_authentication()
+
+    async def _process_auth(self, plugin_name: bytes, auth_packet: Any) -> Any:
+        # a server may ask any client to switch to mysql_clear_password: aiomysql then sends the
+        # password as it is, over whatever the connection is
+        if plugin_name == _CLEAR_PASSWORD and self._cleartext_needs_tls and not self._secure:
+            raise pymysql.err.OperationalError(
+                _CR_AUTH_PLUGIN_CANNOT_LOAD,
+                f"the server at {self._host}:{self._port} asked for the password in clear text on a "
+                "connection without TLS: not sending the IAM token",
+            )
+        return await super()._process_auth(plugin_name, auth_packet)
 
     def is_in_transaction(self) -> bool:
         """The server's "in transaction" status flag, as of the last reply."""
@@ -122,6 +145,11 @@ def connect_kwargs(identity: Identity, host: str, port: int) -> dict[str, Any]:
         kwargs["user"] = identity.user
     if identity.password is not None:
         kwargs["password"] = identity.password
+    if isinstance(identity.credentials, IamSource):
+        # what Aurora's AWSAuthenticationPlugin asks for: the token itself, at once (no hash of it
+        # first, no extra round trip), and only over TLS unless the caller said otherwise
+        kwargs["auth_plugin"] = MYSQL_CLEAR_PASSWORD
+        kwargs["cleartext_needs_tls"] = not identity.credentials.allow_plaintext
     if identity.database is not None:
         kwargs["db"] = identity.database
     return kwargs
