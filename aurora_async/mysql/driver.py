@@ -35,8 +35,6 @@ _CLIENT_SSL = 0x800  # the server's capability flag: it can switch to TLS
 _CR_SSL_CONNECTION_ERROR = 2026
 _CR_CONN_HOST_ERROR = 2003
 _CR_SERVER_GONE_ERROR = 2006
-_CR_AUTH_PLUGIN_CANNOT_LOAD = 2059
-_CLEAR_PASSWORD = b"mysql_clear_password"
 
 CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, pymysql.err.MySQLError, TimeoutError)
 
@@ -113,17 +111,6 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
                 "(pass ssl=, or iam_allow_plaintext=True for local testing)",
             )
         await super()._request_authentication()
-
-    async def _process_auth(self, plugin_name: bytes, auth_packet: Any) -> Any:
-        # a server may ask any client to switch to mysql_clear_password: aiomysql then sends the
-        # password as it is, over whatever the connection is
-        if plugin_name == _CLEAR_PASSWORD and self._cleartext_needs_tls and not self._secure:
-            raise pymysql.err.OperationalError(
-                _CR_AUTH_PLUGIN_CANNOT_LOAD,
-                f"the server at {self._host}:{self._port} asked for the password in clear text on a "
-                "connection without TLS: not sending the IAM token",
-            )
-        return await super()._process_auth(plugin_name, auth_packet)
 
     def is_in_transaction(self) -> bool:
         """The server's "in transaction" status flag, as of the last reply."""
