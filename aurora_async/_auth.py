@@ -115,7 +115,8 @@ class Credentials:
 @dataclass(frozen=True)
 class IamSource:
     """Passwords are IAM tokens for ``user``, signed for ``region``; ``host`` / ``port`` (``iam_host``,
-    ``iam_port``) replace the address connected to in the token when set."""
+    ``iam_port``) replace the address connected to in the token when set. ``allow_plaintext``
+    (``iam_allow_plaintext``): the caller accepts tokens sent without TLS."""
 
     user: str
     region: str
@@ -123,6 +124,7 @@ class IamSource:
     port: int | None
     expiration: float
     aws_session: Any = field(default=None, repr=False)  # compared by identity: whose AWS principal
+    allow_plaintext: bool = False
 
     kind = "iam"
 

@@ -12,7 +12,12 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from ._credential_options import check_credentials_options, check_iam_tls, credential_source
+from ._credential_options import (
+    check_credentials_options,
+    check_iam_auth_plugin,
+    check_iam_tls,
+    credential_source,
+)
 from ._custom_endpoint import EndpointSource, endpoint_source
 from ._driver import Driver
 from ._dsn import check_dsn_type, split_dsn
@@ -130,6 +135,7 @@ def parse(dsn: str | None = None, **kwargs: Any) -> Config:
     ):
         address["password"] = environment["password"]  # (a token or a secret supplies it otherwise)
     check_credentials_options(options, host, address["user"], address["password"])
+    check_iam_auth_plugin(options, kwargs)
     custom_endpoint = endpoint_source(options, host)
     port = address["port"]
     config = Config(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from ._auth import CredentialSource, IamSource, SecretSource
@@ -14,6 +15,7 @@ from ._plugins import Plugin
 from ._rds_hosts import classify_host
 from ._tls import Tls
 
+MYSQL_CLEAR_PASSWORD = "mysql_clear_password"
 _ARN_REGION = re.compile(r"^arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):")
 
 
@@ -83,6 +85,18 @@ def check_iam_tls(options: Options, tls: Tls, *, dsn_sslmode: bool) -> None:
     )
 
 
+def check_iam_auth_plugin(options: Options, driver_kwargs: Mapping[str, Any]) -> None:
+    """MySQL: an IAM token is sent with ``mysql_clear_password`` (what Aurora's
+    ``AWSAuthenticationPlugin`` asks for), which the ``iam`` plugin chooses; another ``auth_plugin``
+    would hash or withhold the token, and the server would refuse it."""
+    plugin = driver_kwargs.get("auth_plugin")
+    if options.has(Plugin.IAM) and plugin not in (None, "", MYSQL_CLEAR_PASSWORD):
+        raise ConfigurationError(
+            f"plugin 'iam' logs in to MySQL with auth_plugin={MYSQL_CLEAR_PASSWORD!r} (the IAM token in "
+            f"clear text, over TLS), not auth_plugin={plugin!r}: leave auth_plugin out"
+        )
+
+
 def credential_source(options: Options, host: str, user: str | None) -> CredentialSource | None:
     """Where a connection's password comes from, when a credentials plugin supplies it."""
     if options.has(Plugin.IAM) and user:
@@ -95,6 +109,7 @@ def credential_source(options: Options, host: str, user: str | None) -> Credenti
                 port=options.iam_port,
                 expiration=options.iam_expiration,
                 aws_session=options.aws_session,
+                allow_plaintext=options.iam_allow_plaintext,
             )
     if options.has(Plugin.AWS_SECRETS_MANAGER) and options.secrets_manager_secret_id:
         region = secret_region(options)

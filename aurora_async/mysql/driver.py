@@ -12,6 +12,8 @@ import aiomysql
 import pymysql
 from pymysql.charset import charset_by_name
 
+from .._auth import IamSource
+from .._credential_options import MYSQL_CLEAR_PASSWORD
 from .._driver import Driver, connect_as, set_keepalive
 from .._tls import mysql_tls
 from .dialects import DIALECTS, MySqlDialect, detect_dialect
@@ -52,7 +54,7 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
     It is a genuine ``aiomysql.Connection`` (what :func:`aurora_async.connect_raw` returns for a
     ``mysql://`` DSN)."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, cleartext_needs_tls: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._termination_listeners: list[Callable[[Any], None]] = []
         self._touched = True  # until connected: a command went to the server since the last reset
@@ -64,6 +66,8 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
             opened.sql_mode,
             opened.init_command,
         )
+        # the password is an IAM token: it leaves only over TLS (in clear text, as Aurora asks)
+        self._cleartext_needs_tls = cleartext_needs_tls
 
     def is_closed(self) -> bool:
         """Closed here, or its socket already closed by the peer (seen once the loop noticed)."""
@@ -111,6 +115,12 @@ class MySQLConnection(aiomysql.Connection):  # type: ignore[misc]
                 _CR_SSL_CONNECTION_ERROR,
                 f"TLS was asked for (ssl=) but the server at {self._host}:{self._port} does not offer it: "
                 "not logging in over plain text",
+            )
+        if self._cleartext_needs_tls and self._ssl_context is None:
+            raise pymysql.err.OperationalError(
+                _CR_SSL_CONNECTION_ERROR,
+                f"not sending the IAM token to {self._host}:{self._port}: this connection has no TLS "
+                "(pass ssl=, or iam_allow_plaintext=True for local testing)",
             )
         await super()._request_authentication()
 
@@ -173,6 +183,11 @@ def connect_kwargs(identity: Identity, host: str, port: int) -> dict[str, Any]:
         kwargs["user"] = identity.user
     if identity.password is not None:
         kwargs["password"] = identity.password
+    if isinstance(identity.credentials, IamSource):
+        # what Aurora's AWSAuthenticationPlugin asks for: the token itself, at once (no hash of it
+        # first, no extra round trip), and only over TLS unless the caller said otherwise
+        kwargs["auth_plugin"] = MYSQL_CLEAR_PASSWORD
+        kwargs["cleartext_needs_tls"] = not identity.credentials.allow_plaintext
     if identity.database is not None:
         kwargs["db"] = identity.database
     return kwargs

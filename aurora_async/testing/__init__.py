@@ -18,6 +18,7 @@ from ._aws import DUMMY_AWS_ENV, MotoServer, RehearsalSession
 from ._catalog import TopologyMode
 from ._errors import SimulatorError
 from .data_api._emulator import DataApiEmulator
+from .mysql._iam import IamLoginAttempt
 from .simulator._failover import FailoverDelays
 from .simulator._instances import InstanceState
 from .simulator._simulator import AuroraSimulator
@@ -29,6 +30,7 @@ __all__ = [
     "DataApiEmulator",
     "FailoverDelays",
     "FailoverReport",
+    "IamLoginAttempt",
     "InstanceState",
     "MotoServer",
     "RehearsalSession",

@@ -91,7 +91,8 @@ class MotoServer:
 
 class RehearsalSession:
     """An ``aioboto3.Session`` for ``aws_session=``: real clients, with their AWS calls counted in
-    ``calls``; with a simulator and a user, every IAM token generated becomes that user's password.
+    ``calls``; with a simulator and a user, every IAM token generated becomes that user's password
+    (for a MySQL IAM user, ``sim.create_iam_user``: the one token its clear-password login accepts).
 
     :param simulator: where to set the password (``AuroraSimulator.set_password``).
     :param user: the database user the tokens are for.

@@ -62,6 +62,13 @@ async def test_iam_example_generates_one_token_through_a_failover() -> None:
     assert "authenticated with the cached token" in text and "tokens generated in all: 1" in text, text
 
 
+async def test_mysql_iam_example_logs_in_with_clear_password_and_one_token_through_a_failover() -> None:
+    text = await _run("iam_auth_mysql.py")
+    assert "50 connections as app_user@% (mysql_clear_password over TLS): 1 token generated" in text, text
+    assert "authenticated as app_user@% with the cached token" in text, text
+    assert "tokens generated in all: 1" in text and "tokens the servers refused: 0" in text, text
+
+
 async def test_secrets_manager_example_survives_rotation_with_one_refetch() -> None:
     text = await _run("secrets_manager.py")
     assert "50 connections as shop: 1 GetSecretValue call" in text, text

@@ -9,6 +9,7 @@ import functools
 import itertools
 import os
 import shutil
+import ssl
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -25,6 +26,7 @@ import pytest_asyncio
 from aurora_async.testing import AuroraSimulator, FailoverDelays, SimulatorError
 from aurora_async.testing.__main__ import _parser
 from aurora_async.testing.mysql._catalog import rewrite_aurora_sql
+from aurora_async.testing.mysql._iam import PAM_SERVICE, PAM_SERVICE_TEXT, ensure_pam_service
 from aurora_async.testing.proxy._mysql_wire import ClientPackets, is_commit_packet
 from tests.helpers import Leftovers, eventually, processes_mentioning
 
@@ -222,8 +224,6 @@ def test_cli_accepts_the_mysql_engine() -> None:
 
 
 def test_bad_options_are_refused_before_anything_starts() -> None:
-    with pytest.raises(ValueError, match="tls=True"):
-        AuroraSimulator("mysql", tls=True)
     with pytest.raises(ValueError, match="unknown engine"):
         AuroraSimulator("oracle")
 
@@ -694,3 +694,95 @@ async def test_multi_az_topology_is_native_mariadb() -> None:
         for replica in ("11", "12"):
             status = await rows(simulator.dsn(replica), "SHOW REPLICA STATUS")
             assert status[0][39] == 13
+
+
+# -- TLS and IAM users ---------------------------------------------------------------------------------
+
+
+def test_the_tls_request_stops_the_parser_when_the_proxy_ends_tls() -> None:
+    ssl_request = _packet((0x000FA685 | 0x800).to_bytes(4, "little") + b"\0" * 28, sequence=1)
+    packets = ClientPackets(lambda sql: b"REWRITTEN", end_tls=True)
+    assert packets.feed(ssl_request[:10]) == (b"", False)  # waits for the whole SSLRequest
+    assert packets.feed(ssl_request[10:] + b"\x16\x03\x01hello") == (ssl_request, False)
+    assert packets.tls_start == b"\x16\x03\x01hello"  # the TLS handshake that followed
+    # what comes next is the plain text from inside TLS: the handshake response, then commands
+    query = _packet(b"\x03SELECT @@aurora_server_id")
+    response = _packet(b"\x01" * 40, sequence=2)
+    assert packets.feed(response + query) == (response + _packet(b"\x03REWRITTEN"), False)
+
+
+SSL_CIPHER_SQL = (
+    "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'SSL_CIPHER'"
+)
+
+
+@module_loop
+async def test_tls_cluster_verifies_and_keeps_rewriting_and_dropping_inside_tls(base_dir: Path) -> None:
+    async with AuroraSimulator("mysql", 2, base_dir=base_dir, delays=DELAYS, tls=True) as tls_sim:
+        assert tls_sim.tls_root_cert is not None
+        context = ssl.create_default_context(cafile=str(tls_sim.tls_root_cert))
+        for endpoint in ("cluster", "reader", "11", "12"):
+            conn = await connect(tls_sim.dsn(endpoint), ssl=context)
+            try:
+                [(cipher,)] = await fetch(conn, SSL_CIPHER_SQL)
+                assert cipher  # the server's session is TLS too
+                assert [r[0] for r in await fetch(conn, TOPOLOGY_SQL)] == ["11", "12"]  # rewritten
+            finally:
+                conn.close()
+        plain = await connect(tls_sim.dsn("cluster"))  # plain text still works
+        plain.close()
+        with pytest.raises(pymysql.err.OperationalError) as refused:
+            await connect(tls_sim.dsn("cluster"), ssl=ssl.create_default_context())  # system CAs
+        assert isinstance(refused.value.__cause__, ssl.SSLCertVerificationError)
+        await execute(tls_sim.dsn("cluster"), "CREATE TABLE dropped(id INT PRIMARY KEY)")
+        conn = await connect(tls_sim.dsn("cluster"), ssl=context, autocommit=False)
+        try:
+            await fetch(conn, "INSERT INTO dropped VALUES (1)")
+            await tls_sim.drop_after_commit("11")
+            with pytest.raises(pymysql.err.OperationalError) as caught:
+                async with asyncio.timeout(TIMEOUT):
+                    await conn.commit()
+            assert errno(caught.value) == LOST
+        finally:
+            conn.close()
+        assert await count(tls_sim.dsn("cluster"), "dropped") == 1
+
+
+@module_loop
+async def test_iam_user_logs_in_with_the_current_token_in_clear_text(sim: AuroraSimulator) -> None:
+    await sim.create_iam_user("iam_sim")
+    await sim.set_password("iam_sim", "token-one")
+    dsn = sim.dsn("cluster").replace("admin@", "iam_sim:token-one@")
+    conn = await connect(dsn)
+    try:
+        assert conn._auth_plugin_used == "mysql_clear_password"  # the server asked for clear text
+        assert await fetch(conn, "SELECT CURRENT_USER()") == [("iam_sim@%",)]
+    finally:
+        conn.close()
+    await sim.set_password("iam_sim", "token-two")  # only the current token is accepted
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        await connect(dsn)
+    assert errno(refused.value) == ACCESS_DENIED
+    assert [(a.user, a.accepted, a.length) for a in sim.iam_login_attempts()[-2:]] == [
+        ("iam_sim", True, len("token-one")),
+        ("iam_sim", False, len("token-one")),
+    ]
+    with pytest.raises(SimulatorError, match="at most 511 bytes"):
+        await sim.set_password("iam_sim", "x" * 512)
+    with pytest.raises(SimulatorError, match="letters, digits"):
+        await sim.create_iam_user("bad/name")
+
+
+def test_the_pam_service_is_written_once_and_only_by_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(SimulatorError, match=r"aurora_async_sim_iam.*only root can write it"):
+        ensure_pam_service(tmp_path)
+    (tmp_path / PAM_SERVICE).write_text(PAM_SERVICE_TEXT)
+    ensure_pam_service(tmp_path)  # there already: nothing to do, root or not
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    (tmp_path / PAM_SERVICE).write_text("out of date")
+    ensure_pam_service(tmp_path)
+    assert (tmp_path / PAM_SERVICE).read_text() == PAM_SERVICE_TEXT
+    assert [p.name for p in tmp_path.iterdir()] == [PAM_SERVICE]

@@ -12,6 +12,7 @@ from aurora_async import ConfigurationError
 from aurora_async._config import parse
 from aurora_async._identity import Identities, Identity
 from aurora_async._tls import Tls, mysql_tls, postgres_tls
+from aurora_async.mysql.driver import connect_kwargs
 
 CLUSTER = "mydb.cluster-abc123.us-east-1.rds.amazonaws.com"
 
@@ -97,6 +98,24 @@ def test_mysql_iam_needs_a_verifying_context() -> None:
     with pytest.raises(ConfigurationError, match="without certificate verification"):
         parse("mysql://", ssl=_context(verify=False, hostname=False), **base)
     parse("mysql://", ssl=_context(verify=True, hostname=True), **base)
+
+
+def test_mysql_iam_logs_in_with_clear_password_only_over_tls_unless_told_otherwise() -> None:
+    base = {"host": CLUSTER, "user": "app", "plugins": ("iam",)}
+    verifying = _context(verify=True, hostname=True)
+    kwargs = connect_kwargs(parse("mysql://", ssl=verifying, **base).identity, CLUSTER, 3306)
+    assert kwargs["auth_plugin"] == "mysql_clear_password" and kwargs["cleartext_needs_tls"] is True
+    opted_out = parse("mysql://", iam_allow_plaintext=True, **base).identity
+    assert connect_kwargs(opted_out, CLUSTER, 3306)["cleartext_needs_tls"] is False
+    # a password is the driver's business: aiomysql's defaults, untouched
+    plain = connect_kwargs(parse("mysql://", host=CLUSTER, user="app", password="pw").identity, CLUSTER, 3306)
+    assert "auth_plugin" not in plain and "cleartext_needs_tls" not in plain
+    # another auth_plugin would hash or withhold the token
+    with pytest.raises(
+        ConfigurationError, match="auth_plugin='mysql_native_password'.*leave auth_plugin out"
+    ):
+        parse("mysql://", ssl=verifying, auth_plugin="mysql_native_password", **base)
+    parse("mysql://", ssl=verifying, auth_plugin="mysql_clear_password", **base)
 
 
 def _identity(user: str, tls: Tls, password: str = "pw") -> Identity:

@@ -25,6 +25,7 @@ from .._catalog import TopologyMode, TopologyRow
 from .._cluster_protocol import ServerSet
 from .._errors import SimulatorError
 from .._process import OsUser, run_command, wait_until
+from .._tls import make_certificate
 from ._catalog import (
     REPLICATION_USER,
     account,
@@ -33,6 +34,7 @@ from ._catalog import (
     sql_string,
     topology_sql,
 )
+from ._iam import PAM_PLUGIN, IamLoginAttempt, IamUsers, ensure_pam_service
 from ._server import MariaDbBinaries, MariaDbServer, install_template
 
 _STREAM_TIMEOUT = 30.0
@@ -79,6 +81,8 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
         database: str,
         db_user: str,
         password: str | None,
+        tls: bool = False,
+        tls_addresses: Sequence[str] = (),
     ) -> None:
         self.root = root
         self.binaries = binaries
@@ -91,14 +95,31 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
         self.db_user = db_user
         self.password = password
         self.template = root / "template"
+        self.tls = tls
+        self.tls_addresses = tuple(tls_addresses)
+        self.iam = IamUsers(root / "iam", user)
         self.servers: dict[str, MariaDbServer] = {}
         # the writers' history: (last sequence number before, server_id of the writer from then on)
         self.history: list[tuple[int, int]] = []
 
     @property
     def proxy_options(self) -> dict[str, Any]:
-        """Extra arguments of the fault proxy's ``backend`` command."""
-        return {"protocol": "mysql", "aurora_mysql": self.topology == "aurora"}
+        """Extra arguments of the fault proxy's ``backend`` command: with ``tls``, the proxy ends the
+        clients' TLS with the cluster's certificate and speaks TLS to the servers."""
+        options: dict[str, Any] = {"protocol": "mysql", "aurora_mysql": self.topology == "aurora"}
+        if self.tls:
+            tls = self.root / "tls"
+            options["tls"] = {
+                "cert": str(tls / "server.crt"),
+                "key": str(tls / "server.key"),
+                "ca": str(tls / "ca.crt"),
+            }
+        return options
+
+    @property
+    def tls_root_cert(self) -> Path | None:
+        """The CA certificate that signed the cluster's certificate (with ``tls``)."""
+        return self.root / "tls" / "ca.crt" if self.tls else None
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -113,6 +134,7 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
             report_host=f"{instance_id}.{self.cluster_tag}.sim.invalid",
             max_connections=self.max_connections,
             read_only=read_only,
+            tls_dir=self.root / "tls" if self.tls else None,
         )
         self.servers[instance_id] = server
         return server
@@ -129,7 +151,10 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
             )
         )
         self.user.chown(bootstrap)
+        if self.tls:
+            await make_certificate(self.root / "tls", self.tls_addresses, self.user)
         await install_template(self.binaries, self.template, bootstrap, self.user, self.root)
+        self.iam.prepare(self.template)
         primary = self._server(*writer, read_only=False)
         copies = [self._server(*replica, read_only=True) for replica in replicas]
         everyone = [primary, *copies]
@@ -141,13 +166,38 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
         await asyncio.gather(*(self.wait_streaming(writer[0], r[0]) for r in replicas))
 
     async def set_password(self, writer_id: str, user: str, password: str) -> None:
-        """Create or update a user who must log in with ``password``, with the DSN user's rights."""
+        """Create or update a user who must log in with ``password``, with the DSN user's rights; for
+        an IAM user (:meth:`create_iam_user`), the token that logs it in."""
+        if user in self.iam.users:
+            self.iam.set_token(user, password)
+            return
         who = account(user)
         await self.servers[writer_id].execute(
             f"CREATE USER IF NOT EXISTS {who}",
             f"ALTER USER {who} IDENTIFIED BY {sql_string(password)}",
             *grants_sql(self.topology, user, self.database),
         )
+
+    async def create_iam_user(self, writer_id: str, user: str) -> None:
+        """(Re)create ``user`` as an IAM user with the DSN user's rights (see ``_iam``): it logs in with
+        the token last given to :meth:`set_password`, through ``mysql_clear_password``."""
+        writer = self.servers[writer_id]
+        status = await writer.value(
+            "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'pam'"
+        )
+        if status != "ACTIVE":
+            raise SimulatorError(
+                f"IAM users need MariaDB's PAM plugin ({PAM_PLUGIN}.so in the server's plugin directory; "
+                "Debian/Ubuntu: part of mariadb-server), which the servers could not load:\n"
+                + writer.log_tail()
+            )
+        ensure_pam_service()
+        await writer.execute(
+            *self.iam.create_sql(user, require_tls=self.tls), *grants_sql(self.topology, user, self.database)
+        )
+
+    def iam_login_attempts(self) -> list[IamLoginAttempt]:
+        return self.iam.attempts()
 
     # -- replication management --------------------------------------------------------------------
 

@@ -55,6 +55,10 @@ _RUN_SETTINGS = (
     "--key-buffer-size=1M",
     "--aria-pagecache-buffer-size=8M",
     "--table-open-cache=400",
+    # IAM users (``_iam``): MariaDB's PAM plugin, asking clients for mysql_clear_password as Aurora's
+    # AWSAuthenticationPlugin does; where the plugin is missing the server logs it and starts anyway
+    "--plugin-load-add=auth_pam_v1",
+    "--loose-pam-use-cleartext-plugin=ON",
 )
 
 
@@ -116,6 +120,7 @@ class MariaDbServer:
         report_host: str,
         max_connections: int,
         read_only: bool,
+        tls_dir: Path | None = None,
     ) -> None:
         self.binaries = binaries
         self.root = root
@@ -127,6 +132,7 @@ class MariaDbServer:
         self.report_host = report_host
         self.max_connections = max_connections
         self.read_only = read_only  # applied at every start: replicas are read-only, the writer is not
+        self.tls_dir = tls_dir  # server.crt, server.key and ca.crt: the server accepts TLS
         self.datadir = root / "data"
         self.socket = root / "mysqld.sock"
         self.pidfile = root / "mariadbd.pid"
@@ -178,6 +184,12 @@ class MariaDbServer:
         ]
         if not replicate:
             argv.append("--skip-slave-start")
+        if self.tls_dir is not None:
+            argv += [
+                f"--ssl-cert={self.tls_dir / 'server.crt'}",
+                f"--ssl-key={self.tls_dir / 'server.key'}",
+                f"--ssl-ca={self.tls_dir / 'ca.crt'}",
+            ]
         return argv
 
     async def start(self, *, replicate: bool = True) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 
 from .._catalog import TopologyMode, TopologyRow, dbi_resource_id
 from .._cluster_protocol import ServerSet
-from .._process import OsUser, run_command, wait_until
+from .._process import OsUser, wait_until
+from .._tls import make_certificate
 from ._catalog import (
     cluster_setup_sql,
     database_setup_sql,
@@ -116,45 +117,12 @@ class PostgresCluster(ServerSet[PgServer]):
         """The CA certificate that signed the servers' certificate (with ``tls``)."""
         return self.root / "tls" / "ca.crt" if self.tls else None
 
-    async def _make_certificate(self) -> None:
-        """A throw-away CA, and a server certificate it signed for every address of the cluster (its
-        endpoints and every instance address it could ever use), owned by the server user (postgres
-        insists on owning its key). Clients can verify it fully (``verify-full``) against ``ca.crt``."""
-        directory = self.root / "tls"
-        directory.mkdir(mode=0o700, exist_ok=True)
-        self.user.chown(directory)
-        names = ",".join(["DNS:localhost", *(f"IP:{a}" for a in self.tls_addresses)])
-        (directory / "server.ext").write_text(
-            f"subjectAltName={names}\nbasicConstraints=critical,CA:FALSE\n"
-            "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
-        )
-        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        commands = [
-            [
-                "openssl", "req", "-x509", *ec, "-days", "2", "-subj", "/CN=aurora-simulator-ca",
-                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
-                "-keyout", "ca.key", "-out", "ca.crt",
-            ],
-            [
-                "openssl", "req", *ec, "-subj", "/CN=aurora-simulator",
-                "-keyout", "server.key", "-out", "server.csr",
-            ],
-            [
-                "openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.crt",
-            ],
-        ]  # fmt: skip
-        for argv in commands:
-            await run_command(argv, user=self.user, timeout=60, cwd=directory)
-        (directory / "server.key").chmod(0o600)
-        (directory / "ca.key").unlink()
-
     async def create(
         self, writer: tuple[str, str], replicas: Sequence[tuple[str, str]], rows: Sequence[TopologyRow]
     ) -> None:
         """initdb the writer, install the catalog fakes, copy it into every replica, start them all."""
         if self.tls:
-            await self._make_certificate()
+            await make_certificate(self.root / "tls", self.tls_addresses, self.user)
         primary = self._server(*writer)
         await primary.initdb(templates=self.root.parent)  # beside the simulators' directories
         primary.configure_primary()

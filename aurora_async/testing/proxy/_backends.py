@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from ._link import Link
+    from ._tls_relay import TlsFiles
 
 Mode = Literal["up", "down", "blackhole", "paused"]
 MODES: tuple[Mode, ...] = ("up", "down", "blackhole", "paused")
@@ -27,12 +28,15 @@ class Backend:
         port: int,
         protocol: WireProtocol = "postgresql",
         aurora_mysql: bool = False,
+        *,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.name = name
         self.host = host
         self.port = port
         self.protocol = protocol
         self.aurora_mysql = aurora_mysql
+        self.tls = tls  # MySQL: the proxy ends the clients' TLS and begins its own to the server
         self.mode: Mode = "up"
         self.delay = 0.0
         self.armed: Fault | None = None  # a one-shot fault, disarmed by the link it catches

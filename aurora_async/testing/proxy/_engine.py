@@ -24,14 +24,16 @@ Vocabulary:
   swallowed and the client's socket is reset (RST) once the server said it is ready for the next
   query, so the transaction commits and the client cannot know. Only links of an armed backend look at
   the bytes they carry, and only while it is armed. The proxy sees bytes, not TLS records: a COMMIT
-  sent over TLS goes unnoticed, as does one sent with the extended query protocol; the simulator's
-  servers run without TLS, so clients talk plain text to them.
+  sent over TLS to a PostgreSQL server goes unnoticed, as does one sent with the extended query
+  protocol (MySQL links of a TLS cluster read the plain text inside the TLS sessions, below).
 
 A backend speaks ``postgresql`` (the default) or ``mysql``. The links of a MySQL backend follow the
 client's packets (see ``_mysql_wire``): that is how they recognise a COMMIT, and, for a backend
 with ``aurora_mysql`` set, how they rewrite the Aurora MySQL catalog SQL that MariaDB cannot run as
 sent (the substitutions are listed in ``mysql._catalog``). The server's answer to a caught MySQL COMMIT
-is its one OK or ERR packet.
+is its one OK or ERR packet. A MySQL backend given ``tls`` (certificate, key and CA files) ends the
+TLS its clients ask for in the proxy and begins its own to the server (``_tls_relay``), so all of
+this keeps working over TLS.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from ._link import CLIENT, Link
 from ._rds_proxy import RdsProxy, SessionFactory
 from ._rds_proxy_mysql import MySqlProxySession
 from ._rds_proxy_pg import PgProxySession
+from ._tls_relay import TlsFiles
 
 _PROXY_SESSIONS: dict[str, SessionFactory] = {"postgresql": PgProxySession, "mysql": MySqlProxySession}
 
@@ -168,13 +171,18 @@ class ProxyEngine:
             if protocol not in PROTOCOLS:
                 raise ProxyCommandError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
             aurora_mysql = bool(request.get("aurora_mysql", False))
+            tls_files = request.get("tls")
+            if tls_files is not None and protocol != "mysql":
+                raise ProxyCommandError("tls (ending the clients' TLS in the proxy) is for mysql backends")
+            tls = TlsFiles(**tls_files) if tls_files is not None else None
             backend = self.backends.get(name)
             if backend is None:
-                backend = Backend(name, str(request["host"]), int(request["port"]), protocol, aurora_mysql)
+                host, port = str(request["host"]), int(request["port"])
+                backend = Backend(name, host, port, protocol, aurora_mysql, tls=tls)
                 self.backends[name] = backend
             else:
                 backend.host, backend.port = str(request["host"]), int(request["port"])
-                backend.protocol, backend.aurora_mysql = protocol, aurora_mysql
+                backend.protocol, backend.aurora_mysql, backend.tls = protocol, aurora_mysql, tls
             await self.reconcile_all()
             return {}
         if op == "listen":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import struct
 from collections import deque
 from collections.abc import Coroutine
@@ -14,6 +15,7 @@ from ..mysql._catalog import aurora_rewriter
 from ._backends import Backend, Listener
 from ._mysql_wire import ClientPackets, reply_complete
 from ._postgres_wire import READY_FOR_QUERY, is_commit_query
+from ._tls_relay import TlsRelay
 
 CLIENT, SERVER = 0, 1
 _CONNECT_TIMEOUT = 10.0
@@ -91,6 +93,7 @@ class Link:
         self.swallowed: bytearray | None = None
         self.skipping = 0
         self.packets: ClientPackets | None = None  # MySQL links: the client's packets
+        self.tls: TlsRelay | None = None  # MySQL links of a TLS backend, once the client asked for TLS
 
     # -- events from the sockets -------------------------------------------------------------------
 
@@ -104,7 +107,7 @@ class Link:
             self.backend.links.add(self)
             if self.backend.protocol == "mysql":
                 rewrite = aurora_rewriter(self.backend.name) if self.backend.aurora_mysql else None
-                self.packets = ClientPackets(rewrite)
+                self.packets = ClientPackets(rewrite, end_tls=self.backend.tls is not None)
             if self.backend.mode == "up":
                 self.start_connect()
         self.update_reading()
@@ -112,6 +115,45 @@ class Link:
 
     def received(self, index: int, data: bytes) -> None:
         """Bytes read from side ``index``: on to the other side, unless an armed fault takes them."""
+        if self.tls is not None:
+            self.received_tls(index, data)
+            return
+        self.forward(index, data)
+        packets = self.packets
+        if packets is not None and packets.tls_start is not None and self.tls is None:
+            self.begin_tls(packets.tls_start)
+
+    def begin_tls(self, client_bytes: bytes) -> None:
+        """The client asked for TLS (its ``SSLRequest`` is on its way to the server): from here on
+        both sockets carry TLS that this link ends and begins (``_tls_relay``)."""
+        assert self.backend is not None and self.backend.tls is not None
+        self.tls = TlsRelay(self.backend.tls, self.backend.host)
+        self.send(SERVER, self.tls.server.take())  # our ClientHello, after the SSLRequest
+        if client_bytes:
+            self.received_tls(CLIENT, client_bytes)
+
+    def received_tls(self, index: int, data: bytes) -> None:
+        """Raw bytes of a TLS link: the plain text inside goes through as it would without TLS."""
+        assert self.tls is not None
+        end, other = (
+            (self.tls.client, self.tls.server) if index == CLIENT else (self.tls.server, self.tls.client)
+        )
+        try:
+            plain = end.feed(data)
+        except ssl.SSLError:
+            self.reset()  # a client that refused the certificate, or a broken session
+            return
+        self.send_raw(index, end.take())  # the handshake's answers
+        if plain:
+            self.forward(index, plain)
+
+    def send_raw(self, to: int, chunk: bytes) -> None:
+        if chunk:
+            self.send(to, chunk)
+
+    def forward(self, index: int, data: bytes) -> None:
+        """Bytes (plain text) from side ``index``: on to the other side, unless an armed fault takes
+        them."""
         if index == SERVER:
             if self.swallowed is not None:
                 self.swallow(data)
@@ -124,7 +166,16 @@ class Link:
                 return
         elif self.backend is not None and self.backend.armed is not None and self.swallowed is None:
             self.catch_commit(data)
-        self.send(1 - index, data)
+        self.send_plain(1 - index, data)
+
+    def send_plain(self, to: int, data: bytes) -> None:
+        """Plain text to side ``to``: encrypted first on a TLS link."""
+        if self.tls is None:
+            self.send(to, data)
+            return
+        end = self.tls.client if to == CLIENT else self.tls.server
+        end.write(data)
+        self.send_raw(to, end.take())
 
     def catch_commit(self, chunk: bytes) -> None:
         """The backend is armed: does this client chunk spring the trap?"""

@@ -21,6 +21,7 @@ COM_STMT_PREPARE = 0x16
 MAX_PAYLOAD = 0xFFFFFF  # a packet this long is continued by the next one
 CLIENT_COMPRESS = 0x20
 CLIENT_SSL = 0x800
+SSL_REQUEST_LENGTH = 32  # capabilities, max packet, charset, 23 zero bytes: no user name yet
 _HEADER = 4
 _MAX_COMMIT_PACKET = 64  # longer queries are not worth decoding: they are no bare COMMIT
 _COMMIT_STATEMENTS = frozenset(
@@ -51,10 +52,15 @@ class ClientPackets:
 
     :param rewrite: called with the SQL text of every ``COM_QUERY`` and ``COM_STMT_PREPARE``; returns
         the text the server gets (the same object when unchanged).
+    :param end_tls: the proxy ends the client's TLS itself (``_tls_relay``): on an ``SSLRequest`` the
+        parser forwards it and stops, keeping the bytes after it in :attr:`tls_start` (the start of
+        the client's TLS handshake); it is then fed the plain text from inside the TLS session.
     """
 
-    def __init__(self, rewrite: Callable[[bytes], bytes] | None = None) -> None:
+    def __init__(self, rewrite: Callable[[bytes], bytes] | None = None, *, end_tls: bool = False) -> None:
         self.rewrite = rewrite
+        self.end_tls = end_tls
+        self.tls_start: bytes | None = None  # with end_tls: the client asked for TLS; what followed
         self.pending = bytearray()  # the start of a packet we must see whole
         self.passing = 0  # bytes of the current packet still to forward unexamined
         self.greeted = False  # saw the client's handshake response
@@ -91,8 +97,16 @@ class ClientPackets:
             if not self.greeted:
                 if length >= 4 and end - pos < _HEADER + 4:
                     break
-                self.greeted = True
                 capabilities = int.from_bytes(buf[pos + 4 : pos + 8], "little") if length >= 4 else 0
+                if self.end_tls and capabilities & CLIENT_SSL and length == SSL_REQUEST_LENGTH:
+                    if end - pos < _HEADER + length:
+                        break
+                    self.greeted = True
+                    out.append(bytes(buf[pos : pos + _HEADER + length]))
+                    self.tls_start = bytes(buf[pos + _HEADER + length : end])
+                    pos = end
+                    break
+                self.greeted = True
                 self.plain = not capabilities & (CLIENT_SSL | CLIENT_COMPRESS)
                 self.passing = _HEADER + length
                 continue

@@ -13,6 +13,8 @@ import time
 from typing import Literal
 
 from .._errors import SimulatorError
+from ..mysql._cluster import MariaDbCluster
+from ..mysql._iam import IamLoginAttempt
 from ._cluster_state import ClusterState
 from ._failover import fail_over
 from ._instances import MAX_INSTANCES, Instance
@@ -130,6 +132,19 @@ class ControlPlane(ClusterState):
         await self.cluster.set_password(self.writer_id, user, password)
         if self.rds_proxy:  # RDS Proxy logs in with the user's secret
             await self.proxy.call("rds_proxy_secret", name="proxy", user=user, password=password)
+
+    async def create_iam_user(self, user: str) -> None:
+        if not isinstance(self.cluster, MariaDbCluster):
+            raise SimulatorError(
+                "create_iam_user is for engine='mysql'; on PostgreSQL make the token the user's "
+                "password (set_password, or RehearsalSession(sim, user))"
+            )
+        await self.cluster.create_iam_user(self.writer_id, user)
+
+    def iam_login_attempts(self) -> list[IamLoginAttempt]:
+        if not isinstance(self.cluster, MariaDbCluster):
+            return []
+        return self.cluster.iam_login_attempts()
 
     # -- membership ------------------------------------------------------------------------------
 

@@ -104,18 +104,19 @@ class Deployment:
             "db_user": user,
             "password": password,
         }
+        tls_addresses = [
+            _address(prefix, octet)
+            for octet in (
+                WRITER_ENDPOINT_OCTET,
+                READER_ENDPOINT_OCTET,
+                *range(FIRST_INSTANCE_OCTET, LAST_INSTANCE_OCTET + 1),
+            )
+        ]
+        options |= {"tls": tls, "tls_addresses": tls_addresses}
         if isinstance(binaries, MariaDbBinaries):
             cluster: DatabaseCluster = MariaDbCluster(binaries=binaries, **options)
         else:
-            tls_addresses = [
-                _address(prefix, octet)
-                for octet in (
-                    WRITER_ENDPOINT_OCTET,
-                    READER_ENDPOINT_OCTET,
-                    *range(FIRST_INSTANCE_OCTET, LAST_INSTANCE_OCTET + 1),
-                )
-            ]
-            cluster = PostgresCluster(binaries=binaries, tls=tls, tls_addresses=tls_addresses, **options)
+            cluster = PostgresCluster(binaries=binaries, **options)
         self.cluster = cluster
         control = ControlPlane(
             cluster=cluster,

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from .._catalog import ENDPOINT_STYLES, TOPOLOGY_MODES, EndpointStyle, TopologyMode
 from .._errors import SimulatorError
 from .._process import run_to_completion
+from ..mysql._iam import IamLoginAttempt
 from ._control_plane import ControlPlane
 from ._custom_endpoints import CustomEndpointMethods, close_custom_endpoints, endpoint_address
 from ._deployment import Deployment
@@ -62,11 +63,12 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
     :param database: database in :meth:`dsn` (default ``postgres``, or ``app`` for MySQL; created unless
         ``postgres``).
     :param max_connections: per server.
-    :param tls: PostgreSQL servers accept TLS with a certificate for every address of the cluster,
-        signed by a throw-away CA whose certificate is :attr:`tls_root_cert`, so clients can verify it
-        fully (``ssl=ssl.create_default_context(cafile=sim.tls_root_cert)``, or ``sslmode=verify-full``
-        with ``sslrootcert``); plain connections still work. ``drop_after_commit`` only
-        sees plain-text connections. Not available for MySQL, whose queries the proxy must read.
+    :param tls: the servers accept TLS with a certificate for every address of the cluster, signed by
+        a throw-away CA whose certificate is :attr:`tls_root_cert`, so clients can verify it fully
+        (``ssl=ssl.create_default_context(cafile=sim.tls_root_cert)``, or ``sslmode=verify-full`` with
+        ``sslrootcert``); plain connections still work. PostgreSQL: ``drop_after_commit`` only sees
+        plain-text connections. MySQL: the fault proxy ends the client's TLS with that certificate and
+        speaks TLS to the server (it must read the queries), so everything works over TLS.
     :param pg_bin_dir: directory with ``initdb``, ``postgres``, ``pg_basebackup`` and ``pg_rewind``
         (default: ``$AURORA_SIM_PG_BIN``, then ``/usr/lib/postgresql/*/bin``, then ``PATH``).
     :param server_user: OS user that runs the servers when the simulator runs as root (default
@@ -107,8 +109,6 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         if engine not in ("postgresql", "postgres", "mysql"):
             raise ValueError(f"unknown engine {engine!r}: expected 'postgresql' or 'mysql'")
         mysql = engine == "mysql"
-        if mysql and tls:
-            raise ValueError("tls=True is not available with engine='mysql': the fault proxy reads queries")
         if user is None:
             user = "admin" if mysql else "postgres"
         if database is None:
@@ -365,6 +365,22 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         password) or a rotated secret."""
         async with self._operation() as control:
             await control.set_password(user, password)
+
+    async def create_iam_user(self, user: str) -> None:
+        """MySQL: (re)create database user ``user`` as an IAM user, with the DSN user's rights. As on
+        Aurora (``AWSAuthenticationPlugin``) the server asks the client for ``mysql_clear_password``
+        and gets the password in clear text (``REQUIRE SSL`` with ``tls=True``); it accepts only the
+        token last given to :meth:`set_password` for that user, which ``RehearsalSession(sim, user)``
+        does for every token it generates. Every password that reached the check is listed by
+        :meth:`iam_login_attempts`. Uses MariaDB's PAM plugin and a PAM service the simulator writes
+        to ``/etc/pam.d/aurora_async_sim_iam`` (as root; see ``aurora_async.testing.mysql._iam``)."""
+        async with self._operation() as control:
+            await control.create_iam_user(user)
+
+    def iam_login_attempts(self) -> list[IamLoginAttempt]:
+        """MySQL: every password that reached an IAM user's check in clear text, oldest first (who,
+        where, accepted or not, its length; never the password)."""
+        return self._running().iam_login_attempts()
 
     async def add_instance(self) -> str:
         """Add a replica (a hot base backup of the writer, or a dump of it for MySQL); returns its id."""
