@@ -49,6 +49,8 @@ async def _open(config: Config) -> tuple[Cluster, Any, Instance]:
             monitor = cluster.custom_endpoint(config.custom_endpoint, registry.aws_session)
             await monitor.ready(config.options.custom_endpoint_info_timeout)
         known = cluster.dialect is not None  # an earlier connection already learned the topology
+        if known and _route_around_down_hosts(cluster, config):
+            return cluster, *await _elsewhere(cluster, config, _down_hosts(cluster))
         try:
             raw, instance = await _first_contact(cluster, config)
         except cluster.driver.connect_errors as exc:
@@ -69,6 +71,25 @@ async def _open(config: Config) -> tuple[Cluster, Any, Instance]:
         if isinstance(exc, TimeoutError) and timed_out is not None:
             raise timed_out(config.host, config.port) from exc  # what the driver's connect raises
         raise
+
+
+def _route_around_down_hosts(cluster: Cluster, config: Config) -> bool:
+    """Host monitoring declared an instance of this cluster dead: the endpoint's DNS may still lead to
+    it (DNS lags a failover by seconds), and a connect there would wait out its whole timeout on a
+    silent host. A ``strict_writer`` connect then reaches the writer through the known topology, as a
+    failover does (the role is checked on arrival)."""
+    return (
+        bool(cluster.down)
+        and config.options.has(Plugin.FAILOVER)
+        and config.custom_endpoint is None
+        and cluster.dialect is not None
+        and cluster.dialect.has_topology
+        and failover_mode(cluster, config) == "strict_writer"
+    )
+
+
+def _down_hosts(cluster: Cluster) -> str:
+    return f"instance(s) {', '.join(sorted(cluster.down))} not answering host monitoring's probes"
 
 
 def _unreachable(cluster: Cluster, exc: BaseException) -> bool:
@@ -136,7 +157,11 @@ async def _elsewhere(cluster: Cluster, config: Config, why: str) -> tuple[Any, I
     identity = config.identity
     try:
         if mode == "strict_writer":
-            raw, found = await connect_to_writer(cluster, identity, 0.0, deadline, members)
+            writer = cluster.topology.writer if cluster.topology is not None else None
+            # a writer known to be down: only a writer verified from now on will do
+            down = writer is not None and writer.instance_id in cluster.down
+            not_before = loop.time() if down else 0.0
+            raw, found = await connect_to_writer(cluster, identity, not_before, deadline, members)
             return raw, found
         strategy = config.options.reader_host_selector_strategy
         raw, found = await connect_to_reader(

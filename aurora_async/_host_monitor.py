@@ -40,7 +40,9 @@ class Monitored(Protocol):
 
     def busy_for(self, now: float) -> float | None: ...
 
-    def abort_physical(self) -> None: ...
+    def abort_physical(self) -> bool:
+        """Drop the physical connection; whether there was an open one to drop."""
+        ...
 
 
 class WholeConnection:
@@ -53,9 +55,11 @@ class WholeConnection:
     def busy_for(self, now: float) -> float | None:
         return None
 
-    def abort_physical(self) -> None:
-        if not self.raw.is_closed():
-            self.raw.terminate()
+    def abort_physical(self) -> bool:
+        if self.raw.is_closed():
+            return False
+        self.raw.terminate()
+        return True
 
 
 class HostMonitor:
@@ -213,9 +217,8 @@ class HostMonitor:
         aborted = 0
         for conn in list(self.connections):
             busy = conn.busy_for(now)
-            if busy is None or busy >= grace:
-                conn.abort_physical()
-                aborted += 1
+            if (busy is None or busy >= grace) and conn.abort_physical():
+                aborted += 1  # (an idle connection already closed, not yet failed over, is left alone)
         self.stats["aborted"] += aborted
         if not self.dead:
             self.dead = True

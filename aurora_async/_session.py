@@ -266,13 +266,15 @@ class Session:
         """Seconds the call in flight has run (None when idle)."""
         return None if self._busy_since is None else now - self._busy_since
 
-    def abort_physical(self) -> None:
+    def abort_physical(self) -> bool:
         """The host is dead: drop the physical connection, so a call in flight raises a connection
-        error (and the next call finds it closed) and failover takes over."""
+        error (and the next call finds it closed) and failover takes over. Whether it was open."""
         raw = self._raw
-        if not raw.is_closed():
-            self._aborted_in_transaction = (raw, bool(raw.is_in_transaction()))
-            raw.terminate()
+        if raw.is_closed():
+            return False
+        self._aborted_in_transaction = (raw, bool(raw.is_in_transaction()))
+        raw.terminate()
+        return True
 
     def _in_transaction(self, raw: Any) -> bool:
         """Whether ``raw`` was inside a transaction when it failed, as of the server's last status

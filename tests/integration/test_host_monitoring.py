@@ -7,6 +7,7 @@ import socket
 import time
 from typing import Any
 
+import pymysql
 import pytest
 
 import aurora_async
@@ -166,3 +167,31 @@ async def test_a_monitor_stops_when_its_host_has_no_connection_left(aurora_postg
     finally:
         await reader.close()
         await writer.close()
+
+
+@pytest.mark.aurora_simulator(dns_delay=10.0)  # the cluster endpoint leads to the silent writer throughout
+@pytest.mark.parametrize("engine", ["postgresql", "mysql"])
+async def test_a_new_connection_goes_around_a_writer_declared_dead(sim: AuroraSimulator) -> None:
+    """Once host monitoring declared the writer dead, a new connection through the cluster endpoint
+    (whose DNS still leads to the silent writer) reaches the new writer through the topology at once,
+    instead of waiting out its connect timeout on the black hole first."""
+    opts = options(sim, timeout=10)
+    held = await aurora_async.connect(sim.dsn("cluster"), **opts)  # monitored: it watches the writer
+    try:
+        await sim.blackhole("11")
+        report = await sim.failover()
+
+        async def declared_dead() -> bool:
+            return "11" in cluster().down
+
+        await eventually(declared_dead, timeout=3 * WINDOW + 5, what="host monitoring to give up on 11")
+        started = time.monotonic()
+        async with aurora_async.connect(sim.dsn("cluster"), **opts) as fresh:
+            took = time.monotonic() - started
+            assert fresh.instance.instance_id == report.new_writer and fresh.role.value == "writer"
+        assert took < 5, f"{took:.1f} s: the connect waited on the black-holed endpoint"
+        # a plain connection through the same endpoint is still stuck on the silent writer
+        with pytest.raises((TimeoutError, pymysql.err.OperationalError)):  # asyncpg's; aiomysql's 2003
+            await aurora_async.connect(sim.dsn("cluster"), plugins=(), timeout=2, resume_timeout=0)
+    finally:
+        held.terminate()

@@ -33,8 +33,9 @@ class FakeMonitored:
     def busy_for(self, now: float) -> float | None:
         return self.busy
 
-    def abort_physical(self) -> None:
+    def abort_physical(self) -> bool:
         self.aborts.append(self.monitor.stats["failed_probes"])
+        return True
 
 
 @pytest.fixture
