@@ -241,3 +241,18 @@ async def test_settings_that_cannot_be_set_again_close_the_connection(
     with pytest.raises(FailoverSuccessError):
         await admin.fetchval("SELECT 1")  # the other connection carries on
     assert await admin.fetchval("SELECT current_user") != "doomed"
+
+
+async def test_with_read_write_splitting_each_physical_connection_keeps_its_own(sim: AuroraSimulator) -> None:
+    plugins = ("failover", "read_write_splitting")
+    async with aurora_async.connect(sim.dsn("cluster"), plugins=plugins, **options(sim)) as conn:
+        defaults = await state(conn)
+        await conn.execute("SET myapp.tenant = 'on the writer'")
+        await conn.set_read_only(True)
+        assert (await state(conn))["tenant"] == ""  # a SET does not follow the switch
+        await conn.execute("SET application_name = 'on the reader'")
+        await conn.set_read_only(False)
+        before = await state(conn)
+        assert before == {**defaults, "tenant": "on the writer"}
+        await fail_over(sim, conn)
+        assert await state(conn) == before  # not the reader's application_name
