@@ -33,14 +33,22 @@ from typing import Final, TypeAlias
 # whitespace and comments (one character or one comment at a time: no nested quantifiers to backtrack)
 _SKIP = r"(?:\s|--[^\n]*(?:\n|\Z)|/\*(?:[^*]|\*(?!/))*\*/)*"
 _WORDS = r"(?:SET|RESET|DISCARD|BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE)\b"
+_FIRST: Final = re.compile(rf"({_WORDS})|[\s/-]", re.IGNORECASE)  # a keyword, or what may precede one
 _HEAD: Final = re.compile(_SKIP + _WORDS, re.IGNORECASE)
-_LATER: Final = re.compile(";" + _SKIP + _WORDS, re.IGNORECASE)
 
 
 def may_change(query: str) -> bool:
     """Whether ``query`` may change session settings or end a transaction (a first-word look; a
     ``True`` may be wrong, a ``False`` is not, except after a nested comment at the very start)."""
-    return _HEAD.match(query) is not None or (";" in query and _LATER.search(query) is not None)
+    first = _FIRST.match(query)
+    if first is not None and (first.group(1) is not None or _HEAD.match(query) is not None):
+        return True
+    at = query.find(";")
+    while at >= 0:
+        if _HEAD.match(query, at + 1) is not None:
+            return True
+        at = query.find(";", at + 1)
+    return False
 
 
 # -- splitting a string into statements ---------------------------------------------------------------

@@ -266,7 +266,8 @@ class AuroraConnection(ReadWriteSession):
                 raise self._driver.failover_error(
                     FailoverFailedError,
                     f"the connection failed over to {self._instance.instance_id}, but its session settings "
-                    f"could not be set again there ({type(exc).__name__}: {exc}); the connection is closed",
+                    f"could not be set again there ({type(exc).__name__}: see the cause); the connection "
+                    "is closed",
                 ) from exc
         await self._listeners.register_on(raw)
 
