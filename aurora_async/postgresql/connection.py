@@ -17,9 +17,12 @@ from asyncpg.transaction import ISOLATION_LEVELS, TransactionState
 
 from .._cluster import Cluster
 from .._config import Config
+from .._driver import discard
+from .._exceptions import FailoverFailedError
 from .._read_write import ReadWriteSession
 from .._topology import Instance
 from ._listeners import Listener, Listeners
+from ._settings import End, SessionSettings, Statement, may_change, parse
 
 
 class AuroraConnection(ReadWriteSession):
@@ -28,15 +31,20 @@ class AuroraConnection(ReadWriteSession):
     Methods not listed here are forwarded to the current asyncpg connection (``conn.raw``) as they are.
     After a failover, objects obtained from the previous physical connection (prepared statements,
     cursors, ``conn.raw`` itself) belong to a closed connection: get new ones. ``server_settings`` and
-    the other connect arguments apply to every new physical connection; state changed with a raw
-    ``SET`` is the application's to restore after ``FailoverSuccessError``. ``LISTEN`` channels added
-    with :meth:`add_listener` are listened to again on the new connection.
+    the other connect arguments apply to every new physical connection. Session settings changed with
+    ``SET`` / ``RESET`` / ``DISCARD ALL`` statements run through :meth:`execute`, :meth:`fetch`,
+    :meth:`fetchrow` or :meth:`fetchval` are set again on it too, as far as they took effect (a
+    change inside a transaction block only once it commits; never ``SET LOCAL``; the rules are in
+    ``aurora_async.postgresql._settings``). ``LISTEN`` channels added with :meth:`add_listener` are
+    listened to again on the new connection.
     """
 
     _raw: asyncpg.Connection
 
     def __init__(self, cluster: Cluster, config: Config, raw: asyncpg.Connection, instance: Instance) -> None:
         self._listeners = Listeners(self, self._raw_ended)
+        self._settings = SessionSettings()  # what SET statements changed on the current connection
+        self._spare_settings = SessionSettings()  # ... and on the spare (read/write splitting)
         super().__init__(cluster, config, raw, instance)
         self._listeners.watch(raw)
 
@@ -54,12 +62,40 @@ class AuroraConnection(ReadWriteSession):
             raise self._block_lost_error()
         self._busy_since = self._clock()
         try:
+            if may_change(query):
+                return await self._tracked(self._raw.execute, query, *args, timeout=timeout)  # type: ignore[no-any-return]
             return await self._raw.execute(query, *args, timeout=timeout)
         except Exception as exc:
             await self._failed(exc)
             raise
         finally:
             self._busy_since = None
+
+    async def _tracked(self, method: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        """Run ``query`` with ``method`` of the current asyncpg connection, and note what it did to
+        session settings and the transaction once it succeeded."""
+        statements = parse(query)
+        raw = self._raw
+        if not statements:
+            return await method(query, *args, **kwargs)
+        in_transaction = bool(raw.is_in_transaction())
+        failed = in_transaction and await self._commit_would_roll_back(raw, statements)
+        result = await method(query, *args, **kwargs)
+        self._settings.note(statements, in_transaction=in_transaction, failed=failed)
+        return result
+
+    async def _commit_would_roll_back(self, raw: asyncpg.Connection, statements: list[Statement]) -> bool:
+        """Whether a COMMIT would roll back (the transaction is in error), asked of the server only when
+        it matters: pending setting changes and a COMMIT among ``statements``. (asyncpg does not tell a
+        failed transaction from an open one; a statement refused in it is the sign, and changes
+        nothing.)"""
+        if not self._settings.pending or not any(isinstance(s, End) and s.commit for s in statements):
+            return False
+        try:
+            await raw.execute("SELECT 1")
+        except asyncpg.InFailedSQLTransactionError:
+            return True
+        return False
 
     async def executemany(self, command: str, args: Iterable[Any], *, timeout: float | None = None) -> None:
         if self._block_lost:
@@ -80,6 +116,11 @@ class AuroraConnection(ReadWriteSession):
             raise self._block_lost_error()
         self._busy_since = self._clock()
         try:
+            if may_change(query):
+                fetched: list[Any] = await self._tracked(
+                    self._raw.fetch, query, *args, timeout=timeout, record_class=record_class
+                )
+                return fetched
             rows: list[Any] = await self._raw.fetch(query, *args, timeout=timeout, record_class=record_class)
             return rows
         except Exception as exc:
@@ -95,6 +136,10 @@ class AuroraConnection(ReadWriteSession):
             raise self._block_lost_error()
         self._busy_since = self._clock()
         try:
+            if may_change(query):
+                return await self._tracked(
+                    self._raw.fetchrow, query, *args, timeout=timeout, record_class=record_class
+                )
             return await self._raw.fetchrow(query, *args, timeout=timeout, record_class=record_class)
         except Exception as exc:
             await self._failed(exc)
@@ -107,6 +152,8 @@ class AuroraConnection(ReadWriteSession):
             raise self._block_lost_error()
         self._busy_since = self._clock()
         try:
+            if may_change(query):
+                return await self._tracked(self._raw.fetchval, query, *args, column=column, timeout=timeout)
             return await self._raw.fetchval(query, *args, column=column, timeout=timeout)
         except Exception as exc:
             await self._failed(exc)
@@ -157,6 +204,7 @@ class AuroraConnection(ReadWriteSession):
         self._listeners.clear()
         self._end_block()
         await self._guard(self._raw.reset, timeout=timeout)
+        self._settings.reset()
 
     async def add_listener(self, channel: str, callback: Listener) -> None:
         """Listen on ``channel``: ``callback(connection, pid, channel, payload)`` (or a coroutine
@@ -202,7 +250,36 @@ class AuroraConnection(ReadWriteSession):
         return asyncpg.InterfaceError("connection is closed")
 
     async def _restore_session(self, raw: asyncpg.Connection) -> None:
+        """Set the tracked session settings again on ``raw``, the new physical connection (all or none:
+        one implicit transaction), and listen again. A transaction the failover cut off took its
+        pending settings with it. When the settings cannot be set again (a role dropped since, ...),
+        the connection is closed with ``FailoverFailedError``: it never runs on without them."""
+        self._settings.rollback()
+        script = self._settings.script()
+        if script:
+            try:
+                await raw.execute(script)
+            except Exception as exc:
+                self._untrack()
+                discard(raw)
+                self._give_up()
+                raise self._driver.failover_error(
+                    FailoverFailedError,
+                    f"the connection failed over to {self._instance.instance_id}, but its session settings "
+                    f"could not be set again there ({type(exc).__name__}: see the cause); the connection "
+                    "is closed",
+                ) from exc
         await self._listeners.register_on(raw)
+
+    async def set_read_only(self, read_only: bool) -> None:
+        """Read/write splitting (see :class:`aurora_async._read_write.ReadWriteSession`); the settings
+        tracked for each physical connection stay with it (the writer's and the reader's are apart)."""
+        before, spare = self._raw, self._spare
+        await super().set_read_only(read_only)
+        if self._raw is not before:
+            reused = spare is not None and self._raw is spare[0]
+            now = self._spare_settings if reused else SessionSettings()
+            self._settings, self._spare_settings = now, self._settings
 
     async def _close_raw(self, timeout: float | None) -> None:
         await self._raw.close(timeout=timeout)
@@ -288,6 +365,9 @@ class AuroraTransaction:
         if outermost:
             self._outermost = True
             conn._begin_block(self._raw)
+            conn._settings.begin()
+        else:
+            conn._settings.savepoint(self)
 
     async def _begin(self) -> tuple[asyncpg.Connection, Any]:
         raw = self._conn.raw
@@ -328,20 +408,33 @@ class AuroraTransaction:
             if self._conn._closed:
                 raise self._conn._closed_error()
             raise self._conn._block_lost_error()
+        outermost = self._outermost
+        settings = self._conn._settings
         try:
+            conn = self._conn
+            failed = outermost and await conn._guard(conn._commit_would_roll_back, self._raw, _COMMIT)
             await self._conn._guard(self._tx.commit)
         except BaseException:
             self._state = TransactionState.FAILED
             raise
         finally:
             self._finish()
+        if outermost:
+            settings.commit(failed=failed)
+        else:
+            settings.release(self)
         self._state = TransactionState.COMMITTED
 
     async def _rollback(self) -> None:
         self._check_state("rollback", started=True)
+        outermost = self._outermost
         try:
             if not self._lost():
                 await self._conn._guard(self._tx.rollback)
+                if outermost:
+                    self._conn._settings.rollback()
+                else:
+                    self._conn._settings.rollback_to(self, keep=False)
         except BaseException:
             self._state = TransactionState.FAILED
             raise
@@ -377,6 +470,8 @@ class AuroraTransaction:
         finally:
             self._managed = False
 
+
+_COMMIT: list[Statement] = [End(commit=True)]
 
 _ENDED = {
     TransactionState.COMMITTED: "already committed",
