@@ -1,6 +1,6 @@
 """A randomized fault schedule under a write load, with invariants checked afterwards.
 
-``make test`` runs a short form (``CHAOS_SECONDS`` defaults to 20 s of faults per engine); ``make
+``make test`` runs a short form (``CHAOS_SECONDS`` defaults to 12 s of faults per engine); ``make
 chaos`` a longer one (``DURATION``, ``SEED``, ``WORKERS``). A failing run prints its seed: ``make chaos
 SEED=...`` replays the same fault schedule (the interleaving of the workers, being real I/O, differs run
 to run).
@@ -41,7 +41,7 @@ from aurora_async.testing import AuroraSimulator
 from tests.helpers import eventually, sockets_to
 from tests.integration._engine_ops import EngineOps, engine_ops
 
-SECONDS = float(os.environ.get("CHAOS_SECONDS") or 20)  # of faults, per engine
+SECONDS = float(os.environ.get("CHAOS_SECONDS") or 12)  # of faults, per engine
 SEED = int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(1_000_000))
 WORKERS = int(os.environ.get("CHAOS_WORKERS") or 50)
 FAILOVER_TIMEOUT = 15.0  # the pool's failover_timeout

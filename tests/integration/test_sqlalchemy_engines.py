@@ -1,15 +1,13 @@
 """SQLAlchemy's asyncio engine on both engines (``postgresql+asyncpg``, ``mysql+aiomysql``) with an
-``aurora_async.raw_connector`` as its ``async_creator``: units of work through a failover, a black-holed
-writer cut by host monitoring (and what happens without it), and a reader engine for read/write
-splitting. The PostgreSQL-only details (what SQLAlchemy raises, pre-ping, a stale endpoint) are in
-``test_sqlalchemy``."""
+``aurora_async.raw_connector`` as its ``async_creator``: a black-holed writer cut by host monitoring (and
+what happens without it), and a reader engine for read/write splitting. Units of work through a
+failover, on both engines: the example's test (``test_sqlalchemy``), which also holds the
+PostgreSQL-only details (what SQLAlchemy raises, pre-ping, a stale endpoint)."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -19,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import aurora_async
-from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator
 from tests.helpers import eventually
 
@@ -93,62 +90,13 @@ async def instance_of(engine: AsyncEngine, sim: AuroraSimulator) -> str:
         return str(await conn.scalar(WHO[sim.engine]))
 
 
-async def test_units_of_work_through_a_failover_are_stored_exactly_once(
-    sim: AuroraSimulator, ops: EngineOps, writer: AsyncEngine
-) -> None:
-    async with writer.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    sessions = async_sessionmaker(writer, expire_on_commit=False)
-    assert await instance_of(writer, sim) == sim.writer_id
-    errors: list[exc.DBAPIError] = []
-    acknowledged: Counter[str] = Counter()
-    new_writer = asyncio.get_running_loop().create_future()
-    stop = asyncio.Event()
-
-    async def unit(key: str) -> str:
-        async with sessions() as session, session.begin():
-            instance = str(await session.scalar(WHO[sim.engine]))
-            if await session.get(Order, key) is None:
-                session.add(Order(key=key, instance=instance))
-            return instance
-
-    async def worker(name: str) -> None:
-        n = 0
-        while not stop.is_set():
-            n += 1
-            instance = await retried(functools.partial(unit, f"{name}-{n}"), errors)
-            acknowledged[instance] += 1
-            if new_writer.done() and instance == new_writer.result():
-                return  # a unit of work acknowledged by the new writer
-
-    tasks = [asyncio.ensure_future(worker(f"w{k}")) for k in range(4)]
-
-    async def some_done() -> bool:
-        return sum(acknowledged.values()) >= 20
-
-    await eventually(some_done, timeout=20, what="units on the first writer")
-    report = await sim.failover()
-    new_writer.set_result(report.new_writer)
-    try:
-        await asyncio.wait_for(asyncio.gather(*tasks), 60)
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    rows = await ops.outside(report.new_writer, "SELECT count(*) FROM orders")
-    assert rows == sum(acknowledged.values())  # none lost, none twice (the key is the primary key)
-    assert acknowledged[report.new_writer] >= 4 and acknowledged[sim.instance_ids[0]] >= 20
-    assert await instance_of(writer, sim) == report.new_writer
-    [cluster] = registry.clusters()
-    assert cluster.refs >= 1  # the connector holds it for the engine's life
-
-
 @pytest.mark.parametrize("monitored", [True, False], ids=["host_monitoring", "without"])
 async def test_a_black_holed_writer_is_cut_within_the_detection_window(
     sim: AuroraSimulator, ops: EngineOps, monitored: bool
 ) -> None:
     """A call in flight on a silent writer: with host monitoring (the default) SQLAlchemy sees the
     connection lost within the detection window (3 probes of 0.4 s) and the unit of work re-runs on the
-    new writer; without it, the call still waits when the topology has long named the new writer."""
+    new writer; without it, the call still waits."""
     plugins = DEFAULT_PLUGINS if monitored else tuple(p for p in DEFAULT_PLUGINS if p != "host_monitoring")
     async with connector(sim, plugins=plugins, topology_refresh=30) as made_by:
         engine = make_engine(sim, made_by, pool_size=2)
@@ -168,7 +116,10 @@ async def test_a_black_holed_writer_is_cut_within_the_detection_window(
             silent = time.monotonic()
             await sim.blackhole(sim.writer_id)
             report = await sim.failover()
-            done, _ = await asyncio.wait([in_flight], timeout=6 - (time.monotonic() - silent))
+            # with monitoring: cut within the window and the failover (a generous 6 s); without: the
+            # call still waits 3 s on (longer is measured in benchmarks/bench_sqlalchemy_blackhole.py)
+            bound = 6 if monitored else 3
+            done, _ = await asyncio.wait([in_flight], timeout=bound - (time.monotonic() - silent))
             if not monitored:
                 assert not done  # still waiting on the silent socket (TCP would give up minutes later)
                 in_flight.cancel()
@@ -215,7 +166,8 @@ async def test_a_reader_engine_reads_from_replicas_and_the_writer_engine_writes(
             finally:
                 for c in conns:
                     await c.close()
-            assert seen == set(sim.reader_ids)
+            # every one on a replica (which replica is the strategy's preference, raced: not asserted)
+            assert seen and seen <= set(sim.reader_ids)
             async with reads() as session, session.begin():
                 session.add(Order(key="k2", instance="replica"))
                 with pytest.raises(exc.DBAPIError):  # replicas refuse writes: nothing lands there
