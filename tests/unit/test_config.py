@@ -135,6 +135,9 @@ def test_public_surface() -> None:
         "CredentialsError", "IamAuthError", "SecretsManagerError", "RetryState", "attempts_of",
         "retry_on_failover", "AuroraPool", "create_pool", "ReadWriteSplittingError",
         "RawConnector", "raw_connector", "data_api", "CustomEndpointError",
+        "events", "health", "Health", "Event", "EventStream", "FailoverStarted", "FailoverSucceeded",
+        "FailoverFailed", "WriterSearchFinished", "TopologyRefreshed", "WriterChanged", "HostDown", "HostUp",
+        "IamTokenGenerated", "SecretFetched", "PoolConnectionRetired",
     }  # fmt: skip
     assert aurora_async.data_api.DataApiError.__module__ == "aurora_async.data_api"
     assert issubclass(aurora_async.data_api.DataApiError, aurora_async.AuroraError)
