@@ -552,7 +552,7 @@ class _Diagnosis:
         elif template is not None:
             source = f"the pattern {template!r} derived from the RDS host name"
         else:
-            source = "the endpoints the catalog lists"
+            source = "the endpoint list of the catalog"
         if dialect.ids_only and template is None:
             build = None
         try:
