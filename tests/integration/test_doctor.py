@@ -193,7 +193,12 @@ async def test_secrets_manager_fetch_and_login(aurora_postgres: AuroraSimulator)
     await sim.set_password(APP_USER, PASSWORD)
     arn = await put_secret("doctor/app", json.dumps({"username": APP_USER, "password": PASSWORD}))
     host, port = sim.cluster_endpoint.rsplit(":", 1)
-    options = {"host": host, "port": port, "database": "postgres", "plugins": "aws_secrets_manager"}
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "database": "postgres",
+        "plugins": "aws_secrets_manager",
+    }
     report = await diagnose(
         None, secrets_manager_secret_id=arn, secrets_manager_region="us-east-1", **options
     )
