@@ -163,13 +163,17 @@ class _Diagnosis:
             return
         self.config = config
         self.check_host(config)
-        await self.check_dns(config)
+        resolves = await self.check_dns(config)
         credentials_ok = await self.check_credentials(config)
-        if credentials_ok:
-            self._conn = await self.check_login(config)
+        if not resolves:
+            self.add("login", Status.SKIP, "not tried: the host does not resolve")
+            self.add("tls", Status.SKIP, "not checked: the host does not resolve")
         else:
-            self.add("login", Status.SKIP, "not tried: no credentials")
-        await self.check_tls(config, self._conn)
+            if credentials_ok:
+                self._conn = await self.check_login(config)
+            else:
+                self.add("login", Status.SKIP, "not tried: no credentials")
+            await self.check_tls(config, self._conn)
         if self._conn is None:
             for name in ("dialect", "topology", "instance_pattern", "blue_green"):
                 self.add(name, Status.SKIP, "not checked: no connection")
@@ -287,14 +291,15 @@ class _Diagnosis:
             )
         self.add("host", Status.OK, summary, details=details)
 
-    async def check_dns(self, config: Config) -> None:
+    async def check_dns(self, config: Config) -> bool:
+        """The given host's addresses; False when it does not resolve."""
         host = config.host
         if is_local_socket(host):
             self.add("dns", Status.SKIP, "a local Unix socket: no DNS")
-            return
+            return True
         if classify_host(host).url_type is RdsUrlType.IP_ADDRESS:
             self.add("dns", Status.OK, f"{host} is an IP address: no DNS", addresses=[host])
-            return
+            return True
         addresses, error = await self.resolve(host, config.port)
         if error is not None:
             self.add(
@@ -304,7 +309,7 @@ class _Diagnosis:
                 "check the host name; RDS endpoints of a private cluster resolve only inside its VPC "
                 "(or through its DNS resolver)",
             )
-            return
+            return False
         private = [a for a in addresses if _is_private(a)]
         note = (
             " (private: reachable from inside the VPC only)"
@@ -312,6 +317,7 @@ class _Diagnosis:
             else ""
         )
         self.add("dns", Status.OK, f"{host} resolves to {', '.join(addresses)}{note}", addresses=addresses)
+        return True
 
     async def resolve(self, host: str, port: int) -> tuple[list[str], str | None]:
         """The addresses of ``host`` (asyncio's getaddrinfo, within the step's deadline), or the error."""
@@ -448,6 +454,10 @@ class _Diagnosis:
         if conn is None and level is Tls.OPPORTUNISTIC and server.offers_tls:
             carried = f"; the {secret} would travel over it" if secret else ""
             state = f"settings: {level.label} (it does): encrypted, certificate NOT verified{carried}"
+            self.add("tls", Status.WARN, f"{state}; {facts}", verify, details=details)
+            return
+        if conn is None and level is Tls.OPPORTUNISTIC and server.offers_tls is None:
+            state = f"settings: {level.label}, never verified"
             self.add("tls", Status.WARN, f"{state}; {facts}", verify, details=details)
             return
         carried = f"; the {secret} travels in clear text" if secret else ""
@@ -857,6 +867,11 @@ def _login_fix(config: Config, exc: BaseException) -> str:
         return "give the CA that signed the server's certificate (the RDS global bundle, global-bundle.pem)"
     if isinstance(exc, ConnectionRefusedError):
         return f"check the port ({config.port}) and that the database is running there"
+    if isinstance(exc, OSError):
+        return (
+            f"check that the security group and network ACL let this machine reach "
+            f"{config.host}:{config.port}, and that the instance is available"
+        )
     return "read the server's message above: the database, user or server settings it names"
 
 
