@@ -20,6 +20,7 @@ from .._auth import Authenticator, Credentials, CredentialSource, IamSource, Sec
 from .._config import Config, parse
 from .._dialect import Dialect, HostBuilder, host_builder
 from .._driver import discard
+from .._events import EventHub
 from .._exceptions import ConfigurationError, CredentialsError
 from .._local_socket import is_local_socket
 from .._rds_hosts import RdsUrlType, classify_host
@@ -93,9 +94,15 @@ class _RecordingAuthenticator(Authenticator):
         return self._aws_session
 
     async def credentials(
-        self, source: CredentialSource, host: str, port: int, *, stale: Credentials | None = None
+        self,
+        source: CredentialSource,
+        host: str,
+        port: int,
+        *,
+        stale: Credentials | None = None,
+        events: EventHub | None = None,
     ) -> tuple[Credentials, bool]:
-        creds, cached = await super().credentials(source, host, port, stale=stale)
+        creds, cached = await super().credentials(source, host, port, stale=stale, events=events)
         self.seen.add(creds.password)
         return creds, cached
 
