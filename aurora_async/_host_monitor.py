@@ -122,15 +122,26 @@ class HostMonitor:
         window = interval * self.options.failure_detection_count
         failing_since: float | None = None  # start of the first failed probe of the current streak
         failures = 0
+        unwatched_since: float | None = None  # dead, with no connection left to watch, since
         try:
             # the first probe after one interval: a connection closed sooner (connect, query, close)
             # does not pay for a probe connection; a host that dies meanwhile is declared dead at
             # about the same time, as the probe connection's attempt may use the whole window
             await asyncio.sleep(interval)
             while not self._stopped:
-                if not self.connections and not await self._wait_for_connections():
+                if not self.connections and not self.dead and not await self._wait_for_connections():
                     return
                 started = loop.time()
+                if self.dead and not self.connections:
+                    # a host declared dead is probed until it answers, so that what the cluster
+                    # believes (new connections go around it) does not outlive the outage; with no
+                    # connection to it for monitor_disposal_time, the belief is dropped unconfirmed
+                    unwatched_since = started if unwatched_since is None else unwatched_since
+                    if started - unwatched_since >= self.options.monitor_disposal_time:
+                        self._forget_verdict()
+                        return
+                else:
+                    unwatched_since = None
                 # a query probe gets one interval; opening the probe connection takes several round
                 # trips, so it may use what is left of the window
                 deadline = (failing_since if failing_since is not None else started) + window
@@ -234,6 +245,15 @@ class HostMonitor:
             )
         elif aborted:
             log.info("host %s still dead: %d more connection(s) aborted", self.instance.instance_id, aborted)
+
+    def _forget_verdict(self) -> None:
+        self.dead = False
+        self.cluster.mark_up(self.instance.instance_id)
+        log.info(
+            "host %s: no connection to it for %g s and still no answer; no longer counted as dead",
+            self.instance.instance_id,
+            self.options.monitor_disposal_time,
+        )
 
     def _revive(self) -> None:
         self.dead = False

@@ -5,6 +5,7 @@ events name), for what users vary: a pool and a connector, two identities on one
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -170,3 +171,46 @@ def test_events_and_health_refuse_what_is_not_ours() -> None:
     connector = aurora_async.raw_connector("postgresql://u@h/db")
     with pytest.raises(aurora_async.ConfigurationError, match="buffer"):
         aurora_async.events(connector, buffer=0)
+
+
+@pytest.mark.aurora_simulator(instances=2)
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+async def test_a_dead_host_left_by_every_connection_is_probed_until_it_answers(
+    sim: AuroraSimulator, ops: EngineOps
+) -> None:
+    """Once its connections failed over elsewhere, a host declared dead is still probed: when it
+    answers again the cluster stops routing new connections around it (and says so: HostUp)."""
+    old = sim.writer_id
+    async with aurora_async.create_pool(sim.dsn("cluster"), min_size=1, **ops.options()) as pool:
+        async with aurora_async.events(pool) as stream:
+            conn = await pool.acquire()
+            query = asyncio.ensure_future(ops.scalar(conn, ops.slow_sql(30)))
+            await sim.blackhole(old)
+            seen: list[Event] = []
+            await until(stream, lambda e: isinstance(e, HostDown), seen)
+            await sim.failover()
+            with pytest.raises(aurora_async.FailoverError):
+                await query
+            assert await ops.host_id(conn) == sim.writer_id != old  # no connection is left on the old one
+            await pool.release(conn)
+            assert old in aurora_async.health(pool).hosts_down
+            await sim.restore(old)
+            up = await until(stream, lambda e: isinstance(e, HostUp), seen)
+            assert isinstance(up, HostUp) and up.instance == old
+        assert aurora_async.health(pool).hosts_down == ()
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mysql"])
+async def test_the_observability_example_tells_the_whole_story(engine: str) -> None:
+    from tests.integration.test_examples import _run
+
+    text = await _run("observability.py", "--engine", engine, "--otel")
+    counts = dict(re.findall(r"(\w+)=(\d+)", text.split("events: ")[1].split(";")[0]))
+    assert counts["host_down"] == counts["host_up"] == counts["writer_changed"] == "1", text
+    assert counts["failover_started"] == counts["failover_succeeded"] and int(counts["failover_started"]) >= 1
+    assert "dropped: 0" in text and "health UNHEALTHY" in text, text
+    assert text.splitlines()[-1].startswith("span   aurora_async.failover > aurora_async.writer_search")
+    health_lines = [line for line in text.splitlines() if line.startswith("health ")]
+    assert health_lines[0].startswith("health healthy") and health_lines[-1].endswith("down=[]"), text
+    metric = dict(re.findall(r"metric (\S+) (\d+)", text))
+    assert metric["aurora_async.failover.completed"] == metric["aurora_async.failover.started"], text
