@@ -1,9 +1,9 @@
 """mkdocs hooks for the documentation site (``mkdocs.yml``: ``hooks:``).
 
 - Files outside ``docs/`` that the pages link to (the results in ``benchmarks/results/``, the failover
-  timeline picture, the ``examples/``) are added to the site from where they are, not copied by hand.
-  Pages link them as ``../benchmarks/results/...`` and ``../examples/...`` so the same links work when
-  the Markdown is read on its own; the links are re-pointed to the files' place in the site here.
+  timeline picture, the benchmarks and ``examples/`` they name) are added to the site from where they
+  are, not copied by hand. Pages link them as ``../benchmarks/...`` and ``../examples/...`` so the
+  same links work when the Markdown is read on its own; here they are re-pointed to the site's copy.
 - ``docs/options.md`` gets the option table generated from ``aurora_async/_options.py``.
 """
 
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from docs_options import MARKER, ROOT, render_options_table
 
 # (folder under the repository root, file name patterns) added to the site at the same path
-OUTSIDE = (("benchmarks/results", ("*.md", "*.png")), ("examples", ("*.py",)))
+OUTSIDE = (("benchmarks/results", ("*.md", "*.png")), ("benchmarks", ("*.py",)), ("examples", ("*.py",)))
 _OUTSIDE_LINK = re.compile(r"\]\(\.\./(" + "|".join(re.escape(d) for d, _ in OUTSIDE) + r")/")
 
 
