@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SOURCES := aurora_async tests examples benchmarks compat
+SOURCES := aurora_async tests examples benchmarks compat scripts
 
 .PHONY: test demo lint typecheck servers bench chaos clean compat docs
 
