@@ -8,6 +8,21 @@ from __future__ import annotations
 
 from . import data_api
 from ._connect import RawConnector, connect, connect_raw, raw_connector
+from ._events import (
+    Event,
+    EventStream,
+    FailoverFailed,
+    FailoverStarted,
+    FailoverSucceeded,
+    HostDown,
+    HostUp,
+    IamTokenGenerated,
+    PoolConnectionRetired,
+    SecretFetched,
+    TopologyRefreshed,
+    WriterChanged,
+    WriterSearchFinished,
+)
 from ._exceptions import (
     AuroraError,
     ConfigurationError,
@@ -21,6 +36,8 @@ from ._exceptions import (
     SecretsManagerError,
     TransactionResolutionUnknownError,
 )
+from ._health import Health
+from ._observability import events, health
 from ._options import FailoverMode, Options
 from ._pool import AuroraPool, create_pool
 from ._registry import registry as _registry
@@ -40,26 +57,42 @@ __all__ = [
     "ConfigurationError",
     "CredentialsError",
     "CustomEndpointError",
+    "Event",
+    "EventStream",
     "FailoverError",
+    "FailoverFailed",
     "FailoverFailedError",
     "FailoverMode",
+    "FailoverStarted",
+    "FailoverSucceeded",
     "FailoverSuccessError",
+    "Health",
+    "HostDown",
+    "HostUp",
     "IamAuthError",
+    "IamTokenGenerated",
     "Instance",
     "Options",
+    "PoolConnectionRetired",
     "RawConnector",
     "ReadWriteSplittingError",
     "RetryState",
     "Role",
+    "SecretFetched",
     "SecretsManagerError",
     "Topology",
+    "TopologyRefreshed",
     "TransactionResolutionUnknownError",
+    "WriterChanged",
+    "WriterSearchFinished",
     "__version__",
     "attempts_of",
     "connect",
     "connect_raw",
     "create_pool",
     "data_api",
+    "events",
+    "health",
     "raw_connector",
     "retry_on_failover",
 ]

@@ -23,9 +23,10 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ._concurrency import TaskOwner, retrieve_exception
+from ._events import EventHub, IamTokenGenerated, SecretFetched
 from ._exceptions import IamAuthError, SecretsManagerError
 
 log = logging.getLogger("aurora_async.auth")
@@ -169,10 +170,17 @@ class Authenticator:
         return f"<Authenticator cached={len(self._cache)}>"
 
     async def credentials(
-        self, source: CredentialSource, host: str, port: int, *, stale: Credentials | None = None
+        self,
+        source: CredentialSource,
+        host: str,
+        port: int,
+        *,
+        stale: Credentials | None = None,
+        events: EventHub | None = None,
     ) -> tuple[Credentials, bool]:
         """Credentials for a connection to ``host:port``, and whether they came from the cache;
-        ``stale``: credentials the server just refused, to be replaced."""
+        ``stale``: credentials the server just refused, to be replaced; ``events``: where a fetch this
+        call starts is told (the cluster of the connection that asked)."""
         key = source.key(host, port)
         cached = self._cache.get(key)
         if cached is None:
@@ -181,12 +189,24 @@ class Authenticator:
         if isinstance(source, IamSource):
             token_host, token_port = source.host or host, source.port or port
 
-            def fetch() -> Awaitable[tuple[Credentials, float]]:
-                return self._token(source, token_host, token_port)
+            async def fetch() -> tuple[Credentials, float]:
+                fetched = await self._token(source, token_host, token_port)
+                if events is not None:
+                    events.emit(
+                        IamTokenGenerated,
+                        user=source.user,
+                        host=token_host,
+                        port=token_port,
+                        region=source.region,
+                    )
+                return fetched
         else:
 
-            def fetch() -> Awaitable[tuple[Credentials, float]]:
-                return self._secret(source)
+            async def fetch() -> tuple[Credentials, float]:
+                fetched = await self._secret(source)
+                if events is not None:
+                    events.emit(SecretFetched, secret_id=source.secret_id)
+                return fetched
 
         return await cached.get(fetch, stale=stale)
 
@@ -197,10 +217,12 @@ class Authenticator:
         port: int,
         open_with: Callable[[Credentials], Awaitable[T]],
         is_login_error: Callable[[BaseException], bool],
+        *,
+        events: EventHub | None = None,
     ) -> T:
         """``open_with(credentials)``; on a login failure with cached credentials, once more with fresh
-        ones (an expired token, a rotated secret)."""
-        creds, from_cache = await self.credentials(source, host, port)
+        ones (an expired token, a rotated secret). Fetches are told to ``events``."""
+        creds, from_cache = await self.credentials(source, host, port, events=events)
         try:
             return await open_with(creds)
         except Exception as exc:
@@ -208,7 +230,7 @@ class Authenticator:
                 raise
             log.info("login with cached credentials failed (%s): fetching fresh ones", type(exc).__name__)
             self.stats["login_retries"] += 1
-        creds, _ = await self.credentials(source, host, port, stale=creds)
+        creds, _ = await self.credentials(source, host, port, stale=creds, events=events)
         return await open_with(creds)
 
     def _prune(self) -> None:
@@ -278,6 +300,41 @@ class Authenticator:
             )
         log.debug("secret %r fetched", secret_id)
         return Credentials(document[user_key], document[password_key]), source.expiration
+
+
+class CredentialSupply(Protocol):
+    """What opening a connection needs of the credentials cache (``Driver.open``'s ``auth``)."""
+
+    async def connect(
+        self,
+        source: CredentialSource,
+        host: str,
+        port: int,
+        open_with: Callable[[Credentials], Awaitable[T]],
+        is_login_error: Callable[[BaseException], bool],
+    ) -> T: ...
+
+
+class ClusterCredentials:
+    """The event loop's :class:`Authenticator` as one cluster uses it: the fetches its connections
+    start are told to the cluster's events."""
+
+    def __init__(self, auth: Authenticator, events: EventHub) -> None:
+        self.auth = auth
+        self.events = events
+
+    def __repr__(self) -> str:
+        return f"<ClusterCredentials {self.events.cluster}>"
+
+    async def connect(
+        self,
+        source: CredentialSource,
+        host: str,
+        port: int,
+        open_with: Callable[[Credentials], Awaitable[T]],
+        is_login_error: Callable[[BaseException], bool],
+    ) -> T:
+        return await self.auth.connect(source, host, port, open_with, is_login_error, events=self.events)
 
 
 def _json_object(text: Any) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ from ._custom_endpoint import EndpointSource, MembershipMonitor
 from ._dialect import Dialect, HostBuilder
 from ._discovery import Discovery
 from ._driver import Driver, RawConnection
+from ._events import EventHub, TopologyRefreshed, WriterChanged
 from ._host_monitor import HostMonitor
 from ._identity import Identities, Identity
 from ._opener import Opener
@@ -49,13 +50,16 @@ class Cluster:
         driver: Driver,
         auth: Authenticator,
         forget: Callable[[Cluster], None],
+        *,
+        events: EventHub,
     ) -> None:
         self.key = key
         self.host, self.port = config.host, config.port  # the address the first connection was given
         self.options = ClusterSettings.of(config.options)
         self.driver = driver
+        self.events = events  # what happens to the cluster, for the application's streams and telemetry
         self.identities = Identities()  # who this cluster's connections are (background work borrows)
-        self.opener = Opener(driver, auth, self.identities)
+        self.opener = Opener(driver, auth, self.identities, events)
         self.dialect: Dialect | None = None
         self.build: HostBuilder | None = None
         self.topology: Topology | None = None
@@ -133,14 +137,23 @@ class Cluster:
         self.confirmed = self.confirmed or verified
         self.stats["topology_reads"] += 1
         old_writer = old.writer if old is not None else None
+        changed = new.version != (old.version if old else 0)
+        if self.events.wanted:
+            self.events.emit(
+                TopologyRefreshed,
+                writer=new.writer.instance_id if new.writer is not None else None,
+                readers=tuple(i.instance_id for i in new.instances if i.role is Role.READER),
+                changed=changed,
+            )
         if (
             new.writer is not None
             and old_writer is not None
             and new.writer.instance_id != old_writer.instance_id
         ):
             log.info("writer changed: %s -> %s", old_writer.instance_id, new.writer.instance_id)
+            self.events.emit(WriterChanged, previous=old_writer.instance_id, writer=new.writer.instance_id)
             self.tracker.close_all_on(old_writer.instance_id)  # connections with the tracker plugin
-        elif new.version != (old.version if old else 0):
+        elif changed:
             log.debug("topology %r", new)
         return new
 

@@ -7,6 +7,7 @@ the table in ``_options``."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -173,7 +174,9 @@ def _engine(dsn: Any, engine: Any) -> str:
     scheme = dsn.split("://", 1)[0].lower() if isinstance(dsn, str) and "://" in dsn else None
     from_dsn = SCHEMES.get(scheme) if scheme is not None else None
     if scheme is not None and from_dsn is None:
-        raise ConfigurationError(f"DSN scheme must be {_either(SCHEMES)}, not {scheme[:20]!r}://")
+        # quoted only when it looks like a scheme: a mangled DSN's text before "://" may hold a password
+        shown = repr(scheme) + "://" if re.fullmatch(r"[a-z][a-z0-9+.\-]{0,29}", scheme) else "something else"
+        raise ConfigurationError(f"DSN scheme must be {_either(SCHEMES)}, not {shown}")
     if engine is not None and from_dsn is not None and engine != from_dsn:
         raise ConfigurationError(f"engine={engine!r} contradicts the DSN's {scheme}:// scheme")
     return str(engine or from_dsn or "postgresql")

@@ -45,25 +45,11 @@ def failover_mode(cluster: Cluster, config: Config) -> FailoverMode:
 async def _open(config: Config) -> tuple[Cluster, Any, Instance]:
     cluster = registry.acquire(config)
     try:
-        if config.custom_endpoint is not None:  # its members, before any instance is chosen
-            monitor = cluster.custom_endpoint(config.custom_endpoint, registry.aws_session)
-            await monitor.ready(config.options.custom_endpoint_info_timeout)
-        known = cluster.dialect is not None  # an earlier connection already learned the topology
-        if known and _route_around_down_hosts(cluster, config):
-            return cluster, *await _elsewhere(cluster, config, _down_hosts(cluster))
-        try:
-            raw, instance = await _first_contact(cluster, config)
-        except cluster.driver.connect_errors as exc:
-            if not (known and config.options.has(Plugin.FAILOVER) and _unreachable(cluster, exc)):
-                raise
-            # the endpoint's instance is failing (a failover is under way): reach one in the right role
-            # through the known topology, as a failover would, rather than failing the connect
-            return cluster, *await _elsewhere(cluster, config, f"{type(exc).__name__} at {config.host}")
-        if cluster.dialect is not None and (
-            config.options.has(Plugin.INITIAL_CONNECTION) or config.custom_endpoint is not None
-        ):
-            raw, instance = await _right_instance(cluster, config, raw, instance)
-        cluster.confirm(instance)
+        address: dict[str, str | int] = {"server.address": config.host, "server.port": config.port}
+        with cluster.events.span("aurora_async.connect", **address) as span:
+            raw, instance = await _reach(cluster, config)
+            if span is not None:
+                span.set_attribute("aurora_async.instance", instance.instance_id)
         return cluster, raw, instance
     except BaseException as exc:
         await cluster.release_and_wait(config.identity)
@@ -71,6 +57,30 @@ async def _open(config: Config) -> tuple[Cluster, Any, Instance]:
         if isinstance(exc, TimeoutError) and timed_out is not None:
             raise timed_out(config.host, config.port) from exc  # what the driver's connect raises
         raise
+
+
+async def _reach(cluster: Cluster, config: Config) -> tuple[Any, Instance]:
+    """A physical connection for ``config`` to an instance in its role, and which instance it is."""
+    if config.custom_endpoint is not None:  # its members, before any instance is chosen
+        monitor = cluster.custom_endpoint(config.custom_endpoint, registry.aws_session)
+        await monitor.ready(config.options.custom_endpoint_info_timeout)
+    known = cluster.dialect is not None  # an earlier connection already learned the topology
+    if known and _route_around_down_hosts(cluster, config):
+        return await _elsewhere(cluster, config, _down_hosts(cluster))
+    try:
+        raw, instance = await _first_contact(cluster, config)
+    except cluster.driver.connect_errors as exc:
+        if not (known and config.options.has(Plugin.FAILOVER) and _unreachable(cluster, exc)):
+            raise
+        # the endpoint's instance is failing (a failover is under way): reach one in the right role
+        # through the known topology, as a failover would, rather than failing the connect
+        return await _elsewhere(cluster, config, f"{type(exc).__name__} at {config.host}")
+    if cluster.dialect is not None and (
+        config.options.has(Plugin.INITIAL_CONNECTION) or config.custom_endpoint is not None
+    ):
+        raw, instance = await _right_instance(cluster, config, raw, instance)
+    cluster.confirm(instance)
+    return raw, instance
 
 
 def _route_around_down_hosts(cluster: Cluster, config: Config) -> bool:

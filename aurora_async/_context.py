@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from ._dialect import Dialect, HostBuilder
 from ._driver import Driver, RawConnection
+from ._events import EventHub
 from ._opener import Opener
 from ._options import ClusterSettings
 from ._topology import Instance, Topology
@@ -29,6 +30,7 @@ class ClusterContext(Protocol):
     port: int
     options: ClusterSettings
     driver: Driver
+    events: EventHub  # what happens to the cluster, told to the application and to telemetry
     opener: Opener
     dialect: Dialect | None
     build: HostBuilder | None  # instance ids (and catalog endpoints) to addresses, once the dialect is known

@@ -26,6 +26,7 @@ from typing import Any
 from ._concurrency import Interrupted, unless_set
 from ._custom_endpoint import OutsideEndpoint
 from ._driver import Driver, RawConnection, discard, discard_first
+from ._events import FailoverFailed, FailoverStarted, FailoverSucceeded
 from ._exceptions import (
     FailoverError,
     FailoverFailedError,
@@ -115,7 +116,7 @@ class FailoverSession(Session):
                 elif in_transaction:
                     self._transaction_lost()
                 self._lost_transaction_on = raw if in_transaction or in_block else None
-                await self._fail_over(exc)
+                await self._fail_over(exc, in_transaction=in_transaction or in_block)
         raise outcome(
             driver,
             in_transaction=in_transaction,
@@ -125,15 +126,51 @@ class FailoverSession(Session):
             cause=exc,
         ) from exc
 
-    async def _fail_over(self, cause: Exception) -> None:
+    async def _fail_over(self, cause: Exception, *, in_transaction: bool) -> None:
+        """Fail over (:meth:`_replace_connection`), in a span when telemetry is on, and tell the
+        cluster's event listeners how it went."""
         old = self._instance
+        events = self._cluster.events
+        mode = self._mode
+        events.emit(FailoverStarted, from_instance=old.instance_id, mode=mode, in_transaction=in_transaction)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with events.span(
+            "aurora_async.failover",
+            **{"aurora_async.from_instance": old.instance_id, "aurora_async.failover.mode": mode},
+        ) as span:
+            try:
+                await self._replace_connection(cause, old, started)
+            except FailoverFailedError as failed:
+                events.emit(
+                    FailoverFailed,
+                    from_instance=old.instance_id,
+                    mode=mode,
+                    reason=str(failed),
+                    duration=loop.time() - started,
+                )
+                raise
+            instance = self._instance
+            if span is not None:
+                span.set_attribute("aurora_async.to_instance", instance.instance_id)
+        events.emit(
+            FailoverSucceeded,
+            from_instance=old.instance_id,
+            to_instance=instance.instance_id,
+            role=instance.role.value,
+            mode=mode,
+            in_transaction=in_transaction,
+            duration=loop.time() - started,
+        )
+
+    async def _replace_connection(self, cause: Exception, old: Instance, started: float) -> None:
+        """Reconnect to an instance in the connection's role, swap it in and restore the session."""
         self._failed_from = old.instance_id
         self._untrack()
         discard(self._raw)
         loop = asyncio.get_running_loop()
-        started = loop.time()
         options = self._config.options
-        deadline = loop.time() + options.failover_timeout
+        deadline = started + options.failover_timeout
         try:
             raw, instance = await unless_set(
                 self._closing, self._reconnect(old, started, deadline), discard=discard_first

@@ -26,6 +26,7 @@ from typing import Protocol
 
 from ._context import ClusterContext
 from ._driver import RawConnection, discard
+from ._events import HostDown, HostUp
 from ._topology import Instance
 
 log = logging.getLogger("aurora_async.host_monitoring")
@@ -223,6 +224,7 @@ class HostMonitor:
         if not self.dead:
             self.dead = True
             self.cluster.mark_down(self.instance.instance_id)
+            self.cluster.events.emit(HostDown, instance=self.instance.instance_id, aborted=aborted)
             log.warning(
                 "host %s failed %d probes in a row (window %.1f s): declared dead, %d connection(s) aborted",
                 self.instance.instance_id,
@@ -236,4 +238,5 @@ class HostMonitor:
     def _revive(self) -> None:
         self.dead = False
         self.cluster.mark_up(self.instance.instance_id)
+        self.cluster.events.emit(HostUp, instance=self.instance.instance_id)
         log.info("host %s answers again", self.instance.instance_id)

@@ -20,8 +20,9 @@ import logging
 import weakref
 from typing import Any
 
-from ._auth import Authenticator
+from ._auth import Authenticator, ClusterCredentials, CredentialSupply
 from ._driver import Driver, RawConnection, discard
+from ._events import EventHub
 from ._identity import Identities, Identity
 from ._tls import Tls
 
@@ -33,9 +34,13 @@ _TCP_CHECK = 1.0  # the longest a TCP-only connect may take to tell "silent" fro
 class Opener:
     """Opens a cluster's physical connections (see the module docstring)."""
 
-    def __init__(self, driver: Driver, auth: Authenticator, identities: Identities) -> None:
+    def __init__(
+        self, driver: Driver, auth: Authenticator, identities: Identities, events: EventHub | None = None
+    ) -> None:
         self.driver = driver
         self.auth = auth
+        # the credentials as this cluster's connections use them: fetches told to its events
+        self._supply: CredentialSupply = auth if events is None else ClusterCredentials(auth, events)
         self.identities = identities
         self._background_tls: weakref.WeakKeyDictionary[Any, Tls] = weakref.WeakKeyDictionary()
         self._resuming_seen: set[tuple[str, int]] = set()  # endpoints already said to be resuming
@@ -84,7 +89,7 @@ class Opener:
 
     async def _open_as(self, identity: Identity, host: str, port: int, timeout: float) -> RawConnection:
         try:
-            conn = await self.driver.open(identity, host, port, timeout, self.auth)
+            conn = await self.driver.open(identity, host, port, timeout, self._supply)
         except Exception as exc:
             if self.driver.is_login_error(exc):
                 self.identities.refused(identity)

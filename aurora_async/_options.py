@@ -3,6 +3,7 @@ does), and the readers that turn a DSN string or a keyword argument into a check
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -78,6 +79,14 @@ def read_flag(name: str, value: Any) -> bool:
     if text in ("0", "false", "no", "off"):
         return False
     raise ConfigurationError(f"{name} must be true or false, not {value!r}")
+
+
+def read_telemetry(name: str, value: Any) -> bool:
+    """``enable_telemetry``: a flag, and when on, the OpenTelemetry API must be installed."""
+    on = read_flag(name, value)
+    if on and importlib.util.find_spec("opentelemetry") is None:
+        raise ConfigurationError(f"{name}=True needs the OpenTelemetry API: pip install 'aurora_async[otel]'")
+    return on
 
 
 def read_count(name: str, value: Any) -> int:
@@ -175,6 +184,7 @@ class Options:
     custom_endpoint_api_endpoint: str | None = _option(None, read_text, "custom endpoint: an RDS API endpoint URL")
     custom_endpoint_refresh: float = _option(30.0, Seconds(0.05), "custom endpoint: how often the members are read again")
     custom_endpoint_info_timeout: float = _option(5.0, Seconds(0.05), "custom endpoint: how long connect() waits for the members")
+    enable_telemetry: bool = _option(False, read_telemetry, "OpenTelemetry metrics and spans (the 'otel' extra; the application configures the SDK)")
     # fmt: on
 
     def has(self, plugin: Plugin) -> bool:
@@ -224,6 +234,7 @@ class ClusterSettings:
     failure_detection_interval: float
     failure_detection_count: int
     monitor_disposal_time: float
+    enable_telemetry: bool
 
     @classmethod
     def of(cls, options: Options) -> ClusterSettings:

@@ -20,6 +20,7 @@ from ._cluster import Cluster
 from ._concurrency import AwaitableContext
 from ._config import Config, parse
 from ._connect import _FACADES, _open
+from ._events import PoolConnectionRetired
 from ._exceptions import ConfigurationError
 from ._plugins import Plugin
 from .mysql.connection import AuroraMySQLConnection
@@ -68,6 +69,9 @@ class AuroraPool(Generic[C]):
         try:
             first = await self._open()  # one first: the cluster's dialect and topology, once
             self._cluster = first._cluster.acquire(self._config.identity)
+            telemetry = self._cluster.events.telemetry
+            if telemetry is not None:
+                telemetry.watch_pool(self, self._cluster.events.cluster, self._config.engine)
             rest: list[C] = await asyncio.gather(*(self._open() for _ in range(self._min_size - 1)))
         except BaseException:
             self.terminate()
@@ -122,9 +126,15 @@ class AuroraPool(Generic[C]):
     def _take_idle(self) -> C | None:
         while self._idle:
             conn = self._idle.popleft()
-            if conn.is_closed() or conn.raw.is_closed() or self._stale(conn):
+            closed = conn.is_closed() or conn.raw.is_closed()
+            if closed or self._stale(conn):
                 self._retired += 1
                 log.debug("retired %r (its instance is no longer the one it should be on)", conn)
+                conn._cluster.events.emit(
+                    PoolConnectionRetired,
+                    instance=conn.instance.instance_id,
+                    reason="closed" if closed else "wrong_role",
+                )
                 conn.terminate()
                 continue
             return conn

@@ -6,8 +6,9 @@ not who connects). A cluster leaves the registry when its last connection closes
 remembers what it learned (its dialect and confirmed topology) for ``topology_refresh`` seconds, so
 that connect-close-connect does not detect the dialect and read the topology every time (roles are
 still checked at every connect, and the new cluster's monitor refreshes within a quarter second).
-It also holds, per loop, the credentials cache every cluster shares, and the process's aioboto3
-session.
+It also holds, per loop, the credentials cache every cluster shares and the event hub of each cluster
+key (while a cluster or an application's event stream uses it), and, per process, the aioboto3 session
+and the OpenTelemetry recorder.
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._auth import Authenticator
 from ._cluster import Cluster
 from ._config import Config
 from ._dialect import Dialect
+from ._events import EventHub
 from ._options import ClusterSettings
 from ._rds_hosts import classify_host
 from ._topology import Topology
+
+if TYPE_CHECKING:
+    from ._otel import Recorder
 
 
 def cluster_key(config: Config) -> Hashable:
@@ -61,6 +66,12 @@ class ClusterRegistry:
             weakref.WeakKeyDictionary()
         )
         self._aws_session: Any = None  # the process's aioboto3 session, made on first use
+        # the event hub of each cluster key, per loop: alive while a cluster or an application's stream
+        # holds it, so a stream outlives connect-close-connect
+        self._hubs: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, weakref.WeakValueDictionary[Hashable, EventHub]
+        ] = weakref.WeakKeyDictionary()
+        self._recorder: Recorder | None = None  # the process's OpenTelemetry recorder, made on first use
 
     def authenticator(self) -> Authenticator:
         """The running loop's credentials cache."""
@@ -79,6 +90,24 @@ class ClusterRegistry:
             self._aws_session = aioboto3.Session()
         return self._aws_session
 
+    def hub(self, config: Config) -> EventHub:
+        """The event hub of ``config``'s cluster on the running loop (made on first use)."""
+        hubs = self._hubs.setdefault(asyncio.get_running_loop(), weakref.WeakValueDictionary())
+        key = cluster_key(config)
+        hub = hubs.get(key)
+        if hub is None:
+            telemetry = self.recorder() if config.options.enable_telemetry else None
+            hub = hubs[key] = EventHub(f"{config.host}:{config.port}", config.engine, telemetry)
+        return hub
+
+    def recorder(self) -> Recorder:
+        """The process's OpenTelemetry recorder: its instruments are made once (``enable_telemetry``)."""
+        if self._recorder is None:
+            from ._otel import Recorder  # noqa: PLC0415 - the optional 'otel' extra, checked when parsed
+
+            self._recorder = Recorder()
+        return self._recorder
+
     def acquire(self, config: Config) -> Cluster:
         """The cluster ``config`` belongs to, with one more reference, held by ``config.identity``."""
         loop = asyncio.get_running_loop()
@@ -86,7 +115,9 @@ class ClusterRegistry:
         key = cluster_key(config)
         cluster = clusters.get(key)
         if cluster is None or cluster.closed:
-            cluster = Cluster(key, config, config.driver, self.authenticator(), self._forget)
+            cluster = Cluster(
+                key, config, config.driver, self.authenticator(), self._forget, events=self.hub(config)
+            )
             learned = self._learned.get(loop, {}).pop(key, None)
             if (
                 learned is not None

@@ -21,6 +21,7 @@ from ._concurrency import Backoff, race_first, retrieve_exception
 from ._context import ClusterContext
 from ._custom_endpoint import Membership, writer_must_be_member
 from ._driver import RawConnection, discard, discard_first
+from ._events import WriterSearchFinished
 from ._identity import Identity, LoginRefused
 from ._options import FailoverMode
 from ._topology import Instance, Role, Topology, with_writer
@@ -76,18 +77,43 @@ class WriterSearch:
                     raise NoInstanceFound("the cluster was closed") from None  # the search was, not us
                 raise
 
-    async def _search(self, deadline: float) -> Topology:
-        """Watch every known instance at once until one proves it is the writer.
+    @property
+    def running(self) -> bool:
+        """Whether a writer search is under way."""
+        return self._running is not None and not self._running.done()
 
-        Each instance has its own watcher, so an unreachable or black-holed instance never delays the
-        others: a reachable one is asked again every ``POLL`` seconds on the connection already open,
-        an unreachable one is reconnected to with a short back-off (up to ``topology_high_refresh``).
-        """
+    async def _search(self, deadline: float) -> Topology:
+        """Watch every known instance at once until one proves it is the writer (:meth:`_race`), in a
+        span of its own when telemetry is on, and tell the cluster's event listeners how it ended."""
         cluster = self._cluster
         cluster.stats["writer_searches"] += 1
         loop = asyncio.get_running_loop()
         started = loop.time()
         candidates = self._candidates()
+        events = cluster.events
+        with events.span("aurora_async.writer_search", **{"aurora_async.watched": len(candidates)}) as span:
+            try:
+                topology = await self._race(candidates, deadline, started)
+            except (NoInstanceFound, LoginRefused):
+                events.emit(
+                    WriterSearchFinished, writer=None, watched=len(candidates), duration=loop.time() - started
+                )
+                raise
+            writer = topology.writer.instance_id if topology.writer is not None else None
+            if span is not None and writer is not None:
+                span.set_attribute("aurora_async.writer", writer)
+            events.emit(
+                WriterSearchFinished, writer=writer, watched=len(candidates), duration=loop.time() - started
+            )
+            return topology
+
+    async def _race(self, candidates: list[Instance], deadline: float, started: float) -> Topology:
+        """Each instance has its own watcher, so an unreachable or black-holed instance never delays the
+        others: a reachable one is asked again every ``POLL`` seconds on the connection already open,
+        an unreachable one is reconnected to with a short back-off (up to ``topology_high_refresh``).
+        """
+        cluster = self._cluster
+        loop = asyncio.get_running_loop()
         refused: dict[str, BaseException] = {}  # endpoint -> its last refusal, while it refuses
         won = await race_first(
             [functools.partial(self._watch, i, deadline, refused, len(candidates)) for i in candidates],

@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar
 
-from aurora_async._auth import Authenticator
+from aurora_async._auth import Authenticator, CredentialSupply
 from aurora_async._cluster import Cluster
 from aurora_async._config import Config, parse
 from aurora_async._dialect import Dialect, HostBuilder, host_builder
 from aurora_async._driver import Driver
+from aurora_async._events import EventHub
 from aurora_async._identity import Identity
 from aurora_async._topology import Instance, Role
 from aurora_async.postgresql.driver import POSTGRESQL
@@ -242,7 +243,7 @@ class FakeCluster:
         return instance.script.popleft() if instance.script else None
 
     async def open(
-        self, identity: Identity, host: str, port: int, timeout: float, auth: Authenticator
+        self, identity: Identity, host: str, port: int, timeout: float, auth: CredentialSupply
     ) -> FakeRawConnection:
         """The fake driver's ``open``: a connection to the instance at ``host:port`` within ``timeout``."""
         instance = self.resolve(host, port)
@@ -399,6 +400,7 @@ def make_cluster(world: FakeCluster, **options: Any) -> tuple[Cluster, Config]:
         fake_driver(world),
         Authenticator(default_session=lambda: None),
         forget=lambda cluster: None,
+        events=EventHub(f"{CLUSTER_HOST}:{PORT}", "postgresql"),
     )
     cluster.acquire(config.identity)
     world.clusters.append(cluster)

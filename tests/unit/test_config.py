@@ -121,6 +121,14 @@ def test_bad_dsns_are_named(dsn: str, message: str) -> None:
         parse(dsn)
 
 
+def test_a_mangled_dsn_never_shows_its_password_in_the_error() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse("app:S3cret-pw@db.example.com://x")
+    assert "s3cret" not in str(caught.value).lower() and "something else" in str(caught.value)
+    with pytest.raises(ConfigurationError, match="not 'oracle'://"):
+        parse("oracle://a@b/c")
+
+
 def test_configuration_error_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         aurora_async.connect(host=CLUSTER, failover_mode="nope")
@@ -135,6 +143,9 @@ def test_public_surface() -> None:
         "CredentialsError", "IamAuthError", "SecretsManagerError", "RetryState", "attempts_of",
         "retry_on_failover", "AuroraPool", "create_pool", "ReadWriteSplittingError",
         "RawConnector", "raw_connector", "data_api", "CustomEndpointError",
+        "events", "health", "Health", "Event", "EventStream", "FailoverStarted", "FailoverSucceeded",
+        "FailoverFailed", "WriterSearchFinished", "TopologyRefreshed", "WriterChanged", "HostDown", "HostUp",
+        "IamTokenGenerated", "SecretFetched", "PoolConnectionRetired",
     }  # fmt: skip
     assert aurora_async.data_api.DataApiError.__module__ == "aurora_async.data_api"
     assert issubclass(aurora_async.data_api.DataApiError, aurora_async.AuroraError)
