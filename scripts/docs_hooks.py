@@ -4,7 +4,8 @@
   timeline picture, the benchmarks and ``examples/`` they name) are added to the site from where they
   are, not copied by hand. Pages link them as ``../benchmarks/...`` and ``../examples/...`` so the
   same links work when the Markdown is read on its own; here they are re-pointed to the site's copy.
-- ``docs/options.md`` gets the option table generated from ``aurora_async/_options.py``.
+- ``docs/options.md`` gets the option table, and the list of the options a cluster's connections
+  share, generated from ``aurora_async/_options.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from mkdocs.structure.files import File, Files
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_options import MARKER, ROOT, render_options_table
+from docs_options import CLUSTER_MARKER, MARKER, ROOT, render_cluster_settings, render_options_table
 
 # (folder under the repository root, file name patterns) added to the site at the same path
 OUTSIDE = (("benchmarks/results", ("*.md", "*.png")), ("benchmarks", ("*.py",)), ("examples", ("*.py",)))
@@ -41,4 +42,5 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
         if MARKER not in markdown:
             raise ValueError(f"docs/options.md lost its {MARKER} line")
         markdown = markdown.replace(MARKER, render_options_table())
+        markdown = markdown.replace(CLUSTER_MARKER, render_cluster_settings())
     return markdown

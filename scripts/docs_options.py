@@ -17,6 +17,7 @@ from aurora_async._plugins import Plugin, read_plugins
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "<!-- options-table -->"  # where docs/options.md gets the generated table
+CLUSTER_MARKER = "<!-- cluster-settings -->"  # ... and the list of the options a cluster's connections share
 
 
 def _default(value: Any) -> str:
@@ -51,7 +52,13 @@ def _accepted(read: Any) -> str:
         options.read_code: "a dialect code of the connection's engine",
         options.read_as_is: "an object (keyword argument only)",
     }
-    return known.get(read, getattr(read, "__name__", type(read).__name__))
+    if getattr(options, "read_telemetry", None) is not None:
+        known[options.read_telemetry] = "true or false; true needs the `otel` extra (the OpenTelemetry API)"
+    if read in known:
+        return known[read]
+    # a reader this page does not know yet: its docstring's first line, else its name
+    doc = (getattr(read, "__doc__", None) or "").strip().splitlines()
+    return doc[0] if doc else getattr(read, "__name__", type(read).__name__)
 
 
 def option_rows() -> list[tuple[str, str, str, str]]:
@@ -64,6 +71,12 @@ def option_rows() -> list[tuple[str, str, str, str]]:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def render_cluster_settings() -> str:
+    """The options connections to one cluster must agree on (``ClusterSettings``), as a sentence."""
+    names = [f"`{f.name}`" for f in dataclasses.fields(options.ClusterSettings)]
+    return ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def render_options_table() -> str:
