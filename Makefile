@@ -1,12 +1,13 @@
 # make demo  - asyncio workers riding an Aurora failover on a simulated cluster, with and without aurora_async
 # make test  - everything CI runs: set-up, ruff, mypy, the whole pytest suite
+# make docs  - the documentation site (mkdocs build --strict) into site/
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SOURCES := aurora_async tests examples benchmarks compat
+SOURCES := aurora_async tests examples benchmarks compat scripts
 
-.PHONY: test demo lint typecheck servers bench chaos clean compat
+.PHONY: test demo lint typecheck servers bench chaos clean compat docs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +63,15 @@ bench: $(STAMP) servers $(PEERS_STAMP)
 	$(BIN)/python benchmarks/bench_data_api.py
 	$(BIN)/python benchmarks/bench_peers.py
 
+DOCS_STAMP := $(VENV)/.docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,docs]'
+	touch $(DOCS_STAMP)
+
+# the site: docs/ plus the generated options page and benchmarks/results (scripts/docs_hooks.py)
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 # make chaos [DURATION=60] [SEED=n] [WORKERS=50]: the randomized fault run (tests/chaos) and the stateful
 # run of identities and API habits (tests/stateful, per engine), longer, reproducible by seed
 DURATION ?= 60
@@ -70,4 +80,4 @@ chaos: $(STAMP) servers
 	STATEFUL_SECONDS=$(DURATION) STATEFUL_SEED=$(SEED) $(BIN)/pytest tests/stateful -s -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) $(PEERS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS) .pytest_cache .mypy_cache .ruff_cache site

@@ -370,16 +370,27 @@ def test_other_dsn_parameters_go_to_asyncpg(parameter: str) -> None:
     assert config.dsn == f"postgresql:///?{parameter}=x"
 
 
-def test_every_option_has_a_reader_a_doc_line_and_a_place_in_the_readme() -> None:
-    """The option table is the one list of options: each says how it is read and what it does, and the
-    README names it (a new option cannot be added without both)."""
+def test_every_option_has_a_reader_a_doc_line_and_a_place_in_the_docs() -> None:
+    """The option table is the one list of options: each says how it is read and what it does, the
+    generated options page lists it with its default and doc line, and a page of the documentation
+    names it in its prose (a new option cannot be added without all three)."""
+    import importlib.util
     from pathlib import Path
 
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    root = Path(__file__).parents[2]
+    spec = importlib.util.spec_from_file_location("docs_options", root / "scripts" / "docs_options.py")
+    assert spec is not None and spec.loader is not None
+    docs_options = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(docs_options)
+    table = docs_options.render_options_table()
+    assert docs_options.MARKER in (root / "docs" / "options.md").read_text()  # where the table goes
+    prose = "\n".join(p.read_text() for p in sorted((root / "docs").glob("*.md")))
     for option in dataclasses.fields(aurora_async.Options):
         assert callable(option.metadata["read"]), option.name
         assert len(option.metadata["doc"]) > 10, option.name
-        assert re.search(rf"`{option.name}[`=]", readme), option.name
+        row = re.search(rf"^\| .*`{option.name}` \|(.*)$", table, re.M)
+        assert row is not None and option.metadata["doc"].replace("|", "\\|") in row[1], option.name
+        assert re.search(rf"`{option.name}[`=]", prose), f"no page of docs/ names {option.name}"
 
 
 def test_a_plugin_code_is_read_into_the_plugin_it_names() -> None:
