@@ -20,6 +20,8 @@ from aurora_async import (
     FailoverSuccessError,
     HostDown,
     HostUp,
+    IamTokenGenerated,
+    SecretFetched,
     TopologyRefreshed,
     WriterChanged,
     WriterSearchFinished,
@@ -214,3 +216,45 @@ async def test_the_observability_example_tells_the_whole_story(engine: str) -> N
     assert health_lines[0].startswith("health healthy") and health_lines[-1].endswith("down=[]"), text
     metric = dict(re.findall(r"metric (\S+) (\d+)", text))
     assert metric["aurora_async.failover.completed"] == metric["aurora_async.failover.started"], text
+
+
+async def test_credential_fetches_are_told_once_per_fetch_and_never_carry_the_secret(
+    aurora_postgres: AuroraSimulator, moto_endpoint: str
+) -> None:
+    """Twenty connections of an IAM user share one token, and of a Secrets Manager user one secret: one
+    event each, naming what was fetched and nothing secret."""
+    import json
+
+    from aurora_async.testing import RehearsalSession
+    from tests.aws import put_secret
+    from tests.integration.test_credentials import (
+        APP_USER,
+        IAM_USER,
+        iam_options,
+        secret_options,
+        token_becomes_password,
+    )
+
+    sim = aurora_postgres
+    iam = token_becomes_password(sim)
+    await sim.set_password(APP_USER, "events-password-1")
+    arn = await put_secret(
+        "aurora/events", json.dumps({"username": APP_USER, "password": "events-password-1"})
+    )
+    secrets = RehearsalSession()
+    seen: list[Event] = []
+    for options in (
+        iam_options(sim, iam),
+        secret_options(sim, secrets, arn, secrets_manager_endpoint=moto_endpoint),
+    ):
+        connector = aurora_async.raw_connector(**options)
+        async with connector, aurora_async.events(connector) as stream:
+            raws = await asyncio.gather(*(connector() for _ in range(20)))
+            await asyncio.gather(*(raw.close() for raw in raws))
+            seen.extend(stream.pending())
+    tokens = [e for e in seen if isinstance(e, IamTokenGenerated)]
+    fetched = [e for e in seen if isinstance(e, SecretFetched)]
+    assert len(tokens) == iam.calls["generate_db_auth_token"] == 1
+    assert (tokens[0].user, tokens[0].host, tokens[0].region) == (IAM_USER, "db.test.internal", "us-east-1")
+    assert len(fetched) == secrets.calls["get_secret_value"] == 1 and fetched[0].secret_id == arn
+    assert "events-password-1" not in repr(seen)
