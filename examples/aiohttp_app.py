@@ -73,10 +73,16 @@ def create_app(dsn: str, **options: Any) -> web.Application:
             total = await aurora_async.retry_on_failover(run)(conn, "count")
         return web.json_response({"visits": total})
 
+    async def healthz(request: web.Request) -> web.Response:
+        """Readiness: what the library knows of the cluster, without a query (503 during a failover)."""
+        health = aurora_async.health(request.app[POOL])
+        return web.json_response(health.as_dict(), status=200 if health.healthy else 503)
+
     app = web.Application()
     app.cleanup_ctx.append(pool_context)
     app.router.add_post("/visits/{page}", record_visit)
     app.router.add_get("/visits/count", count)
+    app.router.add_get("/healthz", healthz)
     return app
 
 

@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 
 import aurora_async
 from aurora_async import AuroraConnection, AuroraMySQLConnection
@@ -95,6 +96,12 @@ def create_app(dsn: str, **options: Any) -> FastAPI:
     @app.get("/orders/count")
     async def count(conn: Connection) -> dict[str, int]:
         return {"orders": await aurora_async.retry_on_failover(count_orders)(conn)}
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> JSONResponse:
+        """Readiness: what the library knows of the cluster, without a query (503 during a failover)."""
+        health = aurora_async.health(request.app.state.pool)
+        return JSONResponse(health.as_dict(), status_code=200 if health.healthy else 503)
 
     return app
 

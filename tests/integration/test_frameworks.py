@@ -41,6 +41,8 @@ async def test_fastapi_app_answers_every_request_across_a_failover(
         httpx.AsyncClient(transport=transport, base_url="http://a") as client,
     ):
         assert (await client.post("/orders", params={"item": "pen"})).json()["writer"] == "11"
+        ready = await client.get("/healthz")
+        assert ready.status_code == 200 and ready.json()["healthy"] is True and ready.json()["writer"] == "11"
         statuses: list[int] = []
         writers: set[str] = set()
 
@@ -55,6 +57,8 @@ async def test_fastapi_app_answers_every_request_across_a_failover(
         await asyncio.wait_for(customers, 60)
         assert statuses == [200] * 90 and report.new_writer in writers
         assert (await client.get("/orders/count")).json() == {"orders": 91}
+        health = (await client.get("/healthz")).json()
+        assert health["writer"] == report.new_writer and health["cluster"] == sim.cluster_endpoint
     assert await ops.outside(report.new_writer, "SELECT count(*) FROM orders") == 91
 
 
@@ -65,6 +69,8 @@ async def test_aiohttp_app_answers_every_request_across_a_failover(
         sim.dsn("cluster"), cluster_instance_host_pattern=sim.instance_host_pattern
     )
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        response = await client.get("/healthz")
+        assert response.status == 200 and (await response.json())["writer"] == sim.writer_id
         statuses: list[int] = []
 
         async def visitor() -> None:
@@ -76,6 +82,8 @@ async def test_aiohttp_app_answers_every_request_across_a_failover(
         await asyncio.wait_for(visitors, 60)
         assert statuses == [200] * 90
         assert await (await client.get("/visits/count")).json() == {"visits": 90}
+        health = await (await client.get("/healthz")).json()
+        assert health["writer"] == report.new_writer and health["cluster"] == sim.cluster_endpoint
     assert await ops.outside(report.new_writer, "SELECT count(*) FROM visits") == 90
 
 
