@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ._concurrency import TaskOwner, retrieve_exception
 from ._events import EventHub, IamTokenGenerated, SecretFetched
@@ -302,29 +302,16 @@ class Authenticator:
         return Credentials(document[user_key], document[password_key]), source.expiration
 
 
-class CredentialSupply(Protocol):
-    """What opening a connection needs of the credentials cache (``Driver.open``'s ``auth``)."""
-
-    async def connect(
-        self,
-        source: CredentialSource,
-        host: str,
-        port: int,
-        open_with: Callable[[Credentials], Awaitable[T]],
-        is_login_error: Callable[[BaseException], bool],
-    ) -> T: ...
-
-
 class ClusterCredentials:
-    """The event loop's :class:`Authenticator` as one cluster uses it: the fetches its connections
-    start are told to the cluster's events."""
+    """The event loop's :class:`Authenticator` as one cluster's connections use it (``Driver.open``'s
+    ``auth``): the fetches they start are told to the cluster's events (when it has them)."""
 
-    def __init__(self, auth: Authenticator, events: EventHub) -> None:
+    def __init__(self, auth: Authenticator, events: EventHub | None = None) -> None:
         self.auth = auth
         self.events = events
 
     def __repr__(self) -> str:
-        return f"<ClusterCredentials {self.events.cluster}>"
+        return f"<ClusterCredentials {self.events.cluster if self.events is not None else '-'}>"
 
     async def connect(
         self,

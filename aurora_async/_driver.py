@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from ._exceptions import FailoverError
 
 if TYPE_CHECKING:
-    from ._auth import Credentials, CredentialSupply
+    from ._auth import Authenticator, ClusterCredentials, Credentials
     from ._dialect import Dialect
     from ._identity import Identity
     from ._tls import Tls
@@ -80,7 +80,7 @@ class Driver:
     plain_dialect: type[Dialect]  # no topology: a connection without plugins uses it for its role
     # (identity, host, port, timeout, authenticator) -> a physical connection within timeout, opened
     # with the identity's settings (its credentials from the authenticator when it has a source)
-    open: Callable[[Identity, str, int, float, CredentialSupply], Awaitable[RawConnection]]
+    open: Callable[[Identity, str, int, float, Authenticator | ClusterCredentials], Awaitable[RawConnection]]
     # (error, connection or None) -> the physical connection is unusable (so failover should run)
     is_connection_error: Callable[[BaseException, Any], bool]
     is_read_only_error: Callable[[BaseException], bool]  # a write refused by a read-only instance
@@ -111,7 +111,7 @@ async def connect_as(
     kwargs: dict[str, Any],
     *,
     identity: Identity,
-    auth: CredentialSupply,
+    auth: Authenticator | ClusterCredentials,
     is_login_error: Callable[[BaseException], bool],
 ) -> T:
     """``connect(kwargs)`` (which hold ``host`` and ``port``); when ``identity`` has a credential source,

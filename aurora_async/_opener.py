@@ -20,7 +20,7 @@ import logging
 import weakref
 from typing import Any
 
-from ._auth import Authenticator, ClusterCredentials, CredentialSupply
+from ._auth import Authenticator, ClusterCredentials
 from ._driver import Driver, RawConnection, discard
 from ._events import EventHub
 from ._identity import Identities, Identity
@@ -40,7 +40,7 @@ class Opener:
         self.driver = driver
         self.auth = auth
         # the credentials as this cluster's connections use them: fetches told to its events
-        self._supply: CredentialSupply = auth if events is None else ClusterCredentials(auth, events)
+        self._supply = ClusterCredentials(auth, events)
         self.identities = identities
         self._background_tls: weakref.WeakKeyDictionary[Any, Tls] = weakref.WeakKeyDictionary()
         self._resuming_seen: set[tuple[str, int]] = set()  # endpoints already said to be resuming

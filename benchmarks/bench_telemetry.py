@@ -20,27 +20,11 @@ from typing import Any
 
 from _common import ab_rounds, command, commit, header, machine, summary, write
 from bench_overhead import CONCURRENCY, WORKLOADS
-from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import aurora_async
-from aurora_async.testing import AuroraSimulator
+from aurora_async.testing import AuroraSimulator, in_memory_telemetry
 
 SIDES = ("off", "on")
-
-
-def configure_sdk() -> tuple[InMemoryMetricReader, InMemorySpanExporter]:
-    reader = InMemoryMetricReader()
-    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    return reader, exporter
 
 
 async def connects(dsn: str, pattern: str, telemetry: bool, n: int) -> float:
@@ -111,7 +95,7 @@ async def main() -> None:
     parser.add_argument("--ops", type=int, default=2000, help="operations per workload per round and side")
     parser.add_argument("--connects", type=int, default=100, help="connects per round and side")
     args = parser.parse_args()
-    reader, exporter = configure_sdk()
+    reader, exporter = in_memory_telemetry()
     async with AuroraSimulator(instances=2) as sim:
         samples = await measure(sim, args.rounds, args.ops, args.connects)
     connect_spans = sum(1 for s in exporter.get_finished_spans() if s.name == "aurora_async.connect")

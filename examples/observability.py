@@ -21,17 +21,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-# the SDK is the application's choice (here the test extra's, with an in-memory reader and exporter)
-from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import aurora_async
 from aurora_async import AuroraMySQLConnection, AuroraPool
-from aurora_async.testing import AuroraSimulator
+from aurora_async.testing import AuroraSimulator, in_memory_telemetry
 
 
 async def watch(stream: aurora_async.EventStream, seen: Counter[str]) -> None:
@@ -75,17 +70,6 @@ async def until(condition: Callable[[], bool], timeout: float = 30) -> None:
             await asyncio.sleep(0.05)
 
 
-def otel_sdk() -> tuple[InMemoryMetricReader, InMemorySpanExporter]:
-    """The OpenTelemetry SDK with an in-memory reader and exporter (an application sets up OTLP here)."""
-    reader = InMemoryMetricReader()
-    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    return reader, exporter
-
-
 def print_otel(reader: InMemoryMetricReader, exporter: InMemorySpanExporter) -> None:
     data = reader.get_metrics_data()
     for resource in data.resource_metrics if data is not None else ():
@@ -106,7 +90,8 @@ def print_otel(reader: InMemoryMetricReader, exporter: InMemorySpanExporter) -> 
 
 
 async def main(engine: str, otel: bool) -> None:
-    sdk = otel_sdk() if otel else None  # before the first connection
+    # the SDK is the application's choice (OTLP in production); here in memory, to print what it got
+    sdk = in_memory_telemetry() if otel else None  # before the first connection
     async with AuroraSimulator(engine=engine, instances=3, dns_delay=2.0) as sim:
         options: dict[str, Any] = {
             "cluster_instance_host_pattern": sim.instance_host_pattern,

@@ -20,7 +20,7 @@ from .dialects import DIALECTS, MySqlDialect, detect_dialect
 from .errors import FAILOVER_ERRORS
 
 if TYPE_CHECKING:
-    from .._auth import CredentialSupply
+    from .._auth import Authenticator, ClusterCredentials
     from .._identity import Identity
 
 # client-side error numbers for a connection that failed or was lost (the incumbent's list):
@@ -194,7 +194,7 @@ def connect_kwargs(identity: Identity, host: str, port: int) -> dict[str, Any]:
 
 
 async def open_connection(
-    identity: Identity, host: str, port: int, timeout: float, auth: CredentialSupply
+    identity: Identity, host: str, port: int, timeout: float, auth: Authenticator | ClusterCredentials
 ) -> MySQLConnection:
     """A :class:`MySQLConnection` to ``host:port`` as ``identity`` within ``timeout`` seconds (TCP
     connect, handshake, login and the session set-up together); when the identity has a credential

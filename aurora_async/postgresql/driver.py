@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 from asyncpg.exceptions import InternalClientError
 
-from .._auth import CredentialSupply
+from .._auth import Authenticator, ClusterCredentials
 from .._driver import Driver, connect_as, set_keepalive
 from .._identity import Identity
 from .._tls import postgres_tls
@@ -42,7 +42,7 @@ def connect_kwargs(identity: Identity, host: str, port: int, timeout: float) -> 
 
 
 async def open_connection(
-    identity: Identity, host: str, port: int, timeout: float, auth: CredentialSupply
+    identity: Identity, host: str, port: int, timeout: float, auth: Authenticator | ClusterCredentials
 ) -> asyncpg.Connection:
     """An asyncpg connection to ``host:port`` as ``identity``, within ``timeout`` seconds (asyncpg
     applies ``timeout`` to the TCP connect and the start-up handshake together). When the identity has

@@ -9,7 +9,8 @@ fixtures; ``python -m aurora_async.testing up`` starts a cluster from the shell.
 on loopback) and ``RehearsalSession`` (IAM tokens that become the simulated database user's password)
 rehearse the ``iam`` and ``aws_secrets_manager`` plugins. ``DataApiEmulator`` serves the RDS Data API
 (``rds-data``, for ``aurora_async.data_api`` and aioboto3) on loopback over a simulator's real databases,
-with its errors, limits, timeouts, transactions and auto-pause.
+with its errors, limits, timeouts, transactions and auto-pause. ``in_memory_telemetry()`` installs the
+OpenTelemetry SDK with in-memory reader and exporter, to check what ``enable_telemetry=True`` records.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from ._aws import DUMMY_AWS_ENV, MotoServer, RehearsalSession
 from ._catalog import TopologyMode
 from ._errors import SimulatorError
+from ._telemetry import in_memory_telemetry
 from .data_api._emulator import DataApiEmulator
 from .mysql._iam import IamLoginAttempt
 from .simulator._failover import FailoverDelays
@@ -37,6 +39,7 @@ __all__ = [
     "SimulatorError",
     "TimelineEvent",
     "TopologyMode",
+    "in_memory_telemetry",
 ]
 
 for _name in __all__:

@@ -5,20 +5,17 @@ instrumentation's query spans. A connection without the option records nothing."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import aurora_async
 from aurora_async import FailoverSuccessError
-from aurora_async.testing import AuroraSimulator
+from aurora_async.testing import AuroraSimulator, in_memory_telemetry
 
 from ._engine_ops import EngineOps
 
@@ -26,15 +23,9 @@ Otel = tuple[InMemoryMetricReader, InMemorySpanExporter]
 
 
 @pytest.fixture(scope="module")
-def otel() -> Iterator[Otel]:
+def otel() -> Otel:
     """The SDK, configured once for the process (OpenTelemetry's providers can be set only once)."""
-    reader = InMemoryMetricReader()
-    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    yield reader, exporter
+    return in_memory_telemetry()
 
 
 def points(reader: InMemoryMetricReader, name: str) -> list[Any]:

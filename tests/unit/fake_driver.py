@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar
 
-from aurora_async._auth import Authenticator, CredentialSupply
+from aurora_async._auth import Authenticator, ClusterCredentials
 from aurora_async._cluster import Cluster
 from aurora_async._config import Config, parse
 from aurora_async._dialect import Dialect, HostBuilder, host_builder
@@ -243,7 +243,12 @@ class FakeCluster:
         return instance.script.popleft() if instance.script else None
 
     async def open(
-        self, identity: Identity, host: str, port: int, timeout: float, auth: CredentialSupply
+        self,
+        identity: Identity,
+        host: str,
+        port: int,
+        timeout: float,
+        auth: Authenticator | ClusterCredentials,
     ) -> FakeRawConnection:
         """The fake driver's ``open``: a connection to the instance at ``host:port`` within ``timeout``."""
         instance = self.resolve(host, port)
