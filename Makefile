@@ -24,11 +24,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# the fast tier first (no servers, seconds), then everything against real servers
+# the fast tier first (no servers, seconds), then everything against real servers, a test file per
+# worker process (most of a server test is waiting: two workers halve the time on two cores)
+WORKERS_TEST ?= 2
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest tests/unit
 	@scripts/ensure-servers
-	$(BIN)/pytest --ignore=tests/unit
+	$(BIN)/pytest -n $(WORKERS_TEST) --dist loadfile --ignore=tests/unit
 
 # the drivers' own test suites (and aurora-data-api's) through aurora_async; fetched from PyPI at run time
 compat: $(STAMP) servers
