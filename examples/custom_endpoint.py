@@ -1,6 +1,6 @@
 """An analytics custom endpoint beside the OLTP writer: each workload stays on its own instances.
 
-    .venv/bin/python examples/custom_endpoint.py
+    .venv/bin/python examples/custom_endpoint.py [--engine mysql]
 
 A cluster of three: 11 is the writer, 12 and 13 replicas. The custom endpoint ``analytics`` (type
 READER) holds 13 only, so reports never load the writer or the replica the application reads from.
@@ -15,32 +15,33 @@ cluster (topology, writer search) and each keeps its own set of instances:
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+from typing import Any
 
 import aioboto3
+from _engines import ENGINES, close, instance_sql, scalar
 
 import aurora_async
 from aurora_async.testing import AuroraSimulator
 
-REPORT = "SELECT pg_catalog.aurora_db_instance_identifier()"
 
-
-async def on(conn: aurora_async.AuroraConnection) -> str:
+async def on(conn: Any) -> str:
     """The instance the session is on, asked of the server (re-run once after a failover)."""
     try:
-        return str(await conn.fetchval(REPORT))
+        return str(await scalar(conn, instance_sql(conn)))
     except aurora_async.FailoverSuccessError:
-        return str(await conn.fetchval(REPORT))
+        return str(await scalar(conn, instance_sql(conn)))
 
 
-async def main() -> None:
-    async with AuroraSimulator(instances=3, dns_delay=0.2) as sim:
+async def main(engine: str) -> None:
+    async with AuroraSimulator(engine=engine, instances=3, dns_delay=0.2) as sim:
         await sim.add_custom_endpoint("analytics", members=["13"], kind="READER")
         # offline: dummy credentials for the simulator's RDS API on loopback
         session = aioboto3.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1")
         common = {"cluster_instance_host_pattern": sim.instance_host_pattern}
-        oltp = await aurora_async.connect(sim.dsn("cluster"), **common)
-        report = await aurora_async.connect(
+        oltp: Any = await aurora_async.connect(sim.dsn("cluster"), **common)
+        report: Any = await aurora_async.connect(
             sim.dsn("analytics"),
             custom_endpoint="analytics",  # the simulator's endpoints are IP addresses, not RDS names
             custom_endpoint_region="us-east-1",
@@ -65,9 +66,11 @@ async def main() -> None:
             print(f"13 crashed: report on {await on(report)} (a member, a replica), oltp on {await on(oltp)}")
             print(f"RDS API calls: {dict(sim.rds_api.calls)}")
         finally:
-            await report.close()
-            await oltp.close()
+            await close(report)
+            await close(oltp)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--engine", choices=ENGINES, default="postgresql")
+    asyncio.run(main(parser.parse_args().engine))

@@ -1,6 +1,6 @@
 """Database credentials from AWS Secrets Manager: fetched once, cached, and rotation survived.
 
-    .venv/bin/python examples/secrets_manager.py
+    .venv/bin/python examples/secrets_manager.py [--engine mysql]
 
 (needs aioboto3 and moto: ``pip install 'aurora_async[aws]' 'moto[server]'``)
 
@@ -22,11 +22,14 @@ the secret once and succeeds.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
+from typing import Any
 
 import aioboto3
+from _engines import ENGINES, close, current_user_sql, database, scalar
 
 import aurora_async
 from aurora_async.testing import DUMMY_AWS_ENV, AuroraSimulator, MotoServer, RehearsalSession
@@ -40,9 +43,9 @@ PLUGINS = (
 )
 
 
-async def main() -> None:
+async def main(engine: str) -> None:
     os.environ.update(DUMMY_AWS_ENV)
-    async with MotoServer() as endpoint, AuroraSimulator(instances=2) as sim:
+    async with MotoServer() as endpoint, AuroraSimulator(engine=engine, instances=2) as sim:
         os.environ["AWS_ENDPOINT_URL"] = endpoint  # every AWS client goes to moto, never to AWS
         async with aioboto3.Session().client("secretsmanager", region_name="us-east-1") as admin:
             created = await admin.create_secret(
@@ -50,10 +53,11 @@ async def main() -> None:
             )
             await sim.set_password("shop", "first-password")
             session = RehearsalSession()  # a real aioboto3 session that counts its calls
-            options = {
+            options: dict[str, Any] = {
                 "host": sim.cluster_endpoint.rsplit(":", 1)[0],
                 "port": sim.port,
-                "database": "postgres",
+                "engine": engine,
+                "database": database(sim),
                 "plugins": PLUGINS,
                 "secrets_manager_secret_id": created["ARN"],  # region from the ARN
                 "secrets_manager_endpoint": endpoint,
@@ -62,7 +66,7 @@ async def main() -> None:
             }
             conns = await asyncio.gather(*(aurora_async.connect(**options) for _ in range(50)))
             try:
-                user = await conns[0].fetchval("SELECT current_user")
+                user = await scalar(conns[0], current_user_sql(sim))
                 print(f"50 connections as {user}: {session.calls['get_secret_value']} GetSecretValue call")
                 print("Rotating: new database password, new secret version...")
                 await sim.set_password("shop", "second-password")
@@ -71,13 +75,15 @@ async def main() -> None:
                     SecretString=json.dumps({"username": "shop", "password": "second-password"}),
                 )
                 async with aurora_async.connect(**options) as fresh:
-                    await fresh.fetchval("SELECT 1")
+                    await scalar(fresh, "SELECT 1")
                 calls = session.calls["get_secret_value"]
                 print(f"connected after rotation; GetSecretValue calls in all: {calls}")
             finally:
-                await asyncio.gather(*(c.close() for c in conns))
+                await asyncio.gather(*(close(c) for c in conns))
     print("Cluster and moto stopped.")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--engine", choices=ENGINES, default="postgresql")
+    asyncio.run(main(parser.parse_args().engine))

@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -37,20 +39,28 @@ async def test_demo_shows_aurora_workers_recovering_before_plain_ones() -> None:
     assert acknowledged <= stored <= acknowledged + unknown, text
 
 
-async def test_simulator_tour() -> None:
-    text = await _run("simulator_tour.py")
+BOTH = pytest.mark.parametrize("engine", ["postgresql", "mysql"])
+
+
+@BOTH
+async def test_simulator_tour(engine: str) -> None:
+    text = await _run("simulator_tour.py", "--engine", engine)
     assert "replica promoted" in text and "Cluster stopped and removed." in text
+    found = re.search(r"(\d+) inserts acknowledged, (\d+) rows on the new writer", text)
+    assert found and found.group(1) == found.group(2), text  # a plain client's acknowledged writes survive
 
 
-async def test_host_monitoring_example_cuts_the_silent_query_short() -> None:
-    text = await _run("host_monitoring.py")
+@BOTH
+async def test_host_monitoring_example_cuts_the_silent_query_short(engine: str) -> None:
+    text = await _run("host_monitoring.py", "--engine", engine)
     seconds = float(re.search(r"aurora_async: cut short after ([\d.]+) s", text).group(1))  # type: ignore[union-attr]
     assert seconds < 5, text
     assert "aurora_async: report done on 1" in text and "still waiting on the silent socket" in text, text
 
 
-async def test_custom_endpoint_example_keeps_each_workload_on_its_instances() -> None:
-    text = await _run("custom_endpoint.py")
+@BOTH
+async def test_custom_endpoint_example_keeps_each_workload_on_its_instances(engine: str) -> None:
+    text = await _run("custom_endpoint.py", "--engine", engine)
     assert "oltp on 11, analytics report on 13" in text, text
     assert "after a failover to 12: oltp on 12, report on 13" in text, text
     assert "13 crashed: report on 11 (a member, a replica), oltp on 12" in text, text
@@ -69,8 +79,9 @@ async def test_mysql_iam_example_logs_in_with_clear_password_and_one_token_throu
     assert "tokens generated in all: 1" in text and "tokens the servers refused: 0" in text, text
 
 
-async def test_secrets_manager_example_survives_rotation_with_one_refetch() -> None:
-    text = await _run("secrets_manager.py")
+@BOTH
+async def test_secrets_manager_example_survives_rotation_with_one_refetch(engine: str) -> None:
+    text = await _run("secrets_manager.py", "--engine", engine)
     assert "50 connections as shop: 1 GetSecretValue call" in text, text
     assert "GetSecretValue calls in all: 2" in text, text
 
