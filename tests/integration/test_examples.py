@@ -94,8 +94,9 @@ async def test_mysql_example_stores_every_order_once_through_a_failover() -> Non
     assert f"on {{'{found.group(2)}'}}" in text, text  # every worker ended on the new writer
 
 
-async def test_rds_proxy_example_stores_every_order_without_going_around_the_proxy() -> None:
-    text = await _run("rds_proxy.py")
+@BOTH
+async def test_rds_proxy_example_stores_every_order_without_going_around_the_proxy(engine: str) -> None:
+    text = await _run("rds_proxy.py", "--engine", engine)
     found = re.search(r"failover: (\d+) -> (\d+)", text)
     assert found, text
     assert "360 orders sent, 360 stored" in text, text
@@ -103,8 +104,9 @@ async def test_rds_proxy_example_stores_every_order_without_going_around_the_pro
     assert "connections that went around the proxy: 0" in text, text
 
 
-async def test_data_api_example_stores_reads_waits_and_pages() -> None:
-    text = await _run("data_api.py")
+@BOTH
+async def test_data_api_example_stores_reads_waits_and_pages(engine: str) -> None:
+    text = await _run("data_api.py", "--engine", engine)
     assert text.count("order ") == 2 and "values came back with their types: True" in text, text
     assert re.search(r"paused cluster: 3 orders counted after (1\.\d|[2-9]\.\d) s of retries", text), text
     assert "large result: 5000 rows" in text, text
