@@ -1,10 +1,13 @@
 """``make demo``: asyncio workers riding through an Aurora failover, with and without aurora_async.
 
-A simulated three-instance Aurora PostgreSQL cluster (real servers, see aurora_async.testing) takes
-writes from two groups of workers through the writer cluster endpoint:
+    .venv/bin/python examples/demo.py [--engine mysql]
+
+A simulated three-instance Aurora PostgreSQL (or MySQL) cluster (real servers, see
+aurora_async.testing) takes writes from two groups of workers through the writer cluster endpoint:
 
 - aurora_async workers: ``aurora_async.connect()``, retry the insert on ``FailoverSuccessError``;
-- plain asyncpg workers: reconnect to the same endpoint after any error (what most apps do).
+- plain asyncpg (or aiomysql) workers: reconnect to the same endpoint after any error (what most apps
+  do).
 
 Mid-run the writer dies. Each worker's timeline shows its last write on the old writer, the error it
 saw, its first write on the new writer and the gap; the endpoint's DNS stays stale for 3 s, as it does
@@ -13,19 +16,38 @@ for clients of Aurora.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
+import pymysql
+from _engines import ENGINES, close, instance_sql, plain_connect, scalar, terminate
 
 import aurora_async
 from aurora_async.testing import AuroraSimulator
 
 WORKERS = 4
 PAUSE = 0.01  # between inserts
-INSERT = "INSERT INTO orders(worker) VALUES ($1)"
-WHO = "SELECT pg_catalog.aurora_db_instance_identifier()"
+INSERT = {
+    "postgresql": "INSERT INTO orders(worker) VALUES ($1)",
+    "mysql": "INSERT INTO orders(worker) VALUES (%s)",
+}
+ORDERS = {
+    "postgresql": "CREATE TABLE orders(id bigserial PRIMARY KEY, worker text)",
+    "mysql": "CREATE TABLE orders(id bigint AUTO_INCREMENT PRIMARY KEY, worker text)",
+}
+LOST = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, pymysql.err.MySQLError)
+MYSQL_READ_ONLY = 1290  # "--read-only option": the old writer, now a replica, refused the insert
+
+
+def refused_as_read_only(exc: BaseException) -> bool:
+    """The insert was refused by a read-only instance, so it surely did not commit."""
+    if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
+        return True
+    return isinstance(exc, pymysql.err.OperationalError) and exc.args[0] == MYSQL_READ_ONLY
 
 
 @dataclass
@@ -52,39 +74,47 @@ class Timeline:
 
 
 async def aurora_worker(sim: AuroraSimulator, timeline: Timeline, stop: asyncio.Event) -> None:
-    async with aurora_async.connect(
-        sim.dsn("cluster"), cluster_instance_host_pattern=sim.instance_host_pattern, failover_timeout=30
-    ) as conn:
+    driver = {"autocommit": True} if sim.engine == "mysql" else {}
+    conn: Any = await aurora_async.connect(
+        sim.dsn("cluster"),
+        cluster_instance_host_pattern=sim.instance_host_pattern,
+        failover_timeout=30,
+        **driver,
+    )
+    try:
         while not stop.is_set():
             try:
-                await conn.execute(INSERT, timeline.name)
+                await scalar(conn, INSERT[sim.engine], timeline.name)
             except aurora_async.FailoverSuccessError as exc:
                 timeline.failed(time.monotonic(), exc)
                 timeline.unknown += exc.may_have_run  # an idempotent app would check before retrying
                 continue  # the connection is on the new writer: just retry
             timeline.ok(time.monotonic(), conn.instance.instance_id, "11")
             await asyncio.sleep(PAUSE)
+    finally:
+        await close(conn)
 
 
 async def plain_worker(sim: AuroraSimulator, timeline: Timeline, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
-            conn = await asyncpg.connect(sim.dsn("cluster"), timeout=2)
+            conn = await plain_connect(sim, timeout=2)
             try:
-                instance = await conn.fetchval(WHO)
+                instance = str(await scalar(conn, instance_sql(conn)))
                 while not stop.is_set():
                     timeline.unknown += 1  # until the server answers
                     try:
-                        await conn.execute(INSERT, timeline.name, timeout=2)
-                    except asyncpg.ReadOnlySQLTransactionError:
-                        timeline.unknown -= 1  # rejected by the old writer, now a replica
+                        await asyncio.wait_for(scalar(conn, INSERT[sim.engine], timeline.name), 2)
+                    except LOST as exc:
+                        if refused_as_read_only(exc):
+                            timeline.unknown -= 1  # rejected by the old writer, now a replica
                         raise
                     timeline.unknown -= 1
                     timeline.ok(time.monotonic(), instance, "11")
                     await asyncio.sleep(PAUSE)
             finally:
-                conn.terminate()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                terminate(conn)
+        except LOST as exc:
             timeline.failed(time.monotonic(), exc)
             await asyncio.sleep(0.05)
 
@@ -105,12 +135,14 @@ def describe(timeline: Timeline, origin: float) -> str:
     )
 
 
-async def main() -> None:
-    print("Starting a simulated 3-instance Aurora PostgreSQL cluster (real servers)...")
-    async with AuroraSimulator(instances=3, dns_delay=3.0) as sim:
-        setup = await asyncpg.connect(sim.dsn("cluster"))
-        await setup.execute("CREATE TABLE orders(id bigserial PRIMARY KEY, worker text)")
-        await setup.close()
+async def main(engine: str) -> None:
+    driver = "aiomysql" if engine == "mysql" else "asyncpg"
+    name = "MySQL" if engine == "mysql" else "PostgreSQL"
+    print(f"Starting a simulated 3-instance Aurora {name} cluster (real servers)...")
+    async with AuroraSimulator(engine=engine, instances=3, dns_delay=3.0) as sim:
+        setup = await plain_connect(sim)
+        await scalar(setup, ORDERS[engine])
+        await close(setup)
 
         stop = asyncio.Event()
         ours = [Timeline(f"aurora-{k}") for k in range(WORKERS)]
@@ -139,12 +171,12 @@ async def main() -> None:
         if ours_after and plain_after:
             print(
                 f"\nFirst write on the new writer after its promotion: aurora_async "
-                f"{max(ours_after) * 1000:.0f} ms (slowest worker), plain asyncpg "
+                f"{max(ours_after) * 1000:.0f} ms (slowest worker), plain {driver} "
                 f"{min(plain_after) * 1000:.0f} ms (fastest worker; it waits for the endpoint's DNS)."
             )
-        check = await asyncpg.connect(sim.dsn(sim.writer_id))
-        rows = await check.fetchval("SELECT count(*) FROM orders")
-        await check.close()
+        check = await plain_connect(sim, sim.writer_id)
+        rows = await scalar(check, "SELECT count(*) FROM orders")
+        await close(check)
         acknowledged = sum(t.writes for t in ours + plain)
         unknown = sum(t.unknown for t in ours + plain)
         print(
@@ -155,4 +187,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--engine", choices=ENGINES, default="postgresql")
+    asyncio.run(main(parser.parse_args().engine))

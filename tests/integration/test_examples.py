@@ -26,8 +26,9 @@ async def _run(script: str, *args: str) -> str:
     return text
 
 
-async def test_demo_shows_aurora_workers_recovering_before_plain_ones() -> None:
-    text = await _run("demo.py")
+@pytest.mark.parametrize("engine", ["postgresql", "mysql"])
+async def test_demo_shows_aurora_workers_recovering_before_plain_ones(engine: str) -> None:
+    text = await _run("demo.py", "--engine", engine)
     ours = [int(m) for m in re.findall(r"aurora-\d .*\| gap +(\d+) ms", text)]
     plain = [int(m) for m in re.findall(r"plain-\d .*\| gap +(\d+) ms", text)]
     assert len(ours) == 4 and len(plain) == 4, text
