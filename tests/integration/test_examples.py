@@ -117,3 +117,9 @@ async def test_drop_in_asyncpg_example_rides_a_failover_with_unchanged_asyncpg_c
     text = await _run("drop_in_asyncpg.py")
     assert "save(2) took 2 attempts; the connection is on 12" in text, text
     assert "listener heard: 'after the failover'" in text and "rows: 2" in text, text
+
+
+async def test_drop_in_aiomysql_example_rides_a_failover_with_unchanged_aiomysql_code() -> None:
+    text = await _run("drop_in_aiomysql.py")
+    assert "save(2) took 2 attempts; the connection is on 12" in text, text
+    assert "the cursor made before the failover reads from 12" in text and "rows: 2" in text, text
