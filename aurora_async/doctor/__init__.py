@@ -9,7 +9,7 @@ instance, and Blue/Green metadata. Every problem comes with its fix; nothing sec
 
 from __future__ import annotations
 
-from ._checks import diagnose
+from ._diagnosis import diagnose
 from ._report import Check, InstanceReport, Report, Status
 
 __all__ = ["Check", "InstanceReport", "Report", "Status", "diagnose"]

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ._checks import diagnose
+from ._diagnosis import diagnose
 
 USAGE_ERROR = 2
 

@@ -12,8 +12,10 @@ import pytest
 from aurora_async._config import parse
 from aurora_async._topology import Instance, Role
 from aurora_async.doctor import Check, InstanceReport, Report, Status, diagnose
-from aurora_async.doctor._checks import _Diagnosis
 from aurora_async.doctor._cli import main
+from aurora_async.doctor._endpoint_checks import check_host
+from aurora_async.doctor._instance_checks import check_instances
+from aurora_async.doctor._state import Diagnosis
 from aurora_async.postgresql.dialects import AuroraPgDialect
 
 REGION_DOMAIN = "abcdefgh.us-east-1.rds.amazonaws.com"
@@ -55,8 +57,8 @@ def test_secrets_are_masked_everywhere_in_a_report() -> None:
 
 
 def _host_check(dsn: str, **options: Any) -> Check:
-    diagnosis = _Diagnosis(dsn, options, 5.0)
-    diagnosis.check_host(parse(dsn, **options))
+    diagnosis = Diagnosis(dsn, options, 5.0)
+    check_host(diagnosis, parse(dsn, **options))
     [check] = diagnosis.checks
     return check
 
@@ -90,21 +92,23 @@ async def test_a_bad_option_fails_with_the_librarys_message_and_nothing_else_run
 async def test_a_pattern_leading_to_the_wrong_instance_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     dsn, pattern = "postgresql://app@10.0.0.1/app", "10.0.0.?"
     config = parse(dsn, cluster_instance_host_pattern=pattern)
-    diagnosis = _Diagnosis(dsn, {"cluster_instance_host_pattern": pattern}, 5.0)
+    diagnosis = Diagnosis(dsn, {"cluster_instance_host_pattern": pattern}, 5.0)
     answers = {"11": "11", "12": "11"}  # 12's address leads to 11
 
-    async def reach(config: Any, dialect: Any, instance: Instance) -> InstanceReport:
+    async def reach(diagnosis: Any, config: Any, dialect: Any, instance: Instance) -> InstanceReport:
         return InstanceReport(
             instance.instance_id, instance.role.value, instance.host, instance.port, (instance.host,),
             answers[instance.instance_id], 0.1,
         )  # fmt: skip
 
-    monkeypatch.setattr(diagnosis, "reach", reach)
+    monkeypatch.setattr("aurora_async.doctor._instance_checks.reach", reach)
     instances = [
         Instance("11", "10.0.0.11", 5432, Role.WRITER),
         Instance("12", "10.0.0.12", 5432, Role.READER),
     ]
-    await diagnosis.check_instances(config, AuroraPgDialect(), instances, lambda *a: ("", 0), "the pattern")
+    await check_instances(
+        diagnosis, config, AuroraPgDialect(), instances, build=lambda *a: ("", 0), source="the pattern"
+    )
     [check] = diagnosis.checks
     assert check.status is Status.FAIL and "wrong instance" in check.summary and "'12'" in check.summary
     assert check.fix and "cluster_instance_host_pattern" in check.fix
