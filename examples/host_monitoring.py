@@ -30,7 +30,7 @@ REPORT = {
 WATCH_PLAIN_FOR = 8.0
 
 
-async def main(engine: str) -> None:
+async def main(engine: str, watch_plain: float = WATCH_PLAIN_FOR) -> None:
     driver = "aiomysql" if engine == "mysql" else "asyncpg"
     async with AuroraSimulator(engine=engine, instances=3) as sim:
         conn: Any = await aurora_async.connect(
@@ -56,7 +56,7 @@ async def main(engine: str) -> None:
             done_row = await row(conn, REPORT[engine])
             print(f"aurora_async: report done on {conn.instance.instance_id} ({done_row[1]} rows counted)")
             await failover
-            done, _ = await asyncio.wait([theirs], timeout=WATCH_PLAIN_FOR - (time.monotonic() - silent))
+            done, _ = await asyncio.wait([theirs], timeout=watch_plain - (time.monotonic() - silent))
             waited = time.monotonic() - silent
             state = "finished?!" if done else "still waiting on the silent socket"
             print(f"plain {driver}: after {waited:.1f} s {state}")
@@ -71,4 +71,6 @@ async def main(engine: str) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--engine", choices=ENGINES, default="postgresql")
-    asyncio.run(main(parser.parse_args().engine))
+    parser.add_argument("--watch-plain", type=float, default=WATCH_PLAIN_FOR, help="seconds")
+    args = parser.parse_args()
+    asyncio.run(main(args.engine, args.watch_plain))

@@ -53,7 +53,7 @@ async def test_simulator_tour(engine: str) -> None:
 
 @BOTH
 async def test_host_monitoring_example_cuts_the_silent_query_short(engine: str) -> None:
-    text = await _run("host_monitoring.py", "--engine", engine)
+    text = await _run("host_monitoring.py", "--engine", engine, "--watch-plain", "5")
     seconds = float(re.search(r"aurora_async: cut short after ([\d.]+) s", text).group(1))  # type: ignore[union-attr]
     assert seconds < 5, text
     assert "aurora_async: report done on 1" in text and "still waiting on the silent socket" in text, text
