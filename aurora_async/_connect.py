@@ -48,8 +48,7 @@ async def _open(config: Config) -> tuple[Cluster, Any, Instance]:
         address: dict[str, str | int] = {"server.address": config.host, "server.port": config.port}
         with cluster.events.span("aurora_async.connect", **address) as span:
             raw, instance = await _reach(cluster, config)
-            if span is not None:
-                span.set_attribute("aurora_async.instance", instance.instance_id)
+            span.set_attribute("aurora_async.instance", instance.instance_id)
         return cluster, raw, instance
     except BaseException as exc:
         await cluster.release_and_wait(config.identity)

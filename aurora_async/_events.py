@@ -181,17 +181,30 @@ Listener = Callable[[Event], None]
 Attributes = Mapping[str, str | int | float | bool]
 
 
+class Span(Protocol):
+    """What the library does with a span it opened: add what it learned on the way."""
+
+    def set_attribute(self, key: str, value: str | int | float | bool) -> None: ...
+
+
 class Telemetry(Protocol):
     """What the hub needs of a telemetry backend (``_otel.Recorder``): a listener, spans, pool gauges."""
 
     def record(self, event: Event) -> None: ...
 
-    def span(self, name: str, attributes: Attributes) -> contextlib.AbstractContextManager[Any]: ...
+    def span(self, name: str, attributes: Attributes) -> contextlib.AbstractContextManager[Span]: ...
 
     def watch_pool(self, pool: Any, cluster: str, engine: str) -> None: ...
 
 
-_NO_SPAN: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+class _NoSpan:
+    """The span of work when telemetry is off: takes attributes and keeps nothing."""
+
+    def set_attribute(self, key: str, value: str | int | float | bool) -> None:
+        pass
+
+
+_NO_SPAN: contextlib.AbstractContextManager[Span] = contextlib.nullcontext(_NoSpan())
 
 
 class EventHub:
@@ -224,7 +237,7 @@ class EventHub:
 
     def span(
         self, name: str, **attributes: str | int | float | bool
-    ) -> contextlib.AbstractContextManager[Any]:
+    ) -> contextlib.AbstractContextManager[Span]:
         """A trace span around library work (connect, failover, writer search) when telemetry is on;
         otherwise a context manager that does nothing."""
         if self.telemetry is None:
@@ -232,6 +245,11 @@ class EventHub:
         return self.telemetry.span(
             name, {"db.system": self.engine, "aurora_async.cluster": self.cluster, **attributes}
         )
+
+    def watch_pool(self, pool: Any) -> None:
+        """Report ``pool``'s connections as the pool metric while it lives (when telemetry is on)."""
+        if self.telemetry is not None:
+            self.telemetry.watch_pool(pool, self.cluster, self.engine)
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)

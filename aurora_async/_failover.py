@@ -151,8 +151,7 @@ class FailoverSession(Session):
                 )
                 raise
             instance = self._instance
-            if span is not None:
-                span.set_attribute("aurora_async.to_instance", instance.instance_id)
+            span.set_attribute("aurora_async.to_instance", instance.instance_id)
         events.emit(
             FailoverSucceeded,
             from_instance=old.instance_id,

@@ -246,9 +246,12 @@ class HostMonitor:
         elif aborted:
             log.info("host %s still dead: %d more connection(s) aborted", self.instance.instance_id, aborted)
 
-    def _forget_verdict(self) -> None:
+    def _clear_verdict(self) -> None:
         self.dead = False
         self.cluster.mark_up(self.instance.instance_id)
+
+    def _forget_verdict(self) -> None:
+        self._clear_verdict()
         log.info(
             "host %s: no connection to it for %g s and still no answer; no longer counted as dead",
             self.instance.instance_id,
@@ -256,7 +259,6 @@ class HostMonitor:
         )
 
     def _revive(self) -> None:
-        self.dead = False
-        self.cluster.mark_up(self.instance.instance_id)
+        self._clear_verdict()
         self.cluster.events.emit(HostUp, instance=self.instance.instance_id)
         log.info("host %s answers again", self.instance.instance_id)

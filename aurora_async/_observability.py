@@ -10,7 +10,7 @@ from ._events import EventStream
 from ._exceptions import ConfigurationError
 from ._health import Health, snapshot, unknown
 from ._pool import AuroraPool
-from ._registry import registry
+from ._registry import cluster_label, registry
 from ._session import Session
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def health(target: Target) -> Health:
     """
     config = _config_of(target)
     cluster: Cluster | None = target._cluster
-    label = f"{config.host}:{config.port}"
+    label = cluster_label(config)
     if target._closed:
         return unknown(label, config.engine, f"the {type(target).__name__} is closed")
     if cluster is None:

@@ -31,6 +31,7 @@ from ._events import (
     IamTokenGenerated,
     PoolConnectionRetired,
     SecretFetched,
+    Span,
     TopologyRefreshed,
     WriterChanged,
     WriterSearchFinished,
@@ -116,7 +117,7 @@ class Recorder:
     def __repr__(self) -> str:
         return f"<Recorder pools={len(self._pools)}>"
 
-    def span(self, name: str, attributes: Attributes) -> contextlib.AbstractContextManager[Any]:
+    def span(self, name: str, attributes: Attributes) -> contextlib.AbstractContextManager[Span]:
         return self._tracer.start_as_current_span(name, attributes=attributes)
 
     def watch_pool(self, pool: Any, cluster: str, engine: str) -> None:

@@ -69,9 +69,7 @@ class AuroraPool(Generic[C]):
         try:
             first = await self._open()  # one first: the cluster's dialect and topology, once
             self._cluster = first._cluster.acquire(self._config.identity)
-            telemetry = self._cluster.events.telemetry
-            if telemetry is not None:
-                telemetry.watch_pool(self, self._cluster.events.cluster, self._config.engine)
+            self._cluster.events.watch_pool(self)
             rest: list[C] = await asyncio.gather(*(self._open() for _ in range(self._min_size - 1)))
         except BaseException:
             self.terminate()

@@ -49,6 +49,11 @@ def cluster_key(config: Config) -> Hashable:
     return (config.engine, address, ClusterSettings.of(options))
 
 
+def cluster_label(config: Config) -> str:
+    """How events, telemetry and health name a cluster: the address its first connection was given."""
+    return f"{config.host}:{config.port}"
+
+
 class ClusterRegistry:
     """The clusters of this process, per event loop (see the module docstring)."""
 
@@ -90,14 +95,15 @@ class ClusterRegistry:
             self._aws_session = aioboto3.Session()
         return self._aws_session
 
-    def hub(self, config: Config) -> EventHub:
-        """The event hub of ``config``'s cluster on the running loop (made on first use)."""
+    def hub(self, config: Config, key: Hashable | None = None) -> EventHub:
+        """The event hub of ``config``'s cluster on the running loop (made on first use); ``key``: its
+        :func:`cluster_key`, when the caller has it."""
         hubs = self._hubs.setdefault(asyncio.get_running_loop(), weakref.WeakValueDictionary())
-        key = cluster_key(config)
+        key = cluster_key(config) if key is None else key
         hub = hubs.get(key)
         if hub is None:
             telemetry = self.recorder() if config.options.enable_telemetry else None
-            hub = hubs[key] = EventHub(f"{config.host}:{config.port}", config.engine, telemetry)
+            hub = hubs[key] = EventHub(cluster_label(config), config.engine, telemetry)
         return hub
 
     def recorder(self) -> Recorder:
@@ -116,7 +122,7 @@ class ClusterRegistry:
         cluster = clusters.get(key)
         if cluster is None or cluster.closed:
             cluster = Cluster(
-                key, config, config.driver, self.authenticator(), self._forget, events=self.hub(config)
+                key, config, config.driver, self.authenticator(), self._forget, events=self.hub(config, key)
             )
             learned = self._learned.get(loop, {}).pop(key, None)
             if (

@@ -91,20 +91,21 @@ class WriterSearch:
         started = loop.time()
         candidates = self._candidates()
         events = cluster.events
-        with events.span("aurora_async.writer_search", **{"aurora_async.watched": len(candidates)}) as span:
+        watched = len(candidates)
+
+        def finished(writer: str | None) -> None:  # (a search cancelled with the cluster tells nothing)
+            events.emit(WriterSearchFinished, writer=writer, watched=watched, duration=loop.time() - started)
+
+        with events.span("aurora_async.writer_search", **{"aurora_async.watched": watched}) as span:
             try:
                 topology = await self._race(candidates, deadline, started)
             except (NoInstanceFound, LoginRefused):
-                events.emit(
-                    WriterSearchFinished, writer=None, watched=len(candidates), duration=loop.time() - started
-                )
+                finished(None)
                 raise
             writer = topology.writer.instance_id if topology.writer is not None else None
-            if span is not None and writer is not None:
+            if writer is not None:
                 span.set_attribute("aurora_async.writer", writer)
-            events.emit(
-                WriterSearchFinished, writer=writer, watched=len(candidates), duration=loop.time() - started
-            )
+            finished(writer)
             return topology
 
     async def _race(self, candidates: list[Instance], deadline: float, started: float) -> Topology:
