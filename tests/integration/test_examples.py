@@ -48,7 +48,11 @@ async def test_simulator_tour(engine: str) -> None:
     text = await _run("simulator_tour.py", "--engine", engine)
     assert "replica promoted" in text and "Cluster stopped and removed." in text
     found = re.search(r"(\d+) inserts acknowledged, (\d+) rows on the new writer", text)
-    assert found and found.group(1) == found.group(2), text  # a plain client's acknowledged writes survive
+    assert found, text
+    acknowledged, stored = int(found.group(1)), int(found.group(2))
+    # every acknowledged insert survives; the one in flight when the writer crashed may have committed
+    # without its acknowledgement reaching the client (the plain client inserts one at a time)
+    assert 0 < acknowledged <= stored <= acknowledged + 1, text
 
 
 @BOTH
