@@ -87,6 +87,11 @@ class Driver:
     may_have_taken_effect: Callable[[BaseException], bool]  # False only when it surely changed nothing
     is_login_error: Callable[[BaseException], bool]
     ping: Callable[[Any], Awaitable[None]]  # one cheap round trip (callers bound it)
+    session_id: Callable[[Any], int]  # the server's id for a connection's session (PID, connection id)
+    # (connection, id, age in seconds) -> told session ``id`` of the same server, opened ``age`` seconds
+    # ago, to end (False: no such session, or it began after ``age`` ago and so is someone else's)
+    end_session: Callable[[Any, int, float], Awaitable[bool]]
+    session_alive: Callable[[Any, int], Awaitable[bool]]  # (connection, id) -> the server still lists it
     detect_dialect: Callable[[Any, float], Awaitable[Dialect]]  # the most specific one that answers
     # (host, port, timeout) -> whether host:port completes a TCP handshake within timeout (no login)
     accepts_tcp: Callable[[str, int, float], Awaitable[bool]] = accepts_tcp

@@ -89,7 +89,10 @@ class FailoverSuccessError(FailoverError):
 
 class TransactionResolutionUnknownError(FailoverError):
     """The failure hit an open transaction or its COMMIT, so whether it committed is unknown. The
-    connection is usable again (on another instance); re-run the whole transaction, idempotently."""
+    connection is usable again (on another instance); re-run the whole transaction, idempotently.
+
+    The outcome no longer changes once this is raised: when the failover came back to the same
+    instance, the old server session was ended first, so a read-back tells whether it committed."""
 
 
 class FailoverFailedError(FailoverError):

@@ -36,6 +36,7 @@ from ._exceptions import (
 from ._identity import LoginRefused
 from ._routing import NoInstanceFound, connect_to_reader, connect_to_writer
 from ._session import Session
+from ._settle import ServerSession, settle
 from ._topology import Instance
 
 log = logging.getLogger("aurora_async.failover")
@@ -116,7 +117,10 @@ class FailoverSession(Session):
                 elif in_transaction:
                     self._transaction_lost()
                 self._lost_transaction_on = raw if in_transaction or in_block else None
+                cut_off = self._server_session
                 await self._fail_over(exc, in_transaction=in_transaction or in_block)
+                if (in_transaction or in_block or may_have_run) and cut_off is not None:
+                    await self._settle(cut_off)
         raise outcome(
             driver,
             in_transaction=in_transaction,
@@ -161,6 +165,13 @@ class FailoverSession(Session):
             in_transaction=in_transaction,
             duration=loop.time() - started,
         )
+
+    async def _settle(self, cut_off: ServerSession) -> None:
+        """The failover came back to the instance it left: end the cut-off session there before the
+        outcome is reported (``_settle``), so that a read-back of it is final."""
+        if self._instance.instance_id != self._failed_from or self._server_session is cut_off:
+            return
+        await settle(self._driver, self._raw, cut_off, self._config.options.auxiliary_query_timeout)
 
     async def _replace_connection(self, cause: Exception, old: Instance, started: float) -> None:
         """Reconnect to an instance in the connection's role, swap it in and restore the session."""

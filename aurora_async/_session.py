@@ -22,6 +22,8 @@ from ._custom_endpoint import Membership, membership_of, mode_of
 from ._driver import RawConnection, discard
 from ._exceptions import TransactionResolutionUnknownError
 from ._plugins import Plugin
+from ._rds_proxy import behind_proxy
+from ._settle import ServerSession
 from ._topology import Instance, Role
 
 
@@ -47,6 +49,10 @@ class Session:
         self._spare: tuple[Any, Instance] | None = None  # the other role's connection
         self._watching = False
         self._raw_protocol: tuple[Any, Any] = (None, None)
+        # the current physical connection's server session, kept to settle an unknown outcome
+        # (``_settle``); not through an RDS Proxy, whose session ids name its own pooled connections
+        self._direct = not behind_proxy(config.options, config.host)
+        self._server_session: ServerSession | None = None
         self._attach(cluster, raw, instance)
 
     def _attach(self, cluster: Cluster, raw: Any, instance: Instance) -> None:
@@ -254,6 +260,8 @@ class Session:
         self._watching = True
         # asyncpg drops its protocol at terminate(), and with it the transaction status: keep it
         self._raw_protocol = (self._raw, getattr(self._raw, "_protocol", None))
+        if self._direct:
+            self._server_session = ServerSession(self._driver.session_id(self._raw), self._clock())
         self._cluster.load[self._instance.instance_id] += 1
         if self._track:
             self._cluster.tracker.add(self._instance.instance_id, self._raw)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -64,6 +64,7 @@ class AuroraMySQLConnection(ReadWriteSession):
         self._charset: str | None = None
         self._isolation: str | None = None
         self._lost_implicit = False  # a failover cut off a transaction begin() did not open
+        self._ending = False  # a COMMIT or ROLLBACK is on its way: whatever happens, it ends the transaction
         super().__init__(cluster, config, raw, instance)
 
     @property
@@ -124,16 +125,25 @@ class AuroraMySQLConnection(ReadWriteSession):
                 "connection, and what ran since was rolled back, so nothing of it is committed; re-run "
                 "the whole transaction",
             )
-        await self._guard(self._raw.commit)
+        await self._ending_transaction(self._raw.commit)
 
     async def rollback(self) -> None:
         self._lost_implicit = False
         if self._end_block() and not self._closed:
             return  # the lost transaction was rolled back with the connection it lived on
-        await self._guard(self._raw.rollback)
+        await self._ending_transaction(self._raw.rollback)
+
+    async def _ending_transaction(self, end: Callable[[], Awaitable[None]]) -> None:
+        """COMMIT or ROLLBACK: a failover that cuts it off reports the transaction's outcome to this
+        call, and what runs after it is a new transaction (nothing of the old one to guard)."""
+        self._ending = True
+        try:
+            await self._guard(end)
+        finally:
+            self._ending = False
 
     def _transaction_lost(self) -> None:
-        self._lost_implicit = True
+        self._lost_implicit = not self._ending
 
     async def _drop_suspect_work(self) -> bool:
         """After a failover cut off an untracked transaction: roll back what ran since on the new

@@ -32,6 +32,7 @@ _SESSION_ENDED_ERRNOS = frozenset({1053, 1927})
 _OPTION_PREVENTS_STATEMENT = 1290  # with "--read-only option": a replica refusing a write
 _READ_ONLY_MODE = 1836
 _ACCESS_DENIED = frozenset({1045, 1698})
+_UNKNOWN_THREAD = 1094  # KILL of a connection id the server does not have
 _CLIENT_SSL = 0x800  # the server's capability flag: it can switch to TLS
 _CR_SSL_CONNECTION_ERROR = 2026
 _CR_CONN_HOST_ERROR = 2003
@@ -267,6 +268,42 @@ async def _ping(conn: MySQLConnection) -> None:
     await conn.ping(reconnect=False)  # aiomysql would reconnect to the same, possibly dead, instance
 
 
+def session_id(conn: MySQLConnection) -> int:
+    """The server's connection id for ``conn``'s session."""
+    return int(conn.server_thread_id[0])
+
+
+async def _rows(conn: MySQLConnection, sql: str) -> list[Any]:
+    async with conn.cursor() as cur:
+        await cur.execute(sql)
+        rows: list[Any] = list(await cur.fetchall())
+    if conn.get_transaction_status():  # autocommit off: leave no transaction open behind us
+        await conn.rollback()
+    return rows
+
+
+async def end_session(conn: MySQLConnection, connection_id: int, age: float) -> bool:
+    """``KILL CONNECTION`` ``connection_id``, opened ``age`` seconds ago, from ``conn`` (the same user
+    may kill its own connections); False when no such session runs. Connection ids start again at a
+    restart: a server surely up for less than ``age`` lost the session with its restart, and the id
+    may now be someone else's."""
+    uptime = await _rows(conn, "SHOW GLOBAL STATUS LIKE 'Uptime'")  # whole seconds, rounded down
+    if uptime and int(uptime[0][1]) + 1 <= age:
+        return False
+    try:
+        await _rows(conn, f"KILL CONNECTION {int(connection_id)}")
+    except pymysql.err.MySQLError as exc:
+        if _errno(exc) == _UNKNOWN_THREAD:
+            return False
+        raise
+    return True
+
+
+async def session_alive(conn: MySQLConnection, connection_id: int) -> bool:
+    rows = await _rows(conn, f"SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = {int(connection_id)}")
+    return bool(rows)
+
+
 MYSQL = Driver(
     engine="mysql",
     schemes=("mysql",),
@@ -297,6 +334,9 @@ MYSQL = Driver(
     may_have_taken_effect=may_have_taken_effect,
     is_login_error=is_login_error,
     ping=_ping,
+    session_id=session_id,
+    end_session=end_session,
+    session_alive=session_alive,
     detect_dialect=detect_dialect,
     failover_errors=FAILOVER_ERRORS,
     connect_timed_out=connect_timed_out,

@@ -104,6 +104,29 @@ async def _ping(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT 1")  # simple protocol: one round trip
 
 
+def session_id(conn: asyncpg.Connection) -> int:
+    """The backend PID of ``conn``'s session."""
+    return int(conn.get_server_pid())
+
+
+# a backend started after the one we want holds a reused PID: its start is too recent to be ours
+_TERMINATE = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+    "WHERE pid = $1 AND backend_start <= statement_timestamp() - make_interval(secs => $2)"
+)
+_ALIVE = "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1)"
+
+
+async def end_session(conn: asyncpg.Connection, pid: int, age: float) -> bool:
+    """Terminate backend ``pid``, opened ``age`` seconds ago, from ``conn`` (the same user may signal
+    its own backends); False when no such backend runs."""
+    return await conn.fetchval(_TERMINATE, pid, age) is not None
+
+
+async def session_alive(conn: asyncpg.Connection, pid: int) -> bool:
+    return bool(await conn.fetchval(_ALIVE, pid))
+
+
 # what asyncpg itself reads from a postgresql:// DSN's query (asyncpg 0.30-0.32); the rest it sends to
 # the server as settings
 _DSN_PARAMETERS = frozenset(
@@ -133,6 +156,9 @@ POSTGRESQL = Driver(
     may_have_taken_effect=may_have_taken_effect,
     is_login_error=is_login_error,
     ping=_ping,
+    session_id=session_id,
+    end_session=end_session,
+    session_alive=session_alive,
     detect_dialect=detect_dialect,
     failover_errors=FAILOVER_ERRORS,
     environment={

@@ -66,6 +66,10 @@ class EngineOps(ABC):
     is_reader_sql: str
     #: how many connections the "one writer search" test opens
     many: int
+    #: the server's id for the session asking (PostgreSQL's backend PID, MySQL's connection id)
+    session_id_sql: str
+    #: how many sessions the server lists with id ``{id}`` (0 or 1)
+    session_listed_sql: str
 
     def __init__(self, sim: AuroraSimulator) -> None:
         self.sim = sim
@@ -185,6 +189,8 @@ class PgOps(EngineOps):
     host_id_sql = AURORA_HOST_ID_SQL
     is_reader_sql = IS_READER_SQL
     many = 200
+    session_id_sql = "SELECT pg_backend_pid()"
+    session_listed_sql = "SELECT count(*) FROM pg_stat_activity WHERE pid = {id}"
 
     async def scalar(self, conn: Conn, sql: str) -> Any:
         return await _pg(conn).fetchval(sql)
@@ -289,6 +295,8 @@ class MyOps(EngineOps):
     host_id_sql = "SELECT @@server_id"
     is_reader_sql = "SELECT @@read_only"
     many = 50
+    session_id_sql = "SELECT CONNECTION_ID()"
+    session_listed_sql = "SELECT count(*) FROM information_schema.PROCESSLIST WHERE ID = {id}"
 
     async def scalar(self, conn: Conn, sql: str) -> Any:
         async with _my(conn).cursor() as cur:

@@ -119,9 +119,27 @@ def fake_driver(cluster: FakeCluster) -> Driver:
         may_have_taken_effect=may_have_taken_effect,
         is_login_error=is_login_error,
         ping=_ping,
+        session_id=_session_id,
+        end_session=_end_session,
+        session_alive=_session_alive,
         detect_dialect=_detect_dialect,
         accepts_tcp=_no_tcp,
     )
+
+
+def _session_id(conn: FakeRawConnection) -> int:
+    return conn.seq
+
+
+async def _end_session(conn: FakeRawConnection, session: int, age: float) -> bool:
+    """The fake's server sessions end with their connection: there is never one left to end."""
+    await conn.round_trip("end_session", None)
+    return False
+
+
+async def _session_alive(conn: FakeRawConnection, session: int) -> bool:
+    await conn.round_trip("session_alive", None)
+    return False
 
 
 # -- the scripted cluster --------------------------------------------------------------------------

@@ -313,6 +313,8 @@ class ProxyEngine:
                     "delay": b.delay,
                     "armed": b.armed,
                     "links": len(b.links),
+                    # chunks on their way (held by a delay or a pause), in either direction
+                    "in_flight": sum(len(queue) for link in b.links for queue in link.queues),
                     "protocol": b.protocol,
                     "resuming": b.resume_timer is not None,
                 }
