@@ -8,8 +8,10 @@ expired share one fetch. A login failure with a cached value fetches once more (
 early, a rotated secret) and retries once; a login failure with a fresh value is the caller's.
 
 aioboto3 is imported only when one of the plugins is on (the ``aws`` extra). The process shares one
-aioboto3 session (unless a connection brings its own, ``aws_session=``), so its service models load
-once; clients live for one call each (``async with session.client(...)``), so nothing is left open.
+aioboto3 session (unless a connection brings its own, ``aws_session=``), so its credentials resolve
+and its service models load once. IAM tokens are signed from the session's credentials (``_iam_token``:
+no RDS client); a Secrets Manager client lives for one call (``async with session.client(...)``), so
+nothing is left open.
 Secrets never appear in our logs, reprs or error messages, and a filter keeps them out of botocore's
 DEBUG logs too (it logs response bodies and request signatures).
 """
@@ -28,6 +30,7 @@ from typing import Any, Generic, TypeVar
 from ._concurrency import TaskOwner, retrieve_exception
 from ._events import EventHub, IamTokenGenerated, SecretFetched
 from ._exceptions import IamAuthError, SecretsManagerError
+from ._iam_token import generate_token
 
 log = logging.getLogger("aurora_async.auth")
 
@@ -254,10 +257,7 @@ class Authenticator:
         self.stats["iam_tokens"] += 1
         failure: Exception | None = None
         try:
-            async with self._session(source).client("rds", region_name=region) as rds:
-                token = await rds.generate_db_auth_token(
-                    DBHostname=host, Port=port, DBUsername=user, Region=region
-                )
+            token = await generate_token(self._session(source), host, port, user, region)
         except Exception as exc:  # botocore's NoCredentialsError and friends: name the kind, not the details
             failure = exc
         if failure is not None:

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .._iam_token import generate_token
 from ._errors import SimulatorError
 from ._process import die_with_parent, kill_and_wait, wait_until
 
@@ -119,6 +120,24 @@ class RehearsalSession:
     def client(self, service: str, **kwargs: Any) -> Any:
         return self._client(service, **kwargs)
 
+    async def get_credentials(self) -> Any:
+        return await self.session.get_credentials()
+
+    async def generate_db_auth_token(
+        self, *, DBHostname: str, Port: int, DBUsername: str, Region: str
+    ) -> str:  # botocore's argument names
+        """A token signed with this session's credentials (as aurora_async signs one), counted, and
+        made the user's password on the simulator."""
+        token = await generate_token(self.session, DBHostname, Port, DBUsername, Region)
+        await self._observe(token)
+        return token
+
+    async def _observe(self, token: str) -> None:
+        self.calls["generate_db_auth_token"] += 1
+        self.last_token = token
+        if self._on_token is not None:
+            await self._on_token(token)
+
     @asynccontextmanager
     async def _client(self, service: str, **kwargs: Any) -> AsyncIterator[Any]:
         async with self.session.client(service, **kwargs) as client:
@@ -131,11 +150,8 @@ class _CountedClient:
         self._owner = owner
 
     async def generate_db_auth_token(self, **kwargs: Any) -> str:
-        self._owner.calls["generate_db_auth_token"] += 1
         token: str = await self._client.generate_db_auth_token(**kwargs)
-        self._owner.last_token = token
-        if self._owner._on_token is not None:
-            await self._owner._on_token(token)
+        await self._owner._observe(token)
         return token
 
     def __getattr__(self, name: str) -> Any:
