@@ -46,6 +46,12 @@ class Dialect(abc.ABC):
     async def instance_id(self, conn: Any, timeout: float) -> str:
         """The id of the instance ``conn`` reached, as the topology names it."""
 
+    async def identify(self, conn: Any, timeout: float) -> tuple[str, bool]:
+        """(:meth:`instance_id`, :meth:`is_reader`): which instance ``conn`` reached and whether it is
+        read-only; a dialect that can ask both in one round trip does."""
+        is_reader = await self.is_reader(conn, timeout)
+        return await self.instance_id(conn, timeout), is_reader
+
     async def topology(self, conn: Any, timeout: float, build: HostBuilder) -> list[Instance] | None:
         """Every instance with its role, or None when the answer is unusable (no writer)."""
         return None

@@ -77,8 +77,7 @@ class Discovery:
         cluster = self._cluster
         assert cluster.dialect is not None
         timeout = cluster.options.auxiliary_query_timeout
-        is_reader = await cluster.dialect.is_reader(conn, timeout)
-        instance_id = await cluster.dialect.instance_id(conn, timeout)
+        instance_id, is_reader = await cluster.dialect.identify(conn, timeout)
         known = cluster.topology.get(instance_id) if cluster.topology is not None else None
         role = Role.READER if is_reader else Role.WRITER
         if known is not None:

@@ -160,6 +160,7 @@ class AuroraMySqlDialect(MySqlDialect):
     )
     INSTANCE_ID_SQL = "SELECT @@aurora_server_id, @@aurora_server_id"
     IS_READER_SQL = "SELECT @@innodb_read_only"
+    IDENTIFY_SQL = "SELECT @@aurora_server_id, @@innodb_read_only"  # both, in one round trip
     WRITER_ID_SQL = (
         "SELECT SERVER_ID FROM information_schema.replica_host_status WHERE SESSION_ID = "
         "'MASTER_SESSION_ID' AND SERVER_ID = @@aurora_server_id"
@@ -171,6 +172,10 @@ class AuroraMySqlDialect(MySqlDialect):
     async def instance_id(self, conn: Any, timeout: float) -> str:
         rows = await fetch_rows(conn, self.INSTANCE_ID_SQL, timeout)
         return str(rows[0][0])
+
+    async def identify(self, conn: Any, timeout: float) -> tuple[str, bool]:
+        rows = await fetch_rows(conn, self.IDENTIFY_SQL, timeout)
+        return str(rows[0][0]), bool(int(rows[0][1]))
 
     async def is_writer(self, conn: Any, timeout: float) -> bool:
         if await self.is_reader(conn, timeout):

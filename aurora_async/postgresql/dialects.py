@@ -72,6 +72,8 @@ class AuroraPgDialect(PgDialect):
         "'MASTER_SESSION_ID' OR LAST_UPDATE_TIMESTAMP IS NULL"
     )
     INSTANCE_ID_SQL = "SELECT pg_catalog.aurora_db_instance_identifier()"
+    # both questions a new connection asks, in one round trip
+    IDENTIFY_SQL = "SELECT pg_catalog.aurora_db_instance_identifier(), pg_catalog.pg_is_in_recovery()"
     WRITER_ID_SQL = (
         "SELECT SERVER_ID FROM pg_catalog.aurora_replica_status() WHERE SESSION_ID OPERATOR(pg_catalog.=) "
         "'MASTER_SESSION_ID' AND SERVER_ID OPERATOR(pg_catalog.=) pg_catalog.aurora_db_instance_identifier()"
@@ -93,6 +95,11 @@ class AuroraPgDialect(PgDialect):
 
     async def instance_id(self, conn: Any, timeout: float) -> str:
         return str(await _fetchval(conn, self.INSTANCE_ID_SQL, timeout))
+
+    async def identify(self, conn: Any, timeout: float) -> tuple[str, bool]:
+        row = await _fetchrow(conn, self.IDENTIFY_SQL, timeout)
+        assert row is not None
+        return str(row[0]), bool(row[1])
 
     async def is_writer(self, conn: Any, timeout: float) -> bool:
         # the instance must accept writes and the catalog must name it as the writer; the cheap
