@@ -10,8 +10,8 @@ early, a rotated secret) and retries once; a login failure with a fresh value is
 aioboto3 is imported only when one of the plugins is on (the ``aws`` extra). The process shares one
 aioboto3 session (unless a connection brings its own, ``aws_session=``), so its credentials resolve
 and its service models load once. IAM tokens are signed from the session's credentials (``_iam_token``:
-no RDS client); a Secrets Manager client lives for one call (``async with session.client(...)``), so
-nothing is left open.
+no RDS client). Secrets Manager clients are kept open (``_aws_clients``: one per session, region and
+endpoint) while a cluster of the loop is open, and closed with the last one.
 Secrets never appear in our logs, reprs or error messages, and a filter keeps them out of botocore's
 DEBUG logs too (it logs response bodies and request signatures).
 """
@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from ._aws_clients import AwsClients
 from ._concurrency import TaskOwner, retrieve_exception
 from ._events import EventHub, IamTokenGenerated, SecretFetched
 from ._exceptions import IamAuthError, SecretsManagerError
@@ -166,7 +167,10 @@ class Authenticator:
         self._clock = clock
         self._default_session = default_session
         self._cache: dict[tuple[Any, ...], _Cached[Credentials]] = {}
-        self._tasks = TaskOwner()  # the fetches in flight
+        self._tasks = TaskOwner()  # the fetches in flight, and the closing of the clients
+        self._clients = AwsClients()  # open while a cluster uses this cache (``attach``)
+        self._users = 0
+        self._closing: asyncio.Task[None] | None = None
         redact_botocore_logs()
 
     def __repr__(self) -> str:
@@ -242,10 +246,34 @@ class Authenticator:
             for key in [k for k, c in self._cache.items() if c.expired()]:
                 del self._cache[key]
 
+    def attach(self) -> None:
+        """A cluster uses this cache: its AWS clients stay open until every such cluster detached."""
+        self._users += 1
+
+    def detach(self) -> None:
+        """A cluster that attached is done; with the last one, the AWS clients are closed (a task of
+        this cache: :meth:`idle` waits for it)."""
+        self._users -= 1
+        if self._users == 0 and len(self._clients) and not self._tasks.closed:
+            self._closing = self._tasks.spawn(self._clients.aclose(), name="aurora_async: close AWS clients")
+
+    async def idle(self) -> None:
+        """Wait until the clients that :meth:`detach` closes are closed."""
+        closing = self._closing
+        if closing is not None and not closing.done():
+            await asyncio.wait({closing})  # not its outcome: the closing logs its own failures
+
     def close(self) -> None:
-        """Stop the fetches in flight and forget every cached value; fetch no more."""
+        """Stop the fetches in flight and forget every cached value; fetch no more (:meth:`aclose`
+        also closes the AWS clients)."""
         self._tasks.cancel()
         self._cache.clear()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, wait for the fetches to end, and close the AWS clients."""
+        self.close()
+        await self._tasks.aclose()
+        await self._clients.aclose()
 
     # -- AWS -----------------------------------------------------------------------------------------
 
@@ -277,8 +305,8 @@ class Authenticator:
             kwargs["endpoint_url"] = source.endpoint
         failure: Exception | None = None
         try:
-            async with self._session(source).client("secretsmanager", **kwargs) as client:
-                response = await client.get_secret_value(SecretId=secret_id)
+            client = await self._clients.client(self._session(source), "secretsmanager", **kwargs)
+            response = await client.get_secret_value(SecretId=secret_id)
         except Exception as exc:
             failure = exc
         if failure is not None:

@@ -60,6 +60,7 @@ class Cluster:
         self.events = events  # what happens to the cluster, for the application's streams and telemetry
         self.identities = Identities()  # who this cluster's connections are (background work borrows)
         self.opener = Opener(driver, auth, self.identities, events)
+        auth.attach()  # its AWS clients stay open while this cluster is (detached in _stop)
         self.dialect: Dialect | None = None
         self.build: HostBuilder | None = None
         self.topology: Topology | None = None
@@ -225,6 +226,7 @@ class Cluster:
         if self.closed:
             return
         self._tasks.cancel()
+        self.auth.detach()
         self._forget(self)
         for monitor in self.host_monitors.values():
             monitor.stop()
@@ -234,3 +236,4 @@ class Cluster:
         """Stop every background task and wait for their end (also with connections still open)."""
         self._stop()
         await self._tasks.aclose()
+        await self.auth.idle()

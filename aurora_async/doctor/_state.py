@@ -92,7 +92,7 @@ class Diagnosis:
     async def close(self) -> None:
         discard(self.conn)
         self.conn = None
-        self.auth.close()
+        await self.auth.aclose()
 
     async def step(self, work: Awaitable[T]) -> T:
         """``work`` within the deadline of one step."""

@@ -92,7 +92,8 @@ class MotoServer:
 
 class RehearsalSession:
     """An ``aioboto3.Session`` for ``aws_session=``: real clients, with their AWS calls counted in
-    ``calls``; with a simulator and a user, every IAM token generated becomes that user's password
+    ``calls`` (and the clients made, as ``"client <service>"``; ``open_clients`` those still open); with
+    a simulator and a user, every IAM token generated becomes that user's password
     (for a MySQL IAM user, ``sim.create_iam_user``: the one token its clear-password login accepts).
 
     :param simulator: where to set the password (``AuroraSimulator.set_password``).
@@ -104,6 +105,7 @@ class RehearsalSession:
 
         self.session = aioboto3.Session()
         self.calls: Counter[str] = Counter()
+        self.open_clients = 0  # clients made and not yet closed
         self.last_token: str | None = None  # for tests that check it never leaks; not in the repr
         self._on_token: Callable[[str], Awaitable[None]] | None = None
         if simulator is not None and user is not None:
@@ -141,7 +143,12 @@ class RehearsalSession:
     @asynccontextmanager
     async def _client(self, service: str, **kwargs: Any) -> AsyncIterator[Any]:
         async with self.session.client(service, **kwargs) as client:
-            yield _CountedClient(client, self)
+            self.calls[f"client {service}"] += 1  # clients made, per service
+            self.open_clients += 1
+            try:
+                yield _CountedClient(client, self)
+            finally:
+                self.open_clients -= 1
 
 
 class _CountedClient:

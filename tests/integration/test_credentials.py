@@ -186,6 +186,39 @@ async def test_secret_is_fetched_once_for_500_connects_and_survives_rotation(
         await asyncio.gather(*(c.close() for c in conns))
 
 
+async def test_one_secrets_client_serves_two_identities_and_closes_with_the_last_connection(
+    aurora_postgres: AuroraSimulator, moto_endpoint: str
+) -> None:
+    """Two users' secrets on one cluster: two fetches through one client (made once: a client per
+    fetch cost the event loop ~25 ms each), kept open while a connection is, closed with the last."""
+    sim = aurora_postgres
+    secrets = {}
+    for user in ("app_a", "app_b"):
+        await sim.set_password(user, f"pw-{user}-1")
+        secrets[user] = await put_secret(
+            f"aurora/{user}", json.dumps({"username": user, "password": f"pw-{user}-1"})
+        )
+    session = RehearsalSession()
+    a = await aurora_async.connect(
+        **secret_options(sim, session, secrets["app_a"], secrets_manager_endpoint=moto_endpoint)
+    )
+    b = await aurora_async.connect(
+        **secret_options(sim, session, secrets["app_b"], secrets_manager_endpoint=moto_endpoint)
+    )
+    try:
+        assert await a.fetchval("SELECT current_user") == "app_a"
+        assert await b.fetchval("SELECT current_user") == "app_b"
+        assert session.calls["get_secret_value"] == 2
+        assert session.calls["client secretsmanager"] == 1 and session.open_clients == 1
+        await a.close()
+        assert session.open_clients == 1  # b's cluster still uses it
+    finally:
+        await a.close()
+        await b.close()
+    assert session.open_clients == 0
+    assert registry.clusters() == []
+
+
 @pytest.mark.parametrize(
     ("secret", "keys", "message", "code"),
     [
