@@ -30,12 +30,20 @@ class Discovery:
         self._lock = asyncio.Lock()  # one first contact learns; the others wait for it
         self._pattern_checked = False
 
-    def adopt(self, dialect: Dialect, topology: Topology) -> None:
-        """Start from what an earlier cluster of the same identity learned (the registry kept it)."""
+    @property
+    def pattern_checked(self) -> bool:
+        """Whether :meth:`check_pattern` found that the instance host pattern leads to the instances."""
+        return self._pattern_checked
+
+    def adopt(self, dialect: Dialect, topology: Topology, *, pattern_checked: bool) -> None:
+        """Start from what an earlier cluster of the same key learned (the registry kept it): its
+        dialect, its topology, and whether it checked the instance host pattern (then a new
+        connection does not dial an instance through it again)."""
         cluster = self._cluster
         cluster.dialect = dialect
         cluster.build = self._host_builder(dialect)
         cluster.topology = topology
+        self._pattern_checked = pattern_checked
 
     async def prepare(self, conn: RawConnection) -> None:
         """On the first connection: detect the dialect and read the topology, once for all."""

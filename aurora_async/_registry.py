@@ -61,9 +61,9 @@ class ClusterRegistry:
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Cluster]] = (
             weakref.WeakKeyDictionary()
         )
-        # what closed clusters learned: (dialect, topology, when), per loop and cluster key
+        # what closed clusters learned: (dialect, topology, when, pattern checked), per loop and key
         self._learned: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[Hashable, tuple[Dialect, Topology, float]]
+            asyncio.AbstractEventLoop, dict[Hashable, tuple[Dialect, Topology, float, bool]]
         ] = weakref.WeakKeyDictionary()
         # the credentials cache of each loop, shared by its clusters (it outlives them: connect-close-
         # connect reuses a token or a secret until it expires)
@@ -130,7 +130,7 @@ class ClusterRegistry:
                 and config.options.plugins
                 and loop.time() - learned[2] < config.options.topology_refresh
             ):
-                cluster.discovery.adopt(learned[0], learned[1])
+                cluster.discovery.adopt(learned[0], learned[1], pattern_checked=learned[3])
             clusters[key] = cluster
         return cluster.acquire(config.identity)
 
@@ -145,7 +145,12 @@ class ClusterRegistry:
                     and (cluster.confirmed or not dialect.has_topology)
                 ):
                     learned = self._learned.setdefault(loop, {})
-                    learned[cluster.key] = (dialect, topology, loop.time())
+                    learned[cluster.key] = (
+                        dialect,
+                        topology,
+                        loop.time(),
+                        cluster.discovery.pattern_checked,
+                    )
 
     def clusters(self) -> list[Cluster]:
         """Clusters alive on the running loop (for tests and diagnostics)."""

@@ -323,6 +323,7 @@ async def install_template(
             "--skip-test-db",
             "--skip-name-resolve",
             f"--extra-file={bootstrap}",
+            f"--tmpdir={cwd}",  # its own, as the servers have: nothing else sweeps its temporary tables
             *STORAGE_SETTINGS,
         ],
         user=user,
