@@ -29,6 +29,8 @@ from ._topology import Instance, Role, Topology, with_writer
 log = logging.getLogger("aurora_async.topology")
 
 POLL = 0.02  # how often the writer search asks an instance again (and the first back-off)
+# a writer the search verified this recently (seconds) is connected to without a role check of our own
+_VERIFIED_JUST_NOW = 0.5
 
 
 class NoInstanceFound(Exception):
@@ -242,7 +244,12 @@ async def connect_to_writer(
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise NoInstanceFound("the failover deadline passed")
-        conn = await connect_in_role(cluster, identity, writer, Role.WRITER, remaining)
+        # a search asked the writer itself since this call began, moments ago: no role check of our
+        # own (a writer demoted since refuses the first write as read-only, which fails over again)
+        trusted = (
+            not_before < topology.verified_at and loop.time() - topology.verified_at < _VERIFIED_JUST_NOW
+        )
+        conn = await connect_in_role(cluster, identity, writer, None if trusted else Role.WRITER, remaining)
         if conn is not None:
             return conn, writer
         # that writer is gone too, or cannot be reached at its address: look again, backing off so
