@@ -166,11 +166,16 @@ class WrapperSyncSession(Session):
 Opener = Callable[[], Awaitable[Session]]
 
 
+def userinfo(spec: dict[str, Any]) -> str:
+    """``user`` or ``user:password`` for a DSN (``password``: optional, letters and digits only)."""
+    return f"{spec['user']}:{spec['password']}" if spec.get("password") else str(spec["user"])
+
+
 def aurora_async_opener(spec: dict[str, Any]) -> Opener:
     import aurora_async  # noqa: PLC0415 - only in this contender's venv
 
     engine = spec["engine"]
-    dsn = f"{engine}://{spec['user']}@{spec['cluster']}/{spec['database']}"
+    dsn = f"{engine}://{userinfo(spec)}@{spec['cluster']}/{spec['database']}"
     options = {"cluster_instance_host_pattern": spec["pattern"], "timeout": spec["timeout"]}
 
     async def open_aurora() -> Session:
@@ -184,7 +189,7 @@ def aurora_async_opener(spec: dict[str, Any]) -> Opener:
 def asyncpg_opener(spec: dict[str, Any]) -> Opener:
     import asyncpg  # noqa: PLC0415 - only in this contender's venv
 
-    user, cluster, database = spec["user"], spec["cluster"], spec["database"]
+    user, cluster, database = userinfo(spec), spec["cluster"], spec["database"]
     if spec["contender"] == "asyncpg":
         dsn = f"postgresql://{user}@{cluster}/{database}"
     else:  # every instance listed, the driver picks the one that accepts writes
@@ -214,6 +219,7 @@ def aiomysql_opener(spec: dict[str, Any]) -> Opener:
             host=host,
             port=int(port),
             user=spec["user"],
+            password=spec.get("password") or "",
             db=spec["database"],
             autocommit=True,
             connect_timeout=timeout,
@@ -235,7 +241,8 @@ def wrapper_options(spec: dict[str, Any]) -> dict[str, Any]:
 def libpq_conninfo(spec: dict[str, Any]) -> str:
     host, port = spec["cluster"].rsplit(":", 1)
     database, user, timeout = spec["database"], spec["user"], int(spec["timeout"])
-    return f"host={host} port={port} dbname={database} user={user} connect_timeout={timeout}"
+    password = f" password={spec['password']}" if spec.get("password") else ""
+    return f"host={host} port={port} dbname={database} user={user}{password} connect_timeout={timeout}"
 
 
 def wrapper_aio_opener(spec: dict[str, Any]) -> Opener:
@@ -246,6 +253,8 @@ def wrapper_aio_opener(spec: dict[str, Any]) -> Opener:
         host, port = spec["cluster"].rsplit(":", 1)
         conninfo = ""
         options |= {"host": host, "port": int(port), "user": spec["user"], "database": spec["database"]}
+        if spec.get("password"):
+            options["password"] = spec["password"]
         options["connect_timeout"] = spec["timeout"]
     else:
         from aws_advanced_python_wrapper.aio.psycopg import connect  # noqa: PLC0415 - only in this contender's venv
