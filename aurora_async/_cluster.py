@@ -115,6 +115,9 @@ class Cluster:
     def monitor_on(self, conn: RawConnection | None, writer_id: str | None) -> None:
         self.monitor.use(conn, writer_id)
 
+    async def ping_writer_on_monitor(self, instance_id: str) -> bool | None:
+        return await self.monitor.ping_on(instance_id)
+
     def request_refresh(self) -> None:
         self.monitor.wake()
 

@@ -67,6 +67,13 @@ class ClusterContext(Protocol):
         """Start the topology monitor (once the dialect is known; idempotent)."""
         ...
 
+    async def ping_writer_on_monitor(self, instance_id: str) -> bool | None:
+        """Probe instance ``instance_id`` on the topology monitor's connection when that connection is
+        open on it (the writer): True when it answered; None when there is no such connection (the
+        caller probes on one of its own). A failure raises the driver's error, or TimeoutError under
+        the caller's deadline, and the connection is dropped (the monitor reopens it, or searches)."""
+        ...
+
     def request_refresh(self) -> None:
         """Read the topology soon, and often for a while (a failure was seen)."""
         ...

@@ -184,6 +184,9 @@ class HostMonitor:
         loop = asyncio.get_running_loop()
         self.stats["probes"] += 1
         started = loop.time()
+        shared, outcome = await self._probe_on_monitor(query_timeout, started)
+        if shared:
+            return outcome
         probed = self._probe_conn
         connecting = probed is None or probed.is_closed()
         timeout = connect_timeout if connecting else query_timeout
@@ -222,6 +225,36 @@ class HostMonitor:
                 return None
             self.stats["failed_probes"] += 1
             return False
+
+    async def _probe_on_monitor(self, timeout: float, started: float) -> tuple[bool, bool | None]:
+        """The writer's probe on the topology monitor's connection, when that connection is open on this
+        host (one background session per host, not two): (True, the probe's outcome, as
+        :meth:`_probe`'s); (False, None) when there is none, to probe on a connection of our own."""
+        cluster = self.cluster
+        try:
+            async with asyncio.timeout(timeout):
+                answered = await cluster.ping_writer_on_monitor(self.instance.instance_id)
+        except cluster.driver.connect_errors as exc:
+            late = (
+                isinstance(exc, TimeoutError)
+                and asyncio.get_running_loop().time() - started > timeout * _LATE
+            )
+            log.debug(
+                "probe of %s on the monitoring connection failed (%s)%s",
+                self.instance.instance_id,
+                type(exc).__name__,
+                "; the event loop was blocked, not counted" if late else "",
+            )
+            if late:
+                return True, None
+            self.stats["failed_probes"] += 1
+            return True, False
+        if answered is None:
+            return False, None
+        self.stats["shared_probes"] += 1
+        discard(self._probe_conn)  # not needed while the monitoring connection serves
+        self._probe_conn = None
+        return True, True
 
     def _declare_dead(self, failures: int) -> None:
         now = asyncio.get_running_loop().time()

@@ -5,6 +5,10 @@ It reads the topology on its own connection to the writer every ``topology_refre
 someone reported, and at once when its connection dies (the writer shut down, crashed, was
 demoted). When the refresh fails it asks the cluster's writer search. The monitoring connection is
 opened with a borrowed identity, and the writer search hands over the connection that won it.
+
+It is also the writer's host-monitoring probe (:meth:`TopologyMonitor.ping_on`): the writer's host
+monitor pings on it rather than open a connection of its own, so a process keeps one background
+session on the writer, not two. One query at a time runs on it (the refresh's, or a probe's).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class TopologyMonitor:
         self._wakeup = asyncio.Event()
         self._fast_until = 0.0
         self._weak_dropped = False  # the connection was dropped for weaker TLS, not lost
+        self._querying = asyncio.Lock()  # one query at a time on the connection: a refresh's or a probe's
 
     @property
     def connection(self) -> RawConnection | None:
@@ -67,6 +72,25 @@ class TopologyMonitor:
 
     def stop(self) -> None:
         self._replace(None)
+
+    async def ping_on(self, instance_id: str) -> bool | None:
+        """A host monitor's probe of ``instance_id`` on the monitoring connection, when it is open on
+        that instance (the writer): True when it answered, None when there is no such connection. A
+        failure (or the caller's timeout) drops the connection, mid-protocol as it may be, and raises;
+        its loss makes the next refresh come at once."""
+        conn = self._conn
+        if conn is None or conn.is_closed() or self._writer_id != instance_id:
+            return None
+        try:
+            async with self._querying:
+                if conn is not self._conn:
+                    return None  # replaced while the probe waited: the new one is the refresh's to check
+                await self._cluster.driver.ping(conn)
+        except BaseException:
+            if conn is self._conn:
+                self._replace(None)
+            raise
+        return True
 
     async def run(self) -> None:
         cluster = self._cluster
@@ -119,12 +143,17 @@ class TopologyMonitor:
             self._weak_dropped = False
         assert cluster.dialect is not None
         aux = cluster.options.auxiliary_query_timeout
-        if not await cluster.dialect.is_writer(conn, aux):
-            raise NoInstanceFound("the monitoring connection is no longer on the writer")
-        if self._writer_id is None:
-            self._writer_id = await cluster.dialect.instance_id(conn, aux)
-        rows = await cluster.read_topology(conn) or []
-        cluster.publish(with_writer(rows, self._writer_id, writer.host, writer.port), verified=True)
+        async with self._querying:
+            if not await cluster.dialect.is_writer(conn, aux):
+                raise NoInstanceFound("the monitoring connection is no longer on the writer")
+            writer_id = self._writer_id
+            if writer_id is None:
+                writer_id = await cluster.dialect.instance_id(conn, aux)
+            rows = await cluster.read_topology(conn) or []
+        if conn is not self._conn:
+            return  # dropped by a failed probe meanwhile: what it read is not worth publishing
+        self._writer_id = writer_id
+        cluster.publish(with_writer(rows, writer_id, writer.host, writer.port), verified=True)
 
     def _replace(self, conn: RawConnection | None) -> None:
         old, self._conn = self._conn, conn

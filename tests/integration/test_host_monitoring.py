@@ -16,6 +16,7 @@ from aurora_async._cluster import Cluster
 from aurora_async._registry import registry
 from aurora_async.testing import AuroraSimulator
 from tests.helpers import eventually, fetchval
+from tests.integration._engine_ops import EngineOps
 
 INTERVAL, COUNT = 0.4, 3  # the defaults: a dead host is detected within 1.2-1.6 s
 WINDOW = INTERVAL * COUNT
@@ -195,3 +196,33 @@ async def test_a_new_connection_goes_around_a_writer_declared_dead(sim: AuroraSi
             await aurora_async.connect(sim.dsn("cluster"), plugins=(), timeout=2, resume_timeout=0)
     finally:
         held.terminate()
+
+
+async def _probed_on_monitor(monitor: Any, count: int) -> bool:
+    return bool(monitor.stats["shared_probes"] >= count)
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mysql"])
+async def test_one_background_session_per_host_the_monitoring_connection_probes_the_writer(
+    sim: AuroraSimulator, ops: EngineOps
+) -> None:
+    """A process with connections to the writer and to a reader keeps one background session on each
+    host: on the writer the topology monitor's connection, which host monitoring probes on too; on the
+    reader the probe connection. (A fleet of K processes costs the writer K sessions, not 2K.)"""
+    on_writer = await aurora_async.connect(sim.dsn("cluster"), **ops.options())
+    on_reader = await aurora_async.connect(sim.dsn("reader"), **ops.options(failover_mode="strict_reader"))
+    try:
+        monitors = cluster().host_monitors
+        writer_monitor = monitors[on_writer.instance.endpoint]
+        reader_monitor = monitors[on_reader.instance.endpoint]
+        await eventually(lambda: _probed_on_monitor(writer_monitor, 3), timeout=10, what="writer probes")
+        await eventually(lambda: _probed(reader_monitor, 3), timeout=10, what="probes on the reader")
+        assert writer_monitor.stats["failed_probes"] == 0 and not writer_monitor.dead
+        assert reader_monitor.stats["shared_probes"] == 0  # the monitoring connection is on the writer
+        # the one asking, the application's connection, and one background session
+        assert await ops.client_sessions(sim.writer_id) == 3
+        assert await ops.client_sessions(on_reader.instance.instance_id) == 3
+    finally:
+        await ops.close(on_writer)
+        await ops.close(on_reader)
+    assert registry.clusters() == []
