@@ -8,7 +8,12 @@ N ``aurora_async.connect()`` connections through the writer cluster endpoint, an
 every 100 ms, retrying on ``FailoverSuccessError`` / ``TransactionResolutionUnknownError``. Mid-run the
 writer dies. For every worker we take its first successful write on the new writer and measure it
 from the simulator's "replica promoted" step (and from "topology updated", when the catalog first names
-the new writer). Runs for the different connection counts are interleaved. Writes
+the new writer). Runs for the different connection counts are interleaved. The events stream
+(``WriterSearchFinished``, ``FailoverSucceeded``) splits the time into the catalog's delay, the writer
+search, the reconnects and the first statements. Two floors: plain asyncpg opening as many connections
+at once straight to the new writer once everything settled (the machine's cost of so many connects), and
+in a run of its own the same within a failover, told the new writer by an oracle the moment the catalog
+names it (the best any client could do, sharing the CPUs with the simulator's failover). Writes
 ``benchmarks/results/failover.{json,md}``.
 """
 

@@ -169,7 +169,13 @@ async def contender_process(spec: dict[str, Any]) -> AsyncIterator[asyncio.subpr
 
 def last_words(err: bytes) -> str:
     """The last line a failed process wrote to stderr (an exception's type and message), table-safe."""
-    lines = [line.strip() for line in err.decode(errors="replace").splitlines() if line.strip()]
+    # asyncio's "Task was destroyed but it is pending!" at interpreter exit is noise, not the reason
+    noise = ("Task was destroyed", "task: <Task")
+    lines = [
+        line.strip()
+        for line in err.decode(errors="replace").splitlines()
+        if line.strip() and not line.strip().startswith(noise)
+    ]
     reason = lines[-1] if lines else "exited without a word"
     return reason.replace("|", "/")[:160]
 
