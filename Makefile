@@ -64,6 +64,9 @@ bench: $(STAMP) servers $(PEERS_STAMP)
 	$(BIN)/python benchmarks/bench_mysql.py
 	$(BIN)/python benchmarks/bench_data_api.py
 	$(BIN)/python benchmarks/bench_peers.py
+	$(BIN)/python benchmarks/bench_connect.py
+	$(BIN)/python benchmarks/bench_loop_lag.py
+	$(BIN)/python benchmarks/bench_fleet.py
 
 DOCS_STAMP := $(VENV)/.docs-installed
 $(DOCS_STAMP): $(STAMP)
