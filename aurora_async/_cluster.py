@@ -72,6 +72,7 @@ class Cluster:
         self.reader_turns: Iterator[int] = itertools.count()  # round_robin reader selection
         self.load: Counter[str] = Counter()  # connections of this process per instance id
         self.down: set[str] = set()  # instance ids a host monitor declared dead (until they answer)
+        self.writer_proved: tuple[Instance, float] | None = None  # who last answered as the writer, when
         self.host_monitors: dict[str, HostMonitor] = {}
         # the custom endpoints its connections came through: each its own members (per endpoint)
         self.custom_endpoints: dict[EndpointSource, MembershipMonitor] = {}

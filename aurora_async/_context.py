@@ -37,6 +37,8 @@ class ClusterContext(Protocol):
     topology: Topology | None
     stats: Counter[str]
     down: set[str]  # instance ids a host monitor declared dead (until they answer)
+    # the writer a search or the topology monitor last proved by asking it: (instance, when)
+    writer_proved: tuple[Instance, float] | None
     load: Counter[str]  # connections of this process per instance id
     reader_turns: Iterator[int]  # round_robin reader selection
 

@@ -134,6 +134,8 @@ class WriterSearch:
         else:
             cluster.monitor_on(conn, writer_id)
         topology = cluster.publish(instances, verified=True)
+        if topology.writer is not None:
+            cluster.writer_proved = (topology.writer, loop.time())
         log.info(
             "writer %s verified after %.0f ms (%d instances watched)",
             writer_id,
@@ -244,10 +246,16 @@ async def connect_to_writer(
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise NoInstanceFound("the failover deadline passed")
-        # a search asked the writer itself since this call began, moments ago: no role check of our
-        # own (a writer demoted since refuses the first write as read-only, which fails over again)
+        # this very writer (at this address) answered a search or the topology monitor as the writer
+        # since this call began, moments ago: no role check of our own (a writer demoted since refuses
+        # the first write as read-only, which fails over again)
+        proved = cluster.writer_proved
         trusted = (
-            not_before < topology.verified_at and loop.time() - topology.verified_at < _VERIFIED_JUST_NOW
+            proved is not None
+            and proved[0].endpoint == writer.endpoint
+            and proved[0].instance_id == writer.instance_id
+            and not_before < proved[1]
+            and loop.time() - proved[1] < _VERIFIED_JUST_NOW
         )
         conn = await connect_in_role(cluster, identity, writer, None if trusted else Role.WRITER, remaining)
         if conn is not None:

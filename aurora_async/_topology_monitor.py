@@ -153,7 +153,9 @@ class TopologyMonitor:
         if conn is not self._conn:
             return  # dropped by a failed probe meanwhile: what it read is not worth publishing
         self._writer_id = writer_id
-        cluster.publish(with_writer(rows, writer_id, writer.host, writer.port), verified=True)
+        topology = cluster.publish(with_writer(rows, writer_id, writer.host, writer.port), verified=True)
+        if topology.writer is not None:
+            cluster.writer_proved = (topology.writer, asyncio.get_running_loop().time())
 
     def _replace(self, conn: RawConnection | None) -> None:
         old, self._conn = self._conn, conn
