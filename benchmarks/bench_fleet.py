@@ -80,30 +80,23 @@ def server_cpu(postmaster: int) -> float:
     return total
 
 
-async def postmaster_of(sim: AuroraSimulator, instance: str) -> int:
+async def _value(sim: AuroraSimulator, instance: str, sql: str) -> Any:
     conn = await asyncpg.connect(sim.dsn(instance))
     try:
-        checkpointer = await conn.fetchval(
-            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'"
-        )
+        return await conn.fetchval(sql)
     finally:
         await conn.close()
-    return _cpu_of(int(checkpointer))[0]
+
+
+async def postmaster_of(sim: AuroraSimulator, instance: str) -> int:
+    sql = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'"
+    return _cpu_of(int(await _value(sim, instance, sql)))[0]
 
 
 async def client_sessions(sim: AuroraSimulator) -> int:
     """Client sessions on every instance, the asking ones left out."""
-    total = 0
-    for instance in sim.instance_ids:
-        conn = await asyncpg.connect(sim.dsn(instance))
-        try:
-            count = await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
-            )
-        finally:
-            await conn.close()
-        total += int(count) - 1
-    return total
+    sql = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+    return sum([int(await _value(sim, i, sql)) - 1 for i in sim.instance_ids])
 
 
 async def accepted(sim: AuroraSimulator) -> dict[str, int]:

@@ -64,15 +64,7 @@ async def test_a_commit_cut_off_on_a_live_writer_is_settled_before_its_outcome_i
         with pytest.raises(TransactionResolutionUnknownError):
             await commit
         assert await ops.host_id(conn) == writer  # the failover came back to the same, live, writer
-        # the claim: by the time the outcome is reported, the old session cannot commit any more
-        assert not await _listed(ops, writer, old_session)
-        seen = int(await ops.outside(writer, "SELECT count(*) FROM t"))
-        # the application resolves it as it should: read back, re-run if absent
-        if not seen:
-            await ops.write(conn, "INSERT INTO t VALUES (1)")
-        # every byte that was on its way has arrived (the proxy let the old link go)
-        await _delivered(sim, writer)
-        assert int(await ops.outside(writer, "SELECT count(*) FROM t")) == 1
+        await _read_back_and_rerun(sim, ops, conn, old_session)
     finally:
         await ops.close(conn)
 
@@ -92,14 +84,21 @@ async def test_a_statement_cut_off_on_a_live_writer_is_settled_before_may_have_r
         with pytest.raises(FailoverSuccessError) as raised:
             await insert
         assert raised.value.may_have_run
-        assert not await _listed(ops, writer, old_session)
-        seen = int(await ops.outside(writer, "SELECT count(*) FROM t"))
-        if not seen:
-            await ops.write(conn, "INSERT INTO t VALUES (1)")
-        await _delivered(sim, writer)
-        assert int(await ops.outside(writer, "SELECT count(*) FROM t")) == 1
+        await _read_back_and_rerun(sim, ops, conn, old_session)
     finally:
         await ops.close(conn)
+
+
+async def _read_back_and_rerun(sim: AuroraSimulator, ops: EngineOps, conn: Any, old_session: int) -> None:
+    """The claim, then what an application does with the outcome reported: by now the old session is
+    gone from the writer, so it cannot commit any more; the row is read back and written again only if
+    absent; once every byte that was on its way has arrived, the row is there exactly once."""
+    writer = sim.writer_id
+    assert not await _listed(ops, writer, old_session)
+    if not int(await ops.outside(writer, "SELECT count(*) FROM t")):
+        await ops.write(conn, "INSERT INTO t VALUES (1)")
+    await _delivered(sim, writer)
+    assert int(await ops.outside(writer, "SELECT count(*) FROM t")) == 1
 
 
 async def _delivered(sim: AuroraSimulator, instance: str) -> None:
