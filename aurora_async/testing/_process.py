@@ -160,6 +160,8 @@ async def run_command(
             except (ProcessLookupError, PermissionError):
                 pass
         await kill_and_wait(proc)
+        if process_group:
+            await _group_gone(proc.pid)
 
     try:
         async with asyncio.timeout(timeout):
@@ -174,6 +176,23 @@ async def run_command(
     if proc.returncode != 0:
         raise SimulatorError(f"{Path(argv[0]).name} failed with exit code {proc.returncode}:\n{text.strip()}")
     return text
+
+
+async def _group_gone(group: int, timeout: float = 5.0) -> None:
+    """Wait until no process of process group ``group`` is left: a killed member in the middle of disk
+    I/O (initdb's bootstrap server fsyncing) dies only when that I/O ends, after its leader was reaped."""
+
+    async def gone() -> bool:
+        try:
+            os.killpg(group, 0)
+        except (ProcessLookupError, PermissionError):
+            return True
+        return False
+
+    try:
+        await wait_until(gone, timeout=timeout, interval=0.01, what=f"process group {group} to end")
+    except SimulatorError:
+        pass  # a member that does not die is the kernel's to end: nothing more to do from here
 
 
 async def kill_and_wait(proc: asyncio.subprocess.Process, sig: int = signal.SIGKILL) -> None:
