@@ -16,6 +16,7 @@ from .._dialect import Dialect
 from .._driver import discard
 from .._events import EventHub
 from .._exceptions import CredentialsError
+from .._registry import registry
 from ._report import Check, InstanceReport, Status
 
 T = TypeVar("T")
@@ -25,16 +26,8 @@ class _RecordingAuthenticator(Authenticator):
     """The library's authenticator, noting every password it hands out (so the report can mask it)."""
 
     def __init__(self) -> None:
-        self._aws_session: Any = None
-        super().__init__(default_session=self._session_for_default)
+        super().__init__(default_session=registry.aws_session)  # the process's one AWS session
         self.seen: set[str] = set()
-
-    def _session_for_default(self) -> Any:
-        if self._aws_session is None:
-            import aioboto3  # noqa: PLC0415 - the optional 'aws' extra, checked when the config was parsed
-
-            self._aws_session = aioboto3.Session()
-        return self._aws_session
 
     async def credentials(
         self,
