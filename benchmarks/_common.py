@@ -125,6 +125,17 @@ async def firsts_after_failover(
     return report, firsts
 
 
+def cluster_keywords(sim: Any) -> dict[str, Any]:
+    """``aurora_async.connect`` keywords for a simulated PostgreSQL cluster's writer endpoint, by host
+    name (for options that take the host apart: IAM, Secrets Manager)."""
+    return {
+        "host": sim.cluster_endpoint.rsplit(":", 1)[0],
+        "port": sim.port,
+        "database": "postgres",
+        "cluster_instance_host_pattern": sim.instance_host_pattern,
+    }
+
+
 def machine() -> dict[str, str]:
     pg = subprocess.run(
         ["sh", "-c", "ls -d /usr/lib/postgresql/*/bin | tail -1"], capture_output=True, text=True, check=False

@@ -25,7 +25,7 @@ from typing import Any
 
 import aioboto3
 import asyncpg
-from _common import command, commit, header, machine, summary, write
+from _common import cluster_keywords, command, commit, header, machine, summary, write
 
 import aurora_async
 from aurora_async.testing import DUMMY_AWS_ENV, AuroraSimulator, MotoServer, RehearsalSession
@@ -47,13 +47,8 @@ async def main() -> None:
 
 
 async def measure(sim: AuroraSimulator, endpoint: str, rounds: int, connects: int) -> dict[str, Any]:
-    host = sim.cluster_endpoint.rsplit(":", 1)[0]
-    common: dict[str, Any] = {
-        "host": host,
-        "port": sim.port,
-        "database": "postgres",
-        "cluster_instance_host_pattern": sim.instance_host_pattern,
-    }
+    common: dict[str, Any] = cluster_keywords(sim)
+    host = common["host"]
     async with aioboto3.Session().client("secretsmanager", region_name="us-east-1") as client:
         await client.create_secret(
             Name="bench", SecretString=json.dumps({"username": USER, "password": PASSWORD})

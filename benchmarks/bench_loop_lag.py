@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from _common import command, commit, header, machine, percentile, write
+from _common import cluster_keywords, command, commit, header, machine, percentile, write
 
 import aurora_async
 from aurora_async.testing import DUMMY_AWS_ENV, AuroraSimulator, DataApiEmulator, MotoServer
@@ -84,14 +84,7 @@ async def phase(ticker: Ticker, work: Callable[[], Awaitable[Any]]) -> dict[str,
 async def measure(
     sim: AuroraSimulator, endpoint: str, runs: int, n: int
 ) -> dict[str, list[dict[str, float]]]:
-    host = sim.cluster_endpoint.rsplit(":", 1)[0]
-    common: dict[str, Any] = {
-        "host": host,
-        "port": sim.port,
-        "database": "postgres",
-        "cluster_instance_host_pattern": sim.instance_host_pattern,
-        "failover_timeout": 30,
-    }
+    common: dict[str, Any] = cluster_keywords(sim) | {"failover_timeout": 30}
     ticker = Ticker()
     results: dict[str, list[dict[str, float]]] = {}
     keep: list[Any] = []
