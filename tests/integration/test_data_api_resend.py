@@ -344,7 +344,9 @@ async def test_a_connect_timeout_is_sent_again_until_retry_timeout(emu: DataApiE
     with black_holed_port() as port:
         url = f"http://127.0.0.1:{port}"
         conn: DataApiConnection
-        async with connect(emu, url, connect_timeout=0.2, retry_timeout=1.0) as conn:
+        # a retry budget of many connect timeouts: under a loaded machine's stalls the first timeout
+        # may fire late, and the budget must still leave room for a resend
+        async with connect(emu, url, connect_timeout=0.2, retry_timeout=3.0) as conn:
             with pytest.raises(DataApiError) as info:
                 await conn.execute("INSERT INTO nowhere DEFAULT VALUES")
             assert conn._requester.retries >= 1
