@@ -16,11 +16,12 @@ OpenTelemetry SDK with in-memory reader and exporter, to check what ``enable_tel
 from __future__ import annotations
 
 from ._aws import DUMMY_AWS_ENV, MotoServer, RehearsalSession
-from ._catalog import TopologyMode
+from ._catalog import BlueGreenHost, TopologyMode
 from ._errors import SimulatorError
 from ._telemetry import in_memory_telemetry
 from .data_api._emulator import DataApiEmulator
 from .mysql._iam import IamLoginAttempt
+from .simulator._blue_green import BlueGreenDeployment, GreenCluster
 from .simulator._failover import FailoverDelays
 from .simulator._instances import InstanceState
 from .simulator._simulator import AuroraSimulator
@@ -29,9 +30,12 @@ from .simulator._timeline import FailoverReport, TimelineEvent
 __all__ = [
     "DUMMY_AWS_ENV",
     "AuroraSimulator",
+    "BlueGreenDeployment",
+    "BlueGreenHost",
     "DataApiEmulator",
     "FailoverDelays",
     "FailoverReport",
+    "GreenCluster",
     "IamLoginAttempt",
     "InstanceState",
     "MotoServer",

@@ -32,6 +32,20 @@ class TopologyRow:
     cpu: float = 1.0
 
 
+@dataclass(frozen=True)
+class BlueGreenHost:
+    """One host of a blue/green deployment as its metadata reports it (Aurora PostgreSQL's
+    ``get_blue_green_fast_switchover_metadata()``, Aurora MySQL's ``mysql.rds_topology``)."""
+
+    id: str
+    endpoint: str
+    port: int
+    role: str  # BLUE_GREEN_DEPLOYMENT_SOURCE or BLUE_GREEN_DEPLOYMENT_TARGET
+    status: str  # AVAILABLE, SWITCHOVER_INITIATED, ..., SWITCHOVER_COMPLETED
+    version: str
+    update_stamp: float  # epoch seconds
+
+
 def dbi_resource_id(cluster_tag: str, instance_id: str) -> str:
     digest = hashlib.sha256(f"{cluster_tag}/{instance_id}".encode()).hexdigest().upper()
     return "db-" + digest[:26]

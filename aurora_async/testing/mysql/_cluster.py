@@ -56,8 +56,8 @@ def gtid_of(position: str | None, domain: int = 0) -> tuple[int, int] | None:
     return None
 
 
-def gtid_seq(position: str | None) -> int:
-    gtid = gtid_of(position)
+def gtid_seq(position: str | None, domain: int = 0) -> int:
+    gtid = gtid_of(position, domain)
     return gtid[1] if gtid is not None else 0
 
 
@@ -83,6 +83,7 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
         password: str | None,
         tls: bool = False,
         tls_addresses: Sequence[str] = (),
+        gtid_domain: int = 0,
     ) -> None:
         self.root = root
         self.binaries = binaries
@@ -101,6 +102,13 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
         self.servers: dict[str, MariaDbServer] = {}
         # the writers' history: (last sequence number before, server_id of the writer from then on)
         self.history: list[tuple[int, int]] = []
+        # the GTID domain of the transactions this cluster's writers make (a blue/green deployment's
+        # green cluster has its own, apart from blue's, which it replicates)
+        self.gtid_domain = gtid_domain
+
+    def _seq(self, position: str | None) -> int:
+        """The sequence number of this cluster's own domain in a GTID position."""
+        return gtid_seq(position, self.gtid_domain)
 
     @property
     def proxy_options(self) -> dict[str, Any]:
@@ -135,6 +143,7 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
             max_connections=self.max_connections,
             read_only=read_only,
             tls_dir=self.root / "tls" if self.tls else None,
+            gtid_domain=self.gtid_domain,
         )
         self.servers[instance_id] = server
         return server
@@ -151,7 +160,7 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
             )
         )
         self.user.chown(bootstrap)
-        if self.tls:
+        if self.tls and not (self.root / "tls" / "server.crt").exists():  # a green cluster shares it
             await make_certificate(self.root / "tls", self.tls_addresses, self.user)
         await install_template(self.binaries, self.template, bootstrap, self.user, self.root)
         self.iam.prepare(self.template)
@@ -220,7 +229,7 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
     async def wait_streaming(self, writer_id: str, replica_id: str) -> None:
         """Wait until the replica is connected to the writer and has what the writer had on entry."""
         writer, replica = self.servers[writer_id], self.servers[replica_id]
-        target = gtid_seq(await writer.value("SELECT @@gtid_current_pos"))
+        target = self._seq(await writer.value("SELECT @@gtid_current_pos"))
         last_kick = 0.0
 
         async def streaming() -> bool:
@@ -236,7 +245,7 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
                     last_kick = now  # it waits MASTER_CONNECT_RETRY (1 s) between tries: try now
                     await replica.execute("STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD")
                 return False
-            return gtid_seq(await replica.value("SELECT @@gtid_slave_pos")) >= target
+            return self._seq(await replica.value("SELECT @@gtid_slave_pos")) >= target
 
         await wait_until(
             streaming, timeout=_STREAM_TIMEOUT, what=f"replica {replica_id} to replicate from {writer_id}"
@@ -246,8 +255,8 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
         """The highest GTID sequence number the instance received (applied or still in its relay log)."""
         server = self.servers[instance_id]
         status = await server.replica_status()
-        received = gtid_seq(status["Gtid_IO_Pos"]) if status is not None else 0
-        return max(received, gtid_seq(await server.value("SELECT @@gtid_current_pos")))
+        received = self._seq(status["Gtid_IO_Pos"]) if status is not None else 0
+        return max(received, self._seq(await server.value("SELECT @@gtid_current_pos")))
 
     async def most_advanced(self, candidates: Sequence[str]) -> tuple[str, dict[str, int]]:
         """The candidate that received the most transactions (ties go to the first one)."""
@@ -264,8 +273,8 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
             status = await server.replica_status()
             if status is None or status["Slave_SQL_Running"] != "Yes":
                 return True
-            applied = gtid_seq(await server.value("SELECT @@gtid_slave_pos"))
-            if applied >= gtid_seq(status["Gtid_IO_Pos"]):
+            applied = self._seq(await server.value("SELECT @@gtid_slave_pos"))
+            if applied >= self._seq(status["Gtid_IO_Pos"]):
                 return True
             # only the start of a transaction arrived before its source died: it never committed
             if not str(status["Slave_SQL_Running_State"]).startswith(_IDLE_SQL_THREAD):
@@ -286,7 +295,7 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
             status = await target.replica_status()
             if status is not None:
                 _check_errors(target_id, status)
-            return gtid_seq(await target.value("SELECT @@gtid_slave_pos")) >= lsn
+            return self._seq(await target.value("SELECT @@gtid_slave_pos")) >= lsn
 
         await wait_until(caught_up, timeout=_STREAM_TIMEOUT, what=f"{target_id} to catch up with {source_id}")
 
@@ -301,11 +310,11 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
             "SET GLOBAL read_only = OFF",
         )
         server.read_only = False
-        self.history.append((gtid_seq(await server.value("SELECT @@gtid_current_pos")), server.server_id))
+        self.history.append((self._seq(await server.value("SELECT @@gtid_current_pos")), server.server_id))
 
     def _on_history(self, position: str | None, writer_seq: int) -> bool:
         """Whether the last transaction of ``position`` is one the current writer has too."""
-        gtid = gtid_of(position)
+        gtid = gtid_of(position, self.gtid_domain)
         if gtid is None or gtid[1] == 0:
             return True
         server_id, seq = gtid
@@ -317,7 +326,7 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
     async def _attach(self, server: MariaDbServer, writer: MariaDbServer) -> str:
         """Make a running instance replicate from ``writer``; rebuild it if it diverged."""
         position = await server.value("SELECT @@gtid_current_pos")
-        writer_seq = gtid_seq(await writer.value("SELECT @@gtid_current_pos"))
+        writer_seq = self._seq(await writer.value("SELECT @@gtid_current_pos"))
         if self._on_history(position, writer_seq):
             await self._follow(server, writer)
             try:

@@ -121,8 +121,10 @@ class MariaDbServer:
         max_connections: int,
         read_only: bool,
         tls_dir: Path | None = None,
+        gtid_domain: int = 0,
     ) -> None:
         self.binaries = binaries
+        self.gtid_domain = gtid_domain
         self.root = root
         self.name = name
         self.server_id = int(name)
@@ -179,6 +181,7 @@ class MariaDbServer:
             f"--log-bin={self.datadir / 'binlog'}",
             f"--relay-log={self.datadir / 'relay-bin'}",
             f"--read-only={'ON' if self.read_only else 'OFF'}",
+            f"--gtid-domain-id={self.gtid_domain}",
             *STORAGE_SETTINGS,
             *_RUN_SETTINGS,
         ]

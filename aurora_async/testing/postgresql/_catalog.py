@@ -3,7 +3,9 @@
 What the simulator installs, and the one substitution it makes:
 
 - ``pg_catalog.aurora_replica_status()`` with Aurora's 22 columns,
-  ``pg_catalog.aurora_db_instance_identifier()`` and ``pg_catalog.aurora_version()`` (``topology="aurora"``);
+  ``pg_catalog.aurora_db_instance_identifier()``, ``pg_catalog.aurora_version()`` and
+  ``pg_catalog.get_blue_green_fast_switchover_metadata(text)`` (a blue/green deployment's hosts, none
+  without one) (``topology="aurora"``);
 - ``rds_tools.show_topology(text)``, ``rds_tools.dbi_resource_id()`` and
   ``rds_tools.multi_az_db_cluster_source_dbi_resource_id()`` (``topology="multi-az"``);
 - the ``rds.extensions`` setting, visible in ``pg_catalog.pg_settings`` as on RDS. PostgreSQL hides
@@ -22,10 +24,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 
-from .._catalog import TopologyMode, TopologyRow
+from .._catalog import BlueGreenHost, TopologyMode, TopologyRow
 
 TOPOLOGY_ROLE = "aurora_simulator"
+# the blue/green deployment's metadata, a JSON document held the same way as the topology (each
+# cluster of a deployment has its own: logical replication carries neither)
+BLUE_GREEN_ROLE = "aurora_simulator_blue_green"
+SIMULATOR_SCHEMAS = ("aurora_sim", "rds_tools")  # the simulator's own: never copied between clusters
 AURORA_VERSION = "15.4.1"
 
 RDS_EXTENSIONS: dict[TopologyMode, str | None] = {
@@ -67,7 +74,17 @@ def set_topology_sql(rows: Sequence[TopologyRow]) -> str:
 
 def cluster_setup_sql(rows: Sequence[TopologyRow]) -> list[str]:
     """Cluster-wide objects, run once on the first writer."""
-    return [f"CREATE ROLE {TOPOLOGY_ROLE} NOLOGIN", set_topology_sql(rows)]
+    return [
+        f"CREATE ROLE {TOPOLOGY_ROLE} NOLOGIN",
+        set_topology_sql(rows),
+        f"CREATE ROLE {BLUE_GREEN_ROLE} NOLOGIN",
+    ]
+
+
+def set_blue_green_sql(hosts: Sequence[BlueGreenHost]) -> str:
+    """Publish a blue/green deployment's metadata: its hosts, as JSON."""
+    document = json.dumps({"hosts": [asdict(h) for h in hosts]}, separators=(",", ":"))
+    return f"COMMENT ON ROLE {BLUE_GREEN_ROLE} IS {sql_literal(document)}"
 
 
 _HELPERS = f"""
@@ -86,6 +103,8 @@ LANGUAGE sql STABLE AS $$
   WHERE r.rolname = '{TOPOLOGY_ROLE}'
 $$;
 GRANT USAGE ON SCHEMA aurora_sim TO PUBLIC;
+-- a blue/green switchover commits a row here on blue and waits for it on green
+CREATE TABLE IF NOT EXISTS aurora_sim.switchover_marker (token text PRIMARY KEY);
 """
 
 _PG_SETTINGS = """
@@ -118,6 +137,17 @@ LANGUAGE sql STABLE AS $$
 $$;
 CREATE OR REPLACE FUNCTION pg_catalog.aurora_db_instance_identifier() RETURNS text
 LANGUAGE sql STABLE AS $$ SELECT pg_catalog.current_setting('aurora_sim.instance_id') $$;
+CREATE OR REPLACE FUNCTION pg_catalog.get_blue_green_fast_switchover_metadata(caller text DEFAULT NULL)
+RETURNS TABLE(id text, endpoint text, port integer, role text, status text, version text,
+              update_stamp timestamptz)
+LANGUAGE sql STABLE AS $$
+  SELECT e->>'id', e->>'endpoint', (e->>'port')::integer, e->>'role', e->>'status', e->>'version',
+         pg_catalog.to_timestamp((e->>'update_stamp')::float8)
+  FROM pg_catalog.pg_roles r,
+       pg_catalog.json_array_elements(
+         pg_catalog.shobj_description(r.oid, 'pg_authid')::json -> 'hosts') e
+  WHERE r.rolname = '{BLUE_GREEN_ROLE}'
+$$;
 CREATE OR REPLACE FUNCTION pg_catalog.aurora_version() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '{AURORA_VERSION}'::text $$;
 """

@@ -80,7 +80,7 @@ class PostgresCluster(ServerSet[PgServer]):
             "fsync": "off",  # the OS never crashes here; process kills keep the page cache
             "full_page_writes": "on",  # pg_rewind needs it
             "wal_log_hints": "on",  # pg_rewind needs it
-            "wal_level": "replica",
+            "wal_level": "logical",  # a blue/green deployment replicates logically
             "max_wal_senders": "20",
             "wal_keep_size": "64MB",
             "max_wal_size": "256MB",  # data may live in memory (/dev/shm): keep WAL small
@@ -121,7 +121,7 @@ class PostgresCluster(ServerSet[PgServer]):
         self, writer: tuple[str, str], replicas: Sequence[tuple[str, str]], rows: Sequence[TopologyRow]
     ) -> None:
         """initdb the writer, install the catalog fakes, copy it into every replica, start them all."""
-        if self.tls:
+        if self.tls and not (self.root / "tls" / "server.crt").exists():  # a green cluster shares it
             await make_certificate(self.root / "tls", self.tls_addresses, self.user)
         primary = self._server(*writer)
         await primary.initdb(templates=self.root.parent)  # beside the simulators' directories

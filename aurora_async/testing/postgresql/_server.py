@@ -118,9 +118,9 @@ class PgServer:
     def running(self) -> bool:
         return self.process is not None and self.process.returncode is None
 
-    def conninfo(self, application_name: str | None = None) -> str:
+    def conninfo(self, application_name: str | None = None, database: str = "postgres") -> str:
         """libpq conninfo for replication and pg_rewind sources (TCP, as replicas connect)."""
-        info = f"host={self.host} port={self.port} user=postgres dbname=postgres"
+        info = f"host={self.host} port={self.port} user=postgres dbname={database}"
         if application_name:
             info += f" application_name={application_name}"
         return info
@@ -156,7 +156,7 @@ class PgServer:
                 [initdb, "-D", str(datadir), *argv],
                 user=self.user,
                 timeout=120,
-                env=_tool_env(),
+                env=tool_env(),
                 process_group=True,  # its bootstrap postgres must die with it
             )
 
@@ -194,7 +194,7 @@ class PgServer:
             ],
             user=self.user,
             timeout=120,
-            env=_tool_env(),
+            env=tool_env(),
         )
 
     async def rewind_from(self, source: PgServer) -> bool:
@@ -214,7 +214,7 @@ class PgServer:
                 ],
                 user=self.user,
                 timeout=120,
-                env=_tool_env(),
+                env=tool_env(),
                 process_group=True,  # and its single-user postgres
             )
             return True
@@ -264,7 +264,7 @@ class PgServer:
                 stdout=log,
                 stderr=log,
                 start_new_session=True,  # its own process group: Ctrl-C reaches the simulator only
-                env=_tool_env(),
+                env=tool_env(),
                 **self.user.spawn_kwargs(signal.SIGQUIT),
             )
         try:
@@ -366,7 +366,7 @@ def _quote_conf(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "''")
 
 
-def _tool_env() -> dict[str, str]:
+def tool_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["LC_ALL"] = "C.UTF-8"
     env["LANG"] = "C.UTF-8"

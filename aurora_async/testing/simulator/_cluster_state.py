@@ -53,6 +53,9 @@ class ClusterState:
         self.dns_due: float | None = None
         self.dns_event: TimelineEvent | None = None
         self.custom_endpoints = CustomEndpoints()  # they follow the topology with the cluster endpoints
+        # the fault proxy's listeners that are this cluster's writer and reader endpoints (the names
+        # "DNS" gives them): a blue/green switchover hands them to the other cluster
+        self.endpoint_listeners: tuple[str, str] = ("cluster", "reader")
 
     # -- reading the state -----------------------------------------------------------------------
 
@@ -145,8 +148,9 @@ class ClusterState:
     async def publish_dns(self, at: float | None) -> None:
         """Point the writer endpoint at the writer and the reader endpoint at the readers, at ``at``."""
         readers = self.reader_ids
-        await self.proxy.call("route", name="cluster", targets=[self.writer_id], at=at)
-        await self.proxy.call("route", name="reader", targets=readers or [self.writer_id], at=at)
+        writer_endpoint, reader_endpoint = self.endpoint_listeners
+        await self.proxy.call("route", name=writer_endpoint, targets=[self.writer_id], at=at)
+        await self.proxy.call("route", name=reader_endpoint, targets=readers or [self.writer_id], at=at)
         await self.custom_endpoints.publish(self, at)
 
     def dns_pending(self) -> bool:
@@ -169,8 +173,12 @@ class ClusterState:
         await self.publish_dns(due if self.dns_delay > 0 else None)
         self.dns_due = due
         self.dns_event = self.timeline.record(
-            "endpoint DNS updated", f"cluster endpoint -> {self.writer_id}", at=due
+            "endpoint DNS updated", f"{self._endpoint_label()} -> {self.writer_id}", at=due
         )
+
+    def _endpoint_label(self) -> str:
+        name = self.endpoint_listeners[0]
+        return "cluster endpoint" if name == "cluster" else f"{name} endpoint"
 
     async def wait_dns_settled(self, timeout: float | None) -> None:
         due = self.dns_due or 0.0

@@ -13,21 +13,27 @@ from typing import Any
 
 from .._catalog import EndpointStyle, TopologyMode
 from .._cluster_protocol import DatabaseCluster
+from .._errors import SimulatorError
 from .._process import OsUser
 from ..mysql._cluster import MariaDbCluster
 from ..mysql._server import MariaDbBinaries
 from ..postgresql._cluster import PostgresCluster
 from ..postgresql._server import PgBinaries
 from ..proxy._client import ProxyProcess
+from ._blue_green import GREEN_ENDPOINT_LISTENERS
 from ._control_plane import ControlPlane
 from ._failover import FailoverDelays
 from ._instances import Instance
 from ._network import (
     FIRST_INSTANCE_OCTET,
+    GREEN_FIRST_INSTANCE_OCTET,
+    GREEN_READER_ENDPOINT_OCTET,
+    GREEN_WRITER_ENDPOINT_OCTET,
     LAST_INSTANCE_OCTET,
     PROXY_ENDPOINT_OCTET,
     READER_ENDPOINT_OCTET,
     WRITER_ENDPOINT_OCTET,
+    ensure_free,
     pick_port,
 )
 from ._tempdirs import make_root, sweep_stale_dirs
@@ -49,6 +55,9 @@ class Deployment:
         self.root: Path | None = None
         self.proxy: ProxyProcess | None = None
         self.cluster: DatabaseCluster | None = None
+        self.green: DatabaseCluster | None = None  # a blue/green deployment's second cluster
+        self._options: dict[str, Any] = {}  # how the cluster was made: a green one is made alike
+        self._binaries: MariaDbBinaries | PgBinaries | None = None
 
     async def start(
         self,
@@ -109,14 +118,12 @@ class Deployment:
             for octet in (
                 WRITER_ENDPOINT_OCTET,
                 READER_ENDPOINT_OCTET,
-                *range(FIRST_INSTANCE_OCTET, LAST_INSTANCE_OCTET + 1),
+                *range(FIRST_INSTANCE_OCTET, LAST_INSTANCE_OCTET + 1),  # green's addresses too
             )
         ]
         options |= {"tls": tls, "tls_addresses": tls_addresses}
-        if isinstance(binaries, MariaDbBinaries):
-            cluster: DatabaseCluster = MariaDbCluster(binaries=binaries, **options)
-        else:
-            cluster = PostgresCluster(binaries=binaries, **options)
+        self._options, self._binaries = options, binaries
+        cluster = self._make_cluster(options)
         self.cluster = cluster
         control = ControlPlane(
             cluster=cluster,
@@ -158,9 +165,75 @@ class Deployment:
         )
         return control
 
+    def _make_cluster(self, options: dict[str, Any]) -> DatabaseCluster:
+        if isinstance(self._binaries, MariaDbBinaries):
+            return MariaDbCluster(binaries=self._binaries, **options)
+        assert self._binaries is not None
+        return PostgresCluster(binaries=self._binaries, **options)
+
+    async def start_green(self, blue: ControlPlane, size: int) -> tuple[ControlPlane, tuple[str, str]]:
+        """The green cluster of a blue/green deployment: ``size`` instances (ids from
+        ``GREEN_FIRST_INSTANCE_OCTET``) beside ``blue``'s, on the same proxy and client port, with
+        cluster endpoints of their own (returned: its writer and reader endpoint addresses)."""
+        if self.green is not None:
+            raise SimulatorError("this simulator has a blue/green deployment already")
+        prefix, port = blue.prefix, blue.port
+        ids = [str(GREEN_FIRST_INSTANCE_OCTET + k) for k in range(size)]
+        instances = {
+            instance_id: Instance(instance_id, prefix + instance_id, "writer" if k == 0 else "reader")
+            for k, instance_id in enumerate(ids)
+        }
+        hosts = [i.address for i in instances.values()]
+        endpoints = (
+            _address(prefix, GREEN_WRITER_ENDPOINT_OCTET),
+            _address(prefix, GREEN_READER_ENDPOINT_OCTET),
+        )
+        ensure_free([*endpoints, *hosts], port)
+        assert self.root is not None
+        server_user: OsUser = self._options["user"]
+        root = self.root / "green"  # its own: templates, bootstrap files, instance directories
+        root.mkdir(mode=0o755)
+        server_user.chown(root)
+        if self._options["tls"]:  # the certificate covers green's addresses: share it
+            shutil.copytree(self.root / "tls", root / "tls")
+            for path in (root / "tls", *(root / "tls").iterdir()):
+                server_user.chown(path)
+        options = self._options | {
+            "root": root,
+            "cluster_tag": uuid.uuid4().hex[:8],
+            "backend_port": pick_port(hosts, None, avoid={port}),
+        }
+        if isinstance(self._binaries, MariaDbBinaries):
+            options["gtid_domain"] = 1  # green's own transactions, apart from blue's it replicates
+        self.green = cluster = self._make_cluster(options)
+        green = ControlPlane(
+            cluster=cluster,
+            proxy=blue.proxy,
+            timeline=blue.timeline,
+            instances=instances,
+            prefix=prefix,
+            port=port,
+            tag=cluster.cluster_tag,
+            dns_delay=blue.dns_delay,
+            delays=blue.delays,
+            endpoints=blue.endpoints,
+        )
+        green.endpoint_listeners = GREEN_ENDPOINT_LISTENERS
+        writer = (ids[0], instances[ids[0]].address)
+        await cluster.create(writer, [(i, instances[i].address) for i in ids[1:]], green.rows())
+        for inst in instances.values():
+            await green.register(inst)
+        for name, host, targets in zip(
+            GREEN_ENDPOINT_LISTENERS, endpoints, (ids[:1], ids[1:] or ids[:1]), strict=True
+        ):
+            await blue.proxy.call("listen", name=name, host=host, port=port, targets=targets)
+        return green, endpoints
+
     async def close(self) -> None:
         if self.proxy is not None:
             await self.proxy.close()
+        if self.green is not None:
+            await self.green.close()
         if self.cluster is not None:
             await self.cluster.close()
         if self.root is not None:
@@ -169,6 +242,8 @@ class Deployment:
     def pids(self) -> list[int]:
         """PIDs of the running database servers and of the fault proxy process."""
         pids = self.cluster.pids() if self.cluster is not None else []
+        if self.green is not None:
+            pids += self.green.pids()
         if self.proxy is not None and self.proxy.pid is not None:
             pids.append(self.proxy.pid)
         return pids

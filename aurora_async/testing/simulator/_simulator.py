@@ -15,6 +15,7 @@ from .._catalog import ENDPOINT_STYLES, TOPOLOGY_MODES, EndpointStyle, TopologyM
 from .._errors import SimulatorError
 from .._process import run_to_completion
 from ..mysql._iam import IamLoginAttempt
+from ._blue_green import BlueGreenDeployment, replication_for
 from ._control_plane import ControlPlane
 from ._custom_endpoints import CustomEndpointMethods, close_custom_endpoints, endpoint_address
 from ._deployment import Deployment
@@ -148,6 +149,7 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         self._control: ControlPlane | None = None
         self._timeline = Timeline()
         self._state: Literal["new", "running", "closed"] = "new"
+        self._blue_green: BlueGreenDeployment | None = None
 
     def __repr__(self) -> str:
         if self._control is None or self._state != "running":
@@ -349,6 +351,7 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         :returns: a report with the timeline of the steps.
         """
         async with self._operation() as control:
+            self._check_no_replication("failover")
             return await control.fail_over("failover", target)
 
     async def switchover(self, target: str | int | None = None) -> FailoverReport:
@@ -356,6 +359,7 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         SQLSTATE 57P01 on PostgreSQL; all WAL or binary log reaches the replicas), then the same steps
         as :meth:`failover`."""
         async with self._operation() as control:
+            self._check_no_replication("switchover")
             return await control.fail_over("switchover", target)
 
     async def set_password(self, user: str, password: str) -> None:
@@ -381,6 +385,61 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         """MySQL: every password that reached an IAM user's check in clear text, oldest first (who,
         where, accepted or not, its length; never the password)."""
         return self._running().iam_login_attempts()
+
+    # -- blue/green deployments ----------------------------------------------------------------------
+
+    def _check_no_replication(self, operation: str) -> None:
+        if self._blue_green is not None and self._blue_green.replicating:
+            raise SimulatorError(
+                f"{operation} is not simulated while a blue/green deployment replicates from this cluster "
+                "(its replication starts at the writer); switch over first"
+            )
+
+    async def create_blue_green(self, instances: int | None = None) -> BlueGreenDeployment:
+        """Create a blue/green deployment: a green cluster of ``instances`` instances (default: as many
+        as blue has) that replicates from this one, read-only until :meth:`BlueGreenDeployment.switchover`
+        (see ``aurora_async.testing.simulator._blue_green`` for the addresses, the metadata it serves and
+        the switchover's steps). Only with ``topology="aurora"``; one deployment per simulator.
+
+        What it copies and replicates is what RDS does (see the engine's ``_blue_green`` module):
+        create the schema before the deployment; PostgreSQL tables need a primary key for UPDATE and
+        DELETE on blue.
+        """
+        async with self._operation() as control:
+            if self.topology != "aurora":
+                raise SimulatorError("create_blue_green needs topology='aurora'")
+            if self._blue_green is not None:
+                raise SimulatorError("this simulator has a blue/green deployment already")
+            size = len(control.instances) if instances is None else instances
+            if type(size) is not int or not 1 <= size <= MAX_INSTANCES:
+                raise ValueError(f"instances must be an integer from 1 to {MAX_INSTANCES}, not {size!r}")
+            green, endpoints = await self._deployment.start_green(control, size)
+            replication = replication_for(control.cluster, green.cluster)
+            await replication.replicate(control.writer_id, green.writer_id)
+            self._blue_green = deployment = BlueGreenDeployment(
+                blue=control,
+                green=green,
+                replication=replication,
+                endpoint_hosts={
+                    control.endpoint_listeners: (
+                        self._address(WRITER_ENDPOINT_OCTET),
+                        self._address(READER_ENDPOINT_OCTET),
+                    ),
+                    green.endpoint_listeners: endpoints,
+                },
+                lock=self._lock,
+            )
+            await deployment.publish()
+            self._timeline.record(
+                "blue/green deployment created",
+                f"green {', '.join(green.instance_ids)} replicates from writer {control.writer_id}",
+            )
+            return deployment
+
+    @property
+    def blue_green(self) -> BlueGreenDeployment | None:
+        """The blue/green deployment made by :meth:`create_blue_green`, if any."""
+        return self._blue_green
 
     async def add_instance(self) -> str:
         """Add a replica (a hot base backup of the writer, or a dump of it for MySQL); returns its id."""
