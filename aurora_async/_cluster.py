@@ -19,6 +19,7 @@ from collections.abc import Callable, Coroutine, Hashable, Iterator
 from typing import Any, TypeVar
 
 from ._auth import Authenticator
+from ._blue_green import BlueGreen
 from ._concurrency import TaskOwner
 from ._config import Config
 from ._custom_endpoint import EndpointSource, MembershipMonitor
@@ -73,6 +74,9 @@ class Cluster:
         self.load: Counter[str] = Counter()  # connections of this process per instance id
         self.down: set[str] = set()  # instance ids a host monitor declared dead (until they answer)
         self.writer_proved: tuple[Instance, float] | None = None  # who last answered as the writer, when
+        # its blue/green deployment, read with the topology once a connection runs the bg plugin
+        self.blue_green = BlueGreen(self.options.blue_green_hold_timeout)
+        self.blue_green_wanted = False
         self.host_monitors: dict[str, HostMonitor] = {}
         # the custom endpoints its connections came through: each its own members (per endpoint)
         self.custom_endpoints: dict[EndpointSource, MembershipMonitor] = {}
@@ -230,6 +234,7 @@ class Cluster:
         if self.closed:
             return
         self._tasks.cancel()
+        self.blue_green.release()  # nothing waits for a switchover no one watches any more
         self.auth.detach()
         self._forget(self)
         for monitor in self.host_monitors.values():

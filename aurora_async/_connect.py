@@ -44,7 +44,11 @@ def failover_mode(cluster: Cluster, config: Config) -> FailoverMode:
 
 async def _open(config: Config) -> tuple[Cluster, Any, Instance]:
     cluster = registry.acquire(config)
+    if config.options.has(Plugin.BLUE_GREEN):
+        cluster.blue_green_wanted = True  # the topology monitor reads the deployment's metadata
     try:
+        if config.options.has(Plugin.BLUE_GREEN) and cluster.blue_green.holding:
+            await cluster.blue_green.wait()  # a switchover is under way: connect once it is over
         address: dict[str, str | int] = {"server.address": config.host, "server.port": config.port}
         with cluster.events.span("aurora_async.connect", **address) as span:
             raw, instance = await _reach(cluster, config)

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Coroutine, Iterator
 from typing import Any, Protocol, TypeVar
 
+from ._blue_green import BlueGreen
 from ._dialect import Dialect, HostBuilder
 from ._driver import Driver, RawConnection
 from ._events import EventHub
@@ -40,6 +41,8 @@ class ClusterContext(Protocol):
     # the writer a search or the topology monitor last proved by asking it: (instance, when)
     writer_proved: tuple[Instance, float] | None
     load: Counter[str]  # connections of this process per instance id
+    blue_green: BlueGreen  # its blue/green deployment (the writer search also watches green's hosts)
+    blue_green_wanted: bool  # a connection runs the bg plugin: the topology monitor reads the metadata
     reader_turns: Iterator[int]  # round_robin reader selection
 
     @property

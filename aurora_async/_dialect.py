@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar
 
+from ._blue_green import BlueGreenHost
 from ._rds_hosts import HostPattern, classify_host
 from ._topology import Instance, Role
 
@@ -54,6 +55,11 @@ class Dialect(abc.ABC):
 
     async def topology(self, conn: Any, timeout: float, build: HostBuilder) -> list[Instance] | None:
         """Every instance with its role, or None when the answer is unusable (no writer)."""
+        return None
+
+    async def blue_green(self, conn: Any, timeout: float) -> list[BlueGreenHost] | None:
+        """The blue/green deployment's metadata as this catalog publishes it (no rows: none is
+        deployed), or None where the catalog has none (another kind of cluster, an older version)."""
         return None
 
 

@@ -34,6 +34,7 @@ from ._exceptions import (
     TransactionResolutionUnknownError,
 )
 from ._identity import LoginRefused
+from ._plugins import Plugin
 from ._routing import NoInstanceFound, connect_to_reader, connect_to_writer
 from ._session import Session
 from ._settle import ServerSession, settle
@@ -88,15 +89,17 @@ def _quoted(cause: BaseException | None) -> str:
 class FailoverSession(Session):
     """A session whose physical connection is replaced, on failure, by one to the right instance."""
 
-    async def _failed(self, exc: Exception) -> None:
-        """Fail over if ``exc`` calls for it (raising the outcome); return to let ``exc`` propagate."""
+    async def _failed(self, exc: Exception, *, again: bool = False) -> bool:
+        """Fail over if ``exc`` calls for it (raising the outcome, or True to make the call again:
+        :meth:`_run_again`); False to let ``exc`` propagate."""
         raw = self._raw
         if not self._failover or self._closed:
-            return
+            return False
         driver = self._driver
         if not calls_for_failover(driver, exc, raw, self._mode):
-            return
+            return False
         may_have_run = driver.may_have_taken_effect(exc)
+        left = self._instance
         async with self._failover_lock:
             if self._closed:  # closed while this call waited for another call's failover
                 raise self._closed_error() from exc
@@ -121,6 +124,8 @@ class FailoverSession(Session):
                 await self._fail_over(exc, in_transaction=in_transaction or in_block)
                 if (in_transaction or in_block or may_have_run) and cut_off is not None:
                     await self._settle(cut_off)
+                if again and not (in_transaction or in_block or may_have_run) and self._run_again(left):
+                    return True
         raise outcome(
             driver,
             in_transaction=in_transaction,
@@ -129,6 +134,22 @@ class FailoverSession(Session):
             now_on=self._instance,
             cause=exc,
         ) from exc
+
+    def _run_again(self, left: Instance) -> bool:
+        """Whether a call that surely did not run, outside a transaction, is made again rather than
+        failing: when this connection runs the ``bg`` plugin and its failover crossed from a blue/green
+        deployment's source to its target (a switchover, which the application should see as a pause;
+        the incumbent wrapper holds such calls instead). Any other failover raises as documented."""
+        if not self._config.options.has(Plugin.BLUE_GREEN):
+            return False
+        if not self._cluster.blue_green.crossed_over(left, self._instance):
+            return False
+        log.info(
+            "blue/green switchover moved the connection from %s to %s: running the call again there",
+            left.instance_id,
+            self._instance.instance_id,
+        )
+        return True
 
     async def _fail_over(self, cause: Exception, *, in_transaction: bool) -> None:
         """Fail over (:meth:`_replace_connection`), in a span when telemetry is on, and tell the

@@ -148,6 +148,7 @@ class Options:
     plugins: tuple[Plugin, ...] = _option(DEFAULT_PLUGINS, read_plugins, "the behaviours this connection runs")
     failover_mode: FailoverMode = _option("strict_writer", Choice(FAILOVER_MODES, dashes=True), "the role a failover looks for (reader endpoint: reader_or_writer)")
     failover_timeout: float = _option(60.0, Seconds(1.0), "how long a failover looks for an instance in its role")
+    blue_green_hold_timeout: float = _option(30.0, Seconds(0.1), "bg plugin: the longest a blue/green switchover holds new statements and connects")
     topology_refresh: float = _option(30.0, Seconds(0.01), "topology refresh period at rest (also how long a closed cluster's state is reused)")
     topology_high_refresh: float = _option(0.1, Seconds(0.05), "topology refresh period after a failure")
     topology_high_refresh_period: float = _option(30.0, Seconds(0.05), "how long the fast refresh lasts")
@@ -235,6 +236,7 @@ class ClusterSettings:
     failure_detection_count: int
     monitor_disposal_time: float
     enable_telemetry: bool
+    blue_green_hold_timeout: float
 
     @classmethod
     def of(cls, options: Options) -> ClusterSettings:

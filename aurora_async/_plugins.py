@@ -19,6 +19,7 @@ class Plugin(enum.StrEnum):
     IAM = "iam"  # the password is an IAM token
     AWS_SECRETS_MANAGER = "aws_secrets_manager"  # user and password from a secret
     READ_WRITE_SPLITTING = "read_write_splitting"  # set_read_only() moves between writer and readers
+    BLUE_GREEN = "bg"  # a blue/green switchover moves connections to green, as a pause
 
     def __repr__(self) -> str:  # as the code a user writes: Options(plugins=('failover', ...))
         return repr(self.value)

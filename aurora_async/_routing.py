@@ -29,6 +29,7 @@ from ._topology import Instance, Role, Topology, with_writer
 log = logging.getLogger("aurora_async.topology")
 
 POLL = 0.02  # how often the writer search asks an instance again (and the first back-off)
+INITIAL = "initial"  # the writer search's name for the address the first connection was given
 # a writer the search verified this recently (seconds) is connected to without a role check of our own
 _VERIFIED_JUST_NOW = 0.5
 
@@ -147,10 +148,11 @@ class WriterSearch:
     def _candidates(self) -> list[Instance]:
         cluster = self._cluster
         known = list(cluster.topology.instances) if cluster.topology is not None else []
-        initial = Instance("initial", cluster.host, cluster.port, Role.WRITER)
+        initial = Instance(INITIAL, cluster.host, cluster.port, Role.WRITER)
         if all(i.endpoint != initial.endpoint for i in known):
             known.append(initial)
-        return known
+        # a blue/green deployment's target: its writer wins once a switchover let it take writes
+        return known + cluster.blue_green.extra_candidates(known)
 
     async def _watch(
         self, instance: Instance, deadline: float, refused: dict[str, BaseException], watched: int
@@ -205,6 +207,13 @@ class WriterSearch:
                         exc,
                     )
                     failed_checks += 1
+                    discard(conn)
+                    conn = None
+                    await backoff.pause(deadline)
+                    continue
+                if instance.instance_id == INITIAL:
+                    # the address the application gave is an endpoint, not an instance: its DNS may
+                    # lead elsewhere by now (after a failover, a blue/green switchover), so ask anew
                     discard(conn)
                     conn = None
                     await backoff.pause(deadline)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from ._cluster import Cluster
 from ._config import Config
@@ -25,6 +25,8 @@ from ._plugins import Plugin
 from ._rds_proxy import behind_proxy
 from ._settle import ServerSession
 from ._topology import Instance, Role
+
+T = TypeVar("T")
 
 
 class Session:
@@ -217,20 +219,50 @@ class Session:
     # -- calls ----------------------------------------------------------------------------------
 
     async def _guard(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``method(*args, **kwargs)`` with failover. A method of the physical connection may be run
+        again on the new one (:meth:`_failed`); any other call (a transaction's, a cursor's) is not."""
+        raw = self._raw
+        name = method.__name__ if getattr(method, "__self__", None) is raw else None
+
+        def call() -> Awaitable[Any]:
+            made: Awaitable[Any] = (getattr(self._raw, name) if name is not None else method)(*args, **kwargs)
+            return made
+
+        return await self._guard_call(call, again=name is not None)
+
+    async def _guard_call(self, call: Callable[[], Awaitable[T]], *, again: bool = True) -> T:
+        """``await call()`` with failover; ``call`` makes the call on the current physical connection,
+        so that it can be made again on the next one (``again``: see :meth:`_failed`)."""
         if self._block_lost:
             raise self._block_lost_error()
+        if self._cluster.blue_green.holding:
+            await self._hold()
         self._busy_since = self._clock()
         try:
-            return await method(*args, **kwargs)
-        except Exception as exc:
-            await self._failed(exc)
-            raise
+            while True:
+                try:
+                    return await call()
+                except Exception as exc:
+                    if not await self._failed(exc, again=again):
+                        raise
         finally:
             self._busy_since = None
 
-    async def _failed(self, exc: Exception) -> None:
+    async def _hold(self) -> None:
+        """A blue/green switchover is under way: a call outside a transaction, on a connection running
+        the ``bg`` plugin, waits until it is over (``_blue_green``)."""
+        if not self._config.options.has(Plugin.BLUE_GREEN) or self._closed:
+            return
+        if self._block_raw is not None or self.is_in_transaction():
+            return  # it goes on: its transaction should end before the switchover drops connections
+        await self._cluster.blue_green.wait()
+
+    async def _failed(self, exc: Exception, *, again: bool = False) -> bool:
         """A call raised ``exc``: fail over if it calls for that (raising the outcome), else return
-        and let ``exc`` propagate. Without failover (this base), always return."""
+        False and let ``exc`` propagate. True: the call surely did not run and a blue/green switchover
+        moved the connection; make it again (only when ``again``: the caller can make it on the new
+        physical connection). Without failover (this base), always False."""
+        return False
 
     @property
     def _track(self) -> bool:

@@ -6,6 +6,9 @@ someone reported, and at once when its connection dies (the writer shut down, cr
 demoted). When the refresh fails it asks the cluster's writer search. The monitoring connection is
 opened with a borrowed identity, and the writer search hands over the connection that won it.
 
+With a connection running the ``bg`` plugin it also reads the blue/green deployment's metadata
+(``_blue_green``), often while a switchover is under way.
+
 It is also the writer's host-monitoring probe (:meth:`TopologyMonitor.ping_on`): the writer's host
 monitor pings on it rather than open a connection of its own, so a process keeps one background
 session on the writer, not two. One query at a time runs on it (the refresh's, or a probe's).
@@ -96,19 +99,28 @@ class TopologyMonitor:
         cluster = self._cluster
         loop = asyncio.get_running_loop()
         first = True
+        refreshed = loop.time()
         while not cluster.closed:  # (also if a cancellation was lost on the way)
-            fast = loop.time() < self._fast_until
+            fast = loop.time() < self._fast_until or cluster.blue_green.switching
             interval = cluster.options.topology_high_refresh if fast else cluster.options.topology_refresh
             if first:  # soon, not at once (see FIRST_REFRESH): the monitoring connection's loss is news
                 interval, first = min(interval, FIRST_REFRESH), False
+            # a blue/green deployment's metadata is read more often than the topology (its own query)
+            poll = cluster.blue_green.poll_interval() if cluster.blue_green_wanted else None
+            wake_at = refreshed + interval if poll is None else min(refreshed + interval, loop.time() + poll)
+            woken = False
             try:
-                async with asyncio.timeout(interval):
-                    await self._wakeup.wait()
+                async with asyncio.timeout(max(0.0, wake_at - loop.time())):
+                    woken = await self._wakeup.wait()
             except TimeoutError:
                 pass
             self._wakeup.clear()
             try:
-                await self._refresh()
+                if woken or loop.time() >= refreshed + interval:
+                    refreshed = loop.time()
+                    await self._refresh()
+                else:
+                    await self._poll_blue_green()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a broken monitor must not die: log and find the writer again
@@ -131,6 +143,17 @@ class TopologyMonitor:
             log.warning("every login was refused; will try again at the next refresh")
             self._fast_until = 0.0  # not every topology_high_refresh
 
+    async def _poll_blue_green(self) -> None:
+        """Read the blue/green metadata on the monitoring connection (between two refreshes)."""
+        cluster = self._cluster
+        conn = self._conn
+        if conn is None or conn.is_closed() or cluster.dialect is None:
+            return  # the next refresh opens a connection (and reads the metadata too)
+        async with self._querying:
+            hosts = await cluster.dialect.blue_green(conn, cluster.options.auxiliary_query_timeout)
+        if hosts is not None and conn is self._conn:
+            cluster.blue_green.update(hosts)
+
     async def _refresh(self) -> None:
         cluster = self._cluster
         writer = cluster.topology.writer if cluster.topology is not None else None
@@ -150,6 +173,10 @@ class TopologyMonitor:
             if writer_id is None:
                 writer_id = await cluster.dialect.instance_id(conn, aux)
             rows = await cluster.read_topology(conn) or []
+            if cluster.blue_green_wanted:
+                hosts = await cluster.dialect.blue_green(conn, aux)
+                if hosts is not None:
+                    cluster.blue_green.update(hosts)
         if conn is not self._conn:
             return  # dropped by a failed probe meanwhile: what it read is not worth publishing
         self._writer_id = writer_id

@@ -4,9 +4,11 @@ carries Blue/Green deployment metadata."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from .._blue_green import SOURCE, phase_of
 from .._config import Config
 from .._dialect import Dialect, HostBuilder, host_builder
 from .._local_socket import is_local_socket
@@ -168,21 +170,40 @@ async def check_topology(
 
 
 async def check_blue_green(diagnosis: Diagnosis, config: Config, conn: Any, dialect: Dialect) -> None:
+    """An Aurora cluster's blue/green deployment as its metadata gives it (what the ``bg`` plugin
+    reads); elsewhere, whether the server has such metadata at all."""
     multi_az = dialect.code.startswith("multi-az")
     try:
-        found = await diagnosis.step(_blue_green_metadata(config.engine, conn, diagnosis.timeout))
+        hosts = await diagnosis.step(dialect.blue_green(conn, diagnosis.timeout))
+        found = (
+            []
+            if hosts is not None
+            else await diagnosis.step(_blue_green_metadata(config.engine, conn, diagnosis.timeout))
+        )
     except diagnosis.errors(config) as exc:
         diagnosis.add("blue_green", Status.INFO, f"could not tell: {type(exc).__name__}: {exc}")
         return
+    if hosts:
+        phase = phase_of(hosts)
+        sides = Counter("source" if h.role == SOURCE else "target" for h in hosts)
+        diagnosis.add(
+            "blue_green",
+            Status.INFO,
+            f"Blue/Green deployment ({phase.value}): {sides['source']} source and {sides['target']} "
+            "target hosts; connections with the bg plugin (plugins=...,bg) ride through its switchover",
+            present=True,
+            phase=phase.value,
+        )
+        return
     if not found:
-        diagnosis.add("blue_green", Status.INFO, "no Blue/Green deployment metadata", present=False)
+        diagnosis.add("blue_green", Status.INFO, "no Blue/Green deployment", present=False)
         return
     note = " (also the Multi-AZ cluster's own topology catalog)" if multi_az else ""
     diagnosis.add(
         "blue_green",
         Status.INFO,
-        f"Blue/Green metadata present: {', '.join(found)}{note}; aurora_async has no Blue/Green "
-        "plugin, so a switchover looks like a failover to it",
+        f"Blue/Green metadata present: {', '.join(found)}{note}; the bg plugin follows deployments of "
+        "Aurora clusters only, so here a switchover looks like a failover",
         present=True,
         sources=found,
     )

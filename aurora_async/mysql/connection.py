@@ -366,14 +366,13 @@ class AuroraMySQLCursor:
             self._cursor.arraysize = value
 
     async def execute(self, query: str, args: Any = None) -> int:
-        cursor = self._current()
-        count: int = await self._conn._guard(cursor.execute, query, args)
+        # made on the current cursor each time: a blue/green switchover may run it again on the next
+        count: int = await self._conn._guard_call(lambda: self._current().execute(query, args))
         self._conn._note(query)
         return count
 
     async def executemany(self, query: str, args: Iterable[Any]) -> int | None:
-        cursor = self._current()
-        count: int | None = await self._conn._guard(cursor.executemany, query, args)
+        count: int | None = await self._conn._guard_call(lambda: self._current().executemany(query, args))
         return count
 
     async def callproc(self, procname: str, args: Any = ()) -> Any:

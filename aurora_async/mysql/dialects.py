@@ -14,6 +14,7 @@ import aiomysql
 import pymysql
 from pymysql.constants import ER
 
+from .._blue_green import BlueGreenHost
 from .._dialect import (
     DETECTION_NOTE,
     Dialect,
@@ -166,8 +167,21 @@ class AuroraMySqlDialect(MySqlDialect):
         "'MASTER_SESSION_ID' AND SERVER_ID = @@aurora_server_id"
     )
 
+    BLUE_GREEN_SQL = "SELECT version, endpoint, port, role, status FROM mysql.rds_topology"
+
     async def detect(self, conn: Any, timeout: float) -> bool:
         return await _probe(conn, "SHOW VARIABLES LIKE 'aurora_version'", timeout) is not None
+
+    async def blue_green(self, conn: Any, timeout: float) -> list[BlueGreenHost] | None:
+        # the table exists while a deployment does; a user without SELECT on it cannot tell
+        try:
+            rows = await fetch_rows(conn, self.BLUE_GREEN_SQL, timeout)
+        except pymysql.err.MySQLError as exc:
+            errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+            if errno in (ER.NO_SUCH_TABLE, ER.TABLEACCESS_DENIED_ERROR, ER.BAD_FIELD_ERROR):
+                return None
+            raise
+        return [BlueGreenHost(str(r[1]), int(r[2]), str(r[3]), str(r[4])) for r in rows]
 
     async def instance_id(self, conn: Any, timeout: float) -> str:
         rows = await fetch_rows(conn, self.INSTANCE_ID_SQL, timeout)

@@ -60,14 +60,18 @@ class AuroraConnection(ReadWriteSession):
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
         if self._block_lost:
             raise self._block_lost_error()
+        if self._cluster.blue_green.holding:
+            await self._hold()
         self._busy_since = self._clock()
         try:
-            if may_change(query):
-                return await self._tracked(self._raw.execute, query, *args, timeout=timeout)  # type: ignore[no-any-return]
-            return await self._raw.execute(query, *args, timeout=timeout)
-        except Exception as exc:
-            await self._failed(exc)
-            raise
+            while True:  # again after a blue/green switchover moved the connection (_failed)
+                try:
+                    if may_change(query):
+                        return await self._tracked(self._raw.execute, query, *args, timeout=timeout)  # type: ignore[no-any-return]
+                    return await self._raw.execute(query, *args, timeout=timeout)
+                except Exception as exc:
+                    if not await self._failed(exc, again=True):
+                        raise
         finally:
             self._busy_since = None
 
@@ -100,12 +104,16 @@ class AuroraConnection(ReadWriteSession):
     async def executemany(self, command: str, args: Iterable[Any], *, timeout: float | None = None) -> None:
         if self._block_lost:
             raise self._block_lost_error()
+        if self._cluster.blue_green.holding:
+            await self._hold()
         self._busy_since = self._clock()
         try:
-            return await self._raw.executemany(command, args, timeout=timeout)
-        except Exception as exc:
-            await self._failed(exc)
-            raise
+            while True:  # again after a blue/green switchover moved the connection (_failed)
+                try:
+                    return await self._raw.executemany(command, args, timeout=timeout)
+                except Exception as exc:
+                    if not await self._failed(exc, again=True):
+                        raise
         finally:
             self._busy_since = None
 
@@ -114,18 +122,24 @@ class AuroraConnection(ReadWriteSession):
     ) -> list[Any]:
         if self._block_lost:
             raise self._block_lost_error()
+        if self._cluster.blue_green.holding:
+            await self._hold()
         self._busy_since = self._clock()
         try:
-            if may_change(query):
-                fetched: list[Any] = await self._tracked(
-                    self._raw.fetch, query, *args, timeout=timeout, record_class=record_class
-                )
-                return fetched
-            rows: list[Any] = await self._raw.fetch(query, *args, timeout=timeout, record_class=record_class)
-            return rows
-        except Exception as exc:
-            await self._failed(exc)
-            raise
+            while True:  # again after a blue/green switchover moved the connection (_failed)
+                try:
+                    if may_change(query):
+                        fetched: list[Any] = await self._tracked(
+                            self._raw.fetch, query, *args, timeout=timeout, record_class=record_class
+                        )
+                        return fetched
+                    rows: list[Any] = await self._raw.fetch(
+                        query, *args, timeout=timeout, record_class=record_class
+                    )
+                    return rows
+                except Exception as exc:
+                    if not await self._failed(exc, again=True):
+                        raise
         finally:
             self._busy_since = None
 
@@ -134,30 +148,40 @@ class AuroraConnection(ReadWriteSession):
     ) -> Any:
         if self._block_lost:
             raise self._block_lost_error()
+        if self._cluster.blue_green.holding:
+            await self._hold()
         self._busy_since = self._clock()
         try:
-            if may_change(query):
-                return await self._tracked(
-                    self._raw.fetchrow, query, *args, timeout=timeout, record_class=record_class
-                )
-            return await self._raw.fetchrow(query, *args, timeout=timeout, record_class=record_class)
-        except Exception as exc:
-            await self._failed(exc)
-            raise
+            while True:  # again after a blue/green switchover moved the connection (_failed)
+                try:
+                    if may_change(query):
+                        return await self._tracked(
+                            self._raw.fetchrow, query, *args, timeout=timeout, record_class=record_class
+                        )
+                    return await self._raw.fetchrow(query, *args, timeout=timeout, record_class=record_class)
+                except Exception as exc:
+                    if not await self._failed(exc, again=True):
+                        raise
         finally:
             self._busy_since = None
 
     async def fetchval(self, query: str, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
         if self._block_lost:
             raise self._block_lost_error()
+        if self._cluster.blue_green.holding:
+            await self._hold()
         self._busy_since = self._clock()
         try:
-            if may_change(query):
-                return await self._tracked(self._raw.fetchval, query, *args, column=column, timeout=timeout)
-            return await self._raw.fetchval(query, *args, column=column, timeout=timeout)
-        except Exception as exc:
-            await self._failed(exc)
-            raise
+            while True:  # again after a blue/green switchover moved the connection (_failed)
+                try:
+                    if may_change(query):
+                        return await self._tracked(
+                            self._raw.fetchval, query, *args, column=column, timeout=timeout
+                        )
+                    return await self._raw.fetchval(query, *args, column=column, timeout=timeout)
+                except Exception as exc:
+                    if not await self._failed(exc, again=True):
+                        raise
         finally:
             self._busy_since = None
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from .._blue_green import BlueGreenHost
 from .._dialect import (
     DETECTION_NOTE,
     Dialect,
@@ -24,6 +25,14 @@ from .._topology import Instance
 from .._version import __version__
 
 IS_READER_SQL = "SELECT pg_catalog.pg_is_in_recovery()"
+# an instance whose server configuration makes every transaction read-only takes no writes: a blue
+# environment after a blue/green switchover. (A session's own default, set by its client or by SET, is
+# the application's choice, not the instance's role; the source is read only when the value is on.)
+WRITES_BLOCKED = (
+    "CASE WHEN pg_catalog.current_setting('default_transaction_read_only') OPERATOR(pg_catalog.=) 'on' "
+    "THEN (SELECT source FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) "
+    "'default_transaction_read_only') OPERATOR(pg_catalog.=) 'configuration file' ELSE false END"
+)
 
 
 class PgDialect(Dialect):
@@ -72,8 +81,17 @@ class AuroraPgDialect(PgDialect):
         "'MASTER_SESSION_ID' OR LAST_UPDATE_TIMESTAMP IS NULL"
     )
     INSTANCE_ID_SQL = "SELECT pg_catalog.aurora_db_instance_identifier()"
+    # read-only: a replica, or an instance that takes no writes (blue after a blue/green switchover)
+    IS_READER_SQL = f"SELECT pg_catalog.pg_is_in_recovery() OR {WRITES_BLOCKED}"
     # both questions a new connection asks, in one round trip
-    IDENTIFY_SQL = "SELECT pg_catalog.aurora_db_instance_identifier(), pg_catalog.pg_is_in_recovery()"
+    IDENTIFY_SQL = (
+        "SELECT pg_catalog.aurora_db_instance_identifier(), "
+        f"pg_catalog.pg_is_in_recovery() OR {WRITES_BLOCKED}"
+    )
+    BLUE_GREEN_SQL = (
+        "SELECT version, endpoint, port, role, status FROM "
+        f"pg_catalog.get_blue_green_fast_switchover_metadata('aurora_async-{__version__}')"
+    )
     WRITER_ID_SQL = (
         "SELECT SERVER_ID FROM pg_catalog.aurora_replica_status() WHERE SESSION_ID OPERATOR(pg_catalog.=) "
         "'MASTER_SESSION_ID' AND SERVER_ID OPERATOR(pg_catalog.=) pg_catalog.aurora_db_instance_identifier()"
@@ -95,6 +113,18 @@ class AuroraPgDialect(PgDialect):
 
     async def instance_id(self, conn: Any, timeout: float) -> str:
         return str(await _fetchval(conn, self.INSTANCE_ID_SQL, timeout))
+
+    async def is_reader(self, conn: Any, timeout: float) -> bool:
+        return bool(await _fetchval(conn, self.IS_READER_SQL, timeout))
+
+    async def blue_green(self, conn: Any, timeout: float) -> list[BlueGreenHost] | None:
+        try:
+            rows = await _fetch(conn, self.BLUE_GREEN_SQL, timeout)
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate in NOT_THIS_DIALECT_SQLSTATES:  # an Aurora version without it
+                return None
+            raise
+        return [BlueGreenHost(str(r[1]), int(r[2]), str(r[3]), str(r[4])) for r in rows]
 
     async def identify(self, conn: Any, timeout: float) -> tuple[str, bool]:
         row = await _fetchrow(conn, self.IDENTIFY_SQL, timeout)

@@ -44,6 +44,23 @@ BOTH = pytest.mark.parametrize("engine", ["postgresql", "mysql"])
 
 
 @BOTH
+async def test_blue_green_example_pauses_bg_workers_where_plain_ones_fail(engine: str) -> None:
+    text = await _run("blue_green.py", "--engine", engine)
+    assert "blue/green SWITCHOVER_COMPLETED" in text, text
+    rows = re.findall(
+        r"(aurora|plain)-\d +(\d+) writes, +(\d+) failed, longest pause +(\d+) ms, ends on (\d+)", text
+    )
+    assert len(rows) == 6, text
+    green = re.search(r"green's writer is (\d+)", text)
+    assert green, text
+    for kind, writes, failed, _pause, on in rows:
+        assert on == green.group(1) and int(writes) > 0, text  # everyone ends writing on green
+        if kind == "aurora":
+            assert failed == "0", text  # the bg plugin: a pause, no failed insert
+    assert any(kind == "plain" and int(failed) > 0 for kind, _w, failed, _p, _o in rows), text
+
+
+@BOTH
 async def test_simulator_tour(engine: str) -> None:
     text = await _run("simulator_tour.py", "--engine", engine)
     assert "replica promoted" in text and "Cluster stopped and removed." in text

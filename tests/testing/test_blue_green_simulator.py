@@ -167,9 +167,14 @@ async def test_green_is_a_read_only_copy_that_follows_blue(sim: AuroraSimulator)
             TARGET: {host(bg.green.cluster_endpoint), host(bg.green.reader_endpoint)}
             | {host(bg.green.endpoint(i)) for i in bg.green.instance_ids},
         }
-        for conn in (blue, green, green_reader):
+        for conn in (blue, green):
             assert await endpoints_of(conn, engine) == expected
             assert await statuses(conn, engine) == {"AVAILABLE"}
+
+        async def replicated() -> bool:  # a replica has it once replication applied it
+            return await endpoints_of(green_reader, engine) == expected
+
+        await eventually(replicated, what="the metadata on green's replica")
     finally:
         for conn in (blue, green, green_reader):
             await conn.close()

@@ -462,7 +462,11 @@ async def test_add_and_remove_an_instance(sim: AuroraSimulator) -> None:
     try:
         assert await fetch(in_transaction, "SELECT COUNT(*) FROM before_add") == [(1,)]
         new_id = await sim.add_instance()
-        assert [r[0] for r in await fetch(in_transaction, TOPOLOGY_SQL)] == ["11", "12", "13", "14"]
+
+        async def listed() -> bool:  # once replication brought the new topology to 12 (asynchronous)
+            return [r[0] for r in await fetch(in_transaction, TOPOLOGY_SQL)] == ["11", "12", "13", "14"]
+
+        await eventually(listed, what="the new instance in 12's topology, inside its transaction")
     finally:
         in_transaction.close()
     try:

@@ -13,14 +13,16 @@ table (columns ``id, endpoint, port, role, status, version, update_stamp``).
 
 A switchover, step by step (:meth:`BlueGreenDeployment.switchover`):
 
-1. ``SWITCHOVER_INITIATED``; a pause (``preparation``).
-2. ``SWITCHOVER_IN_PROGRESS``: blue's writer stops taking writes (its client sessions are ended),
-   green catches up with blue's last commit, replication stops (PostgreSQL: sequences are copied),
-   green's writer takes writes. When green does not catch up within ``timeout`` the switchover is
-   rolled back: blue takes writes again, the status is ``AVAILABLE`` again, and it raises.
-3. ``SWITCHOVER_IN_POST_PROCESSING``: the names swap: blue's cluster endpoints lead to green's
-   instances, green's to blue's (the ``-old1`` names), ``dns_delay`` later (stale DNS, as after a
-   failover). Instance endpoints keep their instance: the simulator does not rename instances.
+1. ``SWITCHOVER_INITIATED``; a pause (``preparation``, 1.5 s by default).
+2. ``SWITCHOVER_IN_PROGRESS``: as RDS does, every instance of both clusters drops its connections
+   and refuses new ones; blue's writer stops taking writes (read-only, and its server sessions are
+   ended); green catches up with blue's last commit; replication stops (PostgreSQL: sequences are
+   copied); the names swap (blue's cluster endpoints lead to green's instances, green's to blue's, the
+   ``-old1`` names), ``dns_delay`` later: stale DNS, as after a failover); connections are allowed
+   again and green's writer takes writes. Instance endpoints keep their instance: the simulator does
+   not rename instances. When green does not catch up within ``timeout`` the switchover is rolled
+   back: blue takes writes and connections again, the status is ``AVAILABLE`` again, and it raises.
+3. ``SWITCHOVER_IN_POST_PROCESSING`` until the endpoints follow.
 4. ``SWITCHOVER_COMPLETED`` once the endpoints follow. Blue stays read-only.
 """
 
@@ -203,6 +205,15 @@ class BlueGreenDeployment:
         await self.publish()
         self._blue.timeline.record(f"blue/green {status}", detail)
 
+    async def _connections(self, *, allowed: bool) -> None:
+        """Refuse new connections to every instance of both clusters and drop the open ones (as RDS
+        does while it switches over), or allow them again."""
+        for control in (self._blue, self._green_control):
+            for instance_id in control.instance_ids:
+                inst = control.instances[instance_id]
+                if inst.running and inst.network != "crashed":
+                    await control.set_mode(inst, "up" if allowed else "down")
+
     async def pause_replication(self) -> None:
         """Hold replication to green (green falls behind; a switchover then waits, or times out)."""
         async with self._lock:
@@ -220,13 +231,15 @@ class BlueGreenDeployment:
         if not self._replicating:
             raise SimulatorError("the blue/green deployment no longer replicates: it switched over")
 
-    async def switchover(self, *, timeout: float = 30.0, preparation: float = 0.1) -> FailoverReport:
+    async def switchover(self, *, timeout: float = 30.0, preparation: float = 1.5) -> FailoverReport:
         """Switch over to green (the steps are in the module docstring); returns once the endpoints
         follow (``dns_delay`` after the switch).
 
         :param timeout: how long green may take to catch up with blue's last commit; then the
             switchover is rolled back and :class:`SimulatorError` raised.
-        :param preparation: seconds between ``SWITCHOVER_INITIATED`` and ``SWITCHOVER_IN_PROGRESS``.
+        :param preparation: seconds between ``SWITCHOVER_INITIATED`` and ``SWITCHOVER_IN_PROGRESS``
+            (RDS's guardrail checks; scaled down, long enough for a client polling the metadata every
+            second to see the switchover coming).
         """
         if timeout <= 0 or preparation < 0:
             raise ValueError("timeout must be > 0 and preparation >= 0")
@@ -238,12 +251,17 @@ class BlueGreenDeployment:
             await self._set_status("SWITCHOVER_INITIATED")
             await asyncio.sleep(preparation)
             await self._set_status("SWITCHOVER_IN_PROGRESS")
+            await self._connections(allowed=False)
             await self._replication.stop_writes()
-            blue.timeline.record("blue stopped taking writes", f"writer {old_writer}: sessions ended")
+            blue.timeline.record(
+                "blue stopped taking writes",
+                f"writer {old_writer}: read-only, its sessions ended; no connections to either cluster",
+            )
             try:
                 await self._replication.wait_caught_up(timeout)
             except SimulatorError:
                 await self._replication.allow_writes_on_blue()
+                await self._connections(allowed=True)
                 await self._set_status("AVAILABLE", "rolled back")
                 raise SimulatorError(
                     "blue/green switchover rolled back: green did not catch up with blue within "
@@ -253,8 +271,6 @@ class BlueGreenDeployment:
             await self._replication.detach()
             await self._replication.copy_sequences()
             self._replicating = False
-            await self._replication.allow_writes_on_green()
-            blue.timeline.record("green takes writes", f"writer {new_writer}")
             due = time.monotonic() + blue.dns_delay
             blue.endpoint_listeners, green.endpoint_listeners = (
                 green.endpoint_listeners,
@@ -262,6 +278,9 @@ class BlueGreenDeployment:
             )
             for control in (green, blue):
                 await control.schedule_dns(due)
+            await self._connections(allowed=True)
+            await self._replication.allow_writes_on_green()
+            blue.timeline.record("green takes writes", f"writer {new_writer}; connections allowed again")
             await self._set_status("SWITCHOVER_IN_POST_PROCESSING", "names swapped; DNS follows")
             await blue.wait_dns_settled(None)
             await self._set_status("SWITCHOVER_COMPLETED")
