@@ -67,6 +67,7 @@ bench: $(STAMP) servers $(PEERS_STAMP)
 	$(BIN)/python benchmarks/bench_connect.py
 	$(BIN)/python benchmarks/bench_loop_lag.py
 	$(BIN)/python benchmarks/bench_fleet.py
+	$(BIN)/python benchmarks/bench_blue_green.py
 
 DOCS_STAMP := $(VENV)/.docs-installed
 $(DOCS_STAMP): $(STAMP)

@@ -188,7 +188,7 @@ async def finish(proc: asyncio.subprocess.Process, spec: dict[str, Any], timeout
         raise ContenderFailed(f"no result within {timeout:.0f} s") from None
     if proc.returncode != 0:
         print(f"{spec['contender']} {spec['workload']} failed:\n{err.decode()[-3000:]}", file=sys.stderr)
-        raise ContenderFailed(last_words(err))
+        raise ContenderFailed(f"{last_words(err)} (exit status {proc.returncode})")
     return dict(json.loads(out.decode().strip().splitlines()[-1]))
 
 

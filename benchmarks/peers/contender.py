@@ -177,6 +177,8 @@ def aurora_async_opener(spec: dict[str, Any]) -> Opener:
     engine = spec["engine"]
     dsn = f"{engine}://{userinfo(spec)}@{spec['cluster']}/{spec['database']}"
     options = {"cluster_instance_host_pattern": spec["pattern"], "timeout": spec["timeout"]}
+    if spec.get("plugins"):
+        options["plugins"] = spec["plugins"]
 
     async def open_aurora() -> Session:
         if engine == "mysql":
@@ -232,10 +234,13 @@ def aiomysql_opener(spec: dict[str, Any]) -> Opener:
 
 
 def wrapper_options(spec: dict[str, Any]) -> dict[str, Any]:
-    return {
+    options = {
         "wrapper_dialect": WRAPPER_DIALECT[spec["engine"]],
         "cluster_instance_host_pattern": spec["pattern"],
     }
+    if spec.get("wrapper_plugins"):
+        options["plugins"] = spec["wrapper_plugins"]
+    return options
 
 
 def libpq_conninfo(spec: dict[str, Any]) -> str:
@@ -364,7 +369,7 @@ async def downtime(spec: dict[str, Any]) -> dict[str, Any]:
             try:
                 if session is None:
                     session = await open_one()
-                await session.write(me)
+                await session.write(spec.get("worker_base", 0) + me)  # (rows tell contenders apart)
                 events.append([time.monotonic(), me, True])
                 started.add(me)
                 if len(started) == spec["connections"]:
