@@ -219,16 +219,25 @@ class Session:
     # -- calls ----------------------------------------------------------------------------------
 
     async def _guard(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """``method(*args, **kwargs)`` with failover. A method of the physical connection may be run
+        """``method(*args, **kwargs)`` with failover. A method of the physical connection may be made
         again on the new one (:meth:`_failed`); any other call (a transaction's, a cursor's) is not."""
+        if self._block_lost:
+            raise self._block_lost_error()
+        if self._cluster.blue_green.holding:
+            await self._hold()
         raw = self._raw
-        name = method.__name__ if getattr(method, "__self__", None) is raw else None
-
-        def call() -> Awaitable[Any]:
-            made: Awaitable[Any] = (getattr(self._raw, name) if name is not None else method)(*args, **kwargs)
-            return made
-
-        return await self._guard_call(call, again=name is not None)
+        self._busy_since = self._clock()
+        try:
+            while True:
+                try:
+                    return await method(*args, **kwargs)
+                except Exception as exc:
+                    if not await self._failed(exc, again=getattr(method, "__self__", None) is raw):
+                        raise
+                    raw = self._raw
+                    method = getattr(raw, method.__name__)
+        finally:
+            self._busy_since = None
 
     async def _guard_call(self, call: Callable[[], Awaitable[T]], *, again: bool = True) -> T:
         """``await call()`` with failover; ``call`` makes the call on the current physical connection,

@@ -27,11 +27,12 @@ from .._version import __version__
 IS_READER_SQL = "SELECT pg_catalog.pg_is_in_recovery()"
 # an instance whose server configuration makes every transaction read-only takes no writes: a blue
 # environment after a blue/green switchover. (A session's own default, set by its client or by SET, is
-# the application's choice, not the instance's role; the source is read only when the value is on.)
-WRITES_BLOCKED = (
-    "CASE WHEN pg_catalog.current_setting('default_transaction_read_only') OPERATOR(pg_catalog.=) 'on' "
-    "THEN (SELECT source FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) "
-    "'default_transaction_read_only') OPERATOR(pg_catalog.=) 'configuration file' ELSE false END"
+# the application's choice, not the instance's role.) Asked in two steps: the value comes with the
+# role check; its source, from pg_settings (a view of every setting, costly to plan), only when it is on.
+READ_ONLY_DEFAULT = "pg_catalog.current_setting('default_transaction_read_only') OPERATOR(pg_catalog.=) 'on'"
+WRITES_BLOCKED_SQL = (
+    "SELECT source OPERATOR(pg_catalog.=) 'configuration file' FROM pg_catalog.pg_settings "
+    "WHERE name OPERATOR(pg_catalog.=) 'default_transaction_read_only'"
 )
 
 
@@ -82,11 +83,11 @@ class AuroraPgDialect(PgDialect):
     )
     INSTANCE_ID_SQL = "SELECT pg_catalog.aurora_db_instance_identifier()"
     # read-only: a replica, or an instance that takes no writes (blue after a blue/green switchover)
-    IS_READER_SQL = f"SELECT pg_catalog.pg_is_in_recovery() OR {WRITES_BLOCKED}"
-    # both questions a new connection asks, in one round trip
+    IS_READER_SQL = f"SELECT pg_catalog.pg_is_in_recovery(), {READ_ONLY_DEFAULT}"
+    # both questions a new connection asks, in one round trip (a second only when writes may be blocked)
     IDENTIFY_SQL = (
-        "SELECT pg_catalog.aurora_db_instance_identifier(), "
-        f"pg_catalog.pg_is_in_recovery() OR {WRITES_BLOCKED}"
+        "SELECT pg_catalog.aurora_db_instance_identifier(), pg_catalog.pg_is_in_recovery(), "
+        f"{READ_ONLY_DEFAULT}"
     )
     BLUE_GREEN_SQL = (
         "SELECT version, endpoint, port, role, status FROM "
@@ -115,7 +116,9 @@ class AuroraPgDialect(PgDialect):
         return str(await _fetchval(conn, self.INSTANCE_ID_SQL, timeout))
 
     async def is_reader(self, conn: Any, timeout: float) -> bool:
-        return bool(await _fetchval(conn, self.IS_READER_SQL, timeout))
+        row = await _fetchrow(conn, self.IS_READER_SQL, timeout)
+        assert row is not None
+        return await _read_only(conn, bool(row[0]), bool(row[1]), timeout)
 
     async def blue_green(self, conn: Any, timeout: float) -> list[BlueGreenHost] | None:
         try:
@@ -129,7 +132,7 @@ class AuroraPgDialect(PgDialect):
     async def identify(self, conn: Any, timeout: float) -> tuple[str, bool]:
         row = await _fetchrow(conn, self.IDENTIFY_SQL, timeout)
         assert row is not None
-        return str(row[0]), bool(row[1])
+        return str(row[0]), await _read_only(conn, bool(row[1]), bool(row[2]), timeout)
 
     async def is_writer(self, conn: Any, timeout: float) -> bool:
         # the instance must accept writes and the catalog must name it as the writer; the cheap
@@ -202,6 +205,15 @@ async def detect_dialect(conn: Any, timeout: float) -> Dialect:
         if await dialect.detect(conn, timeout):
             return dialect
     return PgDialect()
+
+
+async def _read_only(conn: Any, in_recovery: bool, read_only_default: bool, timeout: float) -> bool:
+    """A replica, or an instance whose configuration blocks writes (see ``WRITES_BLOCKED_SQL``)."""
+    if in_recovery:
+        return True
+    if not read_only_default:
+        return False
+    return bool(await _fetchval(conn, WRITES_BLOCKED_SQL, timeout))
 
 
 # SQLSTATEs that say a catalog object the probe asks about does not exist on this server: the one answer
