@@ -12,7 +12,7 @@ from ._auth import CredentialSource, IamSource, SecretSource
 from ._exceptions import ConfigurationError
 from ._options import Options
 from ._plugins import Plugin
-from ._rds_hosts import classify_host
+from ._rds_hosts import RdsUrlType, classify_host
 from ._tls import Tls
 
 MYSQL_CLEAR_PASSWORD = "mysql_clear_password"
@@ -50,9 +50,15 @@ def check_credentials_options(options: Options, host: str, user: Any, password: 
         if not user:
             raise ConfigurationError("plugin 'iam' needs the database user (user= or in the DSN)")
         if iam_region(options, host) is None:
+            named = options.iam_host or host
+            why = (
+                "is an Aurora Global Database writer endpoint, which names no region (sign for the "
+                "primary region's)"
+                if classify_host(named).url_type is RdsUrlType.RDS_GLOBAL_WRITER_CLUSTER
+                else "is not an RDS host name"
+            )
             raise ConfigurationError(
-                f"plugin 'iam' needs a region: {options.iam_host or host!r} is not an RDS host name, so set "
-                "iam_region (e.g. 'us-east-1')"
+                f"plugin 'iam' needs a region: {named!r} {why}, so set iam_region (e.g. 'us-east-1')"
             )
     if secrets:
         if not options.secrets_manager_secret_id:

@@ -16,7 +16,7 @@ from ._dialect import Dialect, HostBuilder, host_builder
 from ._driver import RawConnection, discard
 from ._exceptions import ConfigurationError
 from ._identity import Identity
-from ._rds_hosts import classify_host
+from ._rds_hosts import RdsUrlType, classify_host
 from ._topology import Instance, Role, Topology
 
 log = logging.getLogger("aurora_async.topology")
@@ -71,11 +71,17 @@ class Discovery:
     def _host_builder(self, dialect: Dialect) -> HostBuilder:
         cluster = self._cluster
         pattern = cluster.options.cluster_instance_host_pattern
-        unreachable = pattern is None and classify_host(cluster.host).instance_template is None
+        rds = classify_host(cluster.host)
+        unreachable = pattern is None and rds.instance_template is None
         if dialect.ids_only and unreachable:
+            what = (
+                "an Aurora Global Database writer endpoint: the instances live in each region's own domain"
+                if rds.url_type is RdsUrlType.RDS_GLOBAL_WRITER_CLUSTER
+                else "an IP address or custom domain"
+            )
             raise ConfigurationError(
                 f"cluster_instance_host_pattern is required to reach the instances of an Aurora cluster "
-                f"through {cluster.host!r} (an IP address or custom domain); for example "
+                f"through {cluster.host!r} ({what}); for example "
                 "'?.abcdefgh.us-east-1.rds.amazonaws.com' or '10.0.0.?:5432'"
             )
         return host_builder(pattern, cluster.host, cluster.port)

@@ -72,7 +72,9 @@ _BY_PREFIX = {t.value: t for t in RdsUrlType if t.value.endswith("-")}
 
 @dataclass(frozen=True)
 class RdsHost:
-    """A classified host: ``name`` is the cluster name (cluster endpoints) or the instance id."""
+    """A classified host: ``name`` is the cluster name (cluster endpoints) or the instance id;
+    ``region`` is None where the name has none (an Aurora Global Database's global writer endpoint,
+    ``<name>.global-<id>.global.rds.amazonaws.com``, whose label in that place is "global")."""
 
     host: str
     url_type: RdsUrlType
@@ -82,8 +84,11 @@ class RdsHost:
 
     @property
     def instance_template(self) -> str | None:
-        """``?.<domain>``: where instances of this RDS host's cluster live; None outside RDS."""
-        return f"?.{self.domain}" if self.url_type.is_rds and self.domain else None
+        """``?.<domain>``: where instances of this RDS host's cluster live; None outside RDS, and for a
+        global writer endpoint, whose instances live in each region's own domain."""
+        if not self.url_type.has_region or not self.domain:
+            return None
+        return f"?.{self.domain}"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -107,7 +112,8 @@ def classify_host(host: str) -> RdsHost:
         if match:
             prefix = (match.group("dns") or "").lower()
             url_type = _BY_PREFIX.get(prefix, RdsUrlType.RDS_INSTANCE)
-            return RdsHost(host, url_type, match.group("name"), match.group("domain"), match.group("region"))
+            region = match.group("region") if url_type.has_region else None
+            return RdsHost(host, url_type, match.group("name"), match.group("domain"), region)
     return RdsHost(host, RdsUrlType.OTHER)
 
 

@@ -400,3 +400,13 @@ def test_a_plugin_code_is_read_into_the_plugin_it_names() -> None:
     assert config.options.plugins == (Plugin.FAILOVER, Plugin.READ_WRITE_SPLITTING)
     assert config.options.has(Plugin.READ_WRITE_SPLITTING) and not config.options.has(Plugin.HOST_MONITORING)
     assert repr(config.options.plugins) == "('failover', 'read_write_splitting')"
+
+
+def test_a_global_writer_endpoint_names_no_region_to_sign_for() -> None:
+    """``<name>.global-<id>.global.rds.amazonaws.com``: the label where a region goes is "global". An IAM
+    token signed for "global" would be refused; the connect says to give the region instead."""
+    glob = "orders.global-abc123.global.rds.amazonaws.com"
+    with pytest.raises(ConfigurationError, match="Global Database writer endpoint.*iam_region"):
+        parse(host=glob, user="app", plugins=("iam",), ssl="verify-full")
+    signed = parse(host=glob, user="app", plugins=("iam",), ssl="verify-full", iam_region="eu-west-1")
+    assert signed.options.iam_region == "eu-west-1"

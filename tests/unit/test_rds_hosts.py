@@ -84,13 +84,15 @@ EXPLICIT_CASES = [
         "abc123.rds.us-gov-west-1.amazonaws.com",
         "us-gov-west-1",
     ),
-    # Global database writer endpoint: no regional part, the "region" label is literally "global".
+    # Global database writer endpoint: no regional part (the label in that place is literally
+    # "global", which is no region: an IAM token signed for it, or a Secrets Manager client made for
+    # it, would be refused), so no region.
     (
         "myglobal.global-abc123.global.rds.amazonaws.com",
         T.RDS_GLOBAL_WRITER_CLUSTER,
         "myglobal",
         "abc123.global.rds.amazonaws.com",
-        "global",
+        None,
     ),
     # Dotted first part: everything before the prefixed label is the name.
     (
@@ -120,7 +122,7 @@ EXPLICIT_CASES = [
 
 @pytest.mark.parametrize(("host", "url_type", "name", "domain", "region"), PARTITION_CASES)
 def test_every_endpoint_kind_in_every_partition(
-    host: str, url_type: RdsUrlType, name: str, domain: str, region: str
+    host: str, url_type: RdsUrlType, name: str, domain: str, region: str | None
 ) -> None:
     assert classify_host(host) == RdsHost(host, url_type, name, domain, region)
 
@@ -173,7 +175,7 @@ def test_explicit_examples(host: str, url_type: RdsUrlType, name: str, domain: s
             T.RDS_GLOBAL_WRITER_CLUSTER,
             "G",
             "ABC123.GLOBAL.RDS.AMAZONAWS.COM",
-            "GLOBAL",
+            None,  # a global writer endpoint names no region
         ),
         (
             "Instance-1.ABC123.rds.us-iso-east-1.C2S.IC.GOV",
@@ -185,7 +187,7 @@ def test_explicit_examples(host: str, url_type: RdsUrlType, name: str, domain: s
     ],
 )
 def test_classification_is_case_insensitive_and_keeps_the_hosts_spelling(
-    host: str, url_type: RdsUrlType, name: str, domain: str, region: str
+    host: str, url_type: RdsUrlType, name: str, domain: str, region: str | None
 ) -> None:
     assert classify_host(host) == RdsHost(host, url_type, name, domain, region)
 
@@ -287,7 +289,6 @@ def test_flags_table_and_classification_tables_cover_every_url_type() -> None:
         ("instance-1.abc123.us-east-1.rds.amazonaws.com", "?.abc123.us-east-1.rds.amazonaws.com"),
         ("myproxy.proxy-abc123.us-east-1.rds.amazonaws.com", "?.abc123.us-east-1.rds.amazonaws.com"),
         ("db.shardgrp-abc123.us-east-1.rds.amazonaws.com", "?.abc123.us-east-1.rds.amazonaws.com"),
-        ("g.global-abc123.global.rds.amazonaws.com", "?.abc123.global.rds.amazonaws.com"),
         ("mydb.cluster-abc123.rds.cn-north-1.amazonaws.com.cn", "?.abc123.rds.cn-north-1.amazonaws.com.cn"),
         ("mydb.cluster-abc123.cn-north-1.rds.amazonaws.com.cn", "?.abc123.cn-north-1.rds.amazonaws.com.cn"),
         ("mydb.cluster-abc123.rds.us-gov-west-1.amazonaws.com", "?.abc123.rds.us-gov-west-1.amazonaws.com"),
@@ -297,6 +298,13 @@ def test_flags_table_and_classification_tables_cover_every_url_type() -> None:
 )
 def test_instance_template_is_the_cluster_domain(host: str, template: str) -> None:
     assert classify_host(host).instance_template == template
+
+
+def test_a_global_writer_endpoint_gives_no_instance_template() -> None:
+    """Its instances live in each region's own domain (``?.<id>.<region>.rds.amazonaws.com``), not under
+    ``global.rds.amazonaws.com``: instance names built from it would not resolve, so none is built
+    (connecting through it needs cluster_instance_host_pattern)."""
+    assert classify_host("g.global-abc123.global.rds.amazonaws.com").instance_template is None
 
 
 def test_instance_template_builds_the_instance_endpoint_of_the_same_cluster() -> None:
@@ -485,3 +493,19 @@ def test_fully_qualified_names_with_a_trailing_dot_are_classified() -> None:
 def test_only_ip_literals_may_be_bracketed() -> None:
     assert classify_host("[::1]").url_type is RdsUrlType.IP_ADDRESS
     assert classify_host("[mydb.cluster-abc123.us-east-1.rds.amazonaws.com]").url_type is RdsUrlType.OTHER
+
+
+def test_through_a_global_writer_endpoint_the_instance_host_pattern_is_asked_for() -> None:
+    from types import SimpleNamespace
+
+    from aurora_async import ConfigurationError
+    from aurora_async._discovery import Discovery
+    from aurora_async.postgresql.dialects import AuroraPgDialect
+
+    cluster = SimpleNamespace(
+        host="orders.global-abc123.global.rds.amazonaws.com",
+        port=5432,
+        options=SimpleNamespace(cluster_instance_host_pattern=None),
+    )
+    with pytest.raises(ConfigurationError, match="Global Database writer endpoint.*each region's own domain"):
+        Discovery(cluster)._host_builder(AuroraPgDialect())
