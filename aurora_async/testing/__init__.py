@@ -23,6 +23,7 @@ from .data_api._emulator import DataApiEmulator
 from .mysql._iam import IamLoginAttempt
 from .simulator._blue_green import BlueGreenDeployment, GreenCluster
 from .simulator._failover import FailoverDelays
+from .simulator._global_database import GlobalDatabase
 from .simulator._instances import InstanceState
 from .simulator._simulator import AuroraSimulator
 from .simulator._timeline import FailoverReport, TimelineEvent
@@ -35,6 +36,7 @@ __all__ = [
     "DataApiEmulator",
     "FailoverDelays",
     "FailoverReport",
+    "GlobalDatabase",
     "GreenCluster",
     "IamLoginAttempt",
     "InstanceState",

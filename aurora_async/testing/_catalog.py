@@ -30,6 +30,7 @@ class TopologyRow:
     frozen_at: float | None = None  # epoch seconds: last status update of an instance that is down
     replica_lag_ms: float | None = None
     cpu: float = 1.0
+    region: str | None = None  # its cluster's AWS region (a Global Database spans several)
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,7 @@ async def run_command(
                 pass
         await kill_and_wait(proc)
         if process_group:
-            await _group_gone(proc.pid)
+            await group_gone(proc.pid)
 
     try:
         async with asyncio.timeout(timeout):
@@ -178,7 +178,7 @@ async def run_command(
     return text
 
 
-async def _group_gone(group: int, timeout: float = 5.0) -> None:
+async def group_gone(group: int, timeout: float = 5.0) -> None:
     """Wait until no process of process group ``group`` is left: a killed member in the middle of disk
     I/O (initdb's bootstrap server fsyncing) dies only when that I/O ends, after its leader was reaped."""
 

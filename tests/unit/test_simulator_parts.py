@@ -39,6 +39,7 @@ def test_topology_document_round_trips() -> None:
     assert doc["instances"][0] == {
         "id": "11", "writer": True, "session_id": "MASTER_SESSION_ID", "dbi": "db-11",
         "endpoint": "11.x.sim.invalid", "port": 5432, "frozen_at": None, "lag_ms": None, "cpu": 1.0,
+        "region": None,
     }  # fmt: skip
     assert doc["instances"][1]["frozen_at"] == 1700000000.5
 

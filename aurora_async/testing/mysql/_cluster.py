@@ -84,8 +84,10 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
         tls: bool = False,
         tls_addresses: Sequence[str] = (),
         gtid_domain: int = 0,
+        region: str | None = None,
     ) -> None:
         self.root = root
+        self.region = region  # its AWS region (not yet in the MySQL catalog)
         self.binaries = binaries
         self.user = user
         self.topology = topology

@@ -56,6 +56,7 @@ def topology_document(rows: Sequence[TopologyRow]) -> str:
                     "frozen_at": r.frozen_at,
                     "lag_ms": r.replica_lag_ms,
                     "cpu": r.cpu,
+                    "region": r.region,
                 }
                 for r in rows
             ]
@@ -92,11 +93,12 @@ CREATE SCHEMA IF NOT EXISTS aurora_sim;
 COMMENT ON SCHEMA aurora_sim IS 'internal to the aurora_async local Aurora simulator';
 CREATE OR REPLACE FUNCTION aurora_sim.instances()
 RETURNS TABLE(id text, is_writer boolean, session_id text, last_update timestamptz, lag_ms float8,
-              cpu float8, dbi text, endpoint text, port integer)
+              cpu float8, dbi text, endpoint text, port integer, region text)
 LANGUAGE sql STABLE AS $$
   SELECT e->>'id', (e->>'writer')::boolean, e->>'session_id',
          COALESCE(pg_catalog.to_timestamp((e->>'frozen_at')::float8), pg_catalog.now()),
-         (e->>'lag_ms')::float8, (e->>'cpu')::float8, e->>'dbi', e->>'endpoint', (e->>'port')::integer
+         (e->>'lag_ms')::float8, (e->>'cpu')::float8, e->>'dbi', e->>'endpoint', (e->>'port')::integer,
+         e->>'region'
   FROM pg_catalog.pg_roles r,
        pg_catalog.json_array_elements(
          pg_catalog.shobj_description(r.oid, 'pg_authid')::json -> 'instances') e
@@ -134,6 +136,28 @@ LANGUAGE sql STABLE AS $$
          true, 0, NULL::timestamptz, i.last_update, NULL::bigint, 0, i.lag_ms, 0.0::float8,
          NULL::bigint, NULL::bigint, NULL::numeric, 0, 0::bigint, 0, i.cpu
   FROM aurora_sim.instances() i
+  -- this cluster's instances: a Global Database's other regions have clusters of their own
+  WHERE i.region IS NULL OR i.region = pg_catalog.current_setting('aurora_sim.region', true)
+$$;
+CREATE OR REPLACE FUNCTION pg_catalog.aurora_global_db_instance_status()
+RETURNS TABLE(server_id text, session_id text, aws_region text, durable_lsn numeric,
+              highest_lsn_rcvd numeric, feedback_epoch integer, feedback_xmin integer,
+              oldest_read_view_lsn numeric, visibility_lag_in_msec numeric)
+LANGUAGE sql STABLE AS $$
+  SELECT i.id, i.session_id, i.region, NULL::numeric, NULL::numeric, NULL::integer, NULL::integer,
+         NULL::numeric, CASE WHEN i.is_writer THEN NULL ELSE i.lag_ms::numeric END
+  FROM aurora_sim.instances() i
+$$;
+CREATE OR REPLACE FUNCTION pg_catalog.aurora_global_db_status()
+RETURNS TABLE(aws_region text, highest_lsn_written numeric, durability_lag_in_msec numeric,
+              rpo_lag_in_msec numeric, last_lag_calculation_timestamp timestamptz,
+              oldest_read_view_trx_id bigint)
+LANGUAGE sql STABLE AS $$
+  SELECT r.region, NULL::numeric, CASE WHEN r.primary_region THEN NULL ELSE 10::numeric END,
+         CASE WHEN r.primary_region THEN NULL ELSE 10::numeric END, pg_catalog.now(), NULL::bigint
+  FROM (SELECT i.region, pg_catalog.bool_or(i.session_id OPERATOR(pg_catalog.=) 'MASTER_SESSION_ID')
+               AS primary_region
+        FROM aurora_sim.instances() i GROUP BY i.region) r
 $$;
 CREATE OR REPLACE FUNCTION pg_catalog.aurora_db_instance_identifier() RETURNS text
 LANGUAGE sql STABLE AS $$ SELECT pg_catalog.current_setting('aurora_sim.instance_id') $$;
@@ -176,9 +200,13 @@ def database_setup_sql(mode: TopologyMode) -> str:
     return _HELPERS + _PG_SETTINGS + (_AURORA if mode == "aurora" else _MULTI_AZ)
 
 
-def instance_settings(mode: TopologyMode, instance_id: str, dbi_resource_id: str) -> dict[str, str]:
-    """Command-line settings that give one server its identity."""
+def instance_settings(
+    mode: TopologyMode, instance_id: str, dbi_resource_id: str, region: str | None = None
+) -> dict[str, str]:
+    """Command-line settings that give one server its identity (and its cluster's region)."""
     settings = {"aurora_sim.instance_id": instance_id, "aurora_sim.dbi_resource_id": dbi_resource_id}
+    if region is not None:
+        settings["aurora_sim.region"] = region
     extensions = RDS_EXTENSIONS[mode]
     if extensions is not None:
         settings["rds.extensions"] = extensions

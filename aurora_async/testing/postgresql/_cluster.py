@@ -53,8 +53,10 @@ class PostgresCluster(ServerSet[PgServer]):
         tls_addresses: Sequence[str] = (),
         db_user: str,
         password: str | None,
+        region: str | None = None,
     ) -> None:
         self.root = root
+        self.region = region  # its AWS region, as the catalog reports it
         self.binaries = binaries
         self.user = user
         self.topology = topology
@@ -92,7 +94,9 @@ class PostgresCluster(ServerSet[PgServer]):
             "shared_buffers": "32MB",
             "cluster_name": f"aurora-sim-{instance_id}",
             "log_line_prefix": "%m [%p] %q%a ",
-            **instance_settings(self.topology, instance_id, dbi_resource_id(self.cluster_tag, instance_id)),
+            **instance_settings(
+                self.topology, instance_id, dbi_resource_id(self.cluster_tag, instance_id), self.region
+            ),
         }
         if self.tls:
             settings |= {
@@ -178,7 +182,9 @@ class PostgresCluster(ServerSet[PgServer]):
     # -- replication management --------------------------------------------------------------------
 
     async def set_sync_replicas(self, writer_id: str, running_replicas: Sequence[str]) -> None:
-        value = "ANY 1 (*)" if running_replicas else ""
+        # by name: a Global Database's secondary region also streams from the writer, asynchronously
+        names = ", ".join(f'"{r}"' for r in running_replicas)
+        value = f"ANY 1 ({names})" if running_replicas else ""
         await self.servers[writer_id].execute(
             f"ALTER SYSTEM SET synchronous_standby_names = '{value}'", "SELECT pg_catalog.pg_reload_conf()"
         )

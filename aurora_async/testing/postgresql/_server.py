@@ -15,7 +15,15 @@ from pathlib import Path
 import asyncpg
 
 from .._errors import SimulatorError
-from .._process import OsUser, kill_and_wait, open_log, run_command, run_to_completion, wait_until
+from .._process import (
+    OsUser,
+    group_gone,
+    kill_and_wait,
+    open_log,
+    run_command,
+    run_to_completion,
+    wait_until,
+)
 from .._templates import fill_from_template, template_key
 
 _REQUIRED_TOOLS = ("initdb", "postgres", "pg_basebackup", "pg_rewind")
@@ -304,12 +312,14 @@ class PgServer:
                         await proc.wait()
                 except TimeoutError:
                     pass
-            # the postmaster's children share its process group: make sure none survive it
+            # the postmaster's children share its process group: make sure none survive it, and wait
+            # until they are gone (a child busy with I/O dies only when that I/O ends)
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
             await kill_and_wait(proc)
+            await group_gone(proc.pid)
 
         await run_to_completion(stop_and_reap())
         self.process = None

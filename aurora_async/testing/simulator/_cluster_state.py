@@ -38,8 +38,10 @@ class ClusterState:
         delays: FailoverDelays,
         endpoints: EndpointStyle = "names",
         rds_proxy: bool = False,
+        region: str | None = None,
     ) -> None:
         self.cluster = cluster
+        self.region = region  # the AWS region the catalog reports for its instances
         self.proxy = proxy
         self.timeline = timeline
         self.instances = instances
@@ -56,6 +58,10 @@ class ClusterState:
         # the fault proxy's listeners that are this cluster's writer and reader endpoints (the names
         # "DNS" gives them): a blue/green switchover hands them to the other cluster
         self.endpoint_listeners: tuple[str, str] = ("cluster", "reader")
+        # a Global Database: the other region's cluster, and whether this one is the secondary (its
+        # instances all read-only, its catalog written by the primary's writer, with the primary's rows)
+        self.global_peer: ClusterState | None = None
+        self.global_secondary = False
 
     # -- reading the state -----------------------------------------------------------------------
 
@@ -90,7 +96,7 @@ class ClusterState:
         rows = []
         for instance_id in self.instance_ids:
             inst = self.instances[instance_id]
-            writer = inst.role == "writer"
+            writer = inst.role == "writer" and not self.global_secondary
             session = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{self.tag}/{instance_id}"))
             rows.append(
                 TopologyRow(
@@ -107,6 +113,7 @@ class ClusterState:
                     frozen_at=inst.frozen_at,
                     replica_lag_ms=None if writer else 8.0 + int(instance_id) % 7,
                     cpu=2.0 + int(instance_id) % 5,
+                    region=self.region,
                 )
             )
         return rows
@@ -129,9 +136,14 @@ class ClusterState:
 
     async def write_topology(self) -> None:
         """Publish the topology on the writer (it replicates); a stopped writer is updated when it
-        comes back."""
+        comes back. In a Global Database the primary's writer publishes both regions' rows."""
+        peer = self.global_peer
+        if self.global_secondary and peer is not None:
+            await peer.write_topology()
+            return
         if self.instances[self.writer_id].running:
-            await self.cluster.write_topology(self.writer_id, self.rows())
+            rows = self.rows() + (peer.rows() if peer is not None else [])
+            await self.cluster.write_topology(self.writer_id, rows)
 
     async def sync_replication(self) -> None:
         """Synchronous replication to ANY 1 of the running replicas, or none when none runs."""

@@ -23,9 +23,11 @@ from ..proxy._client import ProxyProcess
 from ._blue_green import GREEN_ENDPOINT_LISTENERS
 from ._control_plane import ControlPlane
 from ._failover import FailoverDelays
+from ._global_database import GLOBAL_ENDPOINT_LISTENER, SECONDARY_ENDPOINT_LISTENERS
 from ._instances import Instance
 from ._network import (
     FIRST_INSTANCE_OCTET,
+    GLOBAL_ENDPOINT_OCTET,
     GREEN_FIRST_INSTANCE_OCTET,
     GREEN_READER_ENDPOINT_OCTET,
     GREEN_WRITER_ENDPOINT_OCTET,
@@ -80,6 +82,7 @@ class Deployment:
         base_dir: Path,
         timeline: Timeline,
         rds_proxy: bool = False,
+        region: str = "us-east-1",
     ) -> ControlPlane:
         started = time.monotonic()
         server_user = OsUser.for_servers(
@@ -112,6 +115,7 @@ class Deployment:
             "database": database,
             "db_user": user,
             "password": password,
+            "region": region,
         }
         tls_addresses = [
             _address(prefix, octet)
@@ -137,6 +141,7 @@ class Deployment:
             delays=delays,
             endpoints=catalog_endpoints,
             rds_proxy=rds_proxy,
+            region=region,
         )
         writer = (ids[0], instances[ids[0]].address)
         replicas = [(i, instances[i].address) for i in ids[1:]]
@@ -217,6 +222,7 @@ class Deployment:
             dns_delay=blue.dns_delay,
             delays=blue.delays,
             endpoints=blue.endpoints,
+            region=blue.region,
         )
         green.endpoint_listeners = GREEN_ENDPOINT_LISTENERS
         writer = (ids[0], instances[ids[0]].address)
@@ -228,6 +234,64 @@ class Deployment:
         ):
             await blue.proxy.call("listen", name=name, host=host, port=port, targets=targets)
         return green, endpoints
+
+    async def start_global_secondary(
+        self, primary: ControlPlane, size: int, region: str, prefix: str
+    ) -> tuple[ControlPlane, tuple[str, str], str]:
+        """The secondary region's cluster of a Global Database (its servers are made by the engine's
+        replication, from the primary's writer): ``size`` instances on ``prefix`` (its own "domain"),
+        its cluster endpoints there, and the global writer endpoint on the primary's prefix. Returns
+        its control plane, its writer and reader endpoint addresses and the global endpoint's."""
+        if self.green is not None:
+            raise SimulatorError("this simulator has a second cluster already (a blue/green deployment)")
+        if self._options["tls"]:
+            raise SimulatorError("Global Databases are not simulated with tls=True yet")
+        port = primary.port
+        ids = [str(GREEN_FIRST_INSTANCE_OCTET + k) for k in range(size)]
+        instances = {
+            instance_id: Instance(instance_id, prefix + instance_id, "writer" if k == 0 else "reader")
+            for k, instance_id in enumerate(ids)
+        }
+        hosts = [i.address for i in instances.values()]
+        endpoints = (_address(prefix, WRITER_ENDPOINT_OCTET), _address(prefix, READER_ENDPOINT_OCTET))
+        global_host = _address(primary.prefix, GLOBAL_ENDPOINT_OCTET)
+        ensure_free([*endpoints, *hosts, global_host], port)
+        assert self.root is not None
+        server_user: OsUser = self._options["user"]
+        root = self.root / "secondary"
+        root.mkdir(mode=0o755)
+        server_user.chown(root)
+        options = self._options | {
+            "root": root,
+            "cluster_tag": uuid.uuid4().hex[:8],
+            "backend_port": pick_port(hosts, None, avoid={port}),
+            "region": region,
+        }
+        self.green = cluster = self._make_cluster(options)
+        secondary = ControlPlane(
+            cluster=cluster,
+            proxy=primary.proxy,
+            timeline=primary.timeline,
+            instances=instances,
+            prefix=prefix,
+            port=port,
+            tag=cluster.cluster_tag,
+            dns_delay=primary.dns_delay,
+            delays=primary.delays,
+            endpoints=primary.endpoints,
+            region=region,
+        )
+        secondary.endpoint_listeners = SECONDARY_ENDPOINT_LISTENERS
+        for inst in instances.values():
+            await secondary.register(inst)
+        for name, host, targets in zip(
+            SECONDARY_ENDPOINT_LISTENERS, endpoints, (ids[:1], ids[1:] or ids[:1]), strict=True
+        ):
+            await primary.proxy.call("listen", name=name, host=host, port=port, targets=targets)
+        await primary.proxy.call(
+            "listen", name=GLOBAL_ENDPOINT_LISTENER, host=global_host, port=port, targets=[primary.writer_id]
+        )
+        return secondary, endpoints, global_host
 
     async def close(self) -> None:
         if self.proxy is not None:

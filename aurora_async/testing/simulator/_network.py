@@ -20,6 +20,7 @@ PROXY_ENDPOINT_OCTET = 3  # the simulated RDS Proxy endpoint, with proxy=True
 FIRST_INSTANCE_OCTET = 11
 # a blue/green deployment's green cluster: its endpoints and its instance ids (blue's instances stay
 # below, at most 32 of them; custom endpoints use 4 to 10)
+GLOBAL_ENDPOINT_OCTET = 100  # a Global Database's global writer endpoint, on the primary's prefix
 GREEN_WRITER_ENDPOINT_OCTET = 101
 GREEN_READER_ENDPOINT_OCTET = 102
 GREEN_FIRST_INSTANCE_OCTET = 111

@@ -21,6 +21,7 @@ from ._custom_endpoints import CustomEndpointMethods, close_custom_endpoints, en
 from ._deployment import Deployment
 from ._failover import FailoverDelays
 from ._faults import Faults
+from ._global_database import GlobalDatabase
 from ._instances import MAX_INSTANCES, InstanceState
 from ._network import PROXY_ENDPOINT_OCTET, READER_ENDPOINT_OCTET, WRITER_ENDPOINT_OCTET, check_prefix
 from ._tempdirs import choose_base_dir
@@ -79,6 +80,9 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         ``/dev/shm`` when it is a writable memory file system with room to spare, else the system temp
         dir; on a memory file system start-up is several times faster). PostgreSQL keeps an ``initdb``
         result there for later simulators to copy (``aurora-sim-template-*``, 40 MB; delete at will).
+    :param region: the AWS region the catalog reports for the cluster (``aurora_global_db_status()``
+        and friends); a Global Database's secondary region gets its own
+        (:meth:`create_global_database`).
     :param proxy: also run an RDS Proxy endpoint on ``<prefix>3`` (:attr:`proxy_endpoint`,
         ``dsn("proxy")``): it connects each client to the writer (following a promotion at once, not
         DNS), keeps idle client connections through a failover by logging them in to the new writer
@@ -106,6 +110,7 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         server_user: str | None = None,
         base_dir: str | os.PathLike[str] | None = None,
         proxy: bool = False,
+        region: str = "us-east-1",
     ) -> None:
         if engine not in ("postgresql", "postgres", "mysql"):
             raise ValueError(f"unknown engine {engine!r}: expected 'postgresql' or 'mysql'")
@@ -144,12 +149,16 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         self._server_user = server_user
         self._base_dir = choose_base_dir(base_dir)
         self._rds_proxy = bool(proxy)
+        if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
+            raise ValueError(f"region must look like an AWS region ('us-east-1'), not {region!r}")
+        self.region = region
         self._lock = asyncio.Lock()
         self._deployment = Deployment()
         self._control: ControlPlane | None = None
         self._timeline = Timeline()
         self._state: Literal["new", "running", "closed"] = "new"
         self._blue_green: BlueGreenDeployment | None = None
+        self._global: GlobalDatabase | None = None
 
     def __repr__(self) -> str:
         if self._control is None or self._state != "running":
@@ -198,6 +207,7 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
             base_dir=self._base_dir,
             timeline=self._timeline,
             rds_proxy=self._rds_proxy,
+            region=self.region,
         )
 
     async def _cleanup(self) -> None:
@@ -389,6 +399,11 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
     # -- blue/green deployments ----------------------------------------------------------------------
 
     def _check_no_replication(self, operation: str) -> None:
+        if self._global is not None:
+            raise SimulatorError(
+                f"{operation} is not simulated in a Global Database's clusters yet; use its switchover() "
+                "or failover()"
+            )
         if self._blue_green is not None and self._blue_green.replicating:
             raise SimulatorError(
                 f"{operation} is not simulated while a blue/green deployment replicates from this cluster "
@@ -408,6 +423,8 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         async with self._operation() as control:
             if self.topology != "aurora":
                 raise SimulatorError("create_blue_green needs topology='aurora'")
+            if self._global is not None:
+                raise SimulatorError("a Global Database's primary gets no blue/green deployment here")
             if self._blue_green is not None:
                 raise SimulatorError("this simulator has a blue/green deployment already")
             size = len(control.instances) if instances is None else instances
@@ -435,6 +452,53 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
                 f"green {', '.join(green.instance_ids)} replicates from writer {control.writer_id}",
             )
             return deployment
+
+    async def create_global_database(
+        self, region: str = "us-west-2", *, instances: int | None = None, address_prefix: str | None = None
+    ) -> GlobalDatabase:
+        """Make this cluster the primary region of an Aurora Global Database with a secondary region's
+        cluster of ``instances`` instances (default: as many as this one has), on ``address_prefix``
+        (default: the next third octet, ``127.0.43.`` for ``127.0.42.``): see
+        ``aurora_async.testing.simulator._global_database``. PostgreSQL, ``topology="aurora"``, plain
+        text, one per simulator, not with a blue/green deployment."""
+        async with self._operation() as control:
+            if self.engine != "postgresql" or self.topology != "aurora":
+                raise SimulatorError("a Global Database needs engine='postgresql' and topology='aurora'")
+            if self._global is not None or self._blue_green is not None:
+                raise SimulatorError("this simulator has a second cluster already (global or blue/green)")
+            if region == self.region:
+                raise ValueError(f"the secondary region must differ from the primary's ({self.region})")
+            size = len(control.instances) if instances is None else instances
+            if type(size) is not int or not 1 <= size <= MAX_INSTANCES:
+                raise ValueError(f"instances must be an integer from 1 to {MAX_INSTANCES}, not {size!r}")
+            if address_prefix is None:
+                a, b, c, _ = self._prefix.split(".")
+                address_prefix = f"{a}.{b}.{(int(c) + 1) % 256}."
+            prefix = check_prefix(address_prefix)
+            if prefix == self._prefix:
+                raise ValueError("the secondary region needs an address prefix of its own")
+            secondary, endpoints, global_host = await self._deployment.start_global_secondary(
+                control, size, region, prefix
+            )
+            database = GlobalDatabase(
+                primary=control,
+                secondary=secondary,
+                secondary_endpoints=endpoints,
+                global_host=global_host,
+                lock=self._lock,
+            )
+            await database.attach()
+            self._global = database
+            self._timeline.record(
+                "global database created",
+                f"{region}: {', '.join(secondary.instance_ids)} replicate from {self.region}",
+            )
+            return database
+
+    @property
+    def global_database(self) -> GlobalDatabase | None:
+        """The Global Database made by :meth:`create_global_database`, if any."""
+        return self._global
 
     @property
     def blue_green(self) -> BlueGreenDeployment | None:

@@ -1,0 +1,124 @@
+"""The PostgreSQL side of a simulated Aurora Global Database: a secondary region's cluster that streams
+the primary's WAL (its primary instance a standby of the primary's writer, its other instances standbys
+of that one), and the database steps of a switchover and a failover between the regions.
+
+Replication between the regions is asynchronous, as on Aurora: the primary's writer waits for its own
+replicas only (synchronous_standby_names lists them by name), so a commit acknowledged in the primary
+region may not have reached the secondary when the primary is lost (:meth:`PgGlobal.hold` keeps such a
+tail back on purpose). Everything is carried, DDL and roles included: the secondary is a physical copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .._errors import SimulatorError
+from .._process import wait_until
+from ._blue_green import set_read_only
+from ._cluster import PostgresCluster
+from ._server import PgServer
+
+_STREAM_TIMEOUT = 60.0
+_LSN = "SELECT pg_catalog.pg_wal_lsn_diff({}, '0/0')::bigint"  # a WAL position as a number of bytes
+
+
+class PgGlobal:
+    """Streaming from the primary region's writer to the secondary's, and the steps between regions.
+    Each method is told which cluster plays which part (they swap at a switchover)."""
+
+    async def attach(
+        self,
+        primary: PostgresCluster,
+        primary_writer: str,
+        secondary: PostgresCluster,
+        writer: tuple[str, str],
+        replicas: Sequence[tuple[str, str]],
+    ) -> None:
+        """Create the secondary's instances from base backups of the primary's writer: ``writer``
+        streams from it, ``replicas`` stream from ``writer``."""
+        source = primary.server(primary_writer)
+        head = secondary._server(*writer)
+        await head.basebackup_from(source)
+        head.configure_standby(source)
+        await head.start()
+        await wait_streaming(source, head.name)
+        for replica in replicas:
+            server = secondary._server(*replica)
+            await server.basebackup_from(source)
+            server.configure_standby(head)
+            await server.start()
+            await wait_streaming(head, server.name)
+
+    async def hold(self, head: PgServer) -> None:
+        """Stop the secondary's streaming (what the primary commits now stays in its region)."""
+        await head.execute("ALTER SYSTEM SET primary_conninfo = ''", "SELECT pg_catalog.pg_reload_conf()")
+
+    async def resume(self, source: PgServer, head: PgServer) -> None:
+        conninfo = source.conninfo(head.name).replace("'", "''")
+        await head.execute(
+            f"ALTER SYSTEM SET primary_conninfo = '{conninfo}'", "SELECT pg_catalog.pg_reload_conf()"
+        )
+        await wait_streaming(source, head.name)
+
+    async def stop_writes(self, source: PgServer) -> None:
+        """The primary's writer takes no more writes, and its client sessions end."""
+        await set_read_only(source, True)
+        await source.execute(
+            "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
+            "WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid() "
+            "AND application_name IS DISTINCT FROM 'aurora-simulator'"
+        )
+
+    async def allow_writes(self, server: PgServer) -> None:
+        await set_read_only(server, False)
+
+    async def wait_caught_up(self, source: PgServer, head: PgServer, timeout: float) -> None:
+        """Wait until ``head`` replayed everything ``source`` wrote so far."""
+        wanted = await source.fetchval(_LSN.format("pg_catalog.pg_current_wal_lsn()"))
+
+        async def replayed() -> bool:
+            done = await head.fetchval(_LSN.format("pg_catalog.pg_last_wal_replay_lsn()"))
+            return isinstance(done, int) and isinstance(wanted, int) and done >= wanted
+
+        await wait_until(replayed, timeout=timeout, interval=0.01, what="the secondary region to catch up")
+
+    async def promote(self, head: PgServer) -> None:
+        """The region's primary instance takes writes (its replicas follow the new timeline)."""
+        await head.promote()
+
+    async def follow(self, writer: PgServer, replicas: Sequence[PgServer], new_primary: PgServer) -> str:
+        """Turn a former primary region's writer into a standby of ``new_primary`` and its replicas
+        into standbys of it again (each rewound to the new primary's history first: they hold the
+        writer's shutdown checkpoint, which the new timeline does not); returns how the writer was
+        brought back ("pg_rewind" or "pg_basebackup")."""
+        for server in (writer, *replicas):
+            await server.stop("fast")
+        await new_primary.execute("CHECKPOINT")  # pg_rewind reads the new timeline from the control file
+        rewound = await writer.rewind_from(new_primary)
+        writer.configure_standby(new_primary)
+        writer.set_auto_conf(default_transaction_read_only="")
+        await writer.start()
+        await wait_streaming(new_primary, writer.name)
+        for server in replicas:
+            await server.rewind_from(new_primary)
+            server.configure_standby(writer)
+            server.set_auto_conf(default_transaction_read_only="")
+            await server.start()
+            await wait_streaming(writer, server.name)
+        return "pg_rewind" if rewound else "pg_basebackup"
+
+
+async def wait_streaming(source: PgServer, standby: str) -> None:
+    """Wait until ``source`` streams to standby ``standby`` (named by its application_name)."""
+
+    async def streaming() -> bool:
+        state = await source.fetchval(
+            "SELECT state FROM pg_catalog.pg_stat_replication "
+            f"WHERE application_name = '{standby}' AND state = 'streaming' LIMIT 1"
+        )
+        return state == "streaming"
+
+    try:
+        await wait_until(streaming, timeout=_STREAM_TIMEOUT, what=f"{standby} to stream from {source.name}")
+    except SimulatorError as exc:
+        raise SimulatorError(f"{exc}\n{source.log_tail()}") from None
