@@ -12,14 +12,20 @@ import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from ._blue_green import BlueGreenHost
 from ._rds_hosts import HostPattern, classify_host
 from ._topology import Instance, Role
 
-# (instance id, host from the catalog or None, port from the catalog or None) -> (host, port) to dial
-HostBuilder = Callable[[str, str | None, int | None], tuple[str, int]]
+
+class HostBuilder(Protocol):
+    """(instance id, host from the catalog or None, port from the catalog or None, the instance's
+    region where the catalog gives one) -> (host, port) to dial."""
+
+    def __call__(
+        self, instance_id: str, endpoint: str | None, row_port: int | None, region: str | None = None
+    ) -> tuple[str, int]: ...
 
 
 class Dialect(abc.ABC):
@@ -95,6 +101,24 @@ def aurora_instances(rows: list[tuple[Any, ...]], build: HostBuilder) -> list[In
     return list(by_id.values())
 
 
+def global_instances(rows: list[tuple[Any, ...]], build: HostBuilder) -> list[Instance] | None:
+    """An Aurora Global Database's ``(server id, is the global writer, visibility lag, region)`` rows as
+    instances of every region; None when no row is the writer (the answer is unusable)."""
+    instances: dict[str, Instance] = {}
+    writer: str | None = None
+    for server_id, is_writer, lag, region in rows:
+        if server_id is None:
+            continue
+        instance_id, where = str(server_id), str(region) if region is not None else None
+        host, port = build(instance_id, None, None, where)
+        role = Role.WRITER if is_writer and writer is None else Role.READER
+        writer = instance_id if role is Role.WRITER else writer
+        instances[instance_id] = Instance(
+            instance_id, host, port, role, None, float(lag) if lag is not None else None, where
+        )
+    return list(instances.values()) if writer is not None else None
+
+
 def multi_az_instances(
     rows: Iterable[Sequence[Any]], is_writer: Callable[[Any], bool], build: HostBuilder
 ) -> list[Instance] | None:
@@ -115,16 +139,36 @@ def multi_az_instances(
     return list(by_name.values()) if writer is not None else None
 
 
-def host_builder(pattern: HostPattern | None, initial_host: str, initial_port: int) -> HostBuilder:
-    """How instance ids become addresses: the configured pattern, else the RDS cluster's domain, else
-    (Multi-AZ only) the endpoint the catalog reports; ``LookupError`` when none of them applies.
+def host_builder(
+    pattern: HostPattern | None,
+    initial_host: str,
+    initial_port: int,
+    regional: Sequence[tuple[str, HostPattern]] = (),
+) -> HostBuilder:
+    """How instance ids become addresses: for an instance of a region ``regional`` names (an Aurora
+    Global Database), that region's pattern; else the configured pattern, else the RDS cluster's
+    domain, else (Multi-AZ only) the endpoint the catalog reports; ``LookupError`` when none of them
+    applies.
 
     A Multi-AZ endpoint that is an IP address is used as listed (with the row's port): it is an address
     already, and the instance it names has no id to put in a pattern."""
     template = pattern.template if pattern is not None else classify_host(initial_host).instance_template
     port = pattern.port if pattern is not None and pattern.port is not None else initial_port
 
-    def build(instance_id: str, endpoint: str | None, row_port: int | None) -> tuple[str, int]:
+    by_region = dict(regional)
+
+    def build(
+        instance_id: str, endpoint: str | None, row_port: int | None, region: str | None = None
+    ) -> tuple[str, int]:
+        if region is not None and by_region:
+            if region not in by_region:
+                raise LookupError(
+                    f"instance {instance_id} is in region {region}, for which "
+                    "global_cluster_instance_host_patterns has no pattern (it has "
+                    f"{', '.join(sorted(by_region))})"
+                )
+            local = by_region[region]
+            return local.host_for(instance_id), local.port if local.port is not None else port
         if endpoint is not None and _ip_address(endpoint) is not None:
             return endpoint, row_port or port
         if template is not None:

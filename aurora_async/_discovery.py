@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from ._context import ClusterContext
 from ._dialect import Dialect, HostBuilder, host_builder
@@ -71,8 +72,9 @@ class Discovery:
     def _host_builder(self, dialect: Dialect) -> HostBuilder:
         cluster = self._cluster
         pattern = cluster.options.cluster_instance_host_pattern
+        regional = cluster.options.global_cluster_instance_host_patterns
         rds = classify_host(cluster.host)
-        unreachable = pattern is None and rds.instance_template is None
+        unreachable = pattern is None and rds.instance_template is None and not regional
         if dialect.ids_only and unreachable:
             what = (
                 "an Aurora Global Database writer endpoint: the instances live in each region's own domain"
@@ -84,7 +86,7 @@ class Discovery:
                 f"through {cluster.host!r} ({what}); for example "
                 "'?.abcdefgh.us-east-1.rds.amazonaws.com' or '10.0.0.?:5432'"
             )
-        return host_builder(pattern, cluster.host, cluster.port)
+        return host_builder(pattern, cluster.host, cluster.port, regional)
 
     async def identify(self, conn: RawConnection, host: str, port: int) -> Instance:
         """Which instance ``conn`` (reached at ``host:port``) is, with the role it really has now."""
@@ -95,7 +97,7 @@ class Discovery:
         known = cluster.topology.get(instance_id) if cluster.topology is not None else None
         role = Role.READER if is_reader else Role.WRITER
         if known is not None:
-            return Instance(known.instance_id, known.host, known.port, role, known.last_update)
+            return replace(known, role=role)
         return Instance(instance_id, host, port, role)
 
     async def check_pattern(self, identity: Identity, reached: Instance, host: str, port: int) -> None:

@@ -49,7 +49,8 @@ class Health:
             "dialect": self.dialect,
             "writer": self.writer,
             "instances": [
-                {"id": i.instance_id, "role": i.role.value, "endpoint": i.endpoint} for i in self.instances
+                {"id": i.instance_id, "role": i.role.value, "endpoint": i.endpoint, "region": i.region}
+                for i in self.instances
             ],
             "hosts_down": list(self.hosts_down),
             "topology_age": None if self.topology_age is None else round(self.topology_age, 3),

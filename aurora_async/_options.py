@@ -122,6 +122,32 @@ def read_pattern(name: str, value: Any) -> HostPattern:
     return value if isinstance(value, HostPattern) else HostPattern.parse(str(value))
 
 
+def read_region_patterns(name: str, value: Any) -> tuple[tuple[str, HostPattern], ...]:
+    """``global_cluster_instance_host_patterns``: ``"us-east-1:?.abc.us-east-1.rds.amazonaws.com,
+    us-west-2:?.def.us-west-2.rds.amazonaws.com"`` (each pattern optionally with ``:port``), or a
+    mapping of region to pattern."""
+    if isinstance(value, Mapping):
+        items = [(str(k), v) for k, v in value.items()]
+    else:
+        parts = value.split(",") if isinstance(value, str) else list(value)
+        items = []
+        for part in parts:
+            region, sep, pattern = str(part).strip().partition(":")
+            if not sep or not region or not pattern:
+                raise ConfigurationError(
+                    f"{name} must be 'region:pattern' items separated by commas, e.g. "
+                    f"'us-east-1:?.abc.us-east-1.rds.amazonaws.com', not {value!r}"
+                )
+            items.append((region.strip(), pattern))
+    patterns: dict[str, HostPattern] = {}
+    for region, pattern in items:
+        try:
+            patterns[region] = read_pattern(name, pattern)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{name}, region {region}: {exc}") from None
+    return tuple(sorted(patterns.items()))
+
+
 def read_str(name: str, value: Any) -> str:
     return str(value)
 
@@ -156,6 +182,7 @@ class Options:
     resume_timeout: float = _option(30.0, Seconds(0.0, allow_zero=True), "your own connect to a host that accepts TCP but does not answer (a paused Serverless v2 instance resuming) may take this long in all; 0: no wait")
     auxiliary_query_timeout: float = _option(5.0, Seconds(0.05), "role, topology and session-restore queries")
     cluster_instance_host_pattern: HostPattern | None = _option(None, read_pattern, "how an instance id becomes a host ('?' is the id)")
+    global_cluster_instance_host_patterns: tuple[tuple[str, HostPattern], ...] = _option((), read_region_patterns, "an Aurora Global Database: each region's instance host pattern ('us-east-1:?.abc.us-east-1.rds.amazonaws.com,us-west-2:...')")
     cluster_id: str | None = _option(None, read_str, "connections with one cluster_id share one cluster")
     wrapper_dialect: str | None = _option(None, read_code, "skip detection: the dialect code to use")
     rds_proxy: bool | None = _option(None, read_flag, "the host is an RDS Proxy: reach the cluster through it only (default: by host name)")
@@ -227,6 +254,7 @@ class ClusterSettings:
 
     wrapper_dialect: str | None
     cluster_instance_host_pattern: HostPattern | None
+    global_cluster_instance_host_patterns: tuple[tuple[str, HostPattern], ...]
     topology_refresh: float
     topology_high_refresh: float
     topology_high_refresh_period: float

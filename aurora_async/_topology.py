@@ -22,6 +22,7 @@ class Instance:
     role: Role
     last_update: datetime | None = None
     replica_lag_ms: float | None = None
+    region: str | None = None  # its AWS region, where the catalog says (an Aurora Global Database)
 
     @property
     def endpoint(self) -> str:

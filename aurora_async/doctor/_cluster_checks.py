@@ -240,7 +240,9 @@ async def _blue_green_metadata(engine: str, conn: Any, timeout: float) -> list[s
 def _listed_only(config: Config) -> HostBuilder:
     """Addresses for a topology read without any pattern: what the catalog lists, else nothing."""
 
-    def build(instance_id: str, endpoint: str | None, port: int | None) -> tuple[str, int]:
-        return endpoint or "", port or config.port
+    def build(
+        instance_id: str, endpoint: str | None, row_port: int | None, region: str | None = None
+    ) -> tuple[str, int]:
+        return endpoint or "", row_port or config.port
 
     return build

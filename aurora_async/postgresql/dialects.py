@@ -18,6 +18,7 @@ from .._dialect import (
     Dialect,
     HostBuilder,
     aurora_instances,
+    global_instances,
     multi_az_instance_name,
     multi_az_instances,
 )
@@ -146,6 +147,35 @@ class AuroraPgDialect(PgDialect):
         return aurora_instances([tuple(r) for r in rows], build)
 
 
+class GlobalAuroraPgDialect(AuroraPgDialect):
+    """An Aurora Global Database (PostgreSQL): the topology is every region's instances, from
+    ``aurora_global_db_instance_status()``, the writer the global one (``MASTER_SESSION_ID``); instance
+    hosts come from ``global_cluster_instance_host_patterns`` by region."""
+
+    code = "global-aurora-pg"
+    TOPOLOGY_SQL = (
+        "SELECT SERVER_ID, CASE WHEN SESSION_ID OPERATOR(pg_catalog.=) 'MASTER_SESSION_ID' THEN TRUE ELSE "
+        "FALSE END, VISIBILITY_LAG_IN_MSEC, AWS_REGION FROM pg_catalog.aurora_global_db_instance_status()"
+    )
+    WRITER_ID_SQL = (
+        "SELECT SERVER_ID FROM pg_catalog.aurora_global_db_instance_status() WHERE SESSION_ID "
+        "OPERATOR(pg_catalog.=) 'MASTER_SESSION_ID' AND SERVER_ID OPERATOR(pg_catalog.=) "
+        "pg_catalog.aurora_db_instance_identifier()"
+    )
+
+    async def detect(self, conn: Any, timeout: float) -> bool:
+        return await super().detect(conn, timeout) and await self.spans_regions(conn, timeout)
+
+    async def spans_regions(self, conn: Any, timeout: float) -> bool:
+        """Whether the Aurora cluster behind ``conn`` is part of a Global Database of several regions."""
+        row = await _probe(conn, "SELECT count(1) FROM pg_catalog.aurora_global_db_status()", timeout)
+        return row is not None and int(row[0]) > 1
+
+    async def topology(self, conn: Any, timeout: float, build: HostBuilder) -> list[Instance] | None:
+        rows = await _fetch(conn, self.TOPOLOGY_SQL, timeout)
+        return global_instances([tuple(r) for r in rows], build)
+
+
 class MultiAzPgDialect(PgDialect):
     """RDS Multi-AZ DB clusters (one writer, two readable standbys) through ``rds_tools``.
 
@@ -193,6 +223,7 @@ class MultiAzPgDialect(PgDialect):
 
 DIALECTS: dict[str, type[Dialect]] = {
     "aurora-pg": AuroraPgDialect,
+    "global-aurora-pg": GlobalAuroraPgDialect,
     "multi-az-pg": MultiAzPgDialect,
     "rds-pg": RdsPgDialect,
     "pg": PgDialect,
@@ -201,7 +232,11 @@ DIALECTS: dict[str, type[Dialect]] = {
 
 async def detect_dialect(conn: Any, timeout: float) -> Dialect:
     """Probe the most specific dialect first; plain PostgreSQL is the fallback."""
-    for dialect in (AuroraPgDialect(), MultiAzPgDialect(), RdsPgDialect()):
+    aurora = AuroraPgDialect()
+    if await aurora.detect(conn, timeout):
+        spanning = GlobalAuroraPgDialect()
+        return spanning if await spanning.spans_regions(conn, timeout) else aurora
+    for dialect in (MultiAzPgDialect(), RdsPgDialect()):
         if await dialect.detect(conn, timeout):
             return dialect
     return PgDialect()

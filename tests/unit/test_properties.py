@@ -665,7 +665,9 @@ def status_rows(draw: st.DrawFn) -> list[tuple[Any, ...]]:
     return draw(st.lists(row, max_size=8))
 
 
-def _build(instance_id: str, endpoint: str | None, port: int | None) -> tuple[str, int]:
+def _build(
+    instance_id: str, endpoint: str | None, row_port: int | None, region: str | None = None
+) -> tuple[str, int]:
     return f"{instance_id}.instances.example", 5432
 
 

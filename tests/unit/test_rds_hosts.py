@@ -505,7 +505,7 @@ def test_through_a_global_writer_endpoint_the_instance_host_pattern_is_asked_for
     cluster = SimpleNamespace(
         host="orders.global-abc123.global.rds.amazonaws.com",
         port=5432,
-        options=SimpleNamespace(cluster_instance_host_pattern=None),
+        options=SimpleNamespace(cluster_instance_host_pattern=None, global_cluster_instance_host_patterns=()),
     )
     with pytest.raises(ConfigurationError, match="Global Database writer endpoint.*each region's own domain"):
         Discovery(cluster)._host_builder(AuroraPgDialect())

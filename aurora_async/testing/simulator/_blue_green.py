@@ -126,6 +126,11 @@ class GreenCluster:
     def instances(self) -> dict[str, InstanceState]:
         return self._control.snapshot()
 
+    @property
+    def instance_host_pattern(self) -> str:
+        """Its ``cluster_instance_host_pattern`` (a Global Database's secondary region has its own)."""
+        return f"{self._control.prefix}?:{self._control.port}"
+
     def endpoint(self, instance_id: str | int) -> str:
         return f"{self._control.get(instance_id).address}:{self._control.port}"
 
