@@ -176,63 +176,100 @@ class Deployment:
         assert self._binaries is not None
         return PostgresCluster(binaries=self._binaries, **options)
 
-    async def start_green(self, blue: ControlPlane, size: int) -> tuple[ControlPlane, tuple[str, str]]:
-        """The green cluster of a blue/green deployment: ``size`` instances (ids from
-        ``GREEN_FIRST_INSTANCE_OCTET``) beside ``blue``'s, on the same proxy and client port, with
-        cluster endpoints of their own (returned: its writer and reader endpoint addresses)."""
+    def _second_cluster(
+        self,
+        first: ControlPlane,
+        *,
+        name: str,
+        prefix: str,
+        size: int,
+        endpoints: tuple[str, str],
+        listeners: tuple[str, str],
+        region: str | None,
+        extra: dict[str, Any],
+    ) -> ControlPlane:
+        """A second cluster beside ``first`` (on its proxy, client port and timeline): ``size``
+        instances with ids from ``GREEN_FIRST_INSTANCE_OCTET`` on ``prefix``, a directory ``name`` of
+        its own (templates, bootstrap files, instance directories; ``first``'s certificate shared),
+        cluster endpoints at ``endpoints`` named ``listeners``. Its servers are not made yet."""
         if self.green is not None:
-            raise SimulatorError("this simulator has a blue/green deployment already")
-        prefix, port = blue.prefix, blue.port
+            raise SimulatorError("this simulator has a second cluster already (blue/green or global)")
         ids = [str(GREEN_FIRST_INSTANCE_OCTET + k) for k in range(size)]
         instances = {
             instance_id: Instance(instance_id, prefix + instance_id, "writer" if k == 0 else "reader")
             for k, instance_id in enumerate(ids)
         }
         hosts = [i.address for i in instances.values()]
-        endpoints = (
-            _address(prefix, GREEN_WRITER_ENDPOINT_OCTET),
-            _address(prefix, GREEN_READER_ENDPOINT_OCTET),
-        )
-        ensure_free([*endpoints, *hosts], port)
+        ensure_free([*endpoints, *hosts], first.port)
         assert self.root is not None
         server_user: OsUser = self._options["user"]
-        root = self.root / "green"  # its own: templates, bootstrap files, instance directories
+        root = self.root / name
         root.mkdir(mode=0o755)
         server_user.chown(root)
-        if self._options["tls"]:  # the certificate covers green's addresses: share it
+        if self._options["tls"]:  # the certificate covers the second cluster's addresses: share it
             shutil.copytree(self.root / "tls", root / "tls")
             for path in (root / "tls", *(root / "tls").iterdir()):
                 server_user.chown(path)
         options = self._options | {
             "root": root,
             "cluster_tag": uuid.uuid4().hex[:8],
-            "backend_port": pick_port(hosts, None, avoid={port}),
+            "backend_port": pick_port(hosts, None, avoid={first.port}),
+            "region": region,
+            **extra,
         }
-        if isinstance(self._binaries, MariaDbBinaries):
-            options["gtid_domain"] = 1  # green's own transactions, apart from blue's it replicates
         self.green = cluster = self._make_cluster(options)
-        green = ControlPlane(
+        second = ControlPlane(
             cluster=cluster,
-            proxy=blue.proxy,
-            timeline=blue.timeline,
+            proxy=first.proxy,
+            timeline=first.timeline,
             instances=instances,
             prefix=prefix,
-            port=port,
+            port=first.port,
             tag=cluster.cluster_tag,
-            dns_delay=blue.dns_delay,
-            delays=blue.delays,
-            endpoints=blue.endpoints,
-            region=blue.region,
+            dns_delay=first.dns_delay,
+            delays=first.delays,
+            endpoints=first.endpoints,
+            region=region,
         )
-        green.endpoint_listeners = GREEN_ENDPOINT_LISTENERS
-        writer = (ids[0], instances[ids[0]].address)
-        await cluster.create(writer, [(i, instances[i].address) for i in ids[1:]], green.rows())
-        for inst in instances.values():
-            await green.register(inst)
+        second.endpoint_listeners = listeners
+        return second
+
+    async def _listen(self, second: ControlPlane, endpoints: tuple[str, str]) -> None:
+        """The second cluster's instance endpoints and cluster endpoints on the proxy."""
+        ids = second.instance_ids
+        for inst in second.instances.values():
+            await second.register(inst)
         for name, host, targets in zip(
-            GREEN_ENDPOINT_LISTENERS, endpoints, (ids[:1], ids[1:] or ids[:1]), strict=True
+            second.endpoint_listeners, endpoints, (ids[:1], ids[1:] or ids[:1]), strict=True
         ):
-            await blue.proxy.call("listen", name=name, host=host, port=port, targets=targets)
+            await second.proxy.call("listen", name=name, host=host, port=second.port, targets=targets)
+
+    async def start_green(self, blue: ControlPlane, size: int) -> tuple[ControlPlane, tuple[str, str]]:
+        """The green cluster of a blue/green deployment: ``size`` instances beside ``blue``'s, on the
+        same address prefix, with cluster endpoints of their own (returned: its writer and reader
+        endpoint addresses)."""
+        prefix = blue.prefix
+        endpoints = (
+            _address(prefix, GREEN_WRITER_ENDPOINT_OCTET),
+            _address(prefix, GREEN_READER_ENDPOINT_OCTET),
+        )
+        extra: dict[str, Any] = {}
+        if isinstance(self._binaries, MariaDbBinaries):
+            extra["gtid_domain"] = 1  # green's own transactions, apart from blue's it replicates
+        green = self._second_cluster(
+            blue,
+            name="green",
+            prefix=prefix,
+            size=size,
+            endpoints=endpoints,
+            listeners=GREEN_ENDPOINT_LISTENERS,
+            region=blue.region,
+            extra=extra,
+        )
+        ids = green.instance_ids
+        writer = (ids[0], green.instances[ids[0]].address)
+        await green.cluster.create(writer, [(i, green.instances[i].address) for i in ids[1:]], green.rows())
+        await self._listen(green, endpoints)
         return green, endpoints
 
     async def start_global_secondary(
@@ -242,54 +279,28 @@ class Deployment:
         replication, from the primary's writer): ``size`` instances on ``prefix`` (its own "domain"),
         its cluster endpoints there, and the global writer endpoint on the primary's prefix. Returns
         its control plane, its writer and reader endpoint addresses and the global endpoint's."""
-        if self.green is not None:
-            raise SimulatorError("this simulator has a second cluster already (a blue/green deployment)")
         if self._options["tls"]:
             raise SimulatorError("Global Databases are not simulated with tls=True yet")
-        port = primary.port
-        ids = [str(GREEN_FIRST_INSTANCE_OCTET + k) for k in range(size)]
-        instances = {
-            instance_id: Instance(instance_id, prefix + instance_id, "writer" if k == 0 else "reader")
-            for k, instance_id in enumerate(ids)
-        }
-        hosts = [i.address for i in instances.values()]
         endpoints = (_address(prefix, WRITER_ENDPOINT_OCTET), _address(prefix, READER_ENDPOINT_OCTET))
         global_host = _address(primary.prefix, GLOBAL_ENDPOINT_OCTET)
-        ensure_free([*endpoints, *hosts, global_host], port)
-        assert self.root is not None
-        server_user: OsUser = self._options["user"]
-        root = self.root / "secondary"
-        root.mkdir(mode=0o755)
-        server_user.chown(root)
-        options = self._options | {
-            "root": root,
-            "cluster_tag": uuid.uuid4().hex[:8],
-            "backend_port": pick_port(hosts, None, avoid={port}),
-            "region": region,
-        }
-        self.green = cluster = self._make_cluster(options)
-        secondary = ControlPlane(
-            cluster=cluster,
-            proxy=primary.proxy,
-            timeline=primary.timeline,
-            instances=instances,
+        ensure_free([global_host], primary.port)
+        secondary = self._second_cluster(
+            primary,
+            name="secondary",
             prefix=prefix,
-            port=port,
-            tag=cluster.cluster_tag,
-            dns_delay=primary.dns_delay,
-            delays=primary.delays,
-            endpoints=primary.endpoints,
+            size=size,
+            endpoints=endpoints,
+            listeners=SECONDARY_ENDPOINT_LISTENERS,
             region=region,
+            extra={},
         )
-        secondary.endpoint_listeners = SECONDARY_ENDPOINT_LISTENERS
-        for inst in instances.values():
-            await secondary.register(inst)
-        for name, host, targets in zip(
-            SECONDARY_ENDPOINT_LISTENERS, endpoints, (ids[:1], ids[1:] or ids[:1]), strict=True
-        ):
-            await primary.proxy.call("listen", name=name, host=host, port=port, targets=targets)
+        await self._listen(secondary, endpoints)
         await primary.proxy.call(
-            "listen", name=GLOBAL_ENDPOINT_LISTENER, host=global_host, port=port, targets=[primary.writer_id]
+            "listen",
+            name=GLOBAL_ENDPOINT_LISTENER,
+            host=global_host,
+            port=primary.port,
+            targets=[primary.writer_id],
         )
         return secondary, endpoints, global_host
 

@@ -144,13 +144,7 @@ class GlobalDatabase:
                 raise SimulatorError(
                     f"global switchover rolled back: {new.region} did not catch up within {timeout:g} s"
                 ) from None
-            await self._engine.promote(_writer(new))
-            self._primary, self._secondary = new, old
-            self._couple()
-            timeline.record("secondary promoted", f"{new_writer} ({new.region}) is the global writer")
-            await new.sync_replication()
-            await new.write_topology()
-            await self._route_global(new)
+            await self._promote(new, old)
             readers = [_pg(old).server(r) for r in old.reader_ids if old.instances[r].running]
             how = await self._engine.follow(_writer(old), readers, _writer(new))
             await old.sync_replication()
@@ -181,15 +175,19 @@ class GlobalDatabase:
                 await old.cluster.stop(instance_id, "immediate")
                 inst.running, inst.frozen_at = False, time.time()
             timeline.record("primary region lost", f"{old.region}: {', '.join(old.instance_ids)} crashed")
-            await self._engine.promote(_writer(new))
-            self._primary, self._secondary = new, old
-            self._couple()
             self._lost = old.region or ""
-            timeline.record("secondary promoted", f"{new_writer} ({new.region}) is the global writer")
-            await new.sync_replication()
-            await new.write_topology()
-            await self._route_global(new)
+            await self._promote(new, old)
             return FailoverReport("global failover", old_writer, new_writer, started, timeline.since(started))
+
+    async def _promote(self, new: ControlPlane, old: ControlPlane) -> None:
+        """``new``'s primary instance takes writes: it is the global writer, its region the primary."""
+        await self._engine.promote(_writer(new))
+        self._primary, self._secondary = new, old
+        self._couple()
+        new.timeline.record("secondary promoted", f"{new.writer_id} ({new.region}) is the global writer")
+        await new.sync_replication()
+        await new.write_topology()
+        await self._route_global(new)
 
     async def _route_global(self, primary: ControlPlane) -> None:
         due = time.monotonic() + primary.dns_delay
