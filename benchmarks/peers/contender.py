@@ -179,6 +179,7 @@ def aurora_async_opener(spec: dict[str, Any]) -> Opener:
     options = {"cluster_instance_host_pattern": spec["pattern"], "timeout": spec["timeout"]}
     if spec.get("plugins"):
         options["plugins"] = spec["plugins"]
+    options |= spec.get("aurora_options") or {}  # anything else the benchmark sets
 
     async def open_aurora() -> Session:
         if engine == "mysql":

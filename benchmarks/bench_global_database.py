@@ -1,0 +1,182 @@
+"""An Aurora Global Database's switchover and failover to another region under writers, side by side:
+aurora_async (dialect ``global-aurora-pg``) and plain asyncpg, both through the global writer endpoint.
+PostgreSQL (the simulator's Global Database is PostgreSQL only so far).
+
+    .venv/bin/python benchmarks/bench_global_database.py [--runs 2] [--connections 50] [--pause 0.2]
+
+Each run: a fresh simulated cluster (2 instances, us-east-1) with a ``beats`` table, a Global Database
+with a secondary region (2 instances, eu-west-1), then both contenders at once, each in a process of
+its own (``benchmarks/peers/contender.py``), each with ``--connections`` connections through the
+global writer endpoint writing a row every ``--pause`` seconds, recovering as their users do
+(aurora_async keeps its connection after a failover error, plain asyncpg reconnects).
+
+- *switchover*: ``GlobalDatabase.switchover()`` (no data loss); per connection, the time from the
+  moment the primary region stopped taking writes to the connection's first successful write after it
+  (necessarily in the new primary region): p50 and max; failed writes; writes lost (must be 0).
+- *failover*: replication to the secondary is held for 1 s (an unreplicated tail), then
+  ``failover(allow_data_loss=True)``; the same recovery times from the loss of the primary region,
+  failed writes, and acknowledged writes missing afterwards: the tail an unplanned failover loses,
+  which no client can be told about (they were acknowledged).
+
+Writes ``benchmarks/results/global_database.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from typing import Any
+
+import asyncpg
+from _common import command, commit, header, machine, write
+from bench_peers import (
+    ENGINES,
+    ContenderFailed,
+    base_spec,
+    contender_process,
+    create_table,
+    finish,
+    wait_ready,
+)
+
+from aurora_async.testing import AuroraSimulator
+
+WORKER_BASE = {"aurora_async": 0, "asyncpg": 1000}
+AFTER = 5.0  # seconds of writes after the move
+
+
+def recovery(events: list[list[Any]], connections: int, moved_at: float, stop_at: float) -> dict[str, Any]:
+    """Per connection: from ``moved_at`` to its first successful write after it."""
+    times, never = [], 0
+    for worker in range(connections):
+        after = sorted(t for t, w, ok in events if w == worker and ok and t > moved_at)
+        if not after or after[-1] < stop_at - 2.0:
+            never += 1
+            continue
+        times.append(after[0] - moved_at)
+    return {
+        "failed_requests": sum(1 for e in events if not e[2]),
+        "acknowledged": sum(1 for e in events if e[2]),
+        "recovery_p50": statistics.median(times) if times else None,
+        "recovery_max": max(times) if times else None,
+        "not_writing_again": never,
+    }
+
+
+async def stored(dsn: str) -> dict[int, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT worker, COUNT(*) FROM beats GROUP BY worker")
+    finally:
+        await conn.close()
+    return {int(r[0]): int(r[1]) for r in rows}
+
+
+async def one_run(kind: str, connections: int, pause: float) -> dict[str, Any]:
+    engine = ENGINES["postgresql"]
+    async with AuroraSimulator("postgresql", instances=2, dns_delay=3.0, max_connections=600) as sim:
+        await create_table(sim, engine, "beats", "worker int")
+        gdb = await sim.create_global_database("eu-west-1")
+        primary = f"{sim.region}:{sim.instance_host_pattern}"
+        patterns = f"{primary},{gdb.secondary_region}:{gdb.secondary.instance_host_pattern}"
+        specs = {
+            label: base_spec(sim, engine, label, "downtime")
+            | {
+                "cluster": gdb.global_endpoint,
+                "connections": connections,
+                "pause": pause,
+                "worker_base": WORKER_BASE[label],
+                "aurora_options": {"global_cluster_instance_host_patterns": patterns, "failover_timeout": 60},
+            }
+            for label in WORKER_BASE
+        }
+        results: dict[str, Any] = {}
+        async with (
+            contender_process(specs["aurora_async"]) as ours,
+            contender_process(specs["asyncpg"]) as plain,
+        ):
+            procs = {"aurora_async": ours, "asyncpg": plain}
+            for label, proc in procs.items():
+                await wait_ready(proc, specs[label])
+            await asyncio.sleep(2.0)
+            if kind == "failover":
+                await gdb.hold_replication()
+                await asyncio.sleep(1.0)  # an unreplicated tail
+                report = await gdb.failover(allow_data_loss=True)
+                moved_at = next(e.at for e in report.events if e.step == "primary region lost")
+            else:
+                report = await gdb.switchover()
+                moved_at = next(
+                    e.at for e in report.events if e.step == "primary region stopped taking writes"
+                )
+            await sim.wait_dns_settled()
+            await asyncio.sleep(AFTER)
+            stop_at = time.monotonic()
+            for proc in procs.values():
+                if proc.stdin is not None:
+                    try:
+                        proc.stdin.write(b"stop\n")
+                        await proc.stdin.drain()
+                    except (ConnectionResetError, BrokenPipeError):
+                        pass
+            for label, proc in procs.items():
+                try:
+                    result = await finish(proc, specs[label], 60)
+                except ContenderFailed as exc:
+                    results[label] = {"failed": str(exc)}
+                    continue
+                results[label] = recovery(result["events"], connections, moved_at, stop_at)
+        rows = await stored(gdb.dsn())
+        for label, base in WORKER_BASE.items():
+            if "failed" in results[label]:
+                continue
+            kept = sum(n for w, n in rows.items() if base <= w < base + connections)
+            results[label] |= {"stored": kept, "lost": max(0, results[label]["acknowledged"] - kept)}
+    print(f"{kind}: {results}", file=sys.stderr)
+    return {"kind": kind, "results": results}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--pause", type=float, default=0.2)
+    args = parser.parse_args()
+    result: dict[str, Any] = {"command": command(), "commit": commit(), "machine": machine(), "runs": []}
+    for _ in range(args.runs):
+        for kind in ("switchover", "failover"):
+            result["runs"].append(await one_run(kind, args.connections, args.pause))
+    lines = [
+        *header("A Global Database switchover and failover under writers (PostgreSQL)", result),
+        f"Per contender {args.connections} connections through the global writer endpoint, one write every "
+        f"{args.pause:g} s each (DNS 3 s late). *recovery*: per connection, from the moment the primary "
+        "region stopped taking writes (switchover) or was lost (failover) to its first successful write "
+        "after it, p50 / max; *lost*: acknowledged writes missing afterwards (a failover's unreplicated "
+        "tail: 1 s of writes held back from the secondary region).",
+        "",
+        "| move | contender | failed | recovery p50 / max s | not writing again | acknowledged | stored "
+        "| lost |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in result["runs"]:
+        for label, r in run["results"].items():
+            if "failed" in r:
+                lines.append(f"| {run['kind']} | {label} | did not run: {r['failed']} | | | | | |")
+                continue
+            rec = (
+                f"{r['recovery_p50']:.2f} / {r['recovery_max']:.2f}"
+                if r["recovery_p50"] is not None
+                else "none"
+            )
+            lines.append(
+                f"| {run['kind']} | {label} | {r['failed_requests']} | {rec} | {r['not_writing_again']} | "
+                f"{r['acknowledged']} | {r['stored']} | {r['lost']} |"
+            )
+    write("global_database", result, lines)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
