@@ -161,8 +161,9 @@ class BlueGreen:
 
     def poll_interval(self) -> float | None:
         """How often to read the metadata between topology refreshes: every second while a
-        deployment exists (a switchover's start must be seen), else at the refreshes only."""
-        return 1.0 if self.phase in (Phase.CREATED, Phase.COMPLETED) else None
+        deployment waits for its switchover (its start must be seen), else at the refreshes only
+        (during a switchover the refreshes themselves come every ``topology_high_refresh``)."""
+        return 1.0 if self.phase is Phase.CREATED else None
 
     @property
     def switching(self) -> bool:

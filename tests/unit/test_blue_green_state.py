@@ -45,6 +45,8 @@ async def test_statements_are_held_from_the_switchovers_start_until_green_takes_
     bg.update(hosts("SWITCHOVER_IN_POST_PROCESSING", swapped=True))
     await asyncio.wait_for(waiter, 1.0)
     assert not bg.holding and bg.phase is Phase.POST
+    bg.update(hosts("SWITCHOVER_COMPLETED", swapped=True))
+    assert bg.poll_interval() is None and not bg.switching  # over: back to the topology's pace
 
 
 async def test_a_hold_ends_by_itself_after_hold_timeout() -> None:
