@@ -1,5 +1,7 @@
 """An Aurora Global Database's switchover and failover to another region under writers, side by side:
-aurora_async (dialect ``global-aurora-pg``) and plain asyncpg, both through the global writer endpoint.
+aurora_async (dialect ``global-aurora-pg``), plain asyncpg and the AWS Advanced Python Wrapper's ``aio``
+wrapper with its ``gdb_failover`` plugin (in ``benchmarks/.venv-peers``), all through the global writer
+endpoint.
 PostgreSQL (the simulator's Global Database is PostgreSQL only so far).
 
     .venv/bin/python benchmarks/bench_global_database.py [--runs 2] [--connections 50] [--pause 0.2]
@@ -44,7 +46,8 @@ from bench_peers import (
 
 from aurora_async.testing import AuroraSimulator
 
-WORKER_BASE = {"aurora_async": 0, "asyncpg": 1000}
+WORKER_BASE = {"aurora_async": 0, "asyncpg": 1000, "aws_wrapper_aio": 2000}
+THEIRS = "initial_connection,aurora_connection_tracker,gdb_failover,host_monitoring_v2"
 AFTER = 5.0  # seconds of writes after the move
 
 
@@ -90,6 +93,12 @@ async def one_run(kind: str, connections: int, pause: float) -> dict[str, Any]:
                 "pause": pause,
                 "worker_base": WORKER_BASE[label],
                 "aurora_options": {"global_cluster_instance_host_patterns": patterns, "failover_timeout": 60},
+                "wrapper_plugins": THEIRS,
+                "wrapper_options": {
+                    "wrapper_dialect": "global-aurora-pg",
+                    "global_cluster_instance_host_patterns": patterns,
+                    "failover_home_region": sim.region,
+                },
             }
             for label in WORKER_BASE
         }
@@ -97,10 +106,16 @@ async def one_run(kind: str, connections: int, pause: float) -> dict[str, Any]:
         async with (
             contender_process(specs["aurora_async"]) as ours,
             contender_process(specs["asyncpg"]) as plain,
+            contender_process(specs["aws_wrapper_aio"]) as theirs,
         ):
-            procs = {"aurora_async": ours, "asyncpg": plain}
+            procs = {"aurora_async": ours, "asyncpg": plain, "aws_wrapper_aio": theirs}
+            ready = set()
             for label, proc in procs.items():
-                await wait_ready(proc, specs[label])
+                try:
+                    await wait_ready(proc, specs[label])
+                    ready.add(label)
+                except ContenderFailed as exc:
+                    results[label] = {"failed": str(exc)}
             await asyncio.sleep(2.0)
             if kind == "failover":
                 await gdb.hold_replication()
@@ -115,14 +130,16 @@ async def one_run(kind: str, connections: int, pause: float) -> dict[str, Any]:
             await sim.wait_dns_settled()
             await asyncio.sleep(AFTER)
             stop_at = time.monotonic()
-            for proc in procs.values():
-                if proc.stdin is not None:
+            for label, proc in procs.items():
+                if label in ready and proc.stdin is not None:
                     try:
                         proc.stdin.write(b"stop\n")
                         await proc.stdin.drain()
                     except (ConnectionResetError, BrokenPipeError):
                         pass
             for label, proc in procs.items():
+                if label not in ready:
+                    continue
                 try:
                     result = await finish(proc, specs[label], 60)
                 except ContenderFailed as exc:

@@ -241,6 +241,7 @@ def wrapper_options(spec: dict[str, Any]) -> dict[str, Any]:
     }
     if spec.get("wrapper_plugins"):
         options["plugins"] = spec["wrapper_plugins"]
+    options |= spec.get("wrapper_options") or {}  # anything else the benchmark sets
     return options
 
 
