@@ -74,6 +74,61 @@ class DatabaseCluster(Protocol):
     def describe_failure(self, instance_id: str) -> str: ...
 
 
+class GlobalReplication(Protocol):
+    """The database steps of an Aurora Global Database, for one engine: replication from the primary
+    region's writer to the secondary region's primary instance (its ``head``), and the steps of a
+    switchover or a failover between them. Each method is told which cluster plays which part (they
+    swap at a switchover)."""
+
+    async def attach(
+        self,
+        primary: DatabaseCluster,
+        primary_writer: str,
+        secondary: DatabaseCluster,
+        head: tuple[str, str],
+        replicas: Sequence[tuple[str, str]],
+    ) -> None:
+        """Create the secondary's instances (``(id, address)``) as copies of the primary's writer:
+        ``head`` replicates from it, ``replicas`` from ``head``."""
+        ...
+
+    async def hold(self, secondary: DatabaseCluster, head: str) -> None:
+        """Stop replication to the secondary (the primary's commits from now on stay there)."""
+        ...
+
+    async def resume(
+        self, primary: DatabaseCluster, writer: str, secondary: DatabaseCluster, head: str
+    ) -> None: ...
+
+    async def stop_writes(self, primary: DatabaseCluster, writer: str) -> None:
+        """The primary's writer takes no more writes, and its client sessions end."""
+        ...
+
+    async def allow_writes(self, primary: DatabaseCluster, writer: str) -> None: ...
+
+    async def wait_caught_up(
+        self, primary: DatabaseCluster, writer: str, secondary: DatabaseCluster, head: str, timeout: float
+    ) -> None:
+        """Wait until ``head`` applied everything ``writer`` wrote so far."""
+        ...
+
+    async def promote(self, secondary: DatabaseCluster, head: str) -> None:
+        """The secondary's head takes writes, with what it has."""
+        ...
+
+    async def follow(
+        self,
+        old: DatabaseCluster,
+        old_writer: str,
+        old_replicas: Sequence[str],
+        new: DatabaseCluster,
+        new_head: str,
+    ) -> str:
+        """Turn the former primary's (running) writer into a replica of ``new_head`` and its replicas
+        into replicas of it again; returns how the writer was brought back."""
+        ...
+
+
 class ServerProcess(Protocol):
     """What :class:`ServerSet` needs from one server (``PgServer``, ``MariaDbServer``)."""
 

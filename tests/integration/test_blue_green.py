@@ -20,7 +20,8 @@ from aurora_async import FailoverError, FailoverSuccessError, TransactionResolut
 from aurora_async.doctor import diagnose
 from aurora_async.testing import AuroraSimulator, BlueGreenDeployment, SimulatorError
 from tests.helpers import eventually
-from tests.testing.test_blue_green_simulator import INSTANCE_ID_SQL, Plain
+from tests.plain import Plain
+from tests.testing.test_blue_green_simulator import INSTANCE_ID_SQL
 
 WITH_BG = "initial_connection,aurora_connection_tracker,failover,host_monitoring,bg"
 WITHOUT_BG = "initial_connection,aurora_connection_tracker,failover,host_monitoring"

@@ -144,20 +144,7 @@ class MariaDbBlueGreen:
     # -- switchover ------------------------------------------------------------------------------
 
     async def stop_writes(self) -> None:
-        source = self._source()
-        source.read_only = True
-        await source.execute("SET GLOBAL read_only = ON")
-        others = ", ".join(sql_string(u) for u in _SYSTEM_THREADS)
-        sessions = await source.query(
-            f"SELECT id FROM information_schema.processlist WHERE user NOT IN ({others}) "
-            "AND id <> CONNECTION_ID()"
-        )
-        for row in sessions:
-            try:
-                await source.execute(f"KILL CONNECTION {int(row['id'])}")
-            except Exception as exc:  # it ended meanwhile (1094: unknown thread id)
-                if getattr(exc, "args", (None,))[0] != 1094:
-                    raise
+        await stop_client_writes(self._source())
 
     async def allow_writes_on_blue(self) -> None:
         source = self._source()
@@ -206,3 +193,21 @@ class MariaDbBlueGreen:
         if self._green_writer is None:
             raise SimulatorError("the blue/green deployment is not replicating")
         return self._green_writer
+
+
+async def stop_client_writes(source: MariaDbServer) -> None:
+    """``source`` turns ``read_only`` and its client sessions are ended (so that no transaction begun
+    before commits later)."""
+    source.read_only = True
+    await source.execute("SET GLOBAL read_only = ON")
+    others = ", ".join(sql_string(u) for u in _SYSTEM_THREADS)
+    sessions = await source.query(
+        f"SELECT id FROM information_schema.processlist WHERE user NOT IN ({others}) "
+        "AND id <> CONNECTION_ID()"
+    )
+    for row in sessions:
+        try:
+            await source.execute(f"KILL CONNECTION {int(row['id'])}")
+        except Exception as exc:  # it ended meanwhile (1094: unknown thread id)
+            if getattr(exc, "args", (None,))[0] != 1094:
+                raise

@@ -9,7 +9,13 @@ in the binary log):
   a transaction's snapshot) and the view ``aurora_sim.replica_host_status`` with the columns of
   Aurora's ``information_schema.replica_host_status``. ``LAST_UPDATE_TIMESTAMP`` is ``NOW()`` for a
   running instance and the moment it went down for a stopped one; ``SESSION_ID`` is
-  ``MASTER_SESSION_ID`` for the writer.
+  ``MASTER_SESSION_ID`` for the writer. Every row names its instance's region: the view lists the
+  asking instance's region only (an Aurora Global Database's other regions are clusters of their own),
+  and the views ``aurora_sim.global_db_instance_status`` and ``aurora_sim.global_db_status`` have the
+  columns of Aurora's ``information_schema.aurora_global_db_instance_status`` and
+  ``aurora_global_db_status`` over every region. (A view cannot read ``@@server_id``: the function
+  ``aurora_sim.local_region()`` does; the views run as their definer, and every user the simulator
+  makes may execute it, which reading the views' columns in ``information_schema`` asks.)
 - ``topology="multi-az"``: ``mysql.rds_topology(id, endpoint, port)`` as on RDS Multi-AZ DB clusters
   (``id`` is the instance's ``server_id``, ``port`` the simulator's client port).
 - every mode: ``server_id`` = the instance id, ``report_host`` = its endpoint name, replicas run with
@@ -22,7 +28,10 @@ for MySQL) the fault proxy rewrites the SQL text of client ``COM_QUERY`` and ``C
 packets on their way to the server; matching ignores case, and string literals and comments are left
 alone. These are all the substitutions (the client sends -> the server runs):
 
-- ``information_schema.replica_host_status`` (also back-quoted) -> ``aurora_sim.replica_host_status``;
+- ``information_schema.replica_host_status`` (also back-quoted) -> ``aurora_sim.replica_host_status``,
+  and likewise ``information_schema.aurora_global_db_instance_status`` and
+  ``information_schema.aurora_global_db_status`` -> ``aurora_sim.global_db_instance_status`` and
+  ``aurora_sim.global_db_status``;
 - ``@@aurora_server_id`` -> ``'12'``, the quoted id of the instance that connection reached;
 - ``@@aurora_version`` and ``AURORA_VERSION()`` -> ``'3.05.2'``;
 - ``@@innodb_read_only`` -> ``@@global.read_only``;
@@ -53,6 +62,9 @@ def sql_string(text: str) -> str:
 # -- the rewrite (runs in the fault proxy process) --------------------------------------------------
 
 _TRIGGER = re.compile(rb"aurora_|replica_host_status|innodb_read_only", re.IGNORECASE)
+_GLOBAL_TABLE = re.compile(
+    rb"`?\binformation_schema`?\s*\.\s*`?aurora_global_db_(instance_status|status)\b`?", re.IGNORECASE
+)
 _SHOW_VERSION = re.compile(
     rb"\A\s*SHOW\s+(?:GLOBAL\s+|SESSION\s+)?VARIABLES\s+LIKE\s+(['\"])aurora_version\1\s*;?\s*\Z",
     re.IGNORECASE,
@@ -89,6 +101,7 @@ def rewrite_aurora_sql(sql: bytes, instance_id: str) -> bytes:
 
 def _rewrite_code(code: bytes, server_id: bytes, version: bytes) -> bytes:
     code = _TABLE.sub(CATALOG_SCHEMA.encode() + b".replica_host_status", code)
+    code = _GLOBAL_TABLE.sub(lambda m: CATALOG_SCHEMA.encode() + b".global_db_" + m.group(1).lower(), code)
     code = _SERVER_ID.sub(lambda _: server_id, code)
     code = _VERSION.sub(lambda _: version, code)
     return _READ_ONLY.sub(b"@@global.read_only", code)
@@ -110,6 +123,8 @@ def account(user: str, host: str = "%") -> str:
     return f"{sql_string(user)}@{sql_string(host)}"
 
 
+_ROOT = "DEFINER = 'root'@'localhost'"
+_DEFINER = f"{_ROOT} SQL SECURITY DEFINER"
 _AURORA_TABLES = f"""
 CREATE DATABASE {CATALOG_SCHEMA};
 CREATE TABLE {CATALOG_SCHEMA}.instances (
@@ -117,9 +132,12 @@ CREATE TABLE {CATALOG_SCHEMA}.instances (
   session_id VARCHAR(100) NOT NULL,
   cpu DOUBLE NOT NULL,
   replica_lag_ms DOUBLE NOT NULL,
-  frozen_at TIMESTAMP(6) NULL
+  frozen_at TIMESTAMP(6) NULL,
+  region VARCHAR(64) NULL
 ) ENGINE=Aria COMMENT='internal to the aurora_async local Aurora simulator';
-CREATE SQL SECURITY INVOKER VIEW {CATALOG_SCHEMA}.replica_host_status AS SELECT
+CREATE {_ROOT} FUNCTION {CATALOG_SCHEMA}.local_region() RETURNS VARCHAR(64) READS SQL DATA
+  SQL SECURITY DEFINER RETURN (SELECT region FROM {CATALOG_SCHEMA}.instances WHERE server_id = @@server_id);
+CREATE {_DEFINER} VIEW {CATALOG_SCHEMA}.replica_host_status AS SELECT
   server_id AS SERVER_ID, session_id AS SESSION_ID, 0 AS IOPS, 0 AS READ_IOS, 0 AS PENDING_READ_IOS,
   cpu AS CPU, NULL AS DURABLE_LSN, NULL AS ACTIVE_LSN, 0 AS LAST_TRANSPORT_ERROR,
   NULL AS LAST_ERROR_TIMESTAMP, COALESCE(frozen_at, NOW(6)) AS LAST_UPDATE_TIMESTAMP,
@@ -129,7 +147,20 @@ CREATE SQL SECURITY INVOKER VIEW {CATALOG_SCHEMA}.replica_host_status AS SELECT
   NULL AS OLDEST_READ_VIEW_LSN, NULL AS HIGHEST_LSN_RECEIVED, NULL AS CURRENT_READ_POINT,
   0 AS CURRENT_REPLAY_LATENCY_IN_MICROSECONDS, 0 AS AVERAGE_REPLAY_LATENCY_IN_MICROSECONDS,
   0 AS MAX_REPLAY_LATENCY_IN_MICROSECONDS
-FROM {CATALOG_SCHEMA}.instances;
+FROM {CATALOG_SCHEMA}.instances
+-- this cluster's instances: a Global Database's other regions have clusters of their own
+WHERE region IS NULL OR {CATALOG_SCHEMA}.local_region() IS NULL OR region = {CATALOG_SCHEMA}.local_region();
+CREATE {_DEFINER} VIEW {CATALOG_SCHEMA}.global_db_instance_status AS SELECT
+  server_id AS SERVER_ID, session_id AS SESSION_ID, region AS AWS_REGION, NULL AS DURABLE_LSN,
+  NULL AS HIGHEST_LSN_RCVD, NULL AS OLDEST_READ_VIEW_TRX_ID, NULL AS OLDEST_READ_VIEW_LSN,
+  CASE WHEN session_id = 'MASTER_SESSION_ID' THEN NULL ELSE replica_lag_ms END AS VISIBILITY_LAG_IN_MSEC
+FROM {CATALOG_SCHEMA}.instances WHERE region IS NOT NULL;
+CREATE {_DEFINER} VIEW {CATALOG_SCHEMA}.global_db_status AS SELECT
+  region AS AWS_REGION, NULL AS HIGHEST_LSN_WRITTEN,
+  CASE WHEN MAX(session_id = 'MASTER_SESSION_ID') THEN NULL ELSE 10 END AS DURABILITY_LAG_IN_MILLISECONDS,
+  CASE WHEN MAX(session_id = 'MASTER_SESSION_ID') THEN NULL ELSE 10 END AS RPO_LAG_IN_MILLISECONDS,
+  NOW(6) AS LAST_LAG_CALCULATION_TIME, NULL AS OLDEST_READ_VIEW_TRX_ID
+FROM {CATALOG_SCHEMA}.instances WHERE region IS NOT NULL GROUP BY region;
 """
 
 _MULTI_AZ_TABLES = """
@@ -159,6 +190,8 @@ def grants_sql(mode: TopologyMode, user: str, database: str) -> list[str]:
         f"GRANT SLAVE MONITOR ON *.* TO {who}",
     ]
     statements += [f"GRANT SELECT ON {obj} TO {who}" for obj in catalog_objects(mode)]
+    if mode == "aurora":  # (what reading the views' definitions asks)
+        statements.append(f"GRANT EXECUTE ON FUNCTION {CATALOG_SCHEMA}.local_region TO {who}")
     return statements
 
 
@@ -196,18 +229,21 @@ def topology_sql(mode: TopologyMode, rows: Sequence[TopologyRow]) -> list[str]:
         values = ", ".join(
             f"({sql_string(r.instance_id)}, {sql_string(r.session_id)}, {r.cpu!r}, "
             f"{float(r.replica_lag_ms or 0.0)!r}, "
-            f"{'NULL' if r.frozen_at is None else f'FROM_UNIXTIME({r.frozen_at:.6f})'})"
+            f"{'NULL' if r.frozen_at is None else f'FROM_UNIXTIME({r.frozen_at:.6f})'}, "
+            f"{'NULL' if r.region is None else sql_string(r.region)})"
             for r in rows
         )
+        replace = [f"REPLACE INTO {CATALOG_SCHEMA}.instances VALUES {values}"] if rows else []
         return [
-            f"REPLACE INTO {CATALOG_SCHEMA}.instances VALUES {values}",
+            *replace,
             f"DELETE FROM {CATALOG_SCHEMA}.instances WHERE server_id NOT IN ({ids})",
         ]
     if mode == "multi-az":
         values = ", ".join(f"({int(r.instance_id)}, {sql_string(r.endpoint)}, {int(r.port)})" for r in rows)
+        replace = [f"REPLACE INTO mysql.rds_topology VALUES {values}"] if rows else []
         return [
             "START TRANSACTION",
-            f"REPLACE INTO mysql.rds_topology VALUES {values}",
+            *replace,
             f"DELETE FROM mysql.rds_topology WHERE id NOT IN ({ids})",
             "COMMIT",
         ]

@@ -150,11 +150,8 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
         self.servers[instance_id] = server
         return server
 
-    async def create(
-        self, writer: tuple[str, str], replicas: Sequence[tuple[str, str]], rows: Sequence[TopologyRow]
-    ) -> None:
-        """One ``mariadb-install-db`` with the catalog and users, copied to every instance; then
-        start them all and let the replicas follow the writer."""
+    async def _make_template(self, rows: Sequence[TopologyRow]) -> None:
+        """One ``mariadb-install-db`` with the catalog and users: what every instance starts from."""
         bootstrap = self.root / "bootstrap.sql"
         bootstrap.write_text(
             bootstrap_sql(
@@ -166,6 +163,13 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
             await make_certificate(self.root / "tls", self.tls_addresses, self.user)
         await install_template(self.binaries, self.template, bootstrap, self.user, self.root)
         self.iam.prepare(self.template)
+
+    async def create(
+        self, writer: tuple[str, str], replicas: Sequence[tuple[str, str]], rows: Sequence[TopologyRow]
+    ) -> None:
+        """The template, copied to every instance; then start them all and let the replicas follow
+        the writer."""
+        await self._make_template(rows)
         primary = self._server(*writer, read_only=False)
         copies = [self._server(*replica, read_only=True) for replica in replicas]
         everyone = [primary, *copies]
@@ -175,6 +179,29 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
         await asyncio.gather(*(self._follow(server, primary) for server in copies))
         await self.set_sync_replicas(writer[0], [r[0] for r in replicas])
         await asyncio.gather(*(self.wait_streaming(writer[0], r[0]) for r in replicas))
+
+    async def create_copy(
+        self,
+        source: MariaDbCluster,
+        source_writer: str,
+        writer: tuple[str, str],
+        replicas: Sequence[tuple[str, str]],
+    ) -> None:
+        """The instances of an Aurora Global Database's secondary region: ``writer`` a copy of
+        ``source``'s writer (everything: users, catalog, databases) that replicates from it
+        asynchronously (no semi-sync acknowledgement: a commit in the primary region does not wait for
+        this one), ``replicas`` copies of ``writer`` that replicate from it as any cluster's do."""
+        await self._make_template([])
+        self.history = list(source.history)
+        head = self._server(*writer, read_only=True)
+        head.semi_sync_replica = False
+        await head.copy_datadir_from(self.template)
+        await self._load_from(head, source.server(source_writer))
+        copies = [self._server(*replica, read_only=True) for replica in replicas]
+        for server in copies:
+            await server.copy_datadir_from(self.template)
+            await self._load_from(server, head)
+        await self.set_sync_replicas(writer[0], [r[0] for r in replicas])
 
     async def set_password(self, writer_id: str, user: str, password: str) -> None:
         """Create or update a user who must log in with ``password``, with the DSN user's rights; for
@@ -224,13 +251,22 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
             "START SLAVE",
         )
 
+    async def follow_source(self, replica: MariaDbServer, source: MariaDbServer) -> None:
+        """Make ``replica`` replicate ``source`` (which may be another cluster's) and wait until it does."""
+        await self._follow(replica, source)
+        await self.wait_replicating(source, replica)
+
     async def set_sync_replicas(self, writer_id: str, running_replicas: Sequence[str]) -> None:
         value = "ON" if running_replicas else "OFF"
         await self.servers[writer_id].execute(f"SET GLOBAL rpl_semi_sync_master_enabled = {value}")
 
     async def wait_streaming(self, writer_id: str, replica_id: str) -> None:
         """Wait until the replica is connected to the writer and has what the writer had on entry."""
-        writer, replica = self.servers[writer_id], self.servers[replica_id]
+        await self.wait_replicating(self.servers[writer_id], self.servers[replica_id])
+
+    async def wait_replicating(self, writer: MariaDbServer, replica: MariaDbServer) -> None:
+        """:meth:`wait_streaming` for servers (the writer may be another cluster's)."""
+        writer_id, replica_id = writer.name, replica.name
         target = self._seq(await writer.value("SELECT @@gtid_current_pos"))
         last_kick = 0.0
 
@@ -387,7 +423,7 @@ class MariaDbCluster(ServerSet[MariaDbServer]):
         # its own binary log starts where the dump was taken, as if it had replicated everything
         await server.execute("RESET MASTER", f"SET GLOBAL gtid_binlog_state = {sql_string(position or '')}")
         await self._follow(server, writer)
-        await self.wait_streaming(writer.name, server.name)
+        await self.wait_replicating(writer, server)
 
     async def add_replica(self, instance_id: str, host: str, writer_id: str) -> None:
         server = self._server(instance_id, host, read_only=True)

@@ -48,7 +48,6 @@ _RUN_SETTINGS = (
     "--binlog-format=ROW",
     "--gtid-strict-mode=ON",
     "--log-slave-updates=ON",
-    "--rpl-semi-sync-slave-enabled=ON",
     "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
     f"--rpl-semi-sync-master-timeout={_SEMI_SYNC_TIMEOUT_MS}",
     "--slave-net-timeout=10",
@@ -134,6 +133,9 @@ class MariaDbServer:
         self.report_host = report_host
         self.max_connections = max_connections
         self.read_only = read_only  # applied at every start: replicas are read-only, the writer is not
+        # acknowledges what it receives (semi-sync), as every replica in a cluster does; an Aurora
+        # Global Database's secondary region replicates asynchronously
+        self.semi_sync_replica = True
         self.tls_dir = tls_dir  # server.crt, server.key and ca.crt: the server accepts TLS
         self.datadir = root / "data"
         self.socket = root / "mysqld.sock"
@@ -182,6 +184,7 @@ class MariaDbServer:
             f"--relay-log={self.datadir / 'relay-bin'}",
             f"--read-only={'ON' if self.read_only else 'OFF'}",
             f"--gtid-domain-id={self.gtid_domain}",
+            f"--rpl-semi-sync-slave-enabled={'ON' if self.semi_sync_replica else 'OFF'}",
             *STORAGE_SETTINGS,
             *_RUN_SETTINGS,
         ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .._cluster_protocol import DatabaseCluster
 from .._errors import SimulatorError
 from .._process import wait_until
 from ._blue_green import set_read_only
@@ -22,46 +23,58 @@ _STREAM_TIMEOUT = 60.0
 _LSN = "SELECT pg_catalog.pg_wal_lsn_diff({}, '0/0')::bigint"  # a WAL position as a number of bytes
 
 
+def _pg(cluster: DatabaseCluster) -> PostgresCluster:
+    if not isinstance(cluster, PostgresCluster):
+        raise SimulatorError("a PostgreSQL Global Database has PostgreSQL clusters only")
+    return cluster
+
+
 class PgGlobal:
-    """Streaming from the primary region's writer to the secondary's, and the steps between regions.
-    Each method is told which cluster plays which part (they swap at a switchover)."""
+    """Streaming from the primary region's writer to the secondary's head, and the steps between
+    regions (:class:`~aurora_async.testing._cluster_protocol.GlobalReplication`)."""
 
     async def attach(
         self,
-        primary: PostgresCluster,
+        primary: DatabaseCluster,
         primary_writer: str,
-        secondary: PostgresCluster,
-        writer: tuple[str, str],
+        secondary: DatabaseCluster,
+        head: tuple[str, str],
         replicas: Sequence[tuple[str, str]],
     ) -> None:
-        """Create the secondary's instances from base backups of the primary's writer: ``writer``
-        streams from it, ``replicas`` stream from ``writer``."""
-        source = primary.server(primary_writer)
-        head = secondary._server(*writer)
-        await head.basebackup_from(source)
-        head.configure_standby(source)
-        await head.start()
-        await wait_streaming(source, head.name)
+        """Base backups of the primary's writer: ``head`` streams from it, ``replicas`` from ``head``."""
+        source = _pg(primary).server(primary_writer)
+        region = _pg(secondary)
+        first = region._server(*head)
+        await first.basebackup_from(source)
+        first.configure_standby(source)
+        await first.start()
+        await wait_streaming(source, first.name)
         for replica in replicas:
-            server = secondary._server(*replica)
+            server = region._server(*replica)
             await server.basebackup_from(source)
-            server.configure_standby(head)
+            server.configure_standby(first)
             await server.start()
-            await wait_streaming(head, server.name)
+            await wait_streaming(first, server.name)
 
-    async def hold(self, head: PgServer) -> None:
-        """Stop the secondary's streaming (what the primary commits now stays in its region)."""
-        await head.execute("ALTER SYSTEM SET primary_conninfo = ''", "SELECT pg_catalog.pg_reload_conf()")
+    async def hold(self, secondary: DatabaseCluster, head: str) -> None:
+        await (
+            _pg(secondary)
+            .server(head)
+            .execute("ALTER SYSTEM SET primary_conninfo = ''", "SELECT pg_catalog.pg_reload_conf()")
+        )
 
-    async def resume(self, source: PgServer, head: PgServer) -> None:
-        conninfo = source.conninfo(head.name).replace("'", "''")
-        await head.execute(
+    async def resume(
+        self, primary: DatabaseCluster, writer: str, secondary: DatabaseCluster, head: str
+    ) -> None:
+        source, target = _pg(primary).server(writer), _pg(secondary).server(head)
+        conninfo = source.conninfo(target.name).replace("'", "''")
+        await target.execute(
             f"ALTER SYSTEM SET primary_conninfo = '{conninfo}'", "SELECT pg_catalog.pg_reload_conf()"
         )
-        await wait_streaming(source, head.name)
+        await wait_streaming(source, target.name)
 
-    async def stop_writes(self, source: PgServer) -> None:
-        """The primary's writer takes no more writes, and its client sessions end."""
+    async def stop_writes(self, primary: DatabaseCluster, writer: str) -> None:
+        source = _pg(primary).server(writer)
         await set_read_only(source, True)
         await source.execute(
             "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
@@ -69,28 +82,40 @@ class PgGlobal:
             "AND application_name IS DISTINCT FROM 'aurora-simulator'"
         )
 
-    async def allow_writes(self, server: PgServer) -> None:
-        await set_read_only(server, False)
+    async def allow_writes(self, primary: DatabaseCluster, writer: str) -> None:
+        await set_read_only(_pg(primary).server(writer), False)
 
-    async def wait_caught_up(self, source: PgServer, head: PgServer, timeout: float) -> None:
-        """Wait until ``head`` replayed everything ``source`` wrote so far."""
+    async def wait_caught_up(
+        self, primary: DatabaseCluster, writer: str, secondary: DatabaseCluster, head: str, timeout: float
+    ) -> None:
+        source, target = _pg(primary).server(writer), _pg(secondary).server(head)
         wanted = await source.fetchval(_LSN.format("pg_catalog.pg_current_wal_lsn()"))
 
         async def replayed() -> bool:
-            done = await head.fetchval(_LSN.format("pg_catalog.pg_last_wal_replay_lsn()"))
+            done = await target.fetchval(_LSN.format("pg_catalog.pg_last_wal_replay_lsn()"))
             return isinstance(done, int) and isinstance(wanted, int) and done >= wanted
 
         await wait_until(replayed, timeout=timeout, interval=0.01, what="the secondary region to catch up")
 
-    async def promote(self, head: PgServer) -> None:
-        """The region's primary instance takes writes (its replicas follow the new timeline)."""
-        await head.promote()
+    async def promote(self, secondary: DatabaseCluster, head: str) -> None:
+        """The head takes writes (its replicas follow the new timeline)."""
+        await _pg(secondary).server(head).promote()
 
-    async def follow(self, writer: PgServer, replicas: Sequence[PgServer], new_primary: PgServer) -> str:
-        """Turn a former primary region's writer into a standby of ``new_primary`` and its replicas
-        into standbys of it again (each rewound to the new primary's history first: they hold the
-        writer's shutdown checkpoint, which the new timeline does not); returns how the writer was
-        brought back ("pg_rewind" or "pg_basebackup")."""
+    async def follow(
+        self,
+        old: DatabaseCluster,
+        old_writer: str,
+        old_replicas: Sequence[str],
+        new: DatabaseCluster,
+        new_head: str,
+    ) -> str:
+        """Each of the former primary's servers rewound to the new primary's history first (they hold
+        the writer's shutdown checkpoint, which the new timeline does not): "pg_rewind" or
+        "pg_basebackup"."""
+        region = _pg(old)
+        writer = region.server(old_writer)
+        replicas = [region.server(r) for r in old_replicas]
+        new_primary = _pg(new).server(new_head)
         for server in (writer, *replicas):
             await server.stop("fast")
         await new_primary.execute("CHECKPOINT")  # pg_rewind reads the new timeline from the control file

@@ -17,7 +17,8 @@ writer endpoint (``<primary prefix>100``) follows the primary region's writer, `
   that had not reached it is gone (:meth:`GlobalDatabase.hold_replication` keeps such a tail back on
   purpose). The lost region stays down.
 
-PostgreSQL only so far.
+Both engines: PostgreSQL streams WAL between the regions (``postgresql._global``), MariaDB replicates by
+GTID (``mysql._global``).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+from .._cluster_protocol import GlobalReplication
 from .._errors import SimulatorError
-from ..postgresql._cluster import PostgresCluster
+from ..mysql._cluster import MariaDbCluster
+from ..mysql._global import MariaDbGlobal
 from ..postgresql._global import PgGlobal
-from ..postgresql._server import PgServer
 from ._blue_green import GreenCluster
 from ._control_plane import ControlPlane
 from ._timeline import FailoverReport
@@ -37,14 +39,8 @@ GLOBAL_ENDPOINT_LISTENER = "global"
 SECONDARY_ENDPOINT_LISTENERS = ("secondary-cluster", "secondary-reader")
 
 
-def _pg(control: ControlPlane) -> PostgresCluster:
-    if not isinstance(control.cluster, PostgresCluster):
-        raise SimulatorError("Global Databases are simulated for engine='postgresql' only so far")
-    return control.cluster
-
-
-def _writer(control: ControlPlane) -> PgServer:
-    return _pg(control).server(control.writer_id)
+def _replication(control: ControlPlane) -> GlobalReplication:
+    return MariaDbGlobal() if isinstance(control.cluster, MariaDbCluster) else PgGlobal()
 
 
 class GlobalDatabase:
@@ -59,9 +55,7 @@ class GlobalDatabase:
         global_host: str,
         lock: asyncio.Lock,
     ) -> None:
-        for control in (primary, secondary):
-            _pg(control)  # PostgreSQL only so far: says so
-        self._engine = PgGlobal()
+        self._engine = _replication(primary)
         self._primary, self._secondary = primary, secondary
         self._global_host = global_host
         self._lock = lock
@@ -95,9 +89,9 @@ class GlobalDatabase:
         primary, secondary = self._primary, self._secondary
         ids = secondary.instance_ids
         await self._engine.attach(
-            _pg(primary),
+            primary.cluster,
             primary.writer_id,
-            _pg(secondary),
+            secondary.cluster,
             (ids[0], secondary.instances[ids[0]].address),
             [(i, secondary.instances[i].address) for i in ids[1:]],
         )
@@ -112,13 +106,16 @@ class GlobalDatabase:
         """Stop replication to the secondary region (the primary's commits from now on stay there)."""
         async with self._lock:
             self._check_two_regions()
-            await self._engine.hold(_writer(self._secondary))
+            await self._engine.hold(self._secondary.cluster, self._secondary.writer_id)
             self._primary.timeline.record("global replication held", f"{self.secondary_region} falls behind")
 
     async def resume_replication(self) -> None:
         async with self._lock:
             self._check_two_regions()
-            await self._engine.resume(_writer(self._primary), _writer(self._secondary))
+            primary, secondary = self._primary, self._secondary
+            await self._engine.resume(
+                primary.cluster, primary.writer_id, secondary.cluster, secondary.writer_id
+            )
             self._primary.timeline.record("global replication resumed")
 
     def _check_two_regions(self) -> None:
@@ -134,19 +131,19 @@ class GlobalDatabase:
             started = time.monotonic()
             old_writer, new_writer = old.writer_id, new.writer_id
             timeline.record("global switchover started", f"{old.region} -> {new.region}")
-            await self._engine.stop_writes(_writer(old))
+            await self._engine.stop_writes(old.cluster, old_writer)
             timeline.record("primary region stopped taking writes", f"writer {old_writer}: sessions ended")
             try:
-                await self._engine.wait_caught_up(_writer(old), _writer(new), timeout)
+                await self._engine.wait_caught_up(old.cluster, old_writer, new.cluster, new_writer, timeout)
             except SimulatorError:
-                await self._engine.allow_writes(_writer(old))
+                await self._engine.allow_writes(old.cluster, old_writer)
                 timeline.record("global switchover rolled back", f"{new.region} did not catch up")
                 raise SimulatorError(
                     f"global switchover rolled back: {new.region} did not catch up within {timeout:g} s"
                 ) from None
             await self._promote(new, old)
-            readers = [_pg(old).server(r) for r in old.reader_ids if old.instances[r].running]
-            how = await self._engine.follow(_writer(old), readers, _writer(new))
+            readers = [r for r in old.reader_ids if old.instances[r].running]
+            how = await self._engine.follow(old.cluster, old_writer, readers, new.cluster, new_writer)
             await old.sync_replication()
             timeline.record(
                 "former primary follows", f"{old_writer} ({old.region}) streams from {new_writer} ({how})"
@@ -181,7 +178,7 @@ class GlobalDatabase:
 
     async def _promote(self, new: ControlPlane, old: ControlPlane) -> None:
         """``new``'s primary instance takes writes: it is the global writer, its region the primary."""
-        await self._engine.promote(_writer(new))
+        await self._engine.promote(new.cluster, new.writer_id)
         self._primary, self._secondary = new, old
         self._couple()
         new.timeline.record("secondary promoted", f"{new.writer_id} ({new.region}) is the global writer")

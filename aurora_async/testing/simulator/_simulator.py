@@ -459,11 +459,11 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         """Make this cluster the primary region of an Aurora Global Database with a secondary region's
         cluster of ``instances`` instances (default: as many as this one has), on ``address_prefix``
         (default: the next third octet, ``127.0.43.`` for ``127.0.42.``): see
-        ``aurora_async.testing.simulator._global_database``. PostgreSQL, ``topology="aurora"``, plain
-        text, one per simulator, not with a blue/green deployment."""
+        ``aurora_async.testing.simulator._global_database``. Either engine, ``topology="aurora"``,
+        plain text, one per simulator, not with a blue/green deployment."""
         async with self._operation() as control:
-            if self.engine != "postgresql" or self.topology != "aurora":
-                raise SimulatorError("a Global Database needs engine='postgresql' and topology='aurora'")
+            if self.topology != "aurora":
+                raise SimulatorError("a Global Database needs topology='aurora'")
             if self._global is not None or self._blue_green is not None:
                 raise SimulatorError("this simulator has a second cluster already (global or blue/green)")
             if region == self.region:
