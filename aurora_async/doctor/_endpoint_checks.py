@@ -77,15 +77,25 @@ def check_host(diagnosis: Diagnosis, config: Config) -> None:
             )
         return
     if kind is RdsUrlType.RDS_GLOBAL_WRITER_CLUSTER:
-        diagnosis.add(
-            "host",
-            Status.WARN,
-            f"the global database writer endpoint of {rds.name!r}: not yet supported for failover "
-            "(aurora_async has no global-database dialect, and the endpoint names no region)",
-            "connect to the primary region's cluster writer endpoint "
-            "(<cluster>.cluster-<id>.<region>.rds.amazonaws.com) instead",
-            details=details,
-        )
+        regional = options.global_cluster_instance_host_patterns
+        if regional:
+            diagnosis.add(
+                "host",
+                Status.OK,
+                f"the global database writer endpoint of {rds.name!r}: failover follows the global "
+                f"writer across regions ({', '.join(region for region, _ in regional)})",
+                details=details,
+            )
+        else:
+            diagnosis.add(
+                "host",
+                Status.WARN,
+                f"the global database writer endpoint of {rds.name!r}: failover cannot reach the "
+                "instances, which live in each region's own domain",
+                "set global_cluster_instance_host_patterns='<region>:?.<id>.<region>.rds.amazonaws.com,...' "
+                "for every region of the Global Database",
+                details=details,
+            )
         return
     if kind is RdsUrlType.RDS_AURORA_LIMITLESS_DB_SHARD_GROUP:
         diagnosis.add(

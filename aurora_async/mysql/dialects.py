@@ -20,6 +20,7 @@ from .._dialect import (
     Dialect,
     HostBuilder,
     aurora_instances,
+    global_instances,
     multi_az_instance_name,
     multi_az_instances,
 )
@@ -200,6 +201,35 @@ class AuroraMySqlDialect(MySqlDialect):
         return aurora_instances(await fetch_rows(conn, self.TOPOLOGY_SQL, timeout), build)
 
 
+class GlobalAuroraMySqlDialect(AuroraMySqlDialect):
+    """An Aurora Global Database (MySQL): the topology is every region's instances, from
+    ``information_schema.aurora_global_db_instance_status``, the writer the global one
+    (``MASTER_SESSION_ID``); instance hosts come from ``global_cluster_instance_host_patterns`` by
+    region."""
+
+    code = "global-aurora-mysql"
+    TOPOLOGY_SQL = (
+        "SELECT SERVER_ID, CASE WHEN SESSION_ID = 'MASTER_SESSION_ID' THEN TRUE ELSE FALSE END, "
+        "VISIBILITY_LAG_IN_MSEC, AWS_REGION FROM information_schema.aurora_global_db_instance_status "
+    )
+    WRITER_ID_SQL = (
+        "SELECT SERVER_ID FROM information_schema.aurora_global_db_instance_status WHERE SESSION_ID = "
+        "'MASTER_SESSION_ID' AND SERVER_ID = @@aurora_server_id"
+    )
+
+    async def detect(self, conn: Any, timeout: float) -> bool:
+        return await super().detect(conn, timeout) and await self.spans_regions(conn, timeout)
+
+    async def spans_regions(self, conn: Any, timeout: float) -> bool:
+        """Whether the Aurora cluster behind ``conn`` is part of a Global Database of several regions."""
+        row = await _probe(conn, "SELECT count(1) FROM information_schema.aurora_global_db_status", timeout)
+        return row is not None and int(row[0]) > 1
+
+    async def topology(self, conn: Any, timeout: float, build: HostBuilder) -> list[Instance] | None:
+        rows = await fetch_rows(conn, self.TOPOLOGY_SQL, timeout)
+        return global_instances(rows, build)
+
+
 class MultiAzMySqlDialect(MySqlDialect):
     """RDS Multi-AZ DB clusters for MySQL: ``mysql.rds_topology`` lists the instances; an instance
     that replicates from no one is the writer, a reader's ``SHOW REPLICA STATUS`` names it."""
@@ -250,6 +280,7 @@ class MultiAzMySqlDialect(MySqlDialect):
 
 DIALECTS: dict[str, type[Dialect]] = {
     "aurora-mysql": AuroraMySqlDialect,
+    "global-aurora-mysql": GlobalAuroraMySqlDialect,
     "multi-az-mysql": MultiAzMySqlDialect,
     "rds-mysql": RdsMySqlDialect,
     "mysql": MySqlDialect,
@@ -258,7 +289,11 @@ DIALECTS: dict[str, type[Dialect]] = {
 
 async def detect_dialect(conn: Any, timeout: float) -> Dialect:
     """Probe the most specific dialect first; plain MySQL is the fallback (MariaDB included)."""
-    for dialect in (AuroraMySqlDialect(), MultiAzMySqlDialect(), RdsMySqlDialect()):
+    aurora = AuroraMySqlDialect()
+    if await aurora.detect(conn, timeout):
+        spanning = GlobalAuroraMySqlDialect()
+        return spanning if await spanning.spans_regions(conn, timeout) else aurora
+    for dialect in (MultiAzMySqlDialect(), RdsMySqlDialect()):
         if await dialect.detect(conn, timeout):
             return dialect
     return MySqlDialect()

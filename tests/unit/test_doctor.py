@@ -72,9 +72,13 @@ def test_what_each_kind_of_endpoint_implies() -> None:
     assert proxy.status is Status.INFO and "failover is the proxy's job" in proxy.summary
     instance = _host_check(f"mysql://app@db-1.{REGION_DOMAIN}/app")
     assert instance.status is Status.INFO and "instance 'db-1'" in instance.summary
-    global_db = _host_check("postgresql://app@orders.global-abc123.global.rds.amazonaws.com/app")
-    assert global_db.status is Status.WARN and "not yet supported for failover" in global_db.summary
-    assert global_db.fix and "cluster writer endpoint" in global_db.fix
+    global_dsn = "postgresql://app@orders.global-abc123.global.rds.amazonaws.com/app"
+    global_db = _host_check(global_dsn)
+    assert global_db.status is Status.WARN and "cannot reach the instances" in global_db.summary
+    assert global_db.fix and "global_cluster_instance_host_patterns" in global_db.fix
+    patterns = "us-east-1:?.abc.us-east-1.rds.amazonaws.com,eu-west-1:?.def.eu-west-1.rds.amazonaws.com"
+    covered = _host_check(global_dsn, global_cluster_instance_host_patterns=patterns)
+    assert covered.status is Status.OK and "(eu-west-1, us-east-1)" in covered.summary
     limitless = _host_check(f"postgresql://app@db.shardgrp-{REGION_DOMAIN}/app")
     assert limitless.status is Status.WARN and limitless.fix
     ip = _host_check("postgresql://app@10.0.0.5/app", cluster_instance_host_pattern="10.0.0.?")
