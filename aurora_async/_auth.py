@@ -133,8 +133,11 @@ class IamSource:
 
     kind = "iam"
 
-    def key(self, host: str, port: int) -> tuple[Any, ...]:
-        return ("iam", self.region, self.host or host, self.port or port, self.user, self.aws_session)
+    def key(self, host: str, port: int, region: str | None = None) -> tuple[Any, ...]:
+        """What one cached token is for: signed for ``region`` (the instance's, where the topology
+        gives it), else for :attr:`region`."""
+        where = region or self.region
+        return ("iam", where, self.host or host, self.port or port, self.user, self.aws_session)
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,7 @@ class SecretSource:
 
     kind = "aws_secrets_manager"
 
-    def key(self, host: str, port: int) -> tuple[Any, ...]:
+    def key(self, host: str, port: int, region: str | None = None) -> tuple[Any, ...]:
         return ("secret", self.secret_id, self.region, self.endpoint, self.aws_session)
 
 
@@ -182,29 +185,33 @@ class Authenticator:
         host: str,
         port: int,
         *,
+        region: str | None = None,
         stale: Credentials | None = None,
         events: EventHub | None = None,
     ) -> tuple[Credentials, bool]:
         """Credentials for a connection to ``host:port``, and whether they came from the cache;
+        ``region``: the instance's own AWS region where known (an IAM token is signed for it rather
+        than for the source's region: an Aurora Global Database's instances are in several);
         ``stale``: credentials the server just refused, to be replaced; ``events``: where a fetch this
         call starts is told (the cluster of the connection that asked)."""
-        key = source.key(host, port)
+        key = source.key(host, port, region)
         cached = self._cache.get(key)
         if cached is None:
             self._prune()
             cached = self._cache[key] = _Cached(self._clock, self._tasks)
         if isinstance(source, IamSource):
             token_host, token_port = source.host or host, source.port or port
+            signed_for = region or source.region
 
             async def fetch() -> tuple[Credentials, float]:
-                fetched = await self._token(source, token_host, token_port)
+                fetched = await self._token(source, token_host, token_port, signed_for)
                 if events is not None:
                     events.emit(
                         IamTokenGenerated,
                         user=source.user,
                         host=token_host,
                         port=token_port,
-                        region=source.region,
+                        region=signed_for,
                     )
                 return fetched
         else:
@@ -225,11 +232,13 @@ class Authenticator:
         open_with: Callable[[Credentials], Awaitable[T]],
         is_login_error: Callable[[BaseException], bool],
         *,
+        region: str | None = None,
         events: EventHub | None = None,
     ) -> T:
         """``open_with(credentials)``; on a login failure with cached credentials, once more with fresh
-        ones (an expired token, a rotated secret). Fetches are told to ``events``."""
-        creds, from_cache = await self.credentials(source, host, port, events=events)
+        ones (an expired token, a rotated secret). ``region``: as :meth:`credentials`. Fetches are told
+        to ``events``."""
+        creds, from_cache = await self.credentials(source, host, port, region=region, events=events)
         try:
             return await open_with(creds)
         except Exception as exc:
@@ -237,7 +246,7 @@ class Authenticator:
                 raise
             log.info("login with cached credentials failed (%s): fetching fresh ones", type(exc).__name__)
             self.stats["login_retries"] += 1
-        creds, _ = await self.credentials(source, host, port, stale=creds, events=events)
+        creds, _ = await self.credentials(source, host, port, region=region, stale=creds, events=events)
         return await open_with(creds)
 
     def _prune(self) -> None:
@@ -280,8 +289,8 @@ class Authenticator:
     def _session(self, source: CredentialSource) -> Any:
         return source.aws_session if source.aws_session is not None else self._default_session()
 
-    async def _token(self, source: IamSource, host: str, port: int) -> tuple[Credentials, float]:
-        user, region = source.user, source.region
+    async def _token(self, source: IamSource, host: str, port: int, region: str) -> tuple[Credentials, float]:
+        user = source.user
         self.stats["iam_tokens"] += 1
         failure: Exception | None = None
         try:
@@ -332,11 +341,19 @@ class Authenticator:
 
 class ClusterCredentials:
     """The event loop's :class:`Authenticator` as one cluster's connections use it (``Driver.open``'s
-    ``auth``): the fetches they start are told to the cluster's events (when it has them)."""
+    ``auth``): the fetches they start are told to the cluster's events (when it has them), and an IAM
+    token for an instance whose region the cluster's topology gives (``region_of``: an Aurora Global
+    Database) is signed for that region."""
 
-    def __init__(self, auth: Authenticator, events: EventHub | None = None) -> None:
+    def __init__(
+        self,
+        auth: Authenticator,
+        events: EventHub | None = None,
+        region_of: Callable[[str, int, str | None], str | None] | None = None,
+    ) -> None:
         self.auth = auth
         self.events = events
+        self.region_of = region_of
 
     def __repr__(self) -> str:
         return f"<ClusterCredentials {self.events.cluster if self.events is not None else '-'}>"
@@ -349,7 +366,11 @@ class ClusterCredentials:
         open_with: Callable[[Credentials], Awaitable[T]],
         is_login_error: Callable[[BaseException], bool],
     ) -> T:
-        return await self.auth.connect(source, host, port, open_with, is_login_error, events=self.events)
+        named = source.host if isinstance(source, IamSource) else None
+        region = self.region_of(host, port, named) if self.region_of is not None else None
+        return await self.auth.connect(
+            source, host, port, open_with, is_login_error, region=region, events=self.events
+        )
 
 
 def _json_object(text: Any) -> dict[str, Any] | None:

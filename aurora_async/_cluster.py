@@ -31,6 +31,7 @@ from ._host_monitor import HostMonitor
 from ._identity import Identities, Identity
 from ._opener import Opener
 from ._options import ClusterSettings
+from ._rds_hosts import RdsUrlType, classify_host
 from ._routing import WriterSearch
 from ._topology import Instance, Role, Topology
 from ._topology_monitor import TopologyMonitor
@@ -60,7 +61,7 @@ class Cluster:
         self.driver = driver
         self.events = events  # what happens to the cluster, for the application's streams and telemetry
         self.identities = Identities()  # who this cluster's connections are (background work borrows)
-        self.opener = Opener(driver, auth, self.identities, events)
+        self.opener = Opener(driver, auth, self.identities, events, region_of=self.region_of)
         auth.attach()  # its AWS clients stay open while this cluster is (detached in _stop)
         self.dialect: Dialect | None = None
         self.build: HostBuilder | None = None
@@ -122,6 +123,26 @@ class Cluster:
 
     async def ping_writer_on_monitor(self, instance_id: str) -> bool | None:
         return await self.monitor.ping_on(instance_id)
+
+    def region_of(self, host: str, port: int, named: str | None = None) -> str | None:
+        """The AWS region an IAM token for a connection to ``host:port`` is signed for, where the
+        topology tells (an Aurora Global Database's instances are in several regions): an instance's
+        own region; for the global writer endpoint (``host``, or ``named``: the name the token is
+        for, ``iam_host``), the region of the global writer it leads to. None elsewhere (the token is
+        signed for ``iam_region``, else the region in the host name)."""
+        topology = self.topology
+        if topology is None:
+            return None
+        for instance in topology.instances:
+            if instance.region is not None and instance.host == host and instance.port == port:
+                return instance.region
+        writer = topology.writer
+        if (
+            writer is not None
+            and classify_host(named or host).url_type is RdsUrlType.RDS_GLOBAL_WRITER_CLUSTER
+        ):
+            return writer.region
+        return None
 
     def request_refresh(self) -> None:
         self.monitor.wake()

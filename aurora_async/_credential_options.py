@@ -52,8 +52,9 @@ def check_credentials_options(options: Options, host: str, user: Any, password: 
         if iam_region(options, host) is None:
             named = options.iam_host or host
             why = (
-                "is an Aurora Global Database writer endpoint, which names no region (sign for the "
-                "primary region's)"
+                "is an Aurora Global Database writer endpoint, which names no region (give the "
+                "primary region's: from the first connection on, each token is signed for the region "
+                "of the instance it logs in to)"
                 if classify_host(named).url_type is RdsUrlType.RDS_GLOBAL_WRITER_CLUSTER
                 else "is not an RDS host name"
             )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from ._auth import Authenticator, ClusterCredentials
@@ -35,12 +36,18 @@ class Opener:
     """Opens a cluster's physical connections (see the module docstring)."""
 
     def __init__(
-        self, driver: Driver, auth: Authenticator, identities: Identities, events: EventHub | None = None
+        self,
+        driver: Driver,
+        auth: Authenticator,
+        identities: Identities,
+        events: EventHub | None = None,
+        region_of: Callable[[str, int, str | None], str | None] | None = None,
     ) -> None:
         self.driver = driver
         self.auth = auth
-        # the credentials as this cluster's connections use them: fetches told to its events
-        self._supply = ClusterCredentials(auth, events)
+        # the credentials as this cluster's connections use them: fetches told to its events, IAM
+        # tokens signed for the region of the instance connected to where the topology gives one
+        self._supply = ClusterCredentials(auth, events, region_of)
         self.identities = identities
         self._background_tls: weakref.WeakKeyDictionary[Any, Tls] = weakref.WeakKeyDictionary()
         self._resuming_seen: set[tuple[str, int]] = set()  # endpoints already said to be resuming

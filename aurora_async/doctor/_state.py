@@ -35,10 +35,13 @@ class _RecordingAuthenticator(Authenticator):
         host: str,
         port: int,
         *,
+        region: str | None = None,
         stale: Credentials | None = None,
         events: EventHub | None = None,
     ) -> tuple[Credentials, bool]:
-        creds, cached = await super().credentials(source, host, port, stale=stale, events=events)
+        creds, cached = await super().credentials(
+            source, host, port, region=region, stale=stale, events=events
+        )
         self.seen.add(creds.password)
         return creds, cached
 

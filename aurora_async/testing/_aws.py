@@ -16,14 +16,19 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .._iam_token import generate_token
 from ._errors import SimulatorError
 from ._process import die_with_parent, kill_and_wait, wait_until
 
-if TYPE_CHECKING:
-    from .simulator._simulator import AuroraSimulator
+
+class PasswordSetter(Protocol):
+    """Where a rehearsal installs a user's password: an ``AuroraSimulator``, or anything that sets one
+    the same way (a test that also records each token)."""
+
+    async def set_password(self, user: str, password: str) -> None: ...
+
 
 # Dummy credentials for moto and offline token signing; never valid anywhere.
 DUMMY_AWS_ENV = {
@@ -96,11 +101,12 @@ class RehearsalSession:
     a simulator and a user, every IAM token generated becomes that user's password
     (for a MySQL IAM user, ``sim.create_iam_user``: the one token its clear-password login accepts).
 
-    :param simulator: where to set the password (``AuroraSimulator.set_password``).
+    :param simulator: where to set the password (``AuroraSimulator.set_password``, or any
+        :class:`PasswordSetter`).
     :param user: the database user the tokens are for.
     """
 
-    def __init__(self, simulator: AuroraSimulator | None = None, user: str | None = None) -> None:
+    def __init__(self, simulator: PasswordSetter | None = None, user: str | None = None) -> None:
         import aioboto3  # noqa: PLC0415 - the optional 'aws' extra
 
         self.session = aioboto3.Session()

@@ -71,6 +71,11 @@ class GlobalDatabase:
         return self._secondary.region or ""
 
     @property
+    def primary_plane(self) -> ControlPlane:
+        """The primary region's cluster (the simulator's own operations on the global writer)."""
+        return self._primary
+
+    @property
     def writer_id(self) -> str:
         """The global writer: the primary region's writer."""
         return self._primary.writer_id

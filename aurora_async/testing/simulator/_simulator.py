@@ -376,9 +376,11 @@ class AuroraSimulator(Faults, CustomEndpointMethods):
         """Create (or update) database user ``user``, who must log in with ``password``: password
         authentication (SCRAM) for this user on every instance, where everyone else is trusted (MySQL:
         a user with the DSN user's rights). Use it to rehearse IAM tokens (set the expected token as the
-        password) or a rotated secret."""
+        password) or a rotated secret. With a Global Database, on the global writer (wherever it is
+        now), from which it replicates to every region."""
         async with self._operation() as control:
-            await control.set_password(user, password)
+            writer = self._global.primary_plane if self._global is not None else control
+            await writer.set_password(user, password)
 
     async def create_iam_user(self, user: str) -> None:
         """MySQL: (re)create database user ``user`` as an IAM user, with the DSN user's rights. As on
