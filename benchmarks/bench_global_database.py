@@ -1,16 +1,16 @@
 """An Aurora Global Database's switchover and failover to another region under writers, side by side:
-aurora_async (dialect ``global-aurora-pg``), plain asyncpg and the AWS Advanced Python Wrapper's ``aio``
-wrapper with its ``gdb_failover`` plugin (in ``benchmarks/.venv-peers``), all through the global writer
-endpoint.
-PostgreSQL (the simulator's Global Database is PostgreSQL only so far).
+aurora_async (dialect ``global-aurora-pg`` / ``global-aurora-mysql``), the plain driver (asyncpg /
+aiomysql) and the AWS Advanced Python Wrapper's ``aio`` wrapper with its ``gdb_failover`` plugin (in
+``benchmarks/.venv-peers``), all through the global writer endpoint, on both engines.
 
-    .venv/bin/python benchmarks/bench_global_database.py [--runs 2] [--connections 50] [--pause 0.2]
+    .venv/bin/python benchmarks/bench_global_database.py [--engine postgresql|mysql|both] [--runs 2]
+        [--connections 50] [--pause 0.2]
 
 Each run: a fresh simulated cluster (2 instances, us-east-1) with a ``beats`` table, a Global Database
-with a secondary region (2 instances, eu-west-1), then both contenders at once, each in a process of
-its own (``benchmarks/peers/contender.py``), each with ``--connections`` connections through the
+with a secondary region (2 instances, eu-west-1), then the three contenders at once, each in a process
+of its own (``benchmarks/peers/contender.py``), each with ``--connections`` connections through the
 global writer endpoint writing a row every ``--pause`` seconds, recovering as their users do
-(aurora_async keeps its connection after a failover error, plain asyncpg reconnects).
+(aurora_async keeps its connection after a failover error, the plain driver reconnects).
 
 - *switchover*: ``GlobalDatabase.switchover()`` (no data loss); per connection, the time from the
   moment the primary region stopped taking writes to the connection's first successful write after it
@@ -32,11 +32,13 @@ import sys
 import time
 from typing import Any
 
+import aiomysql
 import asyncpg
 from _common import command, commit, header, machine, write
 from bench_peers import (
     ENGINES,
     ContenderFailed,
+    Engine,
     base_spec,
     contender_process,
     create_table,
@@ -46,7 +48,7 @@ from bench_peers import (
 
 from aurora_async.testing import AuroraSimulator
 
-WORKER_BASE = {"aurora_async": 0, "asyncpg": 1000, "aws_wrapper_aio": 2000}
+WORKER_BASE = {"aurora_async": 0, "plain": 1000, "aws_wrapper_aio": 2000}
 THEIRS = "initial_connection,aurora_connection_tracker,gdb_failover,host_monitoring_v2"
 AFTER = 5.0  # seconds of writes after the move
 
@@ -69,24 +71,36 @@ def recovery(events: list[list[Any]], connections: int, moved_at: float, stop_at
     }
 
 
-async def stored(dsn: str) -> dict[int, int]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch("SELECT worker, COUNT(*) FROM beats GROUP BY worker")
-    finally:
-        await conn.close()
-    return {int(r[0]): int(r[1]) for r in rows}
+async def stored(engine: Engine, endpoint: str, dsn: str) -> dict[int, int]:
+    """Rows per writer number where the global writer endpoint leads now."""
+    sql = "SELECT worker, COUNT(*) FROM beats GROUP BY worker"
+    if engine.name == "mysql":
+        host, port = endpoint.rsplit(":", 1)
+        my = await aiomysql.connect(host=host, port=int(port), user=engine.user, db=engine.database)
+        try:
+            async with my.cursor() as cur:
+                await cur.execute(sql)
+                rows = [tuple(r) for r in await cur.fetchall()]
+        finally:
+            my.close()
+    else:
+        pg = await asyncpg.connect(dsn)
+        try:
+            rows = [tuple(r) for r in await pg.fetch(sql)]
+        finally:
+            await pg.close()
+    return {int(w): int(n) for w, n in rows}
 
 
-async def one_run(kind: str, connections: int, pause: float) -> dict[str, Any]:
-    engine = ENGINES["postgresql"]
-    async with AuroraSimulator("postgresql", instances=2, dns_delay=3.0, max_connections=600) as sim:
+async def one_run(engine: Engine, kind: str, connections: int, pause: float) -> dict[str, Any]:
+    names = {"aurora_async": "aurora_async", "plain": engine.baseline, "aws_wrapper_aio": "aws_wrapper_aio"}
+    async with AuroraSimulator(engine.name, instances=2, dns_delay=3.0, max_connections=600) as sim:
         await create_table(sim, engine, "beats", "worker int")
         gdb = await sim.create_global_database("eu-west-1")
         primary = f"{sim.region}:{sim.instance_host_pattern}"
         patterns = f"{primary},{gdb.secondary_region}:{gdb.secondary.instance_host_pattern}"
         specs = {
-            label: base_spec(sim, engine, label, "downtime")
+            label: base_spec(sim, engine, names[label], "downtime")
             | {
                 "cluster": gdb.global_endpoint,
                 "connections": connections,
@@ -95,7 +109,7 @@ async def one_run(kind: str, connections: int, pause: float) -> dict[str, Any]:
                 "aurora_options": {"global_cluster_instance_host_patterns": patterns, "failover_timeout": 60},
                 "wrapper_plugins": THEIRS,
                 "wrapper_options": {
-                    "wrapper_dialect": "global-aurora-pg",
+                    "wrapper_dialect": f"global-aurora-{'mysql' if engine.name == 'mysql' else 'pg'}",
                     "global_cluster_instance_host_patterns": patterns,
                     "failover_home_region": sim.region,
                 },
@@ -105,10 +119,10 @@ async def one_run(kind: str, connections: int, pause: float) -> dict[str, Any]:
         results: dict[str, Any] = {}
         async with (
             contender_process(specs["aurora_async"]) as ours,
-            contender_process(specs["asyncpg"]) as plain,
+            contender_process(specs["plain"]) as plain,
             contender_process(specs["aws_wrapper_aio"]) as theirs,
         ):
-            procs = {"aurora_async": ours, "asyncpg": plain, "aws_wrapper_aio": theirs}
+            procs = {"aurora_async": ours, "plain": plain, "aws_wrapper_aio": theirs}
             ready = set()
             for label, proc in procs.items():
                 try:
@@ -146,42 +160,48 @@ async def one_run(kind: str, connections: int, pause: float) -> dict[str, Any]:
                     results[label] = {"failed": str(exc)}
                     continue
                 results[label] = recovery(result["events"], connections, moved_at, stop_at)
-        rows = await stored(gdb.dsn())
+        rows = await stored(engine, gdb.global_endpoint, gdb.dsn())
         for label, base in WORKER_BASE.items():
             if "failed" in results[label]:
                 continue
             kept = sum(n for w, n in rows.items() if base <= w < base + connections)
             results[label] |= {"stored": kept, "lost": max(0, results[label]["acknowledged"] - kept)}
-    print(f"{kind}: {results}", file=sys.stderr)
-    return {"kind": kind, "results": results}
+    results = {(engine.baseline if label == "plain" else label): r for label, r in results.items()}
+    print(f"{engine.name} {kind}: {results}", file=sys.stderr)
+    return {"engine": engine.name, "kind": kind, "results": results}
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engine", choices=["postgresql", "mysql", "both"], default="both")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--pause", type=float, default=0.2)
     args = parser.parse_args()
     result: dict[str, Any] = {"command": command(), "commit": commit(), "machine": machine(), "runs": []}
+    engines = ["postgresql", "mysql"] if args.engine == "both" else [args.engine]
     for _ in range(args.runs):
-        for kind in ("switchover", "failover"):
-            result["runs"].append(await one_run(kind, args.connections, args.pause))
+        for name in engines:
+            for kind in ("switchover", "failover"):
+                result["runs"].append(await one_run(ENGINES[name], kind, args.connections, args.pause))
     lines = [
-        *header("A Global Database switchover and failover under writers (PostgreSQL)", result),
+        *header("A Global Database switchover and failover under writers", result),
         f"Per contender {args.connections} connections through the global writer endpoint, one write every "
         f"{args.pause:g} s each (DNS 3 s late). *recovery*: per connection, from the moment the primary "
         "region stopped taking writes (switchover) or was lost (failover) to its first successful write "
         "after it, p50 / max; *lost*: acknowledged writes missing afterwards (a failover's unreplicated "
         "tail: 1 s of writes held back from the secondary region).",
         "",
-        "| move | contender | failed | recovery p50 / max s | not writing again | acknowledged | stored "
-        "| lost |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| engine | move | contender | failed | recovery p50 / max s | not writing again | acknowledged "
+        "| stored | lost |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for run in result["runs"]:
         for label, r in run["results"].items():
             if "failed" in r:
-                lines.append(f"| {run['kind']} | {label} | did not run: {r['failed']} | | | | | |")
+                lines.append(
+                    f"| {run['engine']} | {run['kind']} | {label} | did not run: {r['failed']} | | | | | |"
+                )
                 continue
             rec = (
                 f"{r['recovery_p50']:.2f} / {r['recovery_max']:.2f}"
@@ -189,7 +209,8 @@ async def main() -> None:
                 else "none"
             )
             lines.append(
-                f"| {run['kind']} | {label} | {r['failed_requests']} | {rec} | {r['not_writing_again']} | "
+                f"| {run['engine']} | {run['kind']} | {label} | {r['failed_requests']} | {rec} | "
+                f"{r['not_writing_again']} | "
                 f"{r['acknowledged']} | {r['stored']} | {r['lost']} |"
             )
     write("global_database", result, lines)
