@@ -144,3 +144,22 @@ async def test_drop_in_aiomysql_example_rides_a_failover_with_unchanged_aiomysql
     text = await _run("drop_in_aiomysql.py")
     assert "save(2) took 2 attempts; the connection is on 12" in text, text
     assert "the cursor made before the failover reads from 12" in text and "rows: 2" in text, text
+
+
+@BOTH
+async def test_global_database_example_follows_the_writer_across_regions(engine: str) -> None:
+    text = await _run("global_database.py", "--engine", engine)
+    assert "global-aurora-" in text, text
+    rows = re.findall(
+        r"aurora-\d +(\d+) acknowledged, (\d+) failover error\(s\), on (\d+) \(([\w-]+)\)", text
+    )
+    assert len(rows) == 6, text
+    after_switchover, after_failover = rows[:3], rows[3:]
+    assert all((on, region) == ("111", "eu-west-1") for _a, _f, on, region in after_switchover), text
+    assert all((on, region) == ("11", "us-east-1") for _a, _f, on, region in after_failover), text
+    # one failover error per connection and move: nothing else failed
+    assert [int(f) for _a, f, _o, _r in rows] == [1, 1, 1, 2, 2, 2], text
+    found = re.search(r"(\d+) inserts acknowledged, (\d+) stored, (\d+) lost", text)
+    assert found, text
+    acknowledged, stored, lost = map(int, found.groups())
+    assert acknowledged == stored + lost and lost > 0, text  # only the held tail is lost
