@@ -107,6 +107,9 @@ class Closed:
     physicals: Physicals
     raws: list[tuple[Any, str | None]]  # client-side physical connections, with their instance if known
     facade: Any | None  # a connection facade: its current physical connection is read again
+    # ids of the raws that were closed already when the close began: their sessions ended (or leaked)
+    # before, and a MySQL connection id on the same instance may since name another session
+    closed_before: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -525,10 +528,12 @@ class World:
             for lease in [self.lives[x] for x in sorted(live.obj.leases) if x in self.lives]:
                 await self._do_release(Step("release", (lease.obj.label,)))
         raws = self._raws_with_instance(live)
+        closed_before = frozenset(id(raw) for raw, _ in raws if raw.is_closed())
         _, exc = await self.guarded(live, f"close ({how})", lambda: self.ops.close(live.handle, kind, how))
         if live.obj.label in self.lives:
             self._forget(live, how)
             self.closed[-1].raws = raws + [r for r in self.closed[-1].raws if r not in raws]
+            self.closed[-1].closed_before = closed_before
         return "ok" if exc is None else f"raised {type(exc).__name__}"
 
     async def _do_close(self, step: Step) -> str:
@@ -933,6 +938,10 @@ class World:
         if closed.facade is not None:
             raws.append((self.ops.raw_of(closed.facade), str(closed.facade.instance.instance_id)))
         for raw, instance in raws:
+            if self.engine == "mysql" and id(raw) in closed.closed_before:
+                # its connection id was let go before this close: after the instance restarted, the
+                # same id may be another connection's (the library's topology monitor's, say)
+                continue
             pid = self.ops.pid_of(raw)
             for s in sessions:
                 # PostgreSQL pids are unique on the machine; MySQL connection ids only per server
