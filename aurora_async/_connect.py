@@ -15,13 +15,14 @@ from ._config import Config, parse
 from ._custom_endpoint import Membership, OutsideEndpoint, membership_of, mode_of
 from ._driver import discard
 from ._exceptions import ConfigurationError, FailoverFailedError
+from ._global_failover import GlobalTarget, HomeModes, default_home_region, spans_regions
 from ._host_monitor import WholeConnection
 from ._identity import LoginRefused
 from ._options import FailoverMode
 from ._plugins import Plugin
 from ._rds_hosts import RdsUrlType
 from ._registry import registry
-from ._routing import NoInstanceFound, connect_to_reader, connect_to_writer
+from ._routing import NoInstanceFound, connect_to_reader, connect_to_writer, home_region_target
 from ._topology import Instance, Role
 from .mysql.connection import AuroraMySQLConnection
 from .postgresql.connection import AuroraConnection
@@ -161,15 +162,32 @@ async def _right_instance(
     )
 
 
+def home_modes(cluster: Cluster, config: Config) -> HomeModes | None:
+    """On an Aurora Global Database (its topology has regions), the home-region modes of a connection
+    of ``config`` opening now (``_global_failover``); None elsewhere."""
+    topology = cluster.topology
+    if not spans_regions(topology):
+        return None
+    home = config.options.failover_home_region or default_home_region(config.host, topology, None)
+    return None if home is None else HomeModes.of(config.options, home, failover_mode(cluster, config))
+
+
 async def _elsewhere(cluster: Cluster, config: Config, why: str) -> tuple[Any, Instance]:
-    """A connection to an instance in the role ``failover_mode`` asks for, found through the topology."""
+    """A connection to an instance in the role ``failover_mode`` asks for (on a Global Database, the
+    home-region mode for where the global writer is), found through the topology."""
     mode = failover_mode(cluster, config)
     members = endpoint_membership(cluster, config)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.options.failover_timeout
     identity = config.identity
+    modes = home_modes(cluster, config)
+    target: GlobalTarget | None = None
     try:
-        if mode == "strict_writer":
+        if modes is not None:
+            target = await home_region_target(
+                cluster, identity, modes, None, not_before=loop.time(), deadline=deadline
+            )
+        if (target.reader_mode if target is not None else mode) == "strict_writer":
             writer = cluster.topology.writer if cluster.topology is not None else None
             # a writer known to be down: only a writer verified from now on will do
             down = writer is not None and writer.instance_id in cluster.down
@@ -178,7 +196,14 @@ async def _elsewhere(cluster: Cluster, config: Config, why: str) -> tuple[Any, I
             return raw, found
         strategy = config.options.reader_host_selector_strategy
         raw, found = await connect_to_reader(
-            cluster, identity, mode, strategy=strategy, avoid=None, deadline=deadline, members=members
+            cluster,
+            identity,
+            target.reader_mode if target is not None else mode,
+            strategy=strategy,
+            avoid=None,
+            deadline=deadline,
+            members=members,
+            allowed=target.allows if target is not None else None,
         )
         return raw, await cluster.discovery.identify(raw, found.host, found.port)
     except LoginRefused as refused:
@@ -186,9 +211,14 @@ async def _elsewhere(cluster: Cluster, config: Config, why: str) -> tuple[Any, I
     except OutsideEndpoint as outside:
         raise FailoverFailedError(f"{why}, and {outside}: failover_mode={mode} cannot be met") from None
     except (NoInstanceFound, TimeoutError):
+        if target is not None:
+            wanted = f"{target.wanted} ({target.describe()})"
+        elif modes is not None:
+            wanted = f"global writer (to choose a home-region mode, home region {modes.home})"
+        else:
+            wanted = f"instance in the role failover_mode={mode} asks for"
         raise FailoverFailedError(
-            f"{why}, and no instance in the role failover_mode={mode} asks for was reachable within "
-            f"{config.options.failover_timeout:g} s"
+            f"{why}, and no {wanted} was reachable within {config.options.failover_timeout:g} s"
         ) from None
 
 
@@ -244,7 +274,11 @@ def connect(dsn: str | None = None, *, read_only: bool = False, **options: Any) 
         aurora_async options may also be given as query parameters.
     :param options: ``plugins`` (default ``("initial_connection", "aurora_connection_tracker",
         "failover", "host_monitoring")``; ``()`` for a plain connection with no background work),
-        ``failover_mode`` (``strict_writer``, ``strict_reader``, ``reader_or_writer``),
+        ``failover_mode`` (``strict_writer``, ``strict_reader``, ``reader_or_writer``), on an Aurora
+        Global Database ``failover_home_region``, ``active_home_failover_mode`` and
+        ``inactive_home_failover_mode`` (``strict_writer``, ``strict_home_reader``,
+        ``strict_out_of_home_reader``, ``strict_any_reader``, ``home_reader_or_writer``,
+        ``out_of_home_reader_or_writer``, ``any_reader_or_writer``; by default from ``failover_mode``),
         ``failover_timeout``, ``topology_refresh``, ``topology_high_refresh``,
         ``topology_high_refresh_period``, ``auxiliary_query_timeout`` (seconds),
         ``cluster_instance_host_pattern``, ``cluster_id``, ``wrapper_dialect`` (``aurora-pg``,

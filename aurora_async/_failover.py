@@ -4,15 +4,16 @@ A call goes straight to the driver. Only when the driver raises does :meth:`Fail
 look at the error: a connection-level failure (or, in ``strict_writer`` mode, a read-only error)
 starts a failover, any other error passes through untouched. The failover asks ``_routing`` for a
 physical connection, as this connection's own identity, to an instance in its role (the writer through
-the cluster's single-flight writer search, or a reader), swaps it in, restores the session state the
-facade tracks, and raises the outcome (:func:`outcome`):
+the cluster's single-flight writer search, or a reader; on an Aurora Global Database, what the
+home-region mode for the global writer's region asks for: ``_global_failover``), swaps it in, restores
+the session state the facade tracks, and raises the outcome (:func:`outcome`):
 
 - ``FailoverSuccessError``: not inside a transaction; re-run the statement (``may_have_run`` says
   whether it may have reached the old instance);
 - ``TransactionResolutionUnknownError``: inside a transaction or its COMMIT; re-run the whole
   transaction;
-- ``FailoverFailedError``: no instance in the role before ``failover_timeout``, or the server refused
-  this connection's login; the connection is closed.
+- ``FailoverFailedError``: no instance in the role (or the home-region mode) before
+  ``failover_timeout``, or the server refused this connection's login; the connection is closed.
 
 A ``close()`` during the failover ends it at once: the call raises the driver's "closed" error.
 """
@@ -33,9 +34,10 @@ from ._exceptions import (
     FailoverSuccessError,
     TransactionResolutionUnknownError,
 )
+from ._global_failover import GlobalTarget, HomeModes, spans_regions
 from ._identity import LoginRefused
 from ._plugins import Plugin
-from ._routing import NoInstanceFound, connect_to_reader, connect_to_writer
+from ._routing import NoInstanceFound, connect_to_reader, connect_to_writer, home_region_target
 from ._session import Session
 from ._settle import ServerSession, settle
 from ._topology import Instance
@@ -62,22 +64,34 @@ def outcome(
     failed_from: str,
     now_on: Instance,
     cause: BaseException | None = None,
+    target: GlobalTarget | None = None,
 ) -> FailoverError:
     """The error a failover that found ``now_on`` raises to the call that failed (as ``driver``'s
-    connections raise it: also the driver's connection-lost error; its message quotes the driver's)."""
+    connections raise it: also the driver's connection-lost error; its message quotes the driver's).
+    ``target``: the home-region mode the failover ran in (an Aurora Global Database), which the
+    message names with the instance's region."""
     failed = f"the connection to {failed_from} failed{_quoted(cause)}"
+    where = _where(now_on, target)
     if in_transaction:
         return driver.failover_error(
             TransactionResolutionUnknownError,
             f"{failed} inside a transaction (or during its COMMIT), so its outcome is unknown; it is now "
-            f"on {now_on.instance_id}: re-run the whole transaction",
+            f"on {now_on.instance_id}{f' ({where})' if target is not None else ''}: re-run the whole "
+            "transaction",
         )
     return driver.failover_error(
         FailoverSuccessError,
-        f"{failed} and is now on {now_on.instance_id} "
-        f"({now_on.role.value}); re-apply session state and re-run the statement",
+        f"{failed} and is now on {now_on.instance_id} ({where}); re-apply session state and re-run the "
+        "statement",
         may_have_run=may_have_run,
     )
+
+
+def _where(instance: Instance, target: GlobalTarget | None) -> str:
+    """``instance``'s role, and with a home-region mode its region and the mode that chose it."""
+    if target is None:
+        return instance.role.value
+    return f"{instance.role.value} in {instance.region or 'an unknown region'}, by {target.describe()}"
 
 
 def _quoted(cause: BaseException | None) -> str:
@@ -96,7 +110,7 @@ class FailoverSession(Session):
         if not self._failover or self._closed:
             return False
         driver = self._driver
-        if not calls_for_failover(driver, exc, raw, self._mode):
+        if not calls_for_failover(driver, exc, raw, self._mode_now()):
             return False
         may_have_run = driver.may_have_taken_effect(exc)
         left = self._instance
@@ -133,7 +147,30 @@ class FailoverSession(Session):
             failed_from=self._failed_from,
             now_on=self._instance,
             cause=exc,
+            target=self._target,
         ) from exc
+
+    # -- an Aurora Global Database's home-region modes ---------------------------------------------
+
+    def _home_modes(self) -> HomeModes | None:
+        """This connection's home-region modes, when its cluster is a Global Database (its topology
+        has regions); None elsewhere. A session that read/write splitting moved to a reader (its mode
+        is not its own failover mode then) takes both from that mode, not from the options."""
+        home = self._home_region
+        if home is None or not spans_regions(self._cluster.topology):
+            return None
+        options = self._config.options
+        return HomeModes.of(options, home, self._mode, given=self._mode == self._default_mode)
+
+    def _mode_now(self) -> str:
+        """The mode a failover would start in now: ``failover_mode``'s, or on a Global Database the
+        home-region mode for the global writer the topology names (whether a read-only error calls
+        for a failover: only when that is ``strict_writer``)."""
+        modes = self._home_modes()
+        if modes is None:
+            return self._mode
+        topology = self._cluster.topology
+        return modes.target(topology.writer if topology is not None else None).mode
 
     def _run_again(self, left: Instance) -> bool:
         """Whether a call that surely did not run, outside a transaction, is made again rather than
@@ -156,7 +193,8 @@ class FailoverSession(Session):
         cluster's event listeners how it went."""
         old = self._instance
         events = self._cluster.events
-        mode = self._mode
+        mode = self._mode_now()
+        self._target = None
         events.emit(FailoverStarted, from_instance=old.instance_id, mode=mode, in_transaction=in_transaction)
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -170,7 +208,7 @@ class FailoverSession(Session):
                 events.emit(
                     FailoverFailed,
                     from_instance=old.instance_id,
-                    mode=mode,
+                    mode=self._target.mode if self._target is not None else mode,
                     reason=str(failed),
                     duration=loop.time() - started,
                 )
@@ -182,7 +220,7 @@ class FailoverSession(Session):
             from_instance=old.instance_id,
             to_instance=instance.instance_id,
             role=instance.role.value,
-            mode=mode,
+            mode=self._target.mode if self._target is not None else mode,
             in_transaction=in_transaction,
             duration=loop.time() - started,
         )
@@ -238,7 +276,8 @@ class FailoverSession(Session):
             raise self._driver.failover_error(
                 FailoverFailedError,
                 f"no {self._target_word()} could be reached within "
-                f"failover_timeout={options.failover_timeout:g} s; the connection is closed",
+                f"failover_timeout={options.failover_timeout:g} s{self._target_why()}; the connection "
+                "is closed",
             ) from cause
         self._raw, self._instance = raw, instance
         self._watch()
@@ -253,18 +292,28 @@ class FailoverSession(Session):
         )
 
     async def _reconnect(self, old: Instance, started: float, deadline: float) -> tuple[Any, Instance]:
-        """A physical connection, as this connection's identity, to an instance in its role."""
+        """A physical connection, as this connection's identity, to an instance in its role (on a
+        Global Database: in the home-region mode for where the global writer is now)."""
         members = self.custom_endpoint
-        if self._mode == "strict_writer":
+        modes = self._home_modes()
+        target = None
+        if modes is not None:
+            target = await home_region_target(
+                self._cluster, self._identity, modes, old, not_before=started, deadline=deadline
+            )
+            self._target = target
+        mode = target.reader_mode if target is not None else self._mode
+        if mode == "strict_writer":
             return await connect_to_writer(self._cluster, self._identity, started, deadline, members)
         raw, instance = await connect_to_reader(
             self._cluster,
             self._identity,
-            self._mode,
+            mode,
             strategy=self._config.options.reader_host_selector_strategy,
             avoid=old.instance_id,
             deadline=deadline,
             members=members,
+            allowed=target.allows if target is not None else None,
         )
         try:
             return raw, await self._cluster.discovery.identify(raw, instance.host, instance.port)
@@ -273,7 +322,25 @@ class FailoverSession(Session):
             raise
 
     def _target_word(self) -> str:
+        """What the failover looks for, in words (its home-region mode's, once chosen)."""
+        if self._target is not None:
+            return self._target.wanted
+        if self._home_modes() is not None:
+            return "global writer"  # (the search for it, to choose the home-region mode, failed)
         return "writer" if self._mode == "strict_writer" else "reader"
+
+    def _target_why(self) -> str:
+        """For a failure message: the home-region mode the failover ran in and why (or that the
+        global writer, which chooses it, was not found); empty outside a Global Database."""
+        if self._target is not None:
+            return f" ({self._target.describe()})"
+        modes = self._home_modes()
+        if modes is None:
+            return ""
+        return (
+            f" (to choose between active_home_failover_mode={modes.active} and "
+            f"inactive_home_failover_mode={modes.inactive}, home region {modes.home})"
+        )
 
     def _give_up(self) -> None:
         """A failover failed: the connection is closed, and lets its cluster go (unless a close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, cast
@@ -15,6 +16,25 @@ from ._rds_hosts import HostPattern, RdsUrlType, classify_host
 
 FailoverMode = Literal["strict_writer", "strict_reader", "reader_or_writer"]
 FAILOVER_MODES: tuple[FailoverMode, ...] = ("strict_writer", "strict_reader", "reader_or_writer")
+# an Aurora Global Database's home-region failover modes (``_global_failover``), as the incumbent's
+GlobalFailoverMode = Literal[
+    "strict_writer",
+    "strict_home_reader",
+    "strict_out_of_home_reader",
+    "strict_any_reader",
+    "home_reader_or_writer",
+    "out_of_home_reader_or_writer",
+    "any_reader_or_writer",
+]
+GLOBAL_FAILOVER_MODES: tuple[GlobalFailoverMode, ...] = (
+    "strict_writer",
+    "strict_home_reader",
+    "strict_out_of_home_reader",
+    "strict_any_reader",
+    "home_reader_or_writer",
+    "out_of_home_reader_or_writer",
+    "any_reader_or_writer",
+)
 SELECTOR_STRATEGIES = ("random", "round_robin", "least_connections")
 
 Reader = Callable[[str, Any], Any]  # (option name, given value) -> the checked value
@@ -148,6 +168,17 @@ def read_region_patterns(name: str, value: Any) -> tuple[tuple[str, HostPattern]
     return tuple(sorted(patterns.items()))
 
 
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+
+
+def read_region(name: str, value: Any) -> str:
+    """an AWS region, e.g. `us-east-1`"""
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if not _REGION.fullmatch(text):
+        raise ConfigurationError(f"{name} must be an AWS region such as 'us-east-1', not {value!r}")
+    return text
+
+
 def read_str(name: str, value: Any) -> str:
     return str(value)
 
@@ -173,6 +204,9 @@ class Options:
     # fmt: off
     plugins: tuple[Plugin, ...] = _option(DEFAULT_PLUGINS, read_plugins, "the behaviours this connection runs")
     failover_mode: FailoverMode = _option("strict_writer", Choice(FAILOVER_MODES, dashes=True), "the role a failover looks for (reader endpoint: reader_or_writer)")
+    failover_home_region: str | None = _option(None, read_region, "Global Database: the application's home region (default: the host name's, else the global writer's when the connection opened)")
+    active_home_failover_mode: GlobalFailoverMode | None = _option(None, Choice(GLOBAL_FAILOVER_MODES, dashes=True), "Global Database: what a failover looks for when the global writer is in the home region (default: from failover_mode)")
+    inactive_home_failover_mode: GlobalFailoverMode | None = _option(None, Choice(GLOBAL_FAILOVER_MODES, dashes=True), "Global Database: what a failover looks for when the global writer is in another region (default: from failover_mode)")
     failover_timeout: float = _option(60.0, Seconds(1.0), "how long a failover looks for an instance in its role")
     blue_green_hold_timeout: float = _option(30.0, Seconds(0.1), "bg plugin: the longest a blue/green switchover holds new statements and connects")
     topology_refresh: float = _option(30.0, Seconds(0.01), "topology refresh period at rest (also how long a closed cluster's state is reused)")

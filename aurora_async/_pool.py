@@ -150,6 +150,9 @@ class AuroraPool(Generic[C]):
         members, now = conn.custom_endpoint, topology.get(conn.instance.instance_id)
         if members is not None and now is not None and not members.allows(now):
             return True  # left its custom endpoint's instances (a READER endpoint's replica promoted)
+        modes = conn._home_modes()  # an Aurora Global Database: where its home-region mode allows
+        if modes is not None and now is not None:
+            return not modes.target(topology.writer).allows(now)
         mode = conn._default_mode  # failover_mode, or the one its custom endpoint's type asks for
         return (mode == "strict_writer" and not on_writer) or (mode == "strict_reader" and on_writer)
 

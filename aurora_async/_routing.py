@@ -15,6 +15,7 @@ import asyncio
 import functools
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
 from ._concurrency import Backoff, race_first, retrieve_exception
@@ -22,6 +23,7 @@ from ._context import ClusterContext
 from ._custom_endpoint import Membership, writer_must_be_member
 from ._driver import RawConnection, discard, discard_first
 from ._events import WriterSearchFinished
+from ._global_failover import GlobalTarget, HomeModes
 from ._identity import Identity, LoginRefused
 from ._options import FailoverMode
 from ._topology import Instance, Role, Topology, with_writer
@@ -227,6 +229,49 @@ class WriterSearch:
 # -- placing a connection --------------------------------------------------------------------------------
 
 
+async def _writer_topology(
+    cluster: ClusterContext, identity: Identity, not_before: float, deadline: float, backoff: Backoff
+) -> Topology:
+    """The cluster's writer search (:meth:`WriterSearch.find_writer`) on behalf of ``identity``: a
+    search that found every login refused before it could borrow this identity's (which works) is
+    run again. Raises :class:`NoInstanceFound` at ``deadline``, :class:`LoginRefused` when this
+    identity's login was refused too."""
+    while True:
+        try:
+            return await cluster.find_writer(not_before, deadline)
+        except LoginRefused:
+            if cluster.opener.identities.refused_lately(identity):
+                raise
+            await backoff.pause(deadline)
+
+
+async def home_region_target(
+    cluster: ClusterContext,
+    identity: Identity,
+    modes: HomeModes,
+    failed: Instance | None,
+    *,
+    not_before: float,
+    deadline: float,
+) -> GlobalTarget:
+    """Which of a Global Database connection's home-region ``modes`` a failover from ``failed``
+    (None: a connect) runs in: the one for the global writer's region. When the failure may have moved
+    the writer (``failed`` was the writer, or the topology's writer is unknown or declared down), the
+    cluster's writer search finds it first, verified at or after ``not_before``; else the topology's
+    writer says. Raises as :func:`connect_to_writer` does when no writer is found before ``deadline``."""
+    topology = cluster.topology
+    writer = topology.writer if topology is not None else None
+    moved = (
+        writer is None
+        or writer.instance_id in cluster.down
+        or (failed is not None and (failed.role is Role.WRITER or failed.instance_id == writer.instance_id))
+    )
+    if moved:
+        backoff = Backoff(POLL, max(POLL, cluster.options.topology_high_refresh))
+        writer = (await _writer_topology(cluster, identity, not_before, deadline, backoff)).writer
+    return modes.target(writer)
+
+
 async def connect_to_writer(
     cluster: ClusterContext,
     identity: Identity,
@@ -241,14 +286,7 @@ async def connect_to_writer(
     loop = asyncio.get_running_loop()
     backoff = Backoff(POLL, max(POLL, cluster.options.topology_high_refresh))
     while True:
-        try:
-            topology = await cluster.find_writer(not_before, deadline)
-        except LoginRefused:
-            if cluster.opener.identities.refused_lately(identity):
-                raise
-            # the search ended before it could borrow this identity's login, which works: look again
-            await backoff.pause(deadline)
-            continue
+        topology = await _writer_topology(cluster, identity, not_before, deadline, backoff)
         writer = topology.writer
         assert writer is not None
         writer_must_be_member(members, writer)
@@ -284,11 +322,14 @@ async def connect_to_reader(
     avoid: str | None,
     deadline: float,
     members: Membership | None = None,
+    allowed: Callable[[Instance], bool] | None = None,
 ) -> tuple[RawConnection, Instance]:
     """A connection, as ``identity``, to a reader chosen by ``strategy`` (or, in ``reader_or_writer``
     mode, the writer as a last resort), among ``members`` (the connection's custom endpoint) when
-    given. Raises :class:`NoInstanceFound` at ``deadline`` and :class:`LoginRefused` when every
-    instance tried refused the identity's login."""
+    given, and among the instances ``allowed`` accepts (a Global Database's home-region mode: a writer
+    it refuses is no candidate, not even the last resort of ``strict_reader``) when given. Raises
+    :class:`NoInstanceFound` at ``deadline`` and :class:`LoginRefused` when every instance tried
+    refused the identity's login."""
     loop = asyncio.get_running_loop()
     cluster.request_refresh()
     backoff = Backoff(POLL, 0.5)
@@ -297,12 +338,16 @@ async def connect_to_reader(
         known = list(topology.readers) if topology is not None else []
         if members is not None:
             known = members.filter(known)
+        if allowed is not None:
+            known = [r for r in known if allowed(r)]
         readers = [r for r in known if r.instance_id not in cluster.down] or known  # skip dead hosts
         candidates = order_readers(
             [r for r in readers if r.instance_id != avoid] or readers, cluster, strategy
         )
         writer = topology.writer if topology is not None else None
         if writer is not None and members is not None and not members.allows(writer):
+            writer = None
+        if writer is not None and allowed is not None and not allowed(writer):
             writer = None
         if writer is not None and (mode == "reader_or_writer" or not readers):
             candidates.append(writer)

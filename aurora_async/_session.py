@@ -21,6 +21,7 @@ from ._config import Config
 from ._custom_endpoint import Membership, membership_of, mode_of
 from ._driver import RawConnection, discard
 from ._exceptions import TransactionResolutionUnknownError
+from ._global_failover import GlobalTarget, default_home_region
 from ._plugins import Plugin
 from ._rds_proxy import behind_proxy
 from ._settle import ServerSession
@@ -41,6 +42,11 @@ class Session:
             config.custom_endpoint,
             config.options.failover_mode,
             mode_given=config.failover_mode_given,
+        )
+        # an Aurora Global Database's home region (``_global_failover``): given, the host name's, or
+        # the global writer's now, when the connection opens (None: no region is known)
+        self._home_region = config.options.failover_home_region or default_home_region(
+            config.host, cluster.topology, instance
         )
         self._failover = config.options.has(Plugin.FAILOVER)
         self._tracker_plugin = config.options.has(Plugin.AURORA_CONNECTION_TRACKER)
@@ -69,6 +75,7 @@ class Session:
         self._closed = False
         self._closing = asyncio.Event()  # set with _closed: a failover in flight stops waiting
         self._failed_from = ""
+        self._target: GlobalTarget | None = None  # the home-region mode the last failover ran in
         # the physical connection whose failure lost a transaction: a call that failed on it too, and
         # waited for that failover, is told its transaction's outcome is unknown as well
         self._lost_transaction_on: RawConnection | None = None

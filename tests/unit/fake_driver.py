@@ -180,6 +180,7 @@ class FakeCluster:
         self.claims: set[str] = {writer}
         self.dns = writer  # the instance the cluster endpoint resolves to
         self.catalog_writer: str | None = None  # the writer the catalog rows name (None: per claims)
+        self.regions: dict[str, str] = {}  # instance id -> its region (an Aurora Global Database's)
         self.clusters: list[Cluster] = []  # made by make_cluster: fake_world closes them at the end
         self.events = 0
         self._changed = asyncio.Event()
@@ -238,10 +239,17 @@ class FakeCluster:
                 await self._changed.wait()
 
     def catalog(self) -> list[Instance]:
-        """The instances as the catalog lists them (every instance; one writer row)."""
+        """The instances as the catalog lists them (every instance; one writer row; each with its
+        region, when ``regions`` names one)."""
         writer = self.catalog_writer or next(iter(sorted(self.claims)), None)
         return [
-            Instance(i.instance_id, i.host, PORT, Role.WRITER if i.instance_id == writer else Role.READER)
+            Instance(
+                i.instance_id,
+                i.host,
+                PORT,
+                Role.WRITER if i.instance_id == writer else Role.READER,
+                region=self.regions.get(i.instance_id),
+            )
             for i in self.instances.values()
         ]
 
