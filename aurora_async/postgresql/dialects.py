@@ -167,8 +167,11 @@ class GlobalAuroraPgDialect(AuroraPgDialect):
         return await super().detect(conn, timeout) and await self.spans_regions(conn, timeout)
 
     async def spans_regions(self, conn: Any, timeout: float) -> bool:
-        """Whether the Aurora cluster behind ``conn`` is part of a Global Database of several regions."""
-        row = await _probe(conn, "SELECT count(1) FROM pg_catalog.aurora_global_db_status()", timeout)
+        """Whether the Aurora cluster behind ``conn`` is part of a Global Database of several regions
+        (each region counted once, a row naming none not at all)."""
+        row = await _probe(
+            conn, "SELECT count(DISTINCT aws_region) FROM pg_catalog.aurora_global_db_status()", timeout
+        )
         return row is not None and int(row[0]) > 1
 
     async def topology(self, conn: Any, timeout: float, build: HostBuilder) -> list[Instance] | None:

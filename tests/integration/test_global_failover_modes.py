@@ -28,8 +28,8 @@ WHERE_SQL = {
     "mysql": "SELECT @@aurora_server_id, @@innodb_read_only",
 }
 REGIONS_SQL = {
-    "postgresql": "SELECT count(1) FROM pg_catalog.aurora_global_db_status()",
-    "mysql": "SELECT count(1) FROM information_schema.aurora_global_db_status",
+    "postgresql": "SELECT count(DISTINCT aws_region) FROM pg_catalog.aurora_global_db_status()",
+    "mysql": "SELECT COUNT(DISTINCT AWS_REGION) FROM information_schema.aurora_global_db_status",
 }
 
 
