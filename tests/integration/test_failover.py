@@ -418,8 +418,9 @@ async def test_many_connections_share_one_writer_search(sim: AuroraSimulator, op
         assert all(isinstance(r, FailoverSuccessError) for r in results), {type(r) for r in results}
         assert {c.instance.instance_id for c in conns} == {report.new_writer}
         searches = cluster.stats["writer_searches"] - searches_before
-        # PostgreSQL: exactly one; MySQL: at most one, as the MySQL suite always asked
-        assert searches == 1 if ops.engine == "postgresql" else searches <= 1
+        # at most one among all of them: none when a background search (host monitoring's, the topology
+        # monitor's), begun before this count, was still running when they failed and served them all
+        assert searches <= 1, searches
         assert [await ops.scalar(c, "SELECT 1") for c in conns[:5]] == [1] * 5
     finally:
         await asyncio.gather(*(ops.close(c) for c in conns))
