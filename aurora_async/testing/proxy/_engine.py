@@ -151,15 +151,19 @@ class ProxyEngine:
         listener.pending_timer = None
         if listener.pending is not None:
             listener.targets = listener.pending[1]
-            listener.pending = None
-            self.spawn(self._reconcile_logged(listener))
+            self.spawn(self._reconcile_logged(listener, listener.pending))
 
-    async def _reconcile_logged(self, listener: Listener) -> None:
+    async def _reconcile_logged(self, listener: Listener, applied: tuple[float, list[str]]) -> None:
+        """Listen (or stop) as a scheduled route change asks; the change stays pending in the status
+        until then, so that a wait for the endpoints to settle does not end before the socket listens."""
         try:
             await self.reconcile(listener)
         except ProxyCommandError as exc:  # nobody awaits a scheduled change: say it in the log
             sys.stderr.write(f"scheduled route change of {listener.name}: {exc}\n")
             sys.stderr.flush()
+        finally:
+            if listener.pending is applied:  # (not replaced by a newer route meanwhile)
+                listener.pending = None
 
     # -- commands ----------------------------------------------------------------------------------
 
