@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiomysql
 import asyncpg
 
 from aurora_async._retry import RETRYABLE
@@ -141,13 +142,25 @@ def machine() -> dict[str, str]:
         ["sh", "-c", "ls -d /usr/lib/postgresql/*/bin | tail -1"], capture_output=True, text=True, check=False
     ).stdout.strip()
     version = subprocess.run([f"{pg}/postgres", "--version"], capture_output=True, text=True, check=False)
+    try:
+        mariadb = subprocess.run(
+            ["mariadbd", "--version"], capture_output=True, text=True, check=False, env=_SBIN_PATH
+        ).stdout
+    except OSError:  # not installed: a PostgreSQL-only machine
+        mariadb = ""
     return {
         "platform": platform.platform(),
         "cpus": str(os.cpu_count()),
         "python": platform.python_version(),
         "postgres": version.stdout.strip(),
         "asyncpg": asyncpg.__version__,
+        # "mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for ...": 10.11.19
+        "mariadb": next((w.split("-MariaDB")[0] for w in mariadb.split() if "MariaDB" in w), ""),
+        "aiomysql": aiomysql.__version__,
     }
+
+
+_SBIN_PATH = {**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/usr/local/sbin"}
 
 
 def commit() -> str:
@@ -169,7 +182,9 @@ def header(title: str, result: dict[str, Any]) -> list[str]:
         f"# {title}",
         "",
         f"`{result['command']}` at commit `{result['commit']}`; {info['cpus']} CPUs, {info['postgres']}, "
-        f"Python {info['python']}, asyncpg {info['asyncpg']}.",
+        f"Python {info['python']}, asyncpg {info['asyncpg']}"
+        + (f", MariaDB {info['mariadb']}, aiomysql {info['aiomysql']}" if info.get("mariadb") else "")
+        + ".",
         "",
     ]
 
