@@ -75,6 +75,7 @@ class Cluster:
         self.load: Counter[str] = Counter()  # connections of this process per instance id
         self.down: set[str] = set()  # instance ids a host monitor declared dead (until they answer)
         self.writer_proved: tuple[Instance, float] | None = None  # who last answered as the writer, when
+        self.home_regions_checked: set[str] = set()  # failover_home_region values warned about (or fine)
         # its blue/green deployment, read with the topology once a connection runs the bg plugin
         self.blue_green = BlueGreen(self.options.blue_green_hold_timeout)
         self.blue_green_wanted = False
@@ -143,6 +144,26 @@ class Cluster:
         ):
             return writer.region
         return None
+
+    def check_home_region(self, home: str) -> None:
+        """Warn, once per region, when a connection's ``failover_home_region`` names a region none of
+        this Global Database's instances is in (a typo, or a region not attached yet): a home-region
+        mode would find no home reader and the writer never at home. Nothing before the topology is
+        known, nor on a cluster whose topology has no regions."""
+        topology = self.topology
+        if home in self.home_regions_checked or topology is None:
+            return
+        regions = sorted({i.region for i in topology.instances if i.region is not None})
+        if not regions:
+            return
+        self.home_regions_checked.add(home)
+        if home not in regions:
+            log.warning(
+                "failover_home_region=%s names no region of this Global Database's instances (%s): its "
+                "home-region modes will find no home reader and never the writer at home",
+                home,
+                ", ".join(regions),
+            )
 
     def request_refresh(self) -> None:
         self.monitor.wake()

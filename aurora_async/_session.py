@@ -48,6 +48,8 @@ class Session:
         self._home_region = config.options.failover_home_region or default_home_region(
             config.host, cluster.topology, instance
         )
+        if config.options.failover_home_region is not None:
+            cluster.check_home_region(config.options.failover_home_region)
         self._failover = config.options.has(Plugin.FAILOVER)
         self._tracker_plugin = config.options.has(Plugin.AURORA_CONNECTION_TRACKER)
         self._loop = asyncio.get_running_loop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -231,6 +232,30 @@ async def test_after_losing_the_home_region_each_connection_follows_its_inactive
         assert "inactive_home_failover_mode=strict_home_reader" in message
         assert f"no reader in home region {home} could be reached within failover_timeout=5 s" in message
         assert stuck.is_closed() and not writer.is_closed() and not reader.is_closed()
+    finally:
+        for conn in conns:
+            await close(conn)
+
+
+async def test_a_home_region_no_instance_is_in_is_warned_about_once(
+    gdb: tuple[AuroraSimulator, GlobalDatabase], caplog: pytest.LogCaptureFixture
+) -> None:
+    sim, database = gdb
+    caplog.set_level(logging.WARNING, logger="aurora_async.topology")
+    conns: list[Any] = []
+    try:
+        # the cluster's first connection reads the topology: the check needs it
+        conns.append(await aurora_async.connect(sim.dsn("cluster"), **options(sim, database)))
+        for home in (sim.region, database.secondary_region, "ap-south-1", "ap-south-1"):
+            conns.append(
+                await aurora_async.connect(
+                    sim.dsn("cluster"), failover_home_region=home, **options(sim, database)
+                )
+            )
+        warnings = [r.getMessage() for r in caplog.records if "failover_home_region" in r.getMessage()]
+        assert len(warnings) == 1, warnings  # the two regions with instances: none; the other: once
+        assert "failover_home_region=ap-south-1" in warnings[0]
+        assert sim.region in warnings[0] and database.secondary_region in warnings[0]
     finally:
         for conn in conns:
             await close(conn)
