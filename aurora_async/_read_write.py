@@ -4,7 +4,8 @@
 ``False`` back to the writer. The other role's physical connection is kept as the spare and reused on
 the next switch while its instance keeps its role. With no reader reachable the session stays on the
 writer, read-only in name. Inside a transaction it refuses: the transaction lives on the current
-physical connection.
+physical connection. On an Aurora Global Database the readers are those of the connection's home region
+(``failover_home_region``), as its failover then keeps it (``home_reader_or_writer``).
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ class ReadWriteSession(FailoverSession):
         ``read_write_splitting`` plugin.
 
         The reader is chosen by ``reader_host_selector_strategy`` (``random``, ``round_robin``,
-        ``least_connections``); the other role's physical connection is kept and reused on the next
-        switch. With no reader reachable the session stays on the writer. Session state set with
-        ``SET`` does not follow (each physical connection has its own).
+        ``least_connections``), on an Aurora Global Database among the home region's readers; the
+        other role's physical connection is kept and reused on the next switch. With no reader
+        reachable the session stays on the writer. Session state set with ``SET`` does not follow
+        (each physical connection has its own).
 
         :raises ReadWriteSplittingError: inside a transaction (it lives on the current connection).
         """
@@ -107,10 +109,13 @@ class ReadWriteSession(FailoverSession):
             if role is Role.WRITER:
                 return await connect_to_writer(self._cluster, self._identity, 0.0, deadline, members)
             topology = self._cluster.topology
+            home = self._home_region if self._home_modes() is not None else None  # a Global Database
             readers = [
                 r
                 for r in (topology.readers if topology else ())
-                if r.instance_id not in self._cluster.down and (members is None or members.allows(r))
+                if r.instance_id not in self._cluster.down
+                and (members is None or members.allows(r))
+                and (home is None or r.region == home)
             ]
             for reader in order_readers(readers, self._cluster, options.reader_host_selector_strategy):
                 raw = await connect_in_role(

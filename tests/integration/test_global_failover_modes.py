@@ -259,3 +259,35 @@ async def test_a_home_region_no_instance_is_in_is_warned_about_once(
     finally:
         for conn in conns:
             await close(conn)
+
+
+async def test_read_write_splitting_reads_in_the_home_region(
+    gdb: tuple[AuroraSimulator, GlobalDatabase],
+) -> None:
+    sim, database = gdb
+    home = sim.region
+    placed = regions(sim, database)
+    (home_reader,) = sim.reader_ids  # and the other region's two readers, which reads must not reach
+    plugins = "initial_connection,failover,read_write_splitting"
+    conns: list[Any] = []
+    try:
+        for _ in range(6):  # at random among all three readers, six would hardly all land at home
+            conn = await aurora_async.connect(sim.dsn("cluster"), plugins=plugins, **options(sim, database))
+            conns.append(conn)
+            await conn.set_read_only(True)
+            await check_placed(conn, sim.engine, lambda i, region, reader: reader and region == home, placed)
+            assert conn.instance.instance_id == home_reader
+            await conn.set_read_only(False)
+            await check_placed(
+                conn, sim.engine, lambda i, region, reader: not reader and region == home, placed
+            )
+        # the home region's reader lost: a read-only session stays on the writer, at home, not abroad
+        await sim.crash(home_reader)
+        late = await aurora_async.connect(sim.dsn("cluster"), plugins=plugins, **options(sim, database))
+        conns.append(late)
+        await late.set_read_only(True)
+        assert late.read_only
+        await check_placed(late, sim.engine, lambda i, region, reader: not reader and region == home, placed)
+    finally:
+        for conn in conns:
+            await close(conn)
