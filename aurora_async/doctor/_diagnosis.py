@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ._access_checks import check_credentials, check_login, check_tls
 from ._cluster_checks import check_blue_green, check_dialect, check_topology
 from ._endpoint_checks import check_config, check_dns, check_host
+from ._global_checks import check_global_database
 from ._instance_checks import check_instances
 from ._report import Report, Status
 from ._state import Diagnosis
@@ -65,12 +66,12 @@ async def _run(diagnosis: Diagnosis) -> None:
             diagnosis.add("login", Status.SKIP, "not tried: no credentials")
         await check_tls(diagnosis, config, diagnosis.conn)
     if diagnosis.conn is None:
-        for name in ("dialect", "topology", "instance_pattern", "blue_green"):
+        for name in ("dialect", "topology", "instance_pattern", "global_database", "blue_green"):
             diagnosis.add(name, Status.SKIP, "not checked: no connection")
         return
     dialect = await check_dialect(diagnosis, config, diagnosis.conn)
     if dialect is None:
-        for name in ("topology", "instance_pattern", "blue_green"):
+        for name in ("topology", "instance_pattern", "global_database", "blue_green"):
             diagnosis.add(name, Status.SKIP, "not checked: no dialect")
         return
     diagnosis.dialect = dialect
@@ -78,6 +79,9 @@ async def _run(diagnosis: Diagnosis) -> None:
     if topology is not None:
         instances, build, source = topology
         await check_instances(diagnosis, config, dialect, instances, build=build, source=source)
+        check_global_database(diagnosis, config, instances)
+    else:
+        diagnosis.add("global_database", Status.SKIP, "not checked: no topology")
     await check_blue_green(diagnosis, config, diagnosis.conn, dialect)
 
 

@@ -66,6 +66,7 @@ async def test_a_healthy_cluster_is_ok_with_every_instance_and_its_role(sim: Aur
     for name in ("config", "host", "dns", "login", "dialect", "topology", "instance_pattern"):
         assert statuses[name] is Status.OK, report.format_text()
     assert statuses["blue_green"] is Status.INFO and report.check("blue_green").details["present"] is False
+    assert statuses["global_database"] is Status.INFO, report.format_text()  # one region
     roles = {i.instance_id: i.role for i in report.instances}
     assert roles == {i: "writer" if i == sim.writer_id else "reader" for i in sim.instance_ids}
     assert all(i.reached and i.rtt_ms is not None and i.error is None for i in report.instances)

@@ -15,6 +15,7 @@ import pytest
 
 import aurora_async
 from aurora_async import FailoverFailedError, FailoverSuccessError
+from aurora_async.doctor import Status, diagnose
 from aurora_async.testing import AuroraSimulator, GlobalDatabase
 from tests.helpers import eventually
 from tests.plain import Plain
@@ -291,3 +292,26 @@ async def test_read_write_splitting_reads_in_the_home_region(
     finally:
         for conn in conns:
             await close(conn)
+
+
+async def test_the_doctor_reports_the_regions_home_region_and_modes(
+    gdb: tuple[AuroraSimulator, GlobalDatabase],
+) -> None:
+    sim, database = gdb
+    home, away = sim.region, database.secondary_region
+    report = await diagnose(
+        sim.dsn("cluster"), inactive_home_failover_mode="strict_any_reader", **options(sim, database)
+    )
+    check = report.check("global_database")
+    assert check.status is Status.OK, report.format_text()
+    assert check.details == {
+        "regions": sorted([home, away]),
+        "writer_region": home,
+        "home_region": home,  # (the simulator's names carry no region: the global writer's)
+        "active_home_failover_mode": "strict_writer",
+        "inactive_home_failover_mode": "strict_any_reader",
+    }
+    typo = await diagnose(sim.dsn("cluster"), failover_home_region="ap-south-1", **options(sim, database))
+    check = typo.check("global_database")
+    assert check.status is Status.WARN and "no instance is in ap-south-1" in check.summary
+    assert check.fix is not None and home in check.fix and away in check.fix
