@@ -57,11 +57,15 @@ class PgGlobal:
             await wait_streaming(first, server.name)
 
     async def hold(self, secondary: DatabaseCluster, head: str) -> None:
-        await (
-            _pg(secondary)
-            .server(head)
-            .execute("ALTER SYSTEM SET primary_conninfo = ''", "SELECT pg_catalog.pg_reload_conf()")
-        )
+        target = _pg(secondary).server(head)
+        await target.execute("ALTER SYSTEM SET primary_conninfo = ''", "SELECT pg_catalog.pg_reload_conf()")
+
+        # the reload only asks: the WAL receiver streams on until the startup process has ended it,
+        # and a commit acknowledged meanwhile would still reach the secondary
+        async def stopped() -> bool:
+            return await target.fetchval("SELECT count(*) FROM pg_catalog.pg_stat_wal_receiver") == 0
+
+        await wait_until(stopped, timeout=_STREAM_TIMEOUT, what=f"{head} to stop receiving WAL")
 
     async def resume(
         self, primary: DatabaseCluster, writer: str, secondary: DatabaseCluster, head: str
