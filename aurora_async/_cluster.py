@@ -151,18 +151,15 @@ class Cluster:
         mode would find no home reader and the writer never at home. Nothing before the topology is
         known, nor on a cluster whose topology has no regions."""
         topology = self.topology
-        if home in self.home_regions_checked or topology is None:
-            return
-        regions = sorted({i.region for i in topology.instances if i.region is not None})
-        if not regions:
+        if home in self.home_regions_checked or topology is None or not topology.regions:
             return
         self.home_regions_checked.add(home)
-        if home not in regions:
+        if home not in topology.regions:
             log.warning(
                 "failover_home_region=%s names no region of this Global Database's instances (%s): its "
                 "home-region modes will find no home reader and never the writer at home",
                 home,
-                ", ".join(regions),
+                ", ".join(sorted(topology.regions)),
             )
 
     def request_refresh(self) -> None:

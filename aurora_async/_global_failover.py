@@ -57,7 +57,7 @@ _READERS_IN: Mapping[GlobalFailoverMode, str | None] = {
 
 def spans_regions(topology: Topology | None) -> bool:
     """Whether ``topology`` is a Global Database's: its instances carry their regions."""
-    return topology is not None and any(i.region is not None for i in topology.instances)
+    return topology is not None and bool(topology.regions)
 
 
 def default_home_region(host: str, topology: Topology | None, reached: Instance | None) -> str | None:

@@ -18,6 +18,7 @@ from ._custom_endpoint import OutsideEndpoint
 from ._driver import discard
 from ._exceptions import ConfigurationError, ReadWriteSplittingError
 from ._failover import FailoverSession
+from ._global_failover import spans_regions
 from ._identity import LoginRefused
 from ._plugins import Plugin
 from ._routing import NoInstanceFound, connect_in_role, connect_to_writer, order_readers
@@ -109,7 +110,7 @@ class ReadWriteSession(FailoverSession):
             if role is Role.WRITER:
                 return await connect_to_writer(self._cluster, self._identity, 0.0, deadline, members)
             topology = self._cluster.topology
-            home = self._home_region if self._home_modes() is not None else None  # a Global Database
+            home = self._home_region if spans_regions(topology) else None  # a Global Database
             readers = [
                 r
                 for r in (topology.readers if topology else ())

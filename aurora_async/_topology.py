@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -48,6 +49,11 @@ class Topology:
     @property
     def readers(self) -> tuple[Instance, ...]:
         return tuple(i for i in self.instances if i.role is Role.READER)
+
+    @functools.cached_property
+    def regions(self) -> frozenset[str]:
+        """The AWS regions its instances are in (an Aurora Global Database's; empty elsewhere)."""
+        return frozenset(i.region for i in self.instances if i.region is not None)
 
     def get(self, instance_id: str) -> Instance | None:
         return next((i for i in self.instances if i.instance_id == instance_id), None)
