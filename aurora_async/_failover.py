@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ._concurrency import Interrupted, unless_set
@@ -45,14 +46,17 @@ from ._topology import Instance
 log = logging.getLogger("aurora_async.failover")
 
 
-def calls_for_failover(driver: Driver, exc: BaseException, raw: RawConnection, mode: str) -> bool:
+def calls_for_failover(
+    driver: Driver, exc: BaseException, raw: RawConnection, mode: Callable[[], str]
+) -> bool:
     """Whether ``exc``, raised by a call on ``raw``, calls for a failover: the physical connection is
-    unusable, or (``strict_writer``) the instance refused a write as read-only. A failover error
-    (also the driver's lost-connection class) is an outcome, never a cause."""
+    unusable, or (``mode()`` is ``strict_writer``) the instance refused a write as read-only. A
+    failover error (also the driver's lost-connection class) is an outcome, never a cause. ``mode``
+    is asked only for a read-only error: any other error of the application costs nothing more."""
     if isinstance(exc, FailoverError):
         return False
     return driver.is_connection_error(exc, raw) or (
-        mode == "strict_writer" and driver.is_read_only_error(exc)
+        driver.is_read_only_error(exc) and mode() == "strict_writer"
     )
 
 
@@ -110,7 +114,7 @@ class FailoverSession(Session):
         if not self._failover or self._closed:
             return False
         driver = self._driver
-        if not calls_for_failover(driver, exc, raw, self._mode_now()):
+        if not calls_for_failover(driver, exc, raw, self._mode_now):
             return False
         may_have_run = driver.may_have_taken_effect(exc)
         left = self._instance
