@@ -15,7 +15,7 @@ from ._config import Config, parse
 from ._custom_endpoint import Membership, OutsideEndpoint, membership_of, mode_of
 from ._driver import discard
 from ._exceptions import ConfigurationError, FailoverFailedError
-from ._global_failover import GlobalTarget, HomeModes, default_home_region, spans_regions
+from ._global_failover import GlobalTarget, home_modes, home_region_of
 from ._host_monitor import WholeConnection
 from ._identity import LoginRefused
 from ._options import FailoverMode
@@ -162,16 +162,6 @@ async def _right_instance(
     )
 
 
-def home_modes(cluster: Cluster, config: Config) -> HomeModes | None:
-    """On an Aurora Global Database (its topology has regions), the home-region modes of a connection
-    of ``config`` opening now (``_global_failover``); None elsewhere."""
-    topology = cluster.topology
-    if not spans_regions(topology):
-        return None
-    home = config.options.failover_home_region or default_home_region(config.host, topology, None)
-    return None if home is None else HomeModes.of(config.options, home, failover_mode(cluster, config))
-
-
 async def _elsewhere(cluster: Cluster, config: Config, why: str) -> tuple[Any, Instance]:
     """A connection to an instance in the role ``failover_mode`` asks for (on a Global Database, the
     home-region mode for where the global writer is), found through the topology."""
@@ -180,7 +170,9 @@ async def _elsewhere(cluster: Cluster, config: Config, why: str) -> tuple[Any, I
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.options.failover_timeout
     identity = config.identity
-    modes = home_modes(cluster, config)
+    # on an Aurora Global Database, the home-region modes of a connection of ``config`` opening now
+    topology, options = cluster.topology, config.options
+    modes = home_modes(topology, options, home_region_of(options, config.host, topology, None), mode)
     target: GlobalTarget | None = None
     try:
         if modes is not None:

@@ -35,7 +35,7 @@ from ._exceptions import (
     FailoverSuccessError,
     TransactionResolutionUnknownError,
 )
-from ._global_failover import GlobalTarget, HomeModes, spans_regions
+from ._global_failover import GlobalTarget, HomeModes, home_modes
 from ._identity import LoginRefused
 from ._plugins import Plugin
 from ._routing import NoInstanceFound, connect_to_reader, connect_to_writer, home_region_target
@@ -160,11 +160,9 @@ class FailoverSession(Session):
         """This connection's home-region modes, when its cluster is a Global Database (its topology
         has regions); None elsewhere. A session that read/write splitting moved to a reader (its mode
         is not its own failover mode then) takes both from that mode, not from the options."""
-        home = self._home_region
-        if home is None or not spans_regions(self._cluster.topology):
-            return None
+        given = self._mode == self._default_mode
         options = self._config.options
-        return HomeModes.of(options, home, self._mode, given=self._mode == self._default_mode)
+        return home_modes(self._cluster.topology, options, self._home_region, self._mode, given=given)
 
     def _mode_now(self) -> str:
         """The mode a failover would start in now: ``failover_mode``'s, or on a Global Database the

@@ -73,6 +73,24 @@ def default_home_region(host: str, topology: Topology | None, reached: Instance 
     return reached.region if reached is not None else None
 
 
+def home_region_of(
+    options: Options, host: str, topology: Topology | None, reached: Instance | None
+) -> str | None:
+    """A connection's home region: ``failover_home_region`` when given, else
+    :func:`default_home_region`."""
+    return options.failover_home_region or default_home_region(host, topology, reached)
+
+
+def home_modes(
+    topology: Topology | None, options: Options, home: str | None, mode: FailoverMode, *, given: bool = True
+) -> HomeModes | None:
+    """The home-region modes of a connection (``HomeModes.of``) when ``topology`` is a Global
+    Database's and its ``home`` is known; None elsewhere (``failover_mode`` alone applies)."""
+    if home is None or not spans_regions(topology):
+        return None
+    return HomeModes.of(options, home, mode, given=given)
+
+
 @dataclass(frozen=True)
 class HomeModes:
     """A connection's home region and its two modes (see the module docstring)."""

@@ -21,7 +21,7 @@ from ._config import Config
 from ._custom_endpoint import Membership, membership_of, mode_of
 from ._driver import RawConnection, discard
 from ._exceptions import TransactionResolutionUnknownError
-from ._global_failover import GlobalTarget, default_home_region
+from ._global_failover import GlobalTarget, home_region_of
 from ._plugins import Plugin
 from ._rds_proxy import behind_proxy
 from ._settle import ServerSession
@@ -45,9 +45,7 @@ class Session:
         )
         # an Aurora Global Database's home region (``_global_failover``): given, the host name's, or
         # the global writer's now, when the connection opens (None: no region is known)
-        self._home_region = config.options.failover_home_region or default_home_region(
-            config.host, cluster.topology, instance
-        )
+        self._home_region = home_region_of(config.options, config.host, cluster.topology, instance)
         if config.options.failover_home_region is not None:
             cluster.check_home_region(config.options.failover_home_region)
         self._failover = config.options.has(Plugin.FAILOVER)

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from .._config import Config
-from .._global_failover import HomeModes, default_home_region
+from .._global_failover import HomeModes, home_region_of
 from .._rds_hosts import classify_host
 from .._topology import Instance, Role, Topology
 from ._report import Status
@@ -28,7 +28,7 @@ def check_global_database(diagnosis: Diagnosis, config: Config, instances: Seque
     writer_region = writer.region if writer is not None else None
     options = config.options
     given = options.failover_home_region
-    home = given or default_home_region(config.host, Topology(0, tuple(instances), 0.0), None)
+    home = home_region_of(options, config.host, Topology(0, tuple(instances), 0.0), None)
     if home is None:
         diagnosis.add(CHECK, Status.INFO, "an Aurora Global Database whose writer has no region listed")
         return
