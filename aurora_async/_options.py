@@ -8,14 +8,14 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 from ._exceptions import ConfigurationError
 from ._plugins import DEFAULT_PLUGINS, Plugin, read_plugins
 from ._rds_hosts import HostPattern, RdsUrlType, classify_host
 
 FailoverMode = Literal["strict_writer", "strict_reader", "reader_or_writer"]
-FAILOVER_MODES: tuple[FailoverMode, ...] = ("strict_writer", "strict_reader", "reader_or_writer")
+FAILOVER_MODES: tuple[FailoverMode, ...] = get_args(FailoverMode)
 # an Aurora Global Database's home-region failover modes (``_global_failover``), as the incumbent's
 GlobalFailoverMode = Literal[
     "strict_writer",
@@ -26,15 +26,7 @@ GlobalFailoverMode = Literal[
     "out_of_home_reader_or_writer",
     "any_reader_or_writer",
 ]
-GLOBAL_FAILOVER_MODES: tuple[GlobalFailoverMode, ...] = (
-    "strict_writer",
-    "strict_home_reader",
-    "strict_out_of_home_reader",
-    "strict_any_reader",
-    "home_reader_or_writer",
-    "out_of_home_reader_or_writer",
-    "any_reader_or_writer",
-)
+GLOBAL_FAILOVER_MODES: tuple[GlobalFailoverMode, ...] = get_args(GlobalFailoverMode)
 SELECTOR_STRATEGIES = ("random", "round_robin", "least_connections")
 
 Reader = Callable[[str, Any], Any]  # (option name, given value) -> the checked value
