@@ -15,6 +15,7 @@ import pytest
 
 import aurora_async
 from aurora_async import FailoverFailedError, FailoverSuccessError
+from aurora_async._registry import registry
 from aurora_async.doctor import Status, diagnose
 from aurora_async.testing import AuroraSimulator, GlobalDatabase
 from tests.helpers import eventually
@@ -266,11 +267,15 @@ async def test_read_write_splitting_reads_in_the_home_region(
     gdb: tuple[AuroraSimulator, GlobalDatabase],
 ) -> None:
     sim, database = gdb
-    home = sim.region
+    home, away = sim.region, database.secondary_region
     placed = regions(sim, database)
     (home_reader,) = sim.reader_ids  # and the other region's two readers, which reads must not reach
     plugins = "initial_connection,failover,read_write_splitting"
     conns: list[Any] = []
+
+    def home_writer(i: str, region: str, reader: bool) -> bool:
+        return not reader and region == home
+
     try:
         for _ in range(6):  # at random among all three readers, six would hardly all land at home
             conn = await aurora_async.connect(sim.dsn("cluster"), plugins=plugins, **options(sim, database))
@@ -279,16 +284,23 @@ async def test_read_write_splitting_reads_in_the_home_region(
             await check_placed(conn, sim.engine, lambda i, region, reader: reader and region == home, placed)
             assert conn.instance.instance_id == home_reader
             await conn.set_read_only(False)
-            await check_placed(
-                conn, sim.engine, lambda i, region, reader: not reader and region == home, placed
-            )
+            await check_placed(conn, sim.engine, home_writer, placed)
+        # the home region is each connection's own: one of the same cluster whose home is the other
+        # region reads there
+        abroad = await aurora_async.connect(
+            sim.dsn("cluster"), plugins=plugins, failover_home_region=away, **options(sim, database)
+        )
+        conns.append(abroad)
+        await abroad.set_read_only(True)
+        await check_placed(abroad, sim.engine, lambda i, region, reader: reader and region == away, placed)
+        assert len(registry.clusters()) == 1  # the same cluster as the others
         # the home region's reader lost: a read-only session stays on the writer, at home, not abroad
         await sim.crash(home_reader)
         late = await aurora_async.connect(sim.dsn("cluster"), plugins=plugins, **options(sim, database))
         conns.append(late)
         await late.set_read_only(True)
         assert late.read_only
-        await check_placed(late, sim.engine, lambda i, region, reader: not reader and region == home, placed)
+        await check_placed(late, sim.engine, home_writer, placed)
     finally:
         for conn in conns:
             await close(conn)
